@@ -1,0 +1,94 @@
+import { convertModel, listModels, cacheRoot } from "@pickrank/core";
+import { InvalidArgumentError, type Command } from "commander";
+import { action, type CommandContext } from "../main.ts";
+import { DEFAULT_REPO, pullWithProgress } from "../resolve-model.ts";
+import { ProgressBar, renderTable, writeJson } from "../ui.ts";
+
+type Dtype = "fp32" | "fp16";
+
+function parseDtype(v: string): Dtype {
+  if (v !== "fp32" && v !== "fp16") {
+    throw new InvalidArgumentError(`Expected fp32 or fp16 but received ${JSON.stringify(v)}.`);
+  }
+  return v;
+}
+
+export function registerModel(program: Command, ctx: CommandContext): void {
+  const model = program.command("model").description("Download, convert and list PickScore models");
+
+  model
+    .command("convert")
+    .description("Convert a Hugging Face CLIPModel folder (config.json + model.safetensors) into ONNX graphs and a manifest")
+    .argument("<hf-dir>", "folder holding config.json and model.safetensors")
+    .requiredOption("--out <dir>", "model folder to write")
+    .option("--tokenizer <dir>", "tokenizer files to copy into the model folder (default: the HF folder's, else the bundled CLIP tokenizer)")
+    .option("--dtype <dtype>", "weights and compute precision: fp32 or fp16 (inputs and outputs stay fp32)", parseDtype, "fp32")
+    .option("--json", "print the manifest as JSON")
+    .action(
+      action(ctx, async (hfDir: string, opts: { out: string; tokenizer?: string; dtype: Dtype; json?: boolean }) => {
+        const bar = new ProgressBar(ctx.io, "convert", "items");
+        const res = await convertModel(hfDir, {
+          out: opts.out,
+          dtype: opts.dtype,
+          ...(opts.tokenizer ? { tokenizerDir: opts.tokenizer } : {}),
+          onProgress: (p) => bar.update(p.done, p.total),
+        });
+        bar.finish();
+        if (opts.json) writeJson(ctx.io, { dir: res.dir, manifest: res.manifest });
+        else ctx.io.stdout.write(res.dir + "\n");
+      }),
+    );
+
+  model
+    .command("pull")
+    .description(`Download PickScore from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN honoured), verify it and convert it; instant when cached`)
+    .option("--repo <repo>", "model repository", DEFAULT_REPO)
+    .option("--revision <rev>", "branch, tag or commit to pin", "main")
+    .option("--tokenizer-repo <repo>", "repository of the tokenizer files", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
+    .option("--dtype <dtype>", "fp32 or fp16", parseDtype, "fp32")
+    .option("--refresh", "check the hub for a newer commit of the revision even when a converted copy is cached")
+    .option("--json", "print {dir, cached, manifest} as JSON")
+    .action(
+      action(
+        ctx,
+        async (opts: { repo: string; revision: string; tokenizerRepo: string; dtype: Dtype; refresh?: boolean; json?: boolean }) => {
+          const res = await pullWithProgress(ctx.io, {
+            repo: opts.repo,
+            revision: opts.revision,
+            tokenizerRepo: opts.tokenizerRepo,
+            dtype: opts.dtype,
+            refresh: Boolean(opts.refresh),
+          });
+          if (opts.json) writeJson(ctx.io, { dir: res.dir, cached: res.cached, manifest: res.manifest });
+          else ctx.io.stdout.write(res.dir + "\n");
+        },
+      ),
+    );
+
+  model
+    .command("list")
+    .description("List the converted models in the cache")
+    .option("--json", "print a JSON array")
+    .action(
+      action(ctx, async (opts: { json?: boolean }) => {
+        const models = await listModels();
+        if (opts.json) {
+          writeJson(
+            ctx.io,
+            models.map((m) => ({ dir: m.dir, repo: m.manifest.source.repo ?? null, revision: m.manifest.source.revision ?? null, dtype: m.manifest.dtype })),
+          );
+          return;
+        }
+        if (models.length === 0) {
+          ctx.io.stdout.write(`No converted models in ${cacheRoot()}. Run: pickrank model pull\n`);
+          return;
+        }
+        ctx.io.stdout.write(
+          renderTable(
+            ["repo", "revision", "dtype", "folder"],
+            models.map((m) => [m.manifest.source.repo ?? "(local)", (m.manifest.source.revision ?? "").slice(0, 12), m.manifest.dtype, m.dir]),
+          ),
+        );
+      }),
+    );
+}

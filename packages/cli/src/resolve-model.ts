@@ -1,0 +1,42 @@
+/**
+ * Which model folder a command uses: --model when given; else the newest cached model converted
+ * from the default repo (any dtype the user pulled, fp32 first); else pull and convert it now, with
+ * a progress bar, so the first run works out of the box.
+ */
+import { listModels, pullModel, type ModelManifest } from "@pickrank/core";
+import { ProgressBar, type Io } from "./ui.ts";
+
+export const DEFAULT_REPO = "yuvalkirstain/PickScore_v1";
+
+export async function resolveModel(io: Io, model: string | undefined, quiet = false): Promise<string> {
+  if (model) return model;
+  const cached = await listModels();
+  const mine = cached.filter((m: { manifest: ModelManifest }) => m.manifest.source.repo === DEFAULT_REPO);
+  const pick = mine.find((m) => m.manifest.dtype === "fp32") ?? mine[0];
+  if (pick) return pick.dir;
+  if (!quiet) io.stderr.write(`No PickScore model in the cache yet: downloading ${DEFAULT_REPO} and converting it (once).\n`);
+  return (await pullWithProgress(io, {}, quiet)).dir;
+}
+
+export async function pullWithProgress(
+  io: Io,
+  opts: Parameters<typeof pullModel>[0],
+  quiet = false,
+): Promise<Awaited<ReturnType<typeof pullModel>>> {
+  const bars = new Map<string, ProgressBar>();
+  const result = await pullModel({
+    ...opts,
+    onProgress: (p) => {
+      const key = p.stage === "download" ? `download ${p.file ?? ""}` : "convert";
+      let bar = bars.get(key);
+      if (!bar) {
+        for (const b of bars.values()) b.finish();
+        bar = new ProgressBar(io, key, p.stage === "download" ? "bytes" : "items", quiet);
+        bars.set(key, bar);
+      }
+      bar.update(p.done, p.total);
+    },
+  });
+  for (const b of bars.values()) b.finish();
+  return result;
+}

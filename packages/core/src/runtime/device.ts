@@ -1,0 +1,64 @@
+/**
+ * Device choice. "auto" tries CUDA (when its provider is installed), then WebGPU, then the CPU, and
+ * records why each skipped device was skipped. A device asked for by name that cannot start is an
+ * error naming the cause: asking for a GPU and silently getting the CPU would make every timing and
+ * every capacity plan wrong.
+ */
+import { PickrankError, invalidParameter, toPickrankError } from "../errors.ts";
+import { cudaProviderMissing, DEVICE_REQUESTS, type DeviceName, type DeviceRequest } from "./ort.ts";
+
+export interface DeviceReport {
+  requested: DeviceRequest;
+  chosen: DeviceName;
+  skipped: { device: DeviceName; reason: string }[];
+}
+
+export const AUTO_ORDER: readonly DeviceName[] = ["cuda", "webgpu", "cpu"];
+
+export function parseDeviceRequest(value: unknown): DeviceRequest {
+  if (typeof value === "string" && (DEVICE_REQUESTS as readonly string[]).includes(value)) return value as DeviceRequest;
+  throw invalidParameter("device", `one of ${DEVICE_REQUESTS.join(", ")}`, value);
+}
+
+/**
+ * Runs `open` on the requested device, or on the first device of AUTO_ORDER that starts.
+ * `open` must release whatever it opened before throwing.
+ */
+export async function openOnDevice<T>(
+  request: DeviceRequest,
+  open: (device: DeviceName) => Promise<T>,
+): Promise<{ value: T; report: DeviceReport }> {
+  if (request !== "auto") {
+    return { value: await open(request), report: { requested: request, chosen: request, skipped: [] } };
+  }
+  const skipped: DeviceReport["skipped"] = [];
+  for (const device of AUTO_ORDER) {
+    if (device === "cuda") {
+      const missing = cudaProviderMissing();
+      if (missing) {
+        skipped.push({ device, reason: missing });
+        continue;
+      }
+    }
+    try {
+      const value = await open(device);
+      return { value, report: { requested: "auto", chosen: device, skipped } };
+    } catch (e) {
+      const err = toPickrankError(e);
+      // A broken model is broken on every device: do not hide it behind a fallback.
+      if (err.code !== "DEVICE_UNAVAILABLE") throw err;
+      skipped.push({ device, reason: err.message });
+    }
+  }
+  throw new PickrankError(
+    "DEVICE_UNAVAILABLE",
+    `No device could run the model: ${skipped.map((s) => `${s.device}: ${s.reason}`).join("; ")}`,
+    { details: { skipped } },
+  );
+}
+
+export function describeDeviceReport(r: DeviceReport): string {
+  const head = r.requested === "auto" ? `device ${r.chosen} (auto)` : `device ${r.chosen}`;
+  if (r.skipped.length === 0) return head;
+  return `${head}; skipped ${r.skipped.map((s) => `${s.device} (${s.reason})`).join(", ")}`;
+}

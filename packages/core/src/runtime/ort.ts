@@ -1,0 +1,145 @@
+/**
+ * The one module that owns onnxruntime-node. Everything else in pickrank sees `GraphSession` and
+ * `TensorData`, so a second runtime (onnxruntime-web, a Python bridge) would replace this file only.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { PickrankError } from "../errors.ts";
+
+export type DeviceName = "cpu" | "webgpu" | "cuda";
+export type DeviceRequest = "auto" | DeviceName;
+export const DEVICE_REQUESTS: readonly DeviceRequest[] = ["auto", "cpu", "webgpu", "cuda"];
+
+export type TensorData =
+  | { type: "float32"; data: Float32Array; dims: readonly number[] }
+  | { type: "int64"; data: BigInt64Array; dims: readonly number[] };
+
+export interface SessionOptions {
+  /** Threads for the CPU provider (intra-op). Default: onnxruntime's choice (all cores). */
+  threads?: number;
+}
+
+export interface GraphSession {
+  readonly device: DeviceName;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>>;
+  release(): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+
+/** Folder of onnxruntime-node's native binaries for this platform, where provider libraries live. */
+export function ortBinaryDir(): string {
+  const pkgDir = path.dirname(require.resolve("onnxruntime-node/package.json"));
+  return path.join(pkgDir, "bin", "napi-v6", process.platform, process.arch);
+}
+
+export function ortVersion(): string {
+  return ort.env.versions.node ?? "unknown";
+}
+
+/**
+ * Why the CUDA provider cannot be used, or undefined when its library is present. onnxruntime-node
+ * does not bundle it: its install script fetches it (CUDA 12 builds) from NuGet, which pnpm skips
+ * unless the package's build is allowed. See the README, "GPU".
+ */
+export function cudaProviderMissing(): string | undefined {
+  if (process.platform !== "linux" && process.platform !== "win32") {
+    return `onnxruntime-node has no CUDA provider for ${process.platform}`;
+  }
+  const lib = process.platform === "win32" ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so";
+  const file = path.join(ortBinaryDir(), lib);
+  if (!existsSync(file)) {
+    return `the CUDA execution provider is not installed (${file} is missing); install it with ONNXRUNTIME_NODE_INSTALL=cuda12 (see the README, "GPU")`;
+  }
+  return undefined;
+}
+
+function providerOptions(device: DeviceName): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (device) {
+    case "cpu":
+      return ["cpu"];
+    case "webgpu":
+      // Nodes the WebGPU provider lacks fall back to the CPU provider inside the same session.
+      return ["webgpu", "cpu"];
+    case "cuda":
+      return ["cuda", "cpu"];
+  }
+}
+
+/** First line of onnxruntime's message, without its source-file prefix, for readable errors. */
+export function shortOrtMessage(e: unknown): string {
+  const raw = e instanceof Error ? e.message : String(e);
+  const line = raw.split("\n").find((l) => l.trim() !== "") ?? raw;
+  // "/onnxruntime_src/…/webgpu_context.cc:136 …::<lambda()> cond was false. Failed to get a WebGPU adapter: …"
+  const m = /was false\.\s*(.*)$/.exec(line);
+  return (m?.[1] ?? line.replace(/^\/onnxruntime_src\/\S+\s+/, "")).trim();
+}
+
+export async function openSession(file: string, device: DeviceName, opts: SessionOptions = {}): Promise<GraphSession> {
+  if (!existsSync(file)) {
+    throw new PickrankError("BAD_MODEL", `Expected an ONNX graph at ${file} but the file does not exist`);
+  }
+  if (device === "cuda") {
+    const missing = cudaProviderMissing();
+    if (missing) throw new PickrankError("DEVICE_UNAVAILABLE", `Cannot use device "cuda": ${missing}`);
+  }
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: providerOptions(device),
+    graphOptimizationLevel: "all",
+    // Provider failures come back to us as exceptions; keep onnxruntime's own logger quiet.
+    logSeverityLevel: 3,
+  };
+  if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    const msg = shortOrtMessage(e);
+    if (/provider|adapter|cuda|webgpu|vulkan|shared library|dawn/i.test(msg) && device !== "cpu") {
+      throw new PickrankError("DEVICE_UNAVAILABLE", `Cannot use device "${device}": ${msg}`, { cause: e });
+    }
+    throw new PickrankError("BAD_MODEL", `onnxruntime could not load ${path.basename(file)} on ${device}: ${msg}`, {
+      cause: e,
+      details: { file, device },
+    });
+  }
+  return wrap(session, device, file);
+}
+
+function wrap(session: ort.InferenceSession, device: DeviceName, file: string): GraphSession {
+  let released = false;
+  return {
+    device,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds) {
+      if (released) throw new PickrankError("INTERNAL", `Session for ${path.basename(file)} was already released`);
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+      let out: ort.InferenceSession.ReturnType;
+      try {
+        out = await session.run(ortFeeds);
+      } catch (e) {
+        throw new PickrankError("INFERENCE_FAILED", `onnxruntime failed running ${path.basename(file)} on ${device}: ${shortOrtMessage(e)}`, {
+          cause: e,
+        });
+      }
+      const result: Record<string, TensorData> = {};
+      for (const [name, t] of Object.entries(out)) {
+        if (t.type === "float32") result[name] = { type: "float32", data: t.data as Float32Array, dims: t.dims };
+        else if (t.type === "int64") result[name] = { type: "int64", data: t.data as BigInt64Array, dims: t.dims };
+        else throw new PickrankError("BAD_MODEL", `Expected float32 or int64 output ${name} from ${path.basename(file)} but got ${t.type}`);
+      }
+      return result;
+    },
+    async release() {
+      if (released) return;
+      released = true;
+      await session.release();
+    },
+  };
+}

@@ -1,0 +1,273 @@
+/**
+ * The PickScore scorer: load a converted model folder once, then score images against prompts.
+ *
+ *   score_i = exp(logit_scale) · cos(text, image_i);  prob_i = softmax over one prompt's candidates
+ *
+ * Scores compare images of the same prompt only. Text embeddings are cached per prompt; images are
+ * preprocessed (sharp, off the main thread for decoding) while the previous batch runs on the device.
+ */
+import path from "node:path";
+import { PickrankError, invalidParameter, toPickrankError } from "./errors.ts";
+import { readManifest, type ModelManifest } from "./model/manifest.ts";
+import { preprocessImage, type ImageInput, type PreprocessSettings } from "./preprocess/image.ts";
+import { describeDeviceReport, openOnDevice, parseDeviceRequest, type DeviceReport } from "./runtime/device.ts";
+import { openSession, type DeviceName, type DeviceRequest, type GraphSession } from "./runtime/ort.ts";
+import { ClipTokenizer } from "./tokenizer/clip-tokenizer.ts";
+
+export type { DeviceName, DeviceRequest } from "./runtime/ort.ts";
+export type { DeviceReport } from "./runtime/device.ts";
+
+export interface ScorerOptions {
+  /** A converted model folder (holds pickrank.json). */
+  model: string;
+  device?: DeviceRequest;
+  /** Images per vision-graph run. Default 8. */
+  batchSize?: number;
+  /** Images decoded and resized at once, ahead of the device. Default max(4, batchSize). */
+  preprocessConcurrency?: number;
+  /** CPU provider threads. */
+  threads?: number;
+  /** Prompts whose text embedding is kept. Default 1024. */
+  textCacheSize?: number;
+}
+
+export interface ScoredImage {
+  index: number;
+  score: number;
+  prob: number;
+}
+
+export interface RankedImage extends ScoredImage {
+  rank: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export class Scorer {
+  readonly device: DeviceName;
+  readonly deviceReport: DeviceReport;
+  readonly modelDir: string;
+  readonly manifest: ModelManifest;
+  /** Raw logit scale as stored in the weights; scores use exp(logitScale). */
+  readonly logitScale: number;
+  readonly batchSize: number;
+
+  readonly #text: GraphSession;
+  readonly #vision: GraphSession;
+  readonly #tokenizer: ClipTokenizer;
+  readonly #preprocess: PreprocessSettings;
+  readonly #concurrency: number;
+  readonly #textCache = new Map<string, Promise<Float32Array>>();
+  readonly #textCacheSize: number;
+  #disposed = false;
+
+  private constructor(init: {
+    modelDir: string;
+    manifest: ModelManifest;
+    tokenizer: ClipTokenizer;
+    text: GraphSession;
+    vision: GraphSession;
+    report: DeviceReport;
+    batchSize: number;
+    concurrency: number;
+    textCacheSize: number;
+  }) {
+    this.modelDir = init.modelDir;
+    this.manifest = init.manifest;
+    this.logitScale = init.manifest.logitScale;
+    this.#tokenizer = init.tokenizer;
+    this.#text = init.text;
+    this.#vision = init.vision;
+    this.deviceReport = init.report;
+    this.device = init.report.chosen;
+    this.batchSize = init.batchSize;
+    this.#concurrency = init.concurrency;
+    this.#textCacheSize = init.textCacheSize;
+    this.#preprocess = init.manifest.preprocess;
+  }
+
+  static async create(opts: ScorerOptions): Promise<Scorer> {
+    if (typeof opts?.model !== "string" || opts.model === "") {
+      throw invalidParameter("model", "a path to a converted model folder", opts?.model);
+    }
+    const device = parseDeviceRequest(opts.device ?? "auto");
+    const batchSize = positiveInt("batchSize", opts.batchSize ?? 8);
+    const concurrency = positiveInt("preprocessConcurrency", opts.preprocessConcurrency ?? Math.max(4, batchSize));
+    const textCacheSize = positiveInt("textCacheSize", opts.textCacheSize ?? 1024);
+    if (opts.threads !== undefined) positiveInt("threads", opts.threads);
+    const modelDir = path.resolve(opts.model);
+    const manifest = await readManifest(modelDir);
+    const tokenizer = await ClipTokenizer.fromDir(path.join(modelDir, manifest.tokenizer.dir));
+    const sessionOpts = opts.threads === undefined ? {} : { threads: opts.threads };
+    const { value, report } = await openOnDevice(device, async (d) => {
+      const text = await openSession(path.join(modelDir, manifest.graphs.text), d, sessionOpts);
+      try {
+        const vision = await openSession(path.join(modelDir, manifest.graphs.vision), d, sessionOpts);
+        return { text, vision };
+      } catch (e) {
+        await text.release();
+        throw e;
+      }
+    });
+    return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize });
+  }
+
+  /** One line for logs: which device runs and why the others were skipped. */
+  describeDevice(): string {
+    return describeDeviceReport(this.deviceReport);
+  }
+
+  /** L2-normalized text embedding of a prompt, cached. */
+  embedText(prompt: string): Promise<Float32Array> {
+    this.#assertOpen();
+    if (typeof prompt !== "string") return Promise.reject(invalidParameter("prompt", "a string", prompt));
+    const hit = this.#textCache.get(prompt);
+    if (hit) {
+      // Refresh recency: Map keeps insertion order, so re-inserting makes this the newest entry.
+      this.#textCache.delete(prompt);
+      this.#textCache.set(prompt, hit);
+      return hit;
+    }
+    const p = this.#runText(prompt);
+    this.#textCache.set(prompt, p);
+    p.catch(() => this.#textCache.delete(prompt));
+    while (this.#textCache.size > this.#textCacheSize) {
+      const oldest = this.#textCache.keys().next().value as string;
+      this.#textCache.delete(oldest);
+    }
+    return p;
+  }
+
+  async #runText(prompt: string): Promise<Float32Array> {
+    const ids = this.#tokenizer.encode(prompt);
+    const data = BigInt64Array.from(ids, (v) => BigInt(v));
+    const out = await this.#text.run({ input_ids: { type: "int64", data, dims: [1, ids.length] } });
+    const t = out["text_embeds"];
+    if (!t || t.type !== "float32") throw new PickrankError("BAD_MODEL", "text graph returned no float32 text_embeds");
+    return l2normalize(t.data.slice(0, this.manifest.dims.projection));
+  }
+
+  /**
+   * L2-normalized image embeddings, in input order. Preprocessing runs ahead of the device by up to
+   * `preprocessConcurrency` images, so decoding the next batch overlaps inference of this one.
+   */
+  async embedImages(images: readonly ImageInput[], opts: CallOptions = {}): Promise<Float32Array[]> {
+    this.#assertOpen();
+    if (!Array.isArray(images)) throw invalidParameter("images", "an array of image paths, Buffers or raw pixels", images);
+    const { signal } = opts;
+    signal?.throwIfAborted();
+    const size = this.#preprocess.size;
+    const plane = 3 * size * size;
+    const pending: Promise<Float32Array>[] = new Array(images.length);
+    let next = 0;
+    const startOne = (): void => {
+      const i = next++;
+      const input = images[i] as ImageInput;
+      pending[i] = preprocessImage(input, this.#preprocess).catch((e: unknown) => {
+        const err = toPickrankError(e, "BAD_IMAGE");
+        throw new PickrankError(err.code, `Image ${describeInput(input, i)}: ${err.message}`, { cause: err, details: { index: i } });
+      });
+      // Unobserved rejections of images past an earlier failure must not crash the process.
+      pending[i]!.catch(() => undefined);
+    };
+    const fill = (limit: number): void => {
+      while (next < images.length && next < limit) startOne();
+    };
+    fill(this.#concurrency);
+    const result: Float32Array[] = [];
+    for (let start = 0; start < images.length; start += this.batchSize) {
+      const end = Math.min(images.length, start + this.batchSize);
+      fill(end + this.#concurrency);
+      const batch = new Float32Array((end - start) * plane);
+      for (let i = start; i < end; i++) {
+        const px = await pending[i]!;
+        signal?.throwIfAborted();
+        batch.set(px, (i - start) * plane);
+      }
+      // Keep the decoder busy while the device runs this batch.
+      fill(end + this.#concurrency + this.batchSize);
+      const out = await this.#vision.run({ pixel_values: { type: "float32", data: batch, dims: [end - start, 3, size, size] } });
+      const emb = out["image_embeds"];
+      if (!emb || emb.type !== "float32") throw new PickrankError("BAD_MODEL", "vision graph returned no float32 image_embeds");
+      const dim = this.manifest.dims.projection;
+      for (let b = 0; b < end - start; b++) result.push(l2normalize(emb.data.slice(b * dim, (b + 1) * dim)));
+      signal?.throwIfAborted();
+    }
+    return result;
+  }
+
+  /** PickScore scores and the softmax over these candidates, from normalized embeddings. */
+  scoreEmbeddings(text: Float32Array, images: readonly Float32Array[]): { score: number; prob: number }[] {
+    const scale = Math.exp(this.logitScale);
+    const scores = images.map((img) => scale * dot(text, img));
+    const probs = softmax(scores);
+    return scores.map((score, i) => ({ score, prob: probs[i]! }));
+  }
+
+  /** Scores in input order. */
+  async score(prompt: string, images: readonly ImageInput[], opts: CallOptions = {}): Promise<ScoredImage[]> {
+    if (!Array.isArray(images) || images.length === 0) {
+      throw invalidParameter("images", "a non-empty array of image paths, Buffers or raw pixels", images);
+    }
+    const [text, embeds] = await Promise.all([this.embedText(prompt), this.embedImages(images, opts)]);
+    return this.scoreEmbeddings(text, embeds).map((s, index) => ({ index, ...s }));
+  }
+
+  /** Scores sorted best first, rank 1 … n (ties keep input order). */
+  async rank(prompt: string, images: readonly ImageInput[], opts: CallOptions = {}): Promise<RankedImage[]> {
+    return rankScores(await this.score(prompt, images, opts));
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#textCache.clear();
+    await Promise.all([this.#text.release(), this.#vision.release()]);
+  }
+
+  #assertOpen(): void {
+    if (this.#disposed) throw new PickrankError("BAD_INPUT", "This Scorer was disposed; create a new one with Scorer.create()");
+  }
+}
+
+export function rankScores<T extends ScoredImage>(scored: readonly T[]): (T & { rank: number })[] {
+  return [...scored]
+    .sort((a, b) => b.score - a.score || a.index - b.index)
+    .map((s, i) => ({ ...s, rank: i + 1 }));
+}
+
+export function l2normalize(v: Float32Array): Float32Array {
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += v[i]! * v[i]!;
+  const inv = sum > 0 ? 1 / Math.sqrt(sum) : 0;
+  const out = new Float32Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = v[i]! * inv;
+  return out;
+}
+
+export function dot(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new PickrankError("INTERNAL", `Embedding sizes differ: ${a.length} vs ${b.length}`);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+export function softmax(xs: readonly number[]): number[] {
+  if (xs.length === 0) return [];
+  const max = Math.max(...xs);
+  const e = xs.map((x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
+function positiveInt(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw invalidParameter(name, "positive integer", v);
+  return v;
+}
+
+function describeInput(input: ImageInput, i: number): string {
+  if (typeof input === "string") return `#${i} (${input})`;
+  return `#${i}`;
+}
