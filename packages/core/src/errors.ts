@@ -75,3 +75,10 @@ export function invalidParameter(name: string, expected: string, received: unkno
     details: { parameter: name, expected },
   });
 }
+
+/** Throws ABORTED when the signal has fired, keeping the abort reason as the cause. */
+export function throwIfAborted(signal: AbortSignal | undefined, what = "operation"): void {
+  if (signal?.aborted) {
+    throw new PickrankError("ABORTED", `The ${what} was cancelled`, { cause: signal.reason });
+  }
+}
