@@ -1,0 +1,378 @@
+/**
+ * The hub protocol as huggingface_hub speaks it:
+ *  1. GET {endpoint}/api/models/{repo}/revision/{revision}?blobs=true → the commit sha and the files
+ *     with their sizes, git blob ids and (LFS files) sha256.
+ *  2. HEAD {endpoint}/{repo}/resolve/{commit}/{file}, following only relative redirects → X-Repo-Commit,
+ *     ETag / X-Linked-Etag (the sha256 for LFS), X-Linked-Size, and for LFS a 302 Location on the CDN.
+ *  3. GET the resolve URL (redirects followed, Authorization dropped off the endpoint's origin) into
+ *     <file>.part, resuming with `Range: bytes=N-` (206 + Content-Range; a 200 means the server ignored
+ *     the range, so start over), verify size and hash, rename into place.
+ * A file in place under its final name has been verified; a .part file is resumable, across calls too.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import { PickrankError } from "../errors.ts";
+import { writeFileAtomic } from "../util/fs.ts";
+import { HubClient, RetryableError, abortedError, sleep } from "./http.ts";
+
+export interface RepoSibling {
+  rfilename: string;
+  size?: number | undefined;
+  blobId?: string | undefined;
+  lfs?: { sha256: string; size: number } | undefined;
+}
+
+export interface RepoRevisionInfo {
+  repo: string;
+  revision: string;
+  commit: string;
+  siblings: RepoSibling[];
+}
+
+export interface VerifiedFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export type DownloadProgress = (p: { stage: "download"; file: string; done: number; total: number }) => void;
+
+const revisionInfoSchema = z.object({
+  sha: z.string().regex(/^[0-9a-f]{40}$/),
+  siblings: z
+    .array(
+      z.object({
+        rfilename: z.string().min(1),
+        size: z.number().int().nonnegative().optional(),
+        blobId: z.string().optional(),
+        lfs: z
+          .object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() })
+          .nullish()
+          .transform((v) => v ?? undefined),
+      }),
+    )
+    .default([]),
+});
+
+/** Resolves a revision to its commit and file list (step 1). */
+export async function fetchRevisionInfo(client: HubClient, repo: string, revision: string): Promise<RepoRevisionInfo> {
+  const url = client.url(`api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`);
+  const json = await client.withRetries(`resolve ${repo}@${revision}`, async () => {
+    const { res } = await client.request("GET", url, { follow: "relative", headers: { Accept: "application/json" } });
+    if (!res.ok) throw await client.statusError(res, { repo, revision, url });
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw new RetryableError(`the connection to ${new URL(url).host} dropped`, undefined, { cause: e });
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      throw new PickrankError(
+        "DOWNLOAD_FAILED",
+        `The hub at ${client.endpointText} answered ${url} with something that is not JSON (${JSON.stringify(text.slice(0, 80))}); expected the repo's revision info. Is HF_ENDPOINT a Hugging Face hub?`,
+        { cause: e, details: { url } },
+      );
+    }
+  });
+  const parsed = revisionInfoSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new PickrankError(
+      "DOWNLOAD_FAILED",
+      `The hub at ${client.endpointText} answered ${url} with JSON we cannot read (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}); expected { sha, siblings: [{ rfilename, size, lfs }] }`,
+      { details: { url } },
+    );
+  }
+  return { repo, revision, commit: parsed.data.sha, siblings: parsed.data.siblings };
+}
+
+function encodePath(file: string): string {
+  return file.split("/").map(encodeURIComponent).join("/");
+}
+
+function stripEtag(v: string | null): string | undefined {
+  if (!v) return undefined;
+  return v.replace(/^W\//, "").replace(/^"|"$/g, "");
+}
+
+interface Expected {
+  size: number;
+  /** LFS content hash, when the hub gave one. */
+  sha256?: string | undefined;
+  /** Git blob id of a small file (sha1 of "blob <size>\0" + bytes). */
+  gitSha1?: string | undefined;
+}
+
+/** HEAD the resolve URL (step 2) and merge its headers with what the api said. */
+async function fileMetadata(client: HubClient, info: RepoRevisionInfo, sib: RepoSibling): Promise<Expected> {
+  const url = client.url(`${info.repo}/resolve/${info.commit}/${encodePath(sib.rfilename)}`);
+  return client.withRetries(`read the metadata of ${sib.rfilename} in ${info.repo}`, async () => {
+    const { res } = await client.request("HEAD", url, { follow: "relative" });
+    if (!(res.ok || (res.status >= 300 && res.status < 400))) {
+      throw await client.statusError(res, { repo: info.repo, revision: info.revision, file: sib.rfilename, url });
+    }
+    await res.body?.cancel().catch(() => undefined);
+    const linkedEtag = stripEtag(res.headers.get("x-linked-etag"));
+    const etag = linkedEtag ?? stripEtag(res.headers.get("etag"));
+    const linkedSize = Number(res.headers.get("x-linked-size") ?? res.headers.get("content-length") ?? NaN);
+    const sha256 = sib.lfs?.sha256 ?? (linkedEtag && /^[0-9a-f]{64}$/.test(linkedEtag) ? linkedEtag : undefined);
+    const size = sib.lfs?.size ?? sib.size ?? (Number.isFinite(linkedSize) && res.headers.has("x-linked-size") ? linkedSize : undefined);
+    const gitSha1 = sha256 ? undefined : (sib.blobId ?? (etag && /^[0-9a-f]{40}$/.test(etag) ? etag : undefined));
+    if (size === undefined) {
+      // Without a size we cannot verify or resume; the hub always sends one, so this is not a hub.
+      throw new PickrankError(
+        "DOWNLOAD_FAILED",
+        `The hub at ${client.endpointText} gave no size for ${sib.rfilename} in ${info.repo}; expected X-Linked-Size or the api's size field`,
+        { details: { url } },
+      );
+    }
+    return { size, sha256, gitSha1 };
+  });
+}
+
+async function hashExisting(file: string, upTo: number, hashers: Hash[]): Promise<void> {
+  if (upTo === 0) return;
+  for await (const chunk of createReadStream(file, { start: 0, end: upTo - 1 })) for (const h of hashers) h.update(chunk as Buffer);
+}
+
+async function sizeOf(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return undefined;
+  }
+}
+
+interface AttemptResult {
+  kind: "complete" | "dropped";
+  /** Bytes written in this attempt. */
+  got: number;
+  sha256?: string;
+  gitSha1?: string;
+  error?: unknown;
+}
+
+/**
+ * One GET into the .part file, resuming from its current length. Returns "dropped" on a broken
+ * connection (the .part keeps what arrived), throws for HTTP errors (RetryableError for 5xx).
+ */
+async function attemptDownload(
+  client: HubClient,
+  url: string,
+  part: string,
+  name: string,
+  expected: Expected,
+  ctx: { repo: string; revision: string },
+  onProgress: DownloadProgress | undefined,
+): Promise<AttemptResult> {
+  let offset = (await sizeOf(part)) ?? 0;
+  if (offset > expected.size) {
+    await rm(part, { force: true });
+    offset = 0;
+  }
+  const headers: Record<string, string> = {};
+  if (offset > 0) headers.Range = `bytes=${offset}-`;
+  const { res, abort } = await client.request("GET", url, { follow: "all", headers });
+  if (res.status === 416) {
+    // Our .part is at or past the end as the server sees it: start again from zero.
+    await res.body?.cancel().catch(() => undefined);
+    await rm(part, { force: true });
+    return { kind: "dropped", got: 0 };
+  }
+  if (!res.ok) throw await client.statusError(res, { repo: ctx.repo, revision: ctx.revision, file: name, url });
+  if (offset > 0) {
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get("content-range") ?? "");
+    if (res.status !== 206 || !m || Number(m[1]) !== offset) {
+      // The server ignored the Range header (200) or answered another range: keep the full body we
+      // got and drop what we had, since bytes at the wrong offset would corrupt the file.
+      if (res.status === 206) {
+        await res.body?.cancel().catch(() => undefined);
+        await rm(part, { force: true });
+        return { kind: "dropped", got: 0 };
+      }
+      offset = 0;
+    }
+  }
+  const sha256 = createHash("sha256");
+  const sha1 = createHash("sha1").update(`blob ${expected.size}\0`);
+  const hashers = expected.gitSha1 ? [sha256, sha1] : [sha256];
+  await mkdir(path.dirname(part), { recursive: true });
+  if (offset === 0) await rm(part, { force: true });
+  else await hashExisting(part, offset, hashers);
+  const fh = await open(part, offset === 0 ? "w" : "a");
+  let done = offset;
+  let got = 0;
+  let lastEmit = 0;
+  let lastEmitAt = 0;
+  onProgress?.({ stage: "download", file: name, done, total: expected.size });
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(
+      () => abort(new RetryableError(`no data for ${Math.round(client.idleTimeoutMs / 1000)} s`)),
+      client.idleTimeoutMs,
+    );
+  };
+  try {
+    if (!res.body) throw new RetryableError("empty body");
+    const reader = res.body.getReader();
+    armIdle();
+    for (;;) {
+      const { done: end, value } = await reader.read();
+      if (end) break;
+      armIdle();
+      await fh.write(value);
+      for (const h of hashers) h.update(value);
+      done += value.length;
+      got += value.length;
+      const now = Date.now();
+      if (done - lastEmit >= 1 << 20 || now - lastEmitAt >= 250) {
+        lastEmit = done;
+        lastEmitAt = now;
+        onProgress?.({ stage: "download", file: name, done, total: expected.size });
+      }
+    }
+  } catch (e) {
+    clearTimeout(idle);
+    await fh.close().catch(() => undefined);
+    if (client.signal?.aborted) throw abortedError(client.signal);
+    return { kind: "dropped", got, error: e };
+  }
+  clearTimeout(idle);
+  await fh.sync().catch(() => undefined);
+  await fh.close();
+  onProgress?.({ stage: "download", file: name, done, total: expected.size });
+  if (done < expected.size) return { kind: "dropped", got, error: new Error(`body ended at ${done} of ${expected.size} bytes`) };
+  return { kind: "complete", got, sha256: sha256.digest("hex"), ...(expected.gitSha1 ? { gitSha1: sha1.digest("hex") } : {}) };
+}
+
+/**
+ * Downloads one file of a resolved revision into `dir`, resuming a .part left by an earlier try,
+ * verifying size and hash; a corrupt result is deleted and downloaded once more from zero before
+ * INTEGRITY is thrown. Returns the verified name, size and sha256.
+ */
+export async function downloadFile(
+  client: HubClient,
+  info: RepoRevisionInfo,
+  sib: RepoSibling,
+  dir: string,
+  onProgress?: DownloadProgress,
+): Promise<VerifiedFile> {
+  const name = sib.rfilename;
+  if (path.isAbsolute(name) || name.split("/").some((p) => p === ".." || p === "." || p === "")) {
+    throw new PickrankError("DOWNLOAD_FAILED", `The hub listed a file named ${JSON.stringify(name)} in ${info.repo}; expected a relative path inside the repo`);
+  }
+  const final = path.join(dir, name);
+  const part = `${final}.part`;
+  const expected = await fileMetadata(client, info, sib);
+  const url = client.url(`${info.repo}/resolve/${info.commit}/${encodePath(name)}`);
+  const ctx = { repo: info.repo, revision: info.revision };
+
+  // A dropped connection is retried (resuming) while it makes progress, up to `retries` fruitless tries.
+  let fruitless = 0;
+  let redownloaded = false;
+  for (;;) {
+    client.checkAborted();
+    const r = await client.withRetries(`download ${name} from ${info.repo}`, () =>
+      attemptDownload(client, url, part, name, expected, ctx, onProgress),
+    );
+    if (r.kind === "dropped") {
+      fruitless = r.got > 0 ? 1 : fruitless + 1;
+      if (fruitless > client.retries) {
+        const have = (await sizeOf(part)) ?? 0;
+        throw new PickrankError(
+          "DOWNLOAD_FAILED",
+          `Downloading ${name} from ${info.repo} kept failing (${r.error instanceof Error ? r.error.message : "connection dropped"}); ` +
+            `${have} of ${expected.size} bytes are kept in ${part} and the next pull resumes from there. ` +
+            `Check the network connection or HF_ENDPOINT (${client.endpointText}).`,
+          { cause: r.error, details: { file: name, part, have, size: expected.size } },
+        );
+      }
+      await sleep(Math.min(10_000, client.retryDelayMs * 2 ** Math.max(0, fruitless - 1)), client.signal);
+      continue;
+    }
+    const actualSize = (await sizeOf(part)) ?? 0;
+    let problem: string | undefined;
+    let expectedText = "";
+    let actualText = "";
+    if (actualSize !== expected.size) {
+      problem = "size";
+      expectedText = `${expected.size} bytes`;
+      actualText = `${actualSize} bytes`;
+    } else if (expected.sha256 && r.sha256 !== expected.sha256) {
+      problem = "sha256";
+      expectedText = expected.sha256;
+      actualText = r.sha256 ?? "";
+    } else if (expected.gitSha1 && r.gitSha1 !== expected.gitSha1) {
+      problem = "git blob sha1";
+      expectedText = expected.gitSha1;
+      actualText = r.gitSha1 ?? "";
+    }
+    if (problem) {
+      await rm(part, { force: true });
+      if (!redownloaded) {
+        // The bad bytes may come from an earlier, interrupted try; one clean download settles it.
+        redownloaded = true;
+        continue;
+      }
+      throw new PickrankError(
+        "INTEGRITY",
+        `${name} from ${info.repo}@${info.commit.slice(0, 12)} failed verification twice: expected ${problem} ${expectedText} but received ${actualText}. The file was deleted; try again later or report it to the repo owner.`,
+        { details: { file: name, repo: info.repo, commit: info.commit, check: problem, expected: expectedText, actual: actualText } },
+      );
+    }
+    await rename(part, final);
+    return { name, size: actualSize, sha256: r.sha256! };
+  }
+}
+
+const SOURCE_FILE = ".pickrank-source.json";
+
+/** The verified files recorded for a download folder, or undefined when incomplete. */
+export async function readVerifiedFiles(dir: string): Promise<VerifiedFile[] | undefined> {
+  try {
+    const files = JSON.parse(await readFile(path.join(dir, SOURCE_FILE), "utf8")) as VerifiedFile[];
+    for (const f of files) if ((await sizeOf(path.join(dir, f.name))) !== f.size) return undefined;
+    return files;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Downloads the wanted files of a resolved revision into `dir` (skipping those already verified there)
+ * and records them in `.pickrank-source.json` so later calls, offline ones too, know what is complete.
+ */
+export async function downloadFiles(
+  client: HubClient,
+  info: RepoRevisionInfo,
+  wanted: string[],
+  dir: string,
+  onProgress?: DownloadProgress,
+): Promise<VerifiedFile[]> {
+  const known = (await readVerifiedFiles(dir)) ?? [];
+  const out: VerifiedFile[] = [];
+  for (const name of wanted) {
+    const sib = info.siblings.find((s) => s.rfilename === name);
+    if (!sib) {
+      throw new PickrankError(
+        "DOWNLOAD_FAILED",
+        `File ${JSON.stringify(name)} not found in ${info.repo}@${info.revision} (commit ${info.commit.slice(0, 12)}); expected the repo to list it`,
+        { details: { repo: info.repo, revision: info.revision, commit: info.commit, file: name } },
+      );
+    }
+    const have = known.find((f) => f.name === name);
+    if (have && (await sizeOf(path.join(dir, name))) === have.size) {
+      out.push(have);
+      continue;
+    }
+    out.push(await downloadFile(client, info, sib, dir, onProgress));
+  }
+  const merged = [...known.filter((k) => !out.some((o) => o.name === k.name)), ...out];
+  await writeFileAtomic(path.join(dir, SOURCE_FILE), JSON.stringify(merged, null, 1));
+  return out;
+}

@@ -1,0 +1,274 @@
+/**
+ * HTTP to the Hugging Face hub with Node's global fetch: timeouts on the wait for headers and on idle
+ * bodies, retries with backoff for 5xx/429 and network errors, redirects followed by hand so the token
+ * only ever goes to the endpoint's own origin (a 302 to the LFS CDN drops Authorization, as
+ * huggingface_hub's requests session does), and hub errors turned into DOWNLOAD_FAILED messages that
+ * say what to do.
+ */
+import { PickrankError } from "../errors.ts";
+
+export const DEFAULT_ENDPOINT = "https://huggingface.co";
+
+export interface HubClientOptions {
+  endpoint?: string;
+  token?: string;
+  signal?: AbortSignal;
+  /** Retries after the first try for 5xx, 429 and network errors. Default 4. */
+  retries?: number;
+  /** First backoff delay; doubles each retry (capped at 10 s). Default 500 ms. */
+  retryDelayMs?: number;
+  /** Longest wait for response headers. Default 30 s. */
+  connectTimeoutMs?: number;
+  /** Longest gap between two body chunks. Default 60 s. */
+  idleTimeoutMs?: number;
+}
+
+/** Raised inside the client for failures worth another try (5xx, 429, network, timeouts). */
+export class RetryableError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "RetryableError";
+  }
+}
+
+/** What went wrong below HTTP (refused, DNS, reset, TLS), read from undici's nested causes. */
+export function networkReason(e: unknown): string {
+  let cur: unknown = e;
+  const parts: string[] = [];
+  for (let i = 0; i < 4 && cur instanceof Error; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (cur.message && cur.message !== "fetch failed" && !parts.includes(cur.message)) parts.push(cur.message);
+    else if (typeof code === "string" && !parts.includes(code)) parts.push(code);
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return parts.join(": ") || String(e);
+}
+
+/** Parses and checks an endpoint; DOWNLOAD_FAILED when it is not an http(s) URL. */
+export function parseEndpoint(raw: string): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch (e) {
+    throw new PickrankError(
+      "DOWNLOAD_FAILED",
+      `HF_ENDPOINT ${JSON.stringify(raw)} is not a URL; expected an http(s) URL such as ${DEFAULT_ENDPOINT} (or unset HF_ENDPOINT to use it)`,
+      { cause: e, details: { endpoint: raw } },
+    );
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new PickrankError(
+      "DOWNLOAD_FAILED",
+      `HF_ENDPOINT ${JSON.stringify(raw)} uses ${u.protocol.replace(/:$/, "")}; expected an http(s) URL such as ${DEFAULT_ENDPOINT}`,
+      { details: { endpoint: raw } },
+    );
+  }
+  // Mirrors may live under a path prefix (https://host/hf); keep it, without the trailing slash.
+  u.pathname = u.pathname.replace(/\/+$/, "");
+  u.search = "";
+  u.hash = "";
+  return u;
+}
+
+export interface HubResponse {
+  res: Response;
+  /** URL of the last hop (after redirects followed). */
+  url: string;
+  /** Aborts this request (used by body readers for the idle timeout). */
+  abort: (reason: unknown) => void;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortedError(signal));
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortedError(signal!));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export function abortedError(signal: AbortSignal): PickrankError {
+  return signal.reason instanceof PickrankError
+    ? signal.reason
+    : new PickrankError("ABORTED", "Model download aborted", { cause: signal.reason });
+}
+
+export class HubClient {
+  readonly endpoint: URL;
+  /** Endpoint as given, for messages. */
+  readonly endpointText: string;
+  readonly token: string | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly retries: number;
+  readonly retryDelayMs: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+
+  constructor(opts: HubClientOptions = {}) {
+    this.endpoint = parseEndpoint(opts.endpoint ?? DEFAULT_ENDPOINT);
+    this.endpointText = this.endpoint.href.replace(/\/$/, "");
+    this.token = opts.token || undefined;
+    this.signal = opts.signal;
+    this.retries = opts.retries ?? 4;
+    this.retryDelayMs = opts.retryDelayMs ?? 500;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 30_000;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  }
+
+  /** `{endpoint}/{path}` with the endpoint's path prefix kept. */
+  url(pathAndQuery: string): string {
+    return `${this.endpointText}/${pathAndQuery.replace(/^\/+/, "")}`;
+  }
+
+  /** True when a URL is on the endpoint's origin, the only place the token may go. */
+  isEndpointOrigin(url: string): boolean {
+    return new URL(url).origin === this.endpoint.origin;
+  }
+
+  checkAborted(): void {
+    if (this.signal?.aborted) throw abortedError(this.signal);
+  }
+
+  /**
+   * One request, redirects followed by hand: `follow: "relative"` follows only Location headers that
+   * are relative (a renamed repo on the same site), stopping at absolute ones (the LFS CDN) the way
+   * huggingface_hub's HEAD does; `"all"` follows every redirect. Network errors and timeouts throw
+   * RetryableError; HTTP errors come back as the response.
+   */
+  async request(
+    method: "GET" | "HEAD",
+    url: string,
+    opts: { headers?: Record<string, string>; follow: "none" | "relative" | "all" },
+  ): Promise<HubResponse> {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      this.checkAborted();
+      const ctl = new AbortController();
+      const signal = this.signal ? AbortSignal.any([this.signal, ctl.signal]) : ctl.signal;
+      const headers: Record<string, string> = {
+        "User-Agent": "pickrank/0.1 (+node fetch)",
+        // Sizes and ranges are about the stored bytes; no transparent gzip.
+        "Accept-Encoding": "identity",
+        ...opts.headers,
+      };
+      if (this.token && this.isEndpointOrigin(current)) headers.Authorization = `Bearer ${this.token}`;
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        ctl.abort(new RetryableError(`no answer within ${Math.round(this.connectTimeoutMs / 1000)} s`));
+      }, this.connectTimeoutMs);
+      let res: Response;
+      try {
+        res = await fetch(current, { method, headers, redirect: "manual", signal });
+      } catch (e) {
+        clearTimeout(timer);
+        if (this.signal?.aborted) throw abortedError(this.signal);
+        const host = new URL(current).host;
+        const reason = timedOut ? `no answer within ${Math.round(this.connectTimeoutMs / 1000)} s` : networkReason(e);
+        throw new RetryableError(`could not reach ${host} (${reason})`, undefined, { cause: e });
+      }
+      clearTimeout(timer);
+      const location = res.headers.get("location");
+      const isRedirect = res.status >= 300 && res.status < 400 && location !== null;
+      const relative = isRedirect && !/^[a-z][a-z0-9+.-]*:\/\//i.test(location!) && !location!.startsWith("//");
+      if (isRedirect && (opts.follow === "all" || (opts.follow === "relative" && relative))) {
+        if (hop >= 10) throw new PickrankError("DOWNLOAD_FAILED", `Too many redirects from ${url}; expected at most 10`, { details: { url } });
+        await res.body?.cancel().catch(() => undefined);
+        current = new URL(location!, current).href;
+        continue;
+      }
+      return { res, url: current, abort: (reason) => ctl.abort(reason) };
+    }
+  }
+
+  /** Runs `fn` with retries for RetryableError, backing off exponentially (Retry-After honoured, capped). */
+  async withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let lastErr: RetryableError | undefined;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      if (attempt > 0) {
+        const backoff = Math.min(10_000, this.retryDelayMs * 2 ** (attempt - 1));
+        await sleep(Math.min(30_000, Math.max(backoff, lastErr?.retryAfterMs ?? 0)), this.signal);
+      }
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e;
+        lastErr = e;
+      }
+    }
+    throw this.unreachable(what, lastErr!, this.retries + 1);
+  }
+
+  /** The error for a hub that kept failing: names the host and says what to change. */
+  unreachable(what: string, err: RetryableError, attempts: number): PickrankError {
+    return new PickrankError(
+      "DOWNLOAD_FAILED",
+      `Could not ${what}: ${err.message} after ${attempts} attempt${attempts === 1 ? "" : "s"} (hub endpoint ${this.endpointText}). ` +
+        `Check the network connection, set HF_ENDPOINT to a reachable hub or mirror, or set HF_HUB_OFFLINE=1 to use only models already in the cache.`,
+      { cause: err.cause ?? err, details: { endpoint: this.endpointText } },
+    );
+  }
+
+  /**
+   * Turns a non-2xx answer into an error: RetryableError for 5xx/429 (the caller's retry loop gets
+   * another go), else DOWNLOAD_FAILED that names the repo, revision or file and what to do.
+   */
+  async statusError(
+    res: Response,
+    ctx: { repo: string; revision?: string; file?: string; url: string },
+  ): Promise<Error> {
+    const status = res.status;
+    const errorCode = res.headers.get("x-error-code") ?? undefined;
+    let serverMsg = res.headers.get("x-error-message") ?? undefined;
+    if (!serverMsg) {
+      const text = await res.text().catch(() => "");
+      try {
+        const j = JSON.parse(text) as { error?: unknown };
+        if (typeof j.error === "string") serverMsg = j.error;
+      } catch {
+        if (text && text.length < 300) serverMsg = text.trim();
+      }
+    } else {
+      await res.body?.cancel().catch(() => undefined);
+    }
+    if (status >= 500 || status === 429) {
+      const ra = Number(res.headers.get("retry-after"));
+      return new RetryableError(
+        `${new URL(ctx.url).host} answered ${status}${serverMsg ? ` (${serverMsg})` : ""}`,
+        Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined,
+      );
+    }
+    const details = { status, url: ctx.url, repo: ctx.repo, revision: ctx.revision, file: ctx.file, errorCode, endpoint: this.endpointText };
+    const where = `${ctx.repo}${ctx.revision ? `@${ctx.revision}` : ""}`;
+    const tokenHint = this.token
+      ? "HF_TOKEN is set, but the hub refused it: check that it is valid and that its account has access (for a gated model, accept its terms on the model page)."
+      : "Set HF_TOKEN to a Hugging Face access token (https://huggingface.co/settings/tokens) from an account with access.";
+    let msg: string;
+    if (errorCode === "RevisionNotFound") {
+      msg = `Revision ${JSON.stringify(ctx.revision)} not found in ${ctx.repo} at ${this.endpointText} (${status}); expected a branch, tag or commit sha of that repository`;
+    } else if (errorCode === "EntryNotFound" || (status === 404 && ctx.file)) {
+      msg = `File ${JSON.stringify(ctx.file)} not found in ${where} at ${this.endpointText} (${status}); expected the repository to hold it`;
+    } else if (status === 401 || status === 403 || errorCode === "GatedRepo") {
+      const gated = errorCode === "GatedRepo" || status === 403;
+      msg =
+        `The hub at ${this.endpointText} refused access to ${where} (${status}${serverMsg ? `: ${serverMsg}` : ""}): ` +
+        (gated ? "the repository is gated or private. " : "the repository is private, gated, or does not exist. ") +
+        tokenHint;
+    } else if (status === 404 || errorCode === "RepoNotFound") {
+      msg = `Repository ${JSON.stringify(ctx.repo)} not found at ${this.endpointText} (${status}); expected an existing model repo id like "yuvalkirstain/PickScore_v1" (if it is private, set HF_TOKEN)`;
+    } else {
+      msg = `The hub at ${this.endpointText} answered ${status}${serverMsg ? ` (${serverMsg})` : ""} for ${ctx.url}; expected 200`;
+    }
+    return new PickrankError("DOWNLOAD_FAILED", msg, { details });
+  }
+}
