@@ -29,7 +29,10 @@ export const TOKENIZER_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K";
 export interface FakeHubRepoSpec {
   /** File name in the repo → bytes, or a path on disk to read them from. */
   files: Record<string, Uint8Array | string>;
-  /** Named revisions (branches, tags) → commit sha. `main` defaults to a sha derived from the content. */
+  /**
+   * Named revisions (branches, tags) → a commit sha or the name of another revision ("v1.0": "main").
+   * `main` defaults to a sha derived from the content, so it is stable across servers.
+   */
   revisions?: Record<string, string>;
   /** Requires a token for this repo even when `token` is unset globally (a gated repo). */
   gated?: boolean;
@@ -140,8 +143,9 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
         lfs: bytes.length >= lfsThreshold || /\.(safetensors|bin|onnx)$/.test(fname),
       });
     }
-    const main = fakeCommit(name, [...files.values()]);
-    repos.set(name, { name, files, revisions: { main, ...spec.revisions }, gated: spec.gated ?? false });
+    const revisions: Record<string, string> = { main: fakeCommit(name, [...files.values()]) };
+    for (const [rev, target] of Object.entries(spec.revisions ?? {})) revisions[rev] = revisions[target] ?? target;
+    repos.set(name, { name, files, revisions, gated: spec.gated ?? false });
   }
   const byLfsSha = new Map<string, FakeHubFile>();
   for (const r of repos.values()) for (const f of r.files.values()) if (f.lfs) byLfsSha.set(f.sha256, f);
