@@ -1,0 +1,382 @@
+/**
+ * HF CLIPModel folder (config.json + model.safetensors, fp32/fp16/bf16) → a pickrank model folder:
+ * text.onnx, vision.onnx (+ .data when a graph's weights pass the external-data threshold), tokenizer/,
+ * pickrank.json. The graphs are written by our own code (./clip-graph.ts, ../onnx/*), and the weights
+ * stream from the safetensors file into the graphs tensor by tensor, so converting the 3.9 GB
+ * PickScore needs memory for one tensor at a time, not for the model.
+ *
+ * The manifest is written last and every file goes through a temp name + rename: a folder with a
+ * pickrank.json is complete.
+ */
+import { createHash } from "node:crypto";
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { invalidParameter, PickrankError } from "../errors.ts";
+import { type ModelManifest, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, parseManifest } from "../model/manifest.ts";
+import { bfloat16ToFloat32Array, float16ToFloat32Array, float32ToFloat16Array } from "../onnx/float16.ts";
+import type { GraphBuilder } from "../onnx/graph-builder.ts";
+import { DEFAULT_EXTERNAL_DATA_THRESHOLD, writeOnnxModel } from "../onnx/model-writer.ts";
+import { DataType, type GraphDef, type ModelDef, type TensorSource } from "../onnx/onnx-types.ts";
+import { defaultTokenizerDir } from "../tokenizer/clip-tokenizer.ts";
+import { readClipConfig, type ClipConfig } from "./clip-config.ts";
+import { buildTextGraph, buildVisionGraph, DEFAULT_GRAPH_OPTIONS, type ClipGraphOptions, type WeightFn, type WeightRequest } from "./clip-graph.ts";
+import { SafetensorsFile, type SafetensorsEntry } from "./safetensors.ts";
+
+export const CONVERTER_NAME = "pickrank-convert";
+export const CONVERTER_VERSION = "0.1.0";
+export const ONNX_OPSET = 17;
+export const ONNX_IR_VERSION = 8;
+export const TEXT_GRAPH_FILE = "text.onnx";
+export const VISION_GRAPH_FILE = "vision.onnx";
+const TOKENIZER_DIR = "tokenizer";
+/** Files copied into the model's tokenizer folder when present. */
+const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+/** laion/CLIP-ViT-H-14's preprocessing (PickScore's processor), used when the HF folder has no preprocessor_config.json. */
+const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
+export interface ConvertProgress {
+  /** "text" / "vision" while writing that graph's weights (done/total in bytes), then "tokenizer", "hash", "manifest". */
+  stage: string;
+  done: number;
+  total: number;
+}
+
+export interface ConvertOptions {
+  out: string;
+  tokenizerDir?: string;
+  dtype?: "fp32" | "fp16";
+  /** Provenance for the manifest; when `files` lists model.safetensors with a sha256 (the hub verified it), hashing is skipped. */
+  source?: ModelManifest["source"];
+  onProgress?: (p: ConvertProgress) => void;
+  /** Bytes of initializers above which a graph's weights go to `<graph>.onnx.data` (default ≈ 2 GB; 0 forces it). */
+  externalDataThreshold?: number;
+  /** Graph variants (fused ops, fp16 layer norms); dtype comes from `dtype`. */
+  graph?: Partial<Omit<ClipGraphOptions, "dtype">>;
+}
+
+export interface ConvertResult {
+  dir: string;
+  manifest: ModelManifest;
+}
+
+type FloatSrc = "F32" | "F16" | "BF16";
+const FLOAT_SOURCES: readonly string[] = ["F32", "F16", "BF16"];
+/** Elements per read when streaming a tensor that needs no transpose (16 MiB of f32). */
+const CHUNK_ELEMS = 4 << 20;
+/** Tensors in the checkpoint that the graphs cannot represent: their presence means a different model. */
+const UNSUPPORTED_TENSORS: Record<string, string> = {
+  "text_projection.bias": "text projection with bias",
+  "visual_projection.bias": "visual projection with bias",
+  "vision_model.embeddings.patch_embedding.bias": "patch embedding with bias",
+};
+
+function badModel(message: string, details?: Record<string, unknown>, cause?: unknown): PickrankError {
+  return new PickrankError("BAD_MODEL", message, { ...(details ? { details } : {}), ...(cause ? { cause } : {}) });
+}
+
+/** Converts `raw` (a fresh buffer of `src` elements) to the graph's float type. */
+function convertFloats(raw: Uint8Array, src: FloatSrc, dst: DataType): Uint8Array {
+  if (dst === DataType.FLOAT) {
+    if (src === "F32") return raw;
+    const u16 = new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2);
+    const f = src === "F16" ? float16ToFloat32Array(u16) : bfloat16ToFloat32Array(u16);
+    return new Uint8Array(f.buffer);
+  }
+  if (src === "F16") return raw;
+  const f32 =
+    src === "F32"
+      ? new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)
+      : bfloat16ToFloat32Array(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2));
+  return new Uint8Array(float32ToFloat16Array(f32).buffer);
+}
+
+/** [rows, cols] → [cols, rows] on raw elements of 2 or 4 bytes. */
+function transpose2d(data: Uint8Array, rows: number, cols: number, elemSize: number): Uint8Array {
+  const out = new Uint8Array(data.byteLength);
+  const T = elemSize === 4 ? Uint32Array : Uint16Array;
+  const src = new T(data.buffer as ArrayBuffer, data.byteOffset, rows * cols);
+  const dst = new T(out.buffer, 0, rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[base + c]!;
+  }
+  return out;
+}
+
+function weightSource(st: SafetensorsFile, e: SafetensorsEntry, dst: DataType, req: WeightRequest): TensorSource {
+  const src = e.dtype as FloatSrc;
+  const srcSize = src === "F32" ? 4 : 2;
+  const dstSize = dst === DataType.FLOAT ? 4 : 2;
+  const numel = e.shape.reduce((a, b) => a * b, 1);
+  const dims = req.transpose ? [e.shape[1]!, e.shape[0]!] : (req.dims ?? e.shape);
+  return {
+    name: e.name,
+    dataType: dst,
+    dims,
+    byteLength: numel * dstSize,
+    async write(sink) {
+      if (req.transpose) {
+        // One whole matrix in memory (PickScore's largest: 5120×1280 f32 = 26 MB).
+        const raw = await st.read(e);
+        await sink(transpose2d(convertFloats(raw, src, dst), e.shape[0]!, e.shape[1]!, dstSize));
+        return;
+      }
+      for (let start = 0; start < numel; start += CHUNK_ELEMS) {
+        const n = Math.min(CHUNK_ELEMS, numel - start);
+        const raw = await st.read(e, start * srcSize, n * srcSize);
+        await sink(convertFloats(raw, src, dst));
+      }
+    },
+  };
+}
+
+/** The WeightFn the graph builders call: validates each request against the checkpoint, records problems. */
+function weightProvider(st: SafetensorsFile, dtype: "fp32" | "fp16", problems: string[], used: Set<string>): WeightFn {
+  return (g: GraphBuilder, name: string, req: WeightRequest) => {
+    used.add(name);
+    const e = st.get(name);
+    const expected = `[${req.shape.join(", ")}]`;
+    if (!e) {
+      problems.push(`missing weight ${name} (expected ${expected})`);
+      return name;
+    }
+    if (!FLOAT_SOURCES.includes(e.dtype)) {
+      problems.push(`weight ${name} has dtype ${e.dtype}; expected F32, F16 or BF16`);
+      return name;
+    }
+    if (e.shape.length !== req.shape.length || e.shape.some((d, i) => d !== req.shape[i])) {
+      problems.push(`weight ${name} has shape [${e.shape.join(", ")}]; expected ${expected}`);
+      return name;
+    }
+    const dst = dtype === "fp16" && req.precision !== "fp32" ? DataType.FLOAT16 : DataType.FLOAT;
+    return g.initializer(weightSource(st, e, dst, req));
+  };
+}
+
+async function readScalar(st: SafetensorsFile, name: string): Promise<number> {
+  const e = st.get(name);
+  if (!e) throw badModel(`${st.file}: missing weight ${name} (expected a scalar)`, { file: st.file, missing: [name] });
+  if (!FLOAT_SOURCES.includes(e.dtype) || e.shape.reduce((a, b) => a * b, 1) !== 1) {
+    throw badModel(`${st.file}: ${name} is ${e.dtype} [${e.shape.join(", ")}]; expected one F32, F16 or BF16 value`, { file: st.file });
+  }
+  const f = new Float32Array(convertFloats(await st.read(e), e.dtype as FloatSrc, DataType.FLOAT).buffer);
+  return f[0]!;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function hasTokenizerFiles(dir: string): Promise<boolean> {
+  return (await exists(path.join(dir, "tokenizer.json"))) || ((await exists(path.join(dir, "vocab.json"))) && (await exists(path.join(dir, "merges.txt"))));
+}
+
+async function fileDigest(file: string): Promise<{ size: number; sha256: string }> {
+  const data = await readFile(file);
+  return { size: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") };
+}
+
+function tmpSuffix(): string {
+  return `.tmp-${process.pid}-${Date.now().toString(36)}`;
+}
+
+/** Copies the tokenizer files into `<out>/tokenizer` (through a temp folder). */
+async function copyTokenizer(hfDir: string, out: string, explicit: string | undefined): Promise<void> {
+  let from: string;
+  if (explicit !== undefined) {
+    if (!(await hasTokenizerFiles(explicit))) {
+      throw new PickrankError(
+        "BAD_TOKENIZER",
+        `Tokenizer folder ${explicit} has no tokenizer files; expected tokenizer.json, or vocab.json and merges.txt`,
+        { details: { dir: explicit } },
+      );
+    }
+    from = explicit;
+  } else if (await hasTokenizerFiles(hfDir)) {
+    from = hfDir;
+  } else {
+    from = defaultTokenizerDir();
+  }
+  const dest = path.join(out, TOKENIZER_DIR);
+  const tmp = dest + tmpSuffix();
+  await mkdir(tmp, { recursive: true });
+  try {
+    for (const f of TOKENIZER_FILES) {
+      if (await exists(path.join(from, f))) await copyFile(path.join(from, f), path.join(tmp, f));
+    }
+    await rm(dest, { recursive: true, force: true });
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+const preprocessorSchema = z.object({
+  crop_size: z.union([z.number().int().positive(), z.object({ height: z.number().int().positive(), width: z.number().int().positive() })]).optional(),
+  image_mean: z.tuple([z.number(), z.number(), z.number()]).optional(),
+  image_std: z.tuple([z.number(), z.number(), z.number()]).optional(),
+});
+
+/** Preprocessing settings: the HF folder's preprocessor_config.json when present, else CLIP's at the config's image size. */
+async function preprocessSettings(hfDir: string, cfg: ClipConfig): Promise<ModelManifest["preprocess"]> {
+  const file = path.join(hfDir, "preprocessor_config.json");
+  const base = { size: cfg.vision.image_size, mean: CLIP_MEAN, std: CLIP_STD };
+  if (!(await exists(file))) return base;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, "utf8"));
+  } catch (e) {
+    throw badModel(`${file} is not valid JSON (${(e as Error).message})`, { file }, e);
+  }
+  const p = preprocessorSchema.safeParse(raw);
+  if (!p.success) throw badModel(`${file}: ${p.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`, { file });
+  const crop = p.data.crop_size;
+  const size = crop === undefined ? base.size : typeof crop === "number" ? crop : crop.height;
+  if (typeof crop === "object" && crop.height !== crop.width) {
+    throw badModel(`${file}: crop_size ${crop.height}x${crop.width} is not square; expected a square crop`, { file });
+  }
+  if (size !== cfg.vision.image_size) {
+    throw badModel(`${file}: crop size ${size} differs from the vision config's image_size ${cfg.vision.image_size}; expected them equal`, { file });
+  }
+  return { size, mean: p.data.image_mean ?? base.mean, std: p.data.image_std ?? base.std };
+}
+
+function modelDef(graph: GraphDef, dtype: string): ModelDef {
+  return {
+    irVersion: ONNX_IR_VERSION,
+    opsets: [{ domain: "", version: ONNX_OPSET }],
+    producerName: CONVERTER_NAME,
+    producerVersion: CONVERTER_VERSION,
+    docString: `PickScore/CLIP ${graph.name} (${dtype}), written by pickrank`,
+    graph,
+  };
+}
+
+/** Orders initializers by their position in the safetensors file so reads (and the hash) run sequentially. */
+function sortBySource(graph: GraphDef, st: SafetensorsFile): GraphDef {
+  const pos = (t: TensorSource) => st.get(t.name)?.offset ?? -1;
+  return { ...graph, initializers: [...graph.initializers].sort((a, b) => pos(a) - pos(b)) };
+}
+
+export async function convertModel(hfDir: string, opts: ConvertOptions): Promise<ConvertResult> {
+  if (typeof hfDir !== "string" || hfDir === "") throw invalidParameter("hfDir", "a path to a Hugging Face model folder", hfDir);
+  if (!opts || typeof opts.out !== "string" || opts.out === "") throw invalidParameter("out", "a path for the model folder", opts?.out);
+  const dtype = opts.dtype ?? "fp32";
+  if (dtype !== "fp32" && dtype !== "fp16") throw invalidParameter("dtype", '"fp32" or "fp16"', dtype);
+  const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD;
+  if (!Number.isFinite(threshold) || threshold < 0) throw invalidParameter("externalDataThreshold", "a non-negative number of bytes", threshold);
+  if (os.endianness() !== "LE") throw new PickrankError("INTERNAL", "The converter needs a little-endian machine (safetensors and ONNX store little-endian)");
+  const graphOpts: ClipGraphOptions = { ...DEFAULT_GRAPH_OPTIONS, ...opts.graph, dtype };
+
+  if (!(await exists(hfDir))) throw badModel(`Model folder ${hfDir} does not exist; expected a folder with config.json and model.safetensors`, { dir: hfDir });
+  const configFile = path.join(hfDir, "config.json");
+  const cfg = await readClipConfig(configFile);
+  const weightsFile = path.join(hfDir, "model.safetensors");
+  if (!(await exists(weightsFile))) {
+    const hasBin = await exists(path.join(hfDir, "pytorch_model.bin"));
+    throw badModel(
+      `${hfDir} has no model.safetensors${hasBin ? " (pytorch_model.bin is not supported)" : ""}; expected the CLIPModel weights in safetensors format`,
+      { dir: hfDir },
+    );
+  }
+
+  const given = opts.source?.files ?? [];
+  const hubHashed = given.some((f) => f.name === "model.safetensors") && given.some((f) => f.name === "config.json");
+  const st = await SafetensorsFile.open(weightsFile, { hash: !hubHashed });
+  try {
+    const logitScale = await readScalar(st, "logit_scale");
+    if (!Number.isFinite(logitScale)) throw badModel(`${weightsFile}: logit_scale is ${logitScale}; expected a finite number`, { file: weightsFile });
+
+    const problems: string[] = [];
+    const used = new Set<string>();
+    const weight = weightProvider(st, dtype, problems, used);
+    const text = buildTextGraph(cfg, weight, graphOpts);
+    const vision = buildVisionGraph(cfg, weight, graphOpts);
+    for (const [name, what] of Object.entries(UNSUPPORTED_TENSORS)) {
+      if (st.get(name)) problems.push(`${name} is present: ${what} is not supported (CLIP projections have no bias)`);
+    }
+    if (problems.length) {
+      throw badModel(`${weightsFile} does not match ${configFile}: ${problems.join("; ")}`, { file: weightsFile, problems });
+    }
+
+    const out = path.resolve(opts.out);
+    await mkdir(out, { recursive: true });
+    // Whatever was here is no longer a complete model until the new manifest lands.
+    await rm(path.join(out, MANIFEST_FILE), { force: true });
+
+    const graphs = [
+      { stage: "text", file: TEXT_GRAPH_FILE, graph: sortBySource(text, st) },
+      { stage: "vision", file: VISION_GRAPH_FILE, graph: sortBySource(vision, st) },
+    ];
+    for (const { stage, file, graph } of graphs) {
+      const total = graph.initializers.reduce((a, t) => a + t.byteLength, 0);
+      const sizes = new Map(graph.initializers.map((t) => [t.name, t.byteLength]));
+      let done = 0;
+      opts.onProgress?.({ stage, done, total });
+      await writeOnnxModel(path.join(out, file), modelDef(graph, dtype), {
+        externalDataThreshold: threshold,
+        onTensor: (_i, _n, name) => {
+          done += sizes.get(name) ?? 0;
+          opts.onProgress?.({ stage, done, total });
+        },
+      });
+    }
+
+    opts.onProgress?.({ stage: "tokenizer", done: 0, total: 1 });
+    await copyTokenizer(hfDir, out, opts.tokenizerDir);
+    opts.onProgress?.({ stage: "tokenizer", done: 1, total: 1 });
+
+    let files: ModelManifest["source"]["files"];
+    if (hubHashed) {
+      files = given;
+    } else {
+      opts.onProgress?.({ stage: "hash", done: 0, total: st.size });
+      const weightsHash = { name: "model.safetensors", size: st.size, sha256: await st.sha256() };
+      opts.onProgress?.({ stage: "hash", done: st.size, total: st.size });
+      const ours = [{ name: "config.json", ...(await fileDigest(configFile)) }, weightsHash];
+      files = [...ours, ...given.filter((f) => !ours.some((o) => o.name === f.name))];
+    }
+
+    const manifest: ModelManifest = parseManifest({
+      formatVersion: MANIFEST_FORMAT_VERSION,
+      source: {
+        ...(opts.source?.repo !== undefined ? { repo: opts.source.repo } : {}),
+        ...(opts.source?.revision !== undefined ? { revision: opts.source.revision } : {}),
+        files,
+      },
+      dtype,
+      logitScale,
+      dims: {
+        projection: cfg.projectionDim,
+        textWidth: cfg.text.hidden_size,
+        visionWidth: cfg.vision.hidden_size,
+        contextLength: cfg.text.max_position_embeddings,
+        imageSize: cfg.vision.image_size,
+        patchSize: cfg.vision.patch_size,
+      },
+      preprocess: await preprocessSettings(hfDir, cfg),
+      tokenizer: { dir: TOKENIZER_DIR },
+      graphs: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
+      createdAt: new Date().toISOString(),
+      converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, ${graphOpts.fused ? "fused" : "standard ops"})`,
+    } satisfies ModelManifest, MANIFEST_FILE);
+    const manifestFile = path.join(out, MANIFEST_FILE);
+    const tmp = manifestFile + tmpSuffix();
+    await writeFile(tmp, JSON.stringify(manifest, null, 2) + "\n");
+    await rename(tmp, manifestFile);
+    opts.onProgress?.({ stage: "manifest", done: 1, total: 1 });
+    return { dir: out, manifest };
+  } finally {
+    await st.close();
+  }
+}

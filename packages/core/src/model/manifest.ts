@@ -1,0 +1,123 @@
+/**
+ * `pickrank.json`: what a converted model folder holds and how to use it. Written last by the converter
+ * (its presence marks a complete folder), read and validated by everything that loads a model.
+ */
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import { PickrankError } from "../errors.ts";
+import type { PreprocessSettings } from "../preprocess/image.ts";
+
+export const MANIFEST_FILE = "pickrank.json";
+export const MANIFEST_FORMAT_VERSION = 1;
+
+const posInt = z.number().int().positive();
+const triple = z.tuple([z.number(), z.number(), z.number()]);
+/** A path inside the model folder: relative, no "..", no drive letters. */
+const relPath = z
+  .string()
+  .min(1)
+  .refine((p) => !path.isAbsolute(p) && !p.split(/[\\/]/).includes("..") && !/^[a-zA-Z]:/.test(p), {
+    message: "expected a path relative to the model folder, without ..",
+  });
+
+export const ManifestSchema = z.object({
+  formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
+  source: z.object({
+    repo: z.string().optional(),
+    revision: z.string().optional(),
+    files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+  }),
+  dtype: z.enum(["fp32", "fp16"]),
+  logitScale: z.number().finite(),
+  dims: z.object({
+    projection: posInt,
+    textWidth: posInt,
+    visionWidth: posInt,
+    contextLength: posInt,
+    imageSize: posInt,
+    patchSize: posInt,
+  }),
+  preprocess: z.object({
+    size: posInt,
+    mean: triple,
+    std: triple,
+    maxPixels: posInt.optional(),
+  }),
+  tokenizer: z.object({ dir: relPath }),
+  graphs: z.object({ text: relPath, vision: relPath }),
+  createdAt: z.string(),
+  converter: z.string(),
+});
+
+export interface ModelManifest {
+  formatVersion: 1;
+  source: { repo?: string; revision?: string; files: { name: string; size: number; sha256: string }[] };
+  dtype: "fp32" | "fp16";
+  logitScale: number;
+  dims: { projection: number; textWidth: number; visionWidth: number; contextLength: number; imageSize: number; patchSize: number };
+  preprocess: PreprocessSettings;
+  tokenizer: { dir: string };
+  graphs: { text: string; vision: string };
+  createdAt: string;
+  converter: string;
+}
+
+function formatIssues(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`).join("; ");
+}
+
+/** Validates a parsed manifest object; `where` names the folder in errors. */
+export function parseManifest(raw: unknown, where = MANIFEST_FILE): ModelManifest {
+  const r = ManifestSchema.safeParse(raw);
+  if (!r.success) {
+    throw new PickrankError("BAD_MODEL", `${where}: invalid manifest: ${formatIssues(r.error)}`, { details: { file: where } });
+  }
+  return r.data as ModelManifest;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads and validates `<dir>/pickrank.json`, then checks that the graphs and tokenizer folder it names
+ * are there. BAD_MODEL names the folder and what is missing.
+ */
+export async function readManifest(dir: string): Promise<ModelManifest> {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new PickrankError(
+      "BAD_MODEL",
+      code === "ENOENT"
+        ? `${dir} is not a converted model folder: ${MANIFEST_FILE} is missing (convert one with \`pickrank model convert\` or \`pickrank model pull\`)`
+        : `cannot read ${file} (${code ?? String(e)})`,
+      { cause: e, details: { dir, file } },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new PickrankError("BAD_MODEL", `${file} is not valid JSON (${(e as Error).message})`, { cause: e, details: { dir, file } });
+  }
+  const m = parseManifest(raw, file);
+  const missing: string[] = [];
+  for (const g of [m.graphs.text, m.graphs.vision]) if (!(await exists(path.join(dir, g)))) missing.push(g);
+  if (!(await exists(path.join(dir, m.tokenizer.dir)))) missing.push(`${m.tokenizer.dir}/`);
+  if (missing.length) {
+    throw new PickrankError("BAD_MODEL", `Model folder ${dir} is incomplete: missing ${missing.join(", ")} named by ${MANIFEST_FILE}`, {
+      details: { dir, missing },
+    });
+  }
+  return m;
+}
