@@ -1,0 +1,106 @@
+/** Shared by the converter tests: the reference outputs, running a converted tiny model, error metric. */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { expect } from "vitest";
+import { referenceDir } from "../../../test/helpers/paths.ts";
+
+export interface Reference {
+  prompts: string[];
+  images: string[];
+  input_ids: number[][];
+  logit_scale: number;
+  text_embeds_unnormalized: number[][];
+  image_embeds_unnormalized: number[][];
+  text_embeds: number[][];
+  image_embeds: number[][];
+  /** [image][prompt] */
+  logits_per_image: number[][];
+  /** [prompt][image] */
+  probs_over_images_per_prompt: number[][];
+}
+
+export async function loadReference(): Promise<Reference> {
+  return JSON.parse(await readFile(path.join(referenceDir, "model.json"), "utf8")) as Reference;
+}
+
+const PIXELS = 3 * 224 * 224;
+
+export async function loadPixels(ref: Reference): Promise<Float32Array> {
+  const all = new Float32Array(ref.images.length * PIXELS);
+  for (const [i, img] of ref.images.entries()) {
+    const buf = await readFile(path.join(referenceDir, "pixel_values", `${path.basename(img)}.bin`));
+    expect(buf.byteLength).toBe(PIXELS * 4);
+    all.set(new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)), i * PIXELS);
+  }
+  return all;
+}
+
+export interface TinyOutputs {
+  /** [prompts, projection] row-major, unnormalized */
+  text: Float32Array;
+  /** [images, projection] row-major, unnormalized */
+  image: Float32Array;
+}
+
+/** Runs text.onnx on all reference prompts and vision.onnx on all reference images in one batch each. */
+export async function runTiny(dir: string, ref: Reference): Promise<TinyOutputs> {
+  const text = await ort.InferenceSession.create(path.join(dir, "text.onnx"), { executionProviders: ["cpu"] });
+  const vision = await ort.InferenceSession.create(path.join(dir, "vision.onnx"), { executionProviders: ["cpu"] });
+  try {
+    const ids = BigInt64Array.from(ref.input_ids.flat().map(BigInt));
+    const t = await text.run({ input_ids: new ort.Tensor("int64", ids, [ref.input_ids.length, 77]) });
+    const v = await vision.run({ pixel_values: new ort.Tensor("float32", await loadPixels(ref), [ref.images.length, 3, 224, 224]) });
+    return { text: t.text_embeds!.data as Float32Array, image: v.image_embeds!.data as Float32Array };
+  } finally {
+    await text.release();
+    await vision.release();
+  }
+}
+
+function normalizeRows(m: Float32Array, dim: number): Float64Array {
+  const out = new Float64Array(m.length);
+  for (let r = 0; r < m.length / dim; r++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += m[r * dim + j]! ** 2;
+    const n = Math.sqrt(s);
+    for (let j = 0; j < dim; j++) out[r * dim + j] = m[r * dim + j]! / n;
+  }
+  return out;
+}
+
+/** The PickScore scoring on our embeddings: normalized embeddings, logits [image][prompt], probs [prompt][image]. */
+export function scoreAll(o: TinyOutputs, logitScale: number, dim = 16) {
+  const textNorm = normalizeRows(o.text, dim);
+  const imageNorm = normalizeRows(o.image, dim);
+  const P = textNorm.length / dim;
+  const I = imageNorm.length / dim;
+  const logitsPerImage = new Float64Array(I * P);
+  for (let i = 0; i < I; i++)
+    for (let p = 0; p < P; p++) {
+      let d = 0;
+      for (let j = 0; j < dim; j++) d += imageNorm[i * dim + j]! * textNorm[p * dim + j]!;
+      logitsPerImage[i * P + p] = Math.exp(logitScale) * d;
+    }
+  const probs = new Float64Array(P * I);
+  for (let p = 0; p < P; p++) {
+    let max = -Infinity;
+    for (let i = 0; i < I; i++) max = Math.max(max, logitsPerImage[i * P + p]!);
+    let sum = 0;
+    for (let i = 0; i < I; i++) sum += Math.exp(logitsPerImage[i * P + p]! - max);
+    for (let i = 0; i < I; i++) probs[p * I + i] = Math.exp(logitsPerImage[i * P + p]! - max) / sum;
+  }
+  return { textNorm, imageNorm, logitsPerImage, probs };
+}
+
+/** max |a − b| / max |b|: relative to the output's scale. */
+export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs reference ${b.length}`);
+  let scale = 0;
+  let err = 0;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    err = Math.max(err, Math.abs(a[i]! - b[i]!));
+  }
+  return err / scale;
+}

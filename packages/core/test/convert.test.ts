@@ -1,0 +1,113 @@
+/**
+ * Converter acceptance: the tiny CLIP of the fixtures converted by our own graph writer must reproduce
+ * the transformers reference (model.json) when run by ONNX Runtime on the CPU.
+ *
+ * Error metric everywhere: max |ours − ref| / max |ref| over the whole output (relative to the output's
+ * scale, so components near zero do not blow up the ratio).
+ */
+import { readFile, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { convertModel } from "../src/convert/convert.ts";
+import { readManifest } from "../src/model/manifest.ts";
+import { tinyClipDir } from "../../../test/helpers/paths.ts";
+import { loadReference, maxRelErr, runTiny, scoreAll, type Reference, type TinyOutputs } from "./convert-helpers.ts";
+
+let ref: Reference;
+let tmp: string;
+const outputs: Record<string, TinyOutputs> = {};
+
+beforeAll(async () => {
+  ref = await loadReference();
+  tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-convert-"));
+  for (const dtype of ["fp32", "fp16"] as const) {
+    const { dir } = await convertModel(tinyClipDir, { out: path.join(tmp, dtype), dtype });
+    outputs[dtype] = await runTiny(dir, ref);
+  }
+});
+
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+function errors(o: TinyOutputs) {
+  const s = scoreAll(o, ref.logit_scale);
+  return {
+    text_embeds_unnormalized: maxRelErr(o.text, ref.text_embeds_unnormalized.flat()),
+    image_embeds_unnormalized: maxRelErr(o.image, ref.image_embeds_unnormalized.flat()),
+    text_embeds: maxRelErr(s.textNorm, ref.text_embeds.flat()),
+    image_embeds: maxRelErr(s.imageNorm, ref.image_embeds.flat()),
+    logits_per_image: maxRelErr(s.logitsPerImage, ref.logits_per_image.flat()),
+    probs_over_images_per_prompt: maxRelErr(s.probs, ref.probs_over_images_per_prompt.flat()),
+  };
+}
+
+describe("convertModel parity with the transformers reference (tiny CLIP, ORT CPU)", () => {
+  it("fp32 graphs match every output within 1e-4", () => {
+    const e = errors(outputs.fp32!);
+    console.log("fp32 max relative error per output:", JSON.stringify(e));
+    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(1e-4);
+  });
+
+  it("fp16 graphs stay within the measured fp16 bound and rank images like the reference", () => {
+    const e = errors(outputs.fp16!);
+    console.log("fp16 max relative error per output:", JSON.stringify(e));
+    // Measured on ORT 1.30 CPU (x86): 1.1e-3 text, 4.9e-4 image embeddings, 4.5e-4 logits, 2.4e-3 probs.
+    // ORT's CPU provider runs some fp16 ops through fp32 (inserted casts), so this is mostly the fp16
+    // rounding of the weights and activations between ops; a GPU's fp16 kernels may differ a little.
+    // 1e-2 leaves ~4x headroom; a wiring mistake shows as errors of order 1 (fp32 reaches ~5e-7).
+    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(1e-2);
+    const s = scoreAll(outputs.fp16!, ref.logit_scale);
+    // Same best image for every prompt as the reference.
+    for (let p = 0; p < ref.prompts.length; p++) {
+      const col = (m: ArrayLike<number>) => Array.from({ length: ref.images.length }, (_, i) => m[i * ref.prompts.length + p]!);
+      const argmax = (v: number[]) => v.indexOf(Math.max(...v));
+      expect(argmax(col(s.logitsPerImage))).toBe(argmax(col(ref.logits_per_image.flat())));
+    }
+  });
+
+  it("writes a manifest with the logit scale from the weights, dims, CLIP preprocessing and source hashes", async () => {
+    const m = await readManifest(path.join(tmp, "fp32"));
+    expect(m.formatVersion).toBe(1);
+    expect(m.dtype).toBe("fp32");
+    expect(m.logitScale).toBeCloseTo(ref.logit_scale, 6);
+    expect(m.dims).toEqual({ projection: 16, textWidth: 32, visionWidth: 32, contextLength: 77, imageSize: 224, patchSize: 14 });
+    expect(m.preprocess).toEqual({ size: 224, mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711] });
+    expect(m.graphs).toEqual({ text: "text.onnx", vision: "vision.onnx" });
+    expect(m.tokenizer.dir).toBe("tokenizer");
+    const { createHash } = await import("node:crypto");
+    for (const name of ["config.json", "model.safetensors"]) {
+      const data = await readFile(path.join(tinyClipDir, name));
+      expect(m.source.files.find((f) => f.name === name)).toEqual({ name, size: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") });
+    }
+    expect((await readManifest(path.join(tmp, "fp16"))).dtype).toBe("fp16");
+  });
+
+  it("declares input_ids/pixel_values and text_embeds/image_embeds with a dynamic batch, fp32 at the edges in fp16 too", async () => {
+    for (const dtype of ["fp32", "fp16"]) {
+      const text = await ort.InferenceSession.create(path.join(tmp, dtype, "text.onnx"));
+      const vision = await ort.InferenceSession.create(path.join(tmp, dtype, "vision.onnx"));
+      expect(text.inputNames).toEqual(["input_ids"]);
+      expect(text.outputNames).toEqual(["text_embeds"]);
+      expect(vision.inputNames).toEqual(["pixel_values"]);
+      expect(vision.outputNames).toEqual(["image_embeds"]);
+      // Batch of one through the same graph (the parity run used batches of 4 and 6).
+      const ids = BigInt64Array.from(ref.input_ids[1]!.map(BigInt));
+      const r = await text.run({ input_ids: new ort.Tensor("int64", ids, [1, 77]) });
+      const out = r.text_embeds!;
+      expect(out.type).toBe("float32");
+      expect(out.dims).toEqual([1, 16]);
+      expect(maxRelErr(out.data as Float32Array, ref.text_embeds_unnormalized[1]!)).toBeLessThan(dtype === "fp32" ? 1e-4 : 1e-2);
+      await text.release();
+      await vision.release();
+    }
+  });
+
+  it("copies the tokenizer files into the model folder", async () => {
+    const { ClipTokenizer } = await import("../src/tokenizer/clip-tokenizer.ts");
+    const tok = await ClipTokenizer.fromDir(path.join(tmp, "fp32", "tokenizer"));
+    expect(tok.encode(ref.prompts[0]!)).toEqual(ref.input_ids[0]);
+  });
+});
