@@ -47,6 +47,10 @@ export interface FakeHubFaults {
   serverErrors?: { count: number; status?: number; match?: RegExp };
   /** Answer 200 with the whole file even when a Range header asks for part of it. */
   ignoreRange?: boolean;
+  /** Send `bytes` body bytes of `file`, then go silent with the socket open (first `times` GETs, default 1). */
+  stallAfter?: { file: string; bytes: number; times?: number };
+  /** Never answer the first `count` requests whose path matches (no status line, socket left open). */
+  hang?: { count: number; match?: RegExp };
 }
 
 export interface FakeHubOptions {
@@ -68,6 +72,7 @@ export interface FakeHubRequest {
   url: string;
   authorization: string | undefined;
   range: string | undefined;
+  /** HTTP status sent; 0 when the request was left unanswered (the `hang` fault). */
   status: number;
 }
 
@@ -154,6 +159,8 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
   const faults = opts.faults ?? {};
   let serverErrorsLeft = faults.serverErrors?.count ?? 0;
   let dropsLeft = faults.dropAfter ? (faults.dropAfter.times ?? 1) : 0;
+  let stallsLeft = faults.stallAfter ? (faults.stallAfter.times ?? 1) : 0;
+  let hangsLeft = faults.hang?.count ?? 0;
   let corruptLeft = faults.corrupt ? (faults.corrupt.times ?? Number.POSITIVE_INFINITY) : 0;
   const sockets = new Set<Socket>();
 
@@ -259,12 +266,22 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       res.write(body.subarray(0, k), () => setTimeout(() => res.socket?.destroy(), 20));
       return;
     }
+    if (faults.stallAfter?.file === file.name && stallsLeft > 0) {
+      stallsLeft--;
+      res.write(body.subarray(0, Math.max(0, Math.min(body.length - 1, faults.stallAfter.bytes))));
+      return; // never ends; close() destroys the socket
+    }
     res.end(body);
   }
 
   function handle(server: "hub" | "cdn", req: IncomingMessage, res: ServerResponse): void {
     const u = new URL(req.url ?? "/", "http://x");
     const p = u.pathname;
+    if (faults.hang && hangsLeft > 0 && (!faults.hang.match || faults.hang.match.test(p))) {
+      hangsLeft--;
+      record(server, req, 0);
+      return; // no answer at all
+    }
     if (faults.serverErrors && serverErrorsLeft > 0 && (!faults.serverErrors.match || faults.serverErrors.match.test(p))) {
       serverErrorsLeft--;
       return fail(server, req, res, faults.serverErrors.status ?? 500, undefined, "Internal Error - We're working hard to fix this as soon as possible!");

@@ -241,6 +241,40 @@ describe("downloadFiles", () => {
     expect(h.requests.at(-1)?.url).toContain("/api/models/");
   });
 
+  it("resumes after a stalled body trips the idle timeout", async () => {
+    const h = await start({ faults: { stallAfter: { file: "model.safetensors", bytes: 100_000 } } });
+    const { dir } = await download(h, ["model.safetensors"], { idleTimeoutMs: 200 });
+    const gets = h.requests.filter((r) => r.server === "cdn" && r.method === "GET");
+    expect(gets.map((g) => g.range)).toEqual([undefined, "bytes=100000-"]);
+    expect(sha256(readFileSync(path.join(dir, "model.safetensors")))).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
+  });
+
+  it("keeps the .part and says the next pull resumes when the body keeps stalling", async () => {
+    const h = await start({
+      faults: { dropAfter: { file: "model.safetensors", bytes: 100_000 }, stallAfter: { file: "model.safetensors", bytes: 0, times: 100 } },
+    });
+    const err = await errorOf(download(h, ["model.safetensors"], { idleTimeoutMs: 150, retries: 1 }));
+    expect(err.code).toBe("DOWNLOAD_FAILED");
+    expect(err.message).toContain("Downloading model.safetensors from yuvalkirstain/PickScore_v1 kept failing (no data for 150 ms)");
+    expect(err.message).toContain("the next pull resumes from there");
+    const part = err.details?.part as string;
+    expect(part.endsWith("model.safetensors.part")).toBe(true);
+    // The first try got 100 000 bytes before the drop; the resumed ones stalled with nothing new.
+    expect(readFileSync(part).length).toBe(100_000);
+  });
+
+  it("retries a request the server never answers (connect timeout), then names the timeout", async () => {
+    const h = await start({ faults: { hang: { count: 1, match: /^\/api\// } } });
+    const client = new HubClient({ endpoint: h.url, ...FAST, connectTimeoutMs: 200 });
+    expect((await fetchRevisionInfo(client, PICKSCORE_REPO, "main")).commit).toMatch(/^[0-9a-f]{40}$/);
+    await h.close();
+    const h2 = await start({ faults: { hang: { count: 100 } } });
+    const err = await errorOf(fetchRevisionInfo(new HubClient({ endpoint: h2.url, ...FAST, connectTimeoutMs: 150 }), PICKSCORE_REPO, "main"));
+    expect(err.code).toBe("DOWNLOAD_FAILED");
+    expect(err.message).toContain("could not reach 127.0.0.1:");
+    expect(err.message).toContain("(no answer within 150 ms) after 3 attempts");
+  });
+
   it("honours an AbortSignal with ABORTED", async () => {
     const h = await start();
     const ctl = new AbortController();

@@ -16,7 +16,7 @@ import path from "node:path";
 import { z } from "zod";
 import { PickrankError } from "../errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
-import { HubClient, RetryableError, abortedError, sleep } from "./http.ts";
+import { HubClient, RetryableError, abortedError, formatDuration, sleep } from "./http.ts";
 
 export interface RepoSibling {
   rfilename: string;
@@ -213,7 +213,7 @@ async function attemptDownload(
   const armIdle = () => {
     clearTimeout(idle);
     idle = setTimeout(
-      () => abort(new RetryableError(`no data for ${Math.round(client.idleTimeoutMs / 1000)} s`)),
+      () => abort(new RetryableError(`no data for ${formatDuration(client.idleTimeoutMs)}`)),
       client.idleTimeoutMs,
     );
   };

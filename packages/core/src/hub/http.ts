@@ -82,6 +82,11 @@ export interface HubResponse {
   abort: (reason: unknown) => void;
 }
 
+/** "30 s", or "200 ms" below a second (tests use short timeouts). */
+export function formatDuration(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
+}
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortedError(signal));
@@ -165,7 +170,7 @@ export class HubClient {
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
-        ctl.abort(new RetryableError(`no answer within ${Math.round(this.connectTimeoutMs / 1000)} s`));
+        ctl.abort(new RetryableError(`no answer within ${formatDuration(this.connectTimeoutMs)}`));
       }, this.connectTimeoutMs);
       let res: Response;
       try {
@@ -174,7 +179,7 @@ export class HubClient {
         clearTimeout(timer);
         if (this.signal?.aborted) throw abortedError(this.signal);
         const host = new URL(current).host;
-        const reason = timedOut ? `no answer within ${Math.round(this.connectTimeoutMs / 1000)} s` : networkReason(e);
+        const reason = timedOut ? `no answer within ${formatDuration(this.connectTimeoutMs)}` : networkReason(e);
         throw new RetryableError(`could not reach ${host} (${reason})`, undefined, { cause: e });
       }
       clearTimeout(timer);
