@@ -1,0 +1,129 @@
+import { PickrankError, invalidParameter } from "@pickrank/core/errors";
+import type { GenerateRequest } from "./types.ts";
+
+/** Largest seed every backend accepts (A1111 and the SD samplers use 32-bit seeds). */
+export const MAX_SEED = 0xffff_ffff;
+
+export function randomSeed(): number {
+  return Math.floor(Math.random() * 0x7fff_ffff);
+}
+
+export function isPositiveInt(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v > 0;
+}
+
+function isSeed(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER;
+}
+
+/** Validates the parts of a request every backend shares and returns the seed of each candidate. */
+export function resolveSeeds(req: GenerateRequest): number[] {
+  if (req === null || typeof req !== "object") throw invalidParameter("request", "an object", req);
+  if (typeof req.prompt !== "string") throw invalidParameter("prompt", "a string", req.prompt);
+  if (req.negativePrompt !== undefined && typeof req.negativePrompt !== "string") {
+    throw invalidParameter("negativePrompt", "a string", req.negativePrompt);
+  }
+  if (!isPositiveInt(req.n)) throw invalidParameter("n", "positive integer", req.n);
+  if (req.seeds !== undefined) {
+    if (!Array.isArray(req.seeds) || req.seeds.length !== req.n) {
+      throw invalidParameter("seeds", `an array of exactly n = ${req.n} seeds`, req.seeds);
+    }
+    req.seeds.forEach((s, i) => {
+      if (!isSeed(s)) throw invalidParameter(`seeds[${i}]`, "non-negative integer", s);
+    });
+    return [...req.seeds];
+  }
+  if (req.seed !== undefined && !isSeed(req.seed)) throw invalidParameter("seed", "non-negative integer", req.seed);
+  const first = req.seed ?? randomSeed();
+  return Array.from({ length: req.n }, (_, i) => first + i);
+}
+
+export function validateParams(params: GenerateRequest["params"]): void {
+  if (params === undefined) return;
+  if (params === null || typeof params !== "object") throw invalidParameter("params", "an object", params);
+  for (const k of ["steps", "width", "height", "batchSize"] as const) {
+    const v = params[k];
+    if (v !== undefined && !isPositiveInt(v)) throw invalidParameter(k, "positive integer", v);
+  }
+  if (params.cfgScale !== undefined && (typeof params.cfgScale !== "number" || !Number.isFinite(params.cfgScale) || params.cfgScale < 0)) {
+    throw invalidParameter("cfgScale", "non-negative finite number", params.cfgScale);
+  }
+  for (const k of ["sampler", "scheduler", "checkpoint"] as const) {
+    const v = params[k];
+    if (v !== undefined && (typeof v !== "string" || v === "")) throw invalidParameter(k, "non-empty string", v);
+  }
+  if (params.extra !== undefined && (params.extra === null || typeof params.extra !== "object" || Array.isArray(params.extra))) {
+    throw invalidParameter("extra", "an object", params.extra);
+  }
+}
+
+export function sniffFormat(b: Uint8Array): "png" | "jpeg" | "webp" | undefined {
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "png";
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
+  const ascii = (o: number, n: number): string => String.fromCharCode(...b.subarray(o, o + n));
+  if (b.length >= 12 && ascii(0, 4) === "RIFF" && ascii(8, 4) === "WEBP") return "webp";
+  return undefined;
+}
+
+export function abortError(backend: string, reason?: unknown): PickrankError {
+  const why = reason instanceof Error && reason.name !== "AbortError" ? `: ${reason.message}` : "";
+  return new PickrankError("ABORTED", `Generation on ${backend} was cancelled${why}`, {
+    cause: reason,
+    details: { backend },
+  });
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * A small unbounded channel: producers push, one consumer pulls in order. The generators use it so
+ * results from sockets, polls and requests reach the caller as soon as each exists.
+ */
+export class Channel<T> {
+  private items: T[] = [];
+  private waiters: ((v: IteratorResult<T>) => void)[] = [];
+  private failures: ((e: unknown) => void)[] = [];
+  private closed = false;
+  private error: unknown = undefined;
+
+  push(item: T): void {
+    if (this.closed) return;
+    const w = this.waiters.shift();
+    this.failures.shift();
+    if (w) w({ value: item, done: false });
+    else this.items.push(item);
+  }
+
+  /** Ends the channel; with an error, the next `next()` after the buffered items rejects with it. */
+  close(error?: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.error = error;
+    const waiters = this.waiters.splice(0);
+    const failures = this.failures.splice(0);
+    waiters.forEach((w, i) => (error === undefined ? w({ value: undefined, done: true }) : failures[i]?.(error)));
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    const item = this.items.shift();
+    if (item !== undefined) return Promise.resolve({ value: item, done: false });
+    if (this.closed) return this.error === undefined ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      this.waiters.push(resolve);
+      this.failures.push(reject);
+    });
+  }
+}
