@@ -104,3 +104,36 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return err / scale;
 }
+
+export interface RawTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+  data: Uint8Array;
+}
+
+/** Reads every tensor of a safetensors file (test sizes only). */
+export async function readSafetensors(file: string): Promise<RawTensor[]> {
+  const buf = await readFile(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  return Object.entries(header)
+    .filter(([k]) => k !== "__metadata__")
+    .map(([name, e]) => ({ name, dtype: e.dtype, shape: e.shape, data: new Uint8Array(buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1])) }));
+}
+
+/** Writes a safetensors file (header padded to 8 bytes like the Python writer). */
+export async function writeSafetensors(file: string, tensors: RawTensor[]): Promise<void> {
+  const { writeFile } = await import("node:fs/promises");
+  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+  let off = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.data.byteLength] };
+    off += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  await writeFile(file, Buffer.concat([len, Buffer.from(json), ...tensors.map((t) => Buffer.from(t.data))]));
+}
