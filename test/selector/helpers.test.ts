@@ -36,7 +36,7 @@ describe("png text chunks", () => {
   });
   it("readPngChunks rejects a corrupted chunk", async () => {
     const png = Buffer.from(setPngText(await sharp({ create: { width: 2, height: 2, channels: 3, background: "#000" } }).png().toBuffer(), { k: "v" }));
-    png[png.length - 20] ^= 0xff;
+    png[png.length - 20] = png[png.length - 20]! ^ 0xff;
     expect(() => readPngChunks(png)).toThrow(PickrankError);
     expect(() => readPngChunks(Buffer.from("GIF89a"))).toThrow(/Expected a PNG/);
   });
