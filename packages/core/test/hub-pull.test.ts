@@ -5,7 +5,7 @@
  * concurrent pulls.
  */
 import { createServer } from "node:net";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -254,6 +254,34 @@ describe("pullModel", () => {
     expect(e2.message).toContain("for repo but received");
     const e3 = await errorOf(pullModel({ cacheDir: cacheIn(), revision: "" }));
     expect(e3.code).toBe("BAD_INPUT");
+  });
+
+  it("keeps the .part when aborted mid-download and the next call resumes from it", async () => {
+    const h = await start({ faults: { stallAfter: { file: "model.safetensors", bytes: 300_000 } } });
+    const cacheDir = cacheIn();
+    const ctl = new AbortController();
+    const err = await errorOf(
+      pullModel({
+        ...FAST,
+        endpoint: h.url,
+        cacheDir,
+        signal: ctl.signal,
+        onProgress: (p) => {
+          if (p.file === "model.safetensors" && p.done > 0) ctl.abort();
+        },
+      }),
+    );
+    expect(err.code).toBe("ABORTED");
+    expect(tree(cacheDir).filter((f) => f.endsWith(".lock"))).toEqual([]);
+    const parts = tree(cacheDir).filter((f) => f.endsWith("model.safetensors.part"));
+    expect(parts).toHaveLength(1);
+    const have = statSync(path.join(cacheDir, parts[0]!)).size;
+    expect(have).toBeGreaterThan(0);
+
+    const res = await pullModel({ ...FAST, endpoint: h.url, cacheDir });
+    const gets = h.requests.filter((r) => r.server === "cdn" && r.method === "GET");
+    expect(gets.map((g) => g.range)).toEqual([undefined, `bytes=${have}-`]);
+    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
   });
 
   it("honours an aborted signal", async () => {
