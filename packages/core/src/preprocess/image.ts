@@ -11,6 +11,7 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import sharp from "sharp";
+import type { Metadata } from "sharp";
 import { PickrankError, invalidParameter } from "../errors.ts";
 import { bicubicResizeCrop } from "./resample.ts";
 
@@ -145,9 +146,10 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
     // PIL applies no colour management; neither do we.
     ignoreIcc: true,
   };
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
-    meta = await sharp(bytes, opts).metadata();
+    // Header only, with no pixel limit, so an oversized image gets the clear message below.
+    meta = await sharp(bytes, { ...opts, limitInputPixels: false }).metadata();
   } catch (e) {
     throw new PickrankError("BAD_IMAGE", `Expected a decodable image (PNG, JPEG, WebP, …) but ${what} could not be read: ${sharpReason(e)}`, {
       cause: e,
