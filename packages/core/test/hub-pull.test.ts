@@ -4,6 +4,7 @@
  * failure modes a user meets (bad endpoint, closed port, missing repo, auth, corruption) and
  * concurrent pulls.
  */
+import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -243,6 +244,32 @@ describe("pullModel", () => {
     expect([a.cached, b.cached].sort()).toEqual([false, true]);
     expect(h.requests.filter((r) => r.server === "cdn" && r.method === "GET" && r.url.includes(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256))).toHaveLength(1);
     expect(tree(cacheDir).filter((f) => f.endsWith(".lock") || f.endsWith(".part") || f.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("takes over lock files left by a process that died", async () => {
+    const h = await start();
+    const cacheDir = cacheIn();
+    const commit = h.commits[PICKSCORE_REPO]!.main!;
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
+    mkdirSync(path.join(cacheDir, "locks"), { recursive: true });
+    const stale = JSON.stringify({ pid: dead, host: os.hostname() });
+    writeFileSync(path.join(cacheDir, "locks", `download--yuvalkirstain--PickScore_v1--${commit}.lock`), stale);
+    writeFileSync(path.join(cacheDir, "locks", `model--yuvalkirstain--PickScore_v1--${commit.slice(0, 12)}--fp32.lock`), stale);
+    const res = await pullModel({ ...FAST, endpoint: h.url, cacheDir });
+    expect(res.cached).toBe(false);
+    expect(readdirSync(path.join(cacheDir, "locks"))).toEqual([]);
+  });
+
+  it("verifies a complete .part left before its rename without downloading it again", async () => {
+    const h = await start();
+    const cacheDir = cacheIn();
+    const commit = h.commits[PICKSCORE_REPO]!.main!;
+    const dl = path.join(cacheDir, "downloads", "yuvalkirstain--PickScore_v1", commit);
+    mkdirSync(dl, { recursive: true });
+    writeFileSync(path.join(dl, "model.safetensors.part"), h.files[PICKSCORE_REPO]!["model.safetensors"]!.bytes);
+    await pullModel({ ...FAST, endpoint: h.url, cacheDir });
+    expect(h.requests.filter((r) => r.server === "cdn")).toEqual([]);
+    expect(existsSync(path.join(dl, "model.safetensors"))).toBe(true);
   });
 
   it("rejects bad options with BAD_INPUT naming the option", async () => {

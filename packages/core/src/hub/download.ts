@@ -174,6 +174,13 @@ async function attemptDownload(
     await rm(part, { force: true });
     offset = 0;
   }
+  if (offset === expected.size && offset > 0) {
+    // A complete .part from a call that stopped before the rename: verify it without a request.
+    const sha256 = createHash("sha256");
+    const sha1 = createHash("sha1").update(`blob ${expected.size}\0`);
+    await hashExisting(part, offset, [sha256, sha1]);
+    return { kind: "complete", got: 0, sha256: sha256.digest("hex"), ...(expected.gitSha1 ? { gitSha1: sha1.digest("hex") } : {}) };
+  }
   const headers: Record<string, string> = {};
   if (offset > 0) headers.Range = `bytes=${offset}-`;
   const { res, abort } = await client.request("GET", url, { follow: "all", headers });

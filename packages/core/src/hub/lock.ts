@@ -3,6 +3,9 @@
  * or two calls in one process) never write the same .part file or folder at once: the second waits,
  * then finds the work done. Created with O_EXCL; holders touch it every few seconds, so a lock left by
  * a crashed process is recognised (dead pid on this host, or not touched for a while) and taken over.
+ * Two waiters taking over the same stale lock at the same instant could both proceed; that needs a
+ * crash plus a three-way race, and the worst outcome is a redundant download, since every file is
+ * verified and renamed into place whole.
  */
 import { mkdir, open, readFile, rm, stat, utimes } from "node:fs/promises";
 import os from "node:os";
@@ -10,7 +13,7 @@ import path from "node:path";
 import { sleep } from "./http.ts";
 
 const HEARTBEAT_MS = 5_000;
-const STALE_MS = 60_000;
+const STALE_MS = 10 * 60_000;
 
 interface LockInfo {
   pid: number;
@@ -26,15 +29,25 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * On this host a lock is stale only when its process is gone (a long synchronous step in a live
+ * holder must not lose its lock). A lock from another host (a cache on a shared disk) is stale when
+ * not touched for STALE_MS; so is an empty one (a writer that died between create and write).
+ */
 async function isStale(file: string): Promise<boolean> {
   try {
     const [text, st] = await Promise.all([readFile(file, "utf8"), stat(file)]);
-    if (Date.now() - st.mtimeMs > STALE_MS) return true;
-    const info = JSON.parse(text) as Partial<LockInfo>;
-    return info.host === os.hostname() && typeof info.pid === "number" && !pidAlive(info.pid);
-  } catch (e) {
-    // Vanished meanwhile: not stale, just retry the create. Unparsable: a writer between open and
-    // write; give it until the mtime rule applies.
+    const old = Date.now() - st.mtimeMs > STALE_MS;
+    let info: Partial<LockInfo>;
+    try {
+      info = JSON.parse(text) as Partial<LockInfo>;
+    } catch {
+      return old;
+    }
+    if (info.host === os.hostname() && typeof info.pid === "number") return !pidAlive(info.pid);
+    return old;
+  } catch {
+    // Vanished meanwhile: not stale, just try to create it again.
     return false;
   }
 }
