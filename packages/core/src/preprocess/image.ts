@@ -87,7 +87,7 @@ function tooLarge(width: number, height: number, maxPixels: number, what: string
 }
 
 /** Decodes (or validates) an input to interleaved uint8 pixels; BAD_IMAGE / NOT_FOUND on failure. */
-export async function decodeImage(input: ImageInput, maxPixels: number): Promise<DecodedImage> {
+export async function decodeImage(input: ImageInput, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<DecodedImage> {
   if (typeof input === "string") {
     if (input.length === 0) throw invalidParameter("image", "an image path, encoded image bytes or a RawImage", input);
     const st = await stat(input).catch(() => undefined);
