@@ -174,7 +174,9 @@ describe("pullModel", () => {
       });
     });
     vi.stubEnv("HF_ENDPOINT", `http://127.0.0.1:${port}`);
-    const err = await errorOf(pullModel({ ...FAST, cacheDir: cacheIn() }));
+    // Default retries: a refused connection is retried once only, so the user hears quickly.
+    const err = await errorOf(pullModel({ cacheDir: cacheIn(), retryDelayMs: 5 }));
+    expect(err.message).toContain("after 2 attempts");
     expect(err.code).toBe("DOWNLOAD_FAILED");
     expect(err.message).toContain(`could not reach 127.0.0.1:${port}`);
     expect(err.message).toContain("ECONNREFUSED");

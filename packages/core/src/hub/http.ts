@@ -28,11 +28,25 @@ export class RetryableError extends Error {
   constructor(
     message: string,
     readonly retryAfterMs?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; once?: boolean },
   ) {
     super(message, options);
     this.name = "RetryableError";
+    this.once = options?.once ?? false;
   }
+  /** Worth one more try only (refused connection, unknown host): rarely transient, and a user waiting on a typo deserves a quick answer. */
+  readonly once: boolean;
+}
+
+/** The errno-style code of a network failure, from undici's nested causes. */
+function networkCode(e: unknown): string | undefined {
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur instanceof Error; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) return code;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** What went wrong below HTTP (refused, DNS, reset, TLS), read from undici's nested causes. */
@@ -180,7 +194,11 @@ export class HubClient {
         if (this.signal?.aborted) throw abortedError(this.signal);
         const host = new URL(current).host;
         const reason = timedOut ? `no answer within ${formatDuration(this.connectTimeoutMs)}` : networkReason(e);
-        throw new RetryableError(`could not reach ${host} (${reason})`, undefined, { cause: e });
+        const code = networkCode(e);
+        throw new RetryableError(`could not reach ${host} (${reason})`, undefined, {
+          cause: e,
+          once: !timedOut && (code === "ECONNREFUSED" || code === "ENOTFOUND"),
+        });
       }
       clearTimeout(timer);
       const location = res.headers.get("location");
@@ -209,6 +227,7 @@ export class HubClient {
       } catch (e) {
         if (!(e instanceof RetryableError)) throw e;
         lastErr = e;
+        if (e.once && attempt >= 1) throw this.unreachable(what, e, attempt + 1);
       }
     }
     throw this.unreachable(what, lastErr!, this.retries + 1);
