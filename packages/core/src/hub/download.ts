@@ -174,12 +174,18 @@ async function attemptDownload(
     await rm(part, { force: true });
     offset = 0;
   }
-  if (offset === expected.size && offset > 0) {
-    // A complete .part from a call that stopped before the rename: verify it without a request.
+  const newHashers = () => {
     const sha256 = createHash("sha256");
     const sha1 = createHash("sha1").update(`blob ${expected.size}\0`);
-    await hashExisting(part, offset, [sha256, sha1]);
-    return { kind: "complete", got: 0, sha256: sha256.digest("hex"), ...(expected.gitSha1 ? { gitSha1: sha1.digest("hex") } : {}) };
+    return { sha256, sha1, all: expected.gitSha1 ? [sha256, sha1] : [sha256] };
+  };
+  let hash = newHashers();
+  // Hash what we have before asking for the rest, so the connection never idles while we read the disk.
+  await hashExisting(part, offset, hash.all);
+  const digests = () => ({ sha256: hash.sha256.digest("hex"), ...(expected.gitSha1 ? { gitSha1: hash.sha1.digest("hex") } : {}) });
+  if (offset === expected.size && offset > 0) {
+    // A complete .part from a call that stopped before the rename: verify it without a request.
+    return { kind: "complete", got: 0, ...digests() };
   }
   const headers: Record<string, string> = {};
   if (offset > 0) headers.Range = `bytes=${offset}-`;
@@ -202,14 +208,12 @@ async function attemptDownload(
         return { kind: "dropped", got: 0 };
       }
       offset = 0;
+      hash = newHashers();
     }
   }
-  const sha256 = createHash("sha256");
-  const sha1 = createHash("sha1").update(`blob ${expected.size}\0`);
-  const hashers = expected.gitSha1 ? [sha256, sha1] : [sha256];
+  const hashers = hash.all;
   await mkdir(path.dirname(part), { recursive: true });
   if (offset === 0) await rm(part, { force: true });
-  else await hashExisting(part, offset, hashers);
   const fh = await open(part, offset === 0 ? "w" : "a");
   let done = offset;
   let got = 0;
@@ -254,7 +258,7 @@ async function attemptDownload(
   await fh.close();
   onProgress?.({ stage: "download", file: name, done, total: expected.size });
   if (done < expected.size) return { kind: "dropped", got, error: new Error(`body ended at ${done} of ${expected.size} bytes`) };
-  return { kind: "complete", got, sha256: sha256.digest("hex"), ...(expected.gitSha1 ? { gitSha1: sha1.digest("hex") } : {}) };
+  return { kind: "complete", got, ...digests() };
 }
 
 /**
