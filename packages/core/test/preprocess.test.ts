@@ -260,6 +260,12 @@ describe("preprocessImage bad input", () => {
     expect(e.message).toContain(f);
     expect(e.message).toMatch(/Expected a decodable image/);
   });
+  it("preprocessImage: SVG (a vector format the reference cannot open) → BAD_IMAGE", async () => {
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>');
+    const e = await codeOf(preprocessImage(svg));
+    expect(e.code).toBe("BAD_IMAGE");
+    expect(e.message).toMatch(/Expected a raster image \(png, jpeg, webp.*\) but the image is svg/);
+  });
   it("preprocessImage: zero-size file and empty buffer → BAD_IMAGE", async () => {
     const f = path.join(tmp, "empty.png");
     await writeFile(f, "");

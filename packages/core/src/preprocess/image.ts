@@ -132,9 +132,9 @@ function checkRaw(raw: RawImage, maxPixels: number): DecodedImage {
 }
 
 async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | undefined): Promise<DecodedImage> {
-  const what = file ?? "the image bytes";
+  const what = file ?? "the image";
   if (bytes.length === 0) {
-    throw new PickrankError("BAD_IMAGE", `Expected an encoded image (PNG, JPEG, WebP, …) but ${what} ${file ? "is an empty file" : "are empty"}`, {
+    throw new PickrankError("BAD_IMAGE", `Expected an encoded image (PNG, JPEG, WebP, …) but ${file ? `${file} is an empty file` : "the bytes are empty"}`, {
       details: { path: file },
     });
   }
@@ -156,6 +156,15 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
       details: { path: file },
     });
   }
+  // Raster formats only: SVG would be rendered by librsvg (and can reference other files), which the
+  // reference (PIL) cannot open anyway.
+  if (!RASTER_FORMATS.has(String(meta.format))) {
+    throw new PickrankError(
+      "BAD_IMAGE",
+      `Expected a raster image (${[...RASTER_FORMATS].join(", ")}) but ${what} is ${String(meta.format)}`,
+      { details: { path: file, format: meta.format } },
+    );
+  }
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   if (w < 1 || h < 1) {
@@ -174,6 +183,8 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
     });
   }
 }
+
+const RASTER_FORMATS = new Set(["png", "jpeg", "webp", "gif", "tiff", "heif", "avif"]);
 
 function sharpReason(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
