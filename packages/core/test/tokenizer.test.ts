@@ -23,6 +23,16 @@ beforeAll(async () => {
   fromTokenizerJson = await ClipTokenizer.fromDir(sharedTokenizerDir);
 });
 
+describe("defaultTokenizerDir", () => {
+  it("points at the copy shipped inside packages/core (never ../shared)", async () => {
+    const dir = defaultTokenizerDir();
+    expect(dir).toBe(path.join(repoRoot, "packages/core/assets/clip-tokenizer"));
+    for (const f of ["vocab.json", "merges.txt", "tokenizer_config.json"]) {
+      expect(await readFile(path.join(dir, f), "utf8")).toBe(await readFile(path.join(sharedTokenizerDir, f), "utf8"));
+    }
+  });
+});
+
 describe("ClipTokenizer matches the reference (HF fast CLIP tokenizer) ids exactly", () => {
   it("has all 22 fixture cases", () => {
     expect(cases.length).toBe(22);

@@ -23,7 +23,7 @@ const END_OF_WORD = "</w>";
 
 /** The copy of laion/CLIP-ViT-H-14-laion2B-s32B-b79K's tokenizer files shipped with this package. */
 export function defaultTokenizerDir(): string {
-  return fileURLToPath(new URL("../../assets/clip-tokenizer/", import.meta.url));
+  return fileURLToPath(new URL("../../assets/clip-tokenizer", import.meta.url));
 }
 
 // Unicode White_Space, written out: JS `\s` differs from it (adds U+FEFF, lacks U+0085), and the
