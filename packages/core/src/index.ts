@@ -7,3 +7,4 @@ export * from "./convert/convert.ts";
 export * from "./tokenizer/clip-tokenizer.ts";
 export * from "./preprocess/image.ts";
 export * from "./hub/index.ts";
+export * from "./scorer.ts";

@@ -7,7 +7,7 @@
  * preprocessed (sharp, off the main thread for decoding) while the previous batch runs on the device.
  */
 import path from "node:path";
-import { PickrankError, invalidParameter, toPickrankError } from "./errors.ts";
+import { PickrankError, invalidParameter, throwIfAborted, toPickrankError } from "./errors.ts";
 import { readManifest, type ModelManifest } from "./model/manifest.ts";
 import { preprocessImage, type ImageInput, type PreprocessSettings } from "./preprocess/image.ts";
 import { describeDeviceReport, openOnDevice, parseDeviceRequest, type DeviceReport } from "./runtime/device.ts";
@@ -157,7 +157,7 @@ export class Scorer {
     this.#assertOpen();
     if (!Array.isArray(images)) throw invalidParameter("images", "an array of image paths, Buffers or raw pixels", images);
     const { signal } = opts;
-    signal?.throwIfAborted();
+    throwIfAborted(signal, "scoring");
     const size = this.#preprocess.size;
     const plane = 3 * size * size;
     const pending: Promise<Float32Array>[] = new Array(images.length);
@@ -183,18 +183,47 @@ export class Scorer {
       const batch = new Float32Array((end - start) * plane);
       for (let i = start; i < end; i++) {
         const px = await pending[i]!;
-        signal?.throwIfAborted();
+        throwIfAborted(signal, "scoring");
         batch.set(px, (i - start) * plane);
       }
       // Keep the decoder busy while the device runs this batch.
       fill(end + this.#concurrency + this.batchSize);
-      const out = await this.#vision.run({ pixel_values: { type: "float32", data: batch, dims: [end - start, 3, size, size] } });
-      const emb = out["image_embeds"];
-      if (!emb || emb.type !== "float32") throw new PickrankError("BAD_MODEL", "vision graph returned no float32 image_embeds");
-      const dim = this.manifest.dims.projection;
-      for (let b = 0; b < end - start; b++) result.push(l2normalize(emb.data.slice(b * dim, (b + 1) * dim)));
-      signal?.throwIfAborted();
+      result.push(...(await this.#runVision(batch, end - start)));
+      throwIfAborted(signal, "scoring");
     }
+    return result;
+  }
+
+  /**
+   * L2-normalized embeddings of already preprocessed images (CHW float32 [3,size,size] each, as
+   * `preprocessImage` returns), batched by `batchSize`.
+   */
+  async embedPixels(pixels: readonly Float32Array[], opts: CallOptions = {}): Promise<Float32Array[]> {
+    this.#assertOpen();
+    const size = this.#preprocess.size;
+    const plane = 3 * size * size;
+    const result: Float32Array[] = [];
+    for (let start = 0; start < pixels.length; start += this.batchSize) {
+      throwIfAborted(opts.signal, "scoring");
+      const chunk = pixels.slice(start, start + this.batchSize);
+      const batch = new Float32Array(chunk.length * plane);
+      chunk.forEach((px, i) => {
+        if (px.length !== plane) throw invalidParameter(`pixels[${start + i}]`, `Float32Array of length ${plane} ([3,${size},${size}])`, px.length);
+        batch.set(px, i * plane);
+      });
+      result.push(...(await this.#runVision(batch, chunk.length)));
+    }
+    return result;
+  }
+
+  async #runVision(batch: Float32Array, count: number): Promise<Float32Array[]> {
+    const size = this.#preprocess.size;
+    const out = await this.#vision.run({ pixel_values: { type: "float32", data: batch, dims: [count, 3, size, size] } });
+    const emb = out["image_embeds"];
+    if (!emb || emb.type !== "float32") throw new PickrankError("BAD_MODEL", "vision graph returned no float32 image_embeds");
+    const dim = this.manifest.dims.projection;
+    const result: Float32Array[] = [];
+    for (let b = 0; b < count; b++) result.push(l2normalize(emb.data.slice(b * dim, (b + 1) * dim)));
     return result;
   }
 

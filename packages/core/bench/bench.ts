@@ -1,0 +1,196 @@
+/**
+ * pnpm bench — prints tables; asserts nothing. Compare rows of the same run only.
+ *
+ *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
+ *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3]
+ *
+ * 1. Preprocessing, ms per 1024×1024 PNG: pickrank's path (sharp decode + PIL-exact bicubic) against a
+ *    simple baseline (sharp's own cubic resize + crop + normalize), one at a time and 8 at once.
+ * 2. Scoring, per device that starts: PNG bytes → scores for N candidates (end to end, as `rank`
+ *    runs it), and the vision graph alone on preprocessed tensors.
+ * Default model: the tiny CLIP of the test fixtures (a plumbing check, not a speed figure). For real
+ * figures pass --hf with a PickScore-sized folder (bench/make-random-clip.ts --size pickscore writes one).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import sharp from "sharp";
+import {
+  CLIP_PREPROCESS,
+  convertModel,
+  preprocessImage,
+  readManifest,
+  Scorer,
+  type DeviceName,
+} from "../src/index.ts";
+
+const { values } = parseArgs({
+  options: {
+    model: { type: "string" },
+    hf: { type: "string" },
+    dtype: { type: "string", default: "fp32" },
+    devices: { type: "string", default: "cpu,webgpu,cuda" },
+    n: { type: "string", default: "8,32" },
+    size: { type: "string", default: "1024" },
+    repeats: { type: "string", default: "3" },
+    "batch-size": { type: "string", default: "8" },
+  },
+});
+
+const sizePx = Number(values.size);
+const repeats = Number(values.repeats);
+const ns = (values.n ?? "8,32").split(",").map(Number);
+const batchSize = Number(values["batch-size"]);
+const dtype = values.dtype === "fp16" ? "fp16" : "fp32";
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [performance.now() - t0, r];
+}
+
+function table(title: string, headers: string[], rows: (string | number)[][]): void {
+  const cells = rows.map((r) => r.map((c) => (typeof c === "number" ? c.toFixed(c >= 100 ? 0 : 1) : c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => String(r[i]).length)));
+  console.log(`\n${title}`);
+  console.log("| " + headers.map((h, i) => h.padEnd(widths[i]!)).join(" | ") + " |");
+  console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+  for (const r of cells) console.log("| " + r.map((c, i) => String(c).padEnd(widths[i]!)).join(" | ") + " |");
+}
+
+/** Photo-like test images: smooth gradients plus noise, so PNG sizes resemble generated images. */
+async function makePngs(count: number): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let k = 0; k < count; k++) {
+    const raw = Buffer.alloc(sizePx * sizePx * 3);
+    let s = 12345 + k * 7919;
+    for (let y = 0; y < sizePx; y++) {
+      for (let x = 0; x < sizePx; x++) {
+        s = (s * 1103515245 + 12345) >>> 0;
+        const n = (s >>> 24) % 24;
+        const i = (y * sizePx + x) * 3;
+        raw[i] = (x * 255) / sizePx + n;
+        raw[i + 1] = (y * 255) / sizePx + n;
+        raw[i + 2] = ((x + y + k * 40) % 256) ^ n;
+      }
+    }
+    out.push(await sharp(raw, { raw: { width: sizePx, height: sizePx, channels: 3 } }).png().toBuffer());
+  }
+  return out;
+}
+
+/** The simple baseline: sharp's own cubic resize and crop, then normalize in a plain loop. */
+async function baselinePreprocess(bytes: Buffer): Promise<Float32Array> {
+  const { size, mean, std } = CLIP_PREPROCESS;
+  const img = sharp(bytes).removeAlpha().toColourspace("srgb");
+  const meta = await sharp(bytes).metadata();
+  const w = meta.width!;
+  const h = meta.height!;
+  const scale = size / Math.min(w, h);
+  const rw = w <= h ? size : Math.floor(size * (w / h));
+  const rh = h < w ? size : Math.floor(size * (h / w));
+  void scale;
+  const { data } = await img
+    .resize(rw, rh, { kernel: "cubic", fit: "fill" })
+    .extract({ left: Math.floor((rw - size) / 2), top: Math.floor((rh - size) / 2), width: size, height: size })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const out = new Float32Array(3 * size * size);
+  for (let p = 0; p < size * size; p++) {
+    for (let c = 0; c < 3; c++) out[c * size * size + p] = (data[p * 3 + c]! / 255 - mean[c]!) / std[c]!;
+  }
+  return out;
+}
+
+async function benchPreprocess(pngs: Buffer[]): Promise<void> {
+  const rows: (string | number)[][] = [];
+  for (const [name, fn] of [
+    ["pickrank (PIL-exact bicubic)", (b: Buffer) => preprocessImage(b)],
+    ["baseline (sharp cubic)", baselinePreprocess],
+  ] as const) {
+    await fn(pngs[0]!); // warm-up
+    const serial: number[] = [];
+    const parallel: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const [t] = await time(async () => {
+        for (const b of pngs) await fn(b);
+      });
+      serial.push(t / pngs.length);
+      const [tp] = await time(() => Promise.all(pngs.map((b) => fn(b))));
+      parallel.push(tp / pngs.length);
+    }
+    rows.push([name, median(serial), median(parallel)]);
+  }
+  table(
+    `Preprocessing, ${sizePx}×${sizePx} PNG → [3,224,224] float32 (median of ${repeats}, ${pngs.length} images, ${os.cpus().length} cores)`,
+    ["path", "ms/image one at a time", "ms/image 8 at once"],
+    rows,
+  );
+}
+
+async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
+  const manifest = await readManifest(modelDir);
+  const rows: (string | number)[][] = [];
+  const wanted = (values.devices ?? "").split(",").filter(Boolean) as DeviceName[];
+  for (const device of wanted) {
+    let scorer: Scorer;
+    try {
+      const [ms, s] = await time(() => Scorer.create({ model: modelDir, device, batchSize }));
+      scorer = s;
+      console.error(`${device}: sessions ready in ${ms.toFixed(0)} ms`);
+    } catch (e) {
+      rows.push([device, "—", "—", "—", "—", `unavailable: ${(e as Error).message.slice(0, 90)}`]);
+      continue;
+    }
+    try {
+      for (const n of ns) {
+        const images = Array.from({ length: n }, (_, i) => pngs[i % pngs.length]!);
+        await scorer.score("a warm-up prompt", images.slice(0, Math.min(n, batchSize)));
+        const e2e: number[] = [];
+        for (let r = 0; r < repeats; r++) e2e.push((await time(() => scorer.score(`prompt ${r}`, images)))[0]);
+        // Vision graph alone, on tensors preprocessed beforehand.
+        const tensors = await Promise.all(images.map((b) => preprocessImage(b)));
+        const modelOnly: number[] = [];
+        for (let r = 0; r < repeats; r++) modelOnly.push((await time(() => visionOnly(scorer, tensors)))[0]);
+        const t = median(e2e);
+        rows.push([device, n, t, median(modelOnly), (n / t) * 1000, ""]);
+      }
+    } finally {
+      await scorer.dispose();
+    }
+  }
+  table(
+    `Scoring ${manifest.dtype} (vision width ${manifest.dims.visionWidth}, batch ${batchSize}), median of ${repeats}`,
+    ["device", "N", "PNG bytes → scores ms", "vision graph only ms", "images/s end to end", "note"],
+    rows,
+  );
+}
+
+async function visionOnly(scorer: Scorer, tensors: Float32Array[]): Promise<void> {
+  await scorer.embedPixels(tensors);
+}
+
+const tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-bench-"));
+try {
+  let modelDir = values.model;
+  if (!modelDir) {
+    const hf = values.hf ?? path.resolve(import.meta.dirname, "../../../../shared/fixtures/pickscore-reference/tiny-clip");
+    modelDir = path.join(tmp, "model");
+    const [ms] = await time(() => convertModel(hf, { out: modelDir!, dtype }));
+    console.error(`converted ${hf} (${dtype}) in ${(ms / 1000).toFixed(1)} s`);
+  }
+  console.log(`pickrank bench — node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} ×${os.cpus().length}, model ${modelDir}`);
+  const pngs = await makePngs(8);
+  console.error(`test images: 8 PNGs of ${sizePx}×${sizePx}, ${(pngs.reduce((a, b) => a + b.length, 0) / 8 / 1e6).toFixed(2)} MB each`);
+  await benchPreprocess(pngs);
+  await benchScoring(modelDir, pngs);
+  console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+} finally {
+  await rm(tmp, { recursive: true, force: true });
+}
