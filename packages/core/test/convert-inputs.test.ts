@@ -293,6 +293,21 @@ describe("convertModel bad inputs", () => {
     await expectBadModel(convertModel(await hfDir({ tensors }), { out: path.join(tmp, "x13") }), /text_projection\.weight has dtype I32; expected F32, F16 or BF16/);
   });
 
+  it("convertModel: dtype fp16 with a weight beyond the fp16 range", async () => {
+    const tensors = tiny.map((t) => {
+      if (t.name !== "vision_model.encoder.layers.0.mlp.fc1.bias") return t;
+      const f = new Float32Array(t.data.slice().buffer);
+      f[3] = 1e6;
+      return { ...t, data: new Uint8Array(f.buffer) };
+    });
+    const dir = await hfDir({ tensors });
+    await expectBadModel(
+      convertModel(dir, { out: path.join(tmp, "x16"), dtype: "fp16" }),
+      /weight vision_model\.encoder\.layers\.0\.mlp\.fc1\.bias has a value outside the fp16 range .* at element 3; convert with dtype "fp32"/,
+    );
+    await convertModel(dir, { out: path.join(tmp, "x17") }); // fp32 holds it
+  });
+
   it("convertModel: bad options are BAD_INPUT", async () => {
     await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x14"), dtype: "int8" as "fp16" })).rejects.toMatchObject({
       code: "BAD_INPUT",

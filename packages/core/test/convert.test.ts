@@ -54,11 +54,12 @@ describe("convertModel parity with the transformers reference (tiny CLIP, ORT CP
   it("fp16 graphs stay within the measured fp16 bound and rank images like the reference", () => {
     const e = errors(outputs.fp16!);
     console.log("fp16 max relative error per output:", JSON.stringify(e));
-    // Measured on ORT 1.30 CPU (x86): 1.1e-3 text, 4.9e-4 image embeddings, 4.5e-4 logits, 2.4e-3 probs.
-    // ORT's CPU provider runs some fp16 ops through fp32 (inserted casts), so this is mostly the fp16
-    // rounding of the weights and activations between ops; a GPU's fp16 kernels may differ a little.
-    // 1e-2 leaves ~4x headroom; a wiring mistake shows as errors of order 1 (fp32 reaches ~5e-7).
-    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(1e-2);
+    // Measured on ORT 1.30 CPU (x86): 1.1e-3 text, 5.2e-4 image embeddings, 4.6e-4 logits, 4.8e-3 probs
+    // (exp(logit_scale) = 100 amplifies logit errors in the softmax). ORT's CPU provider runs some fp16
+    // ops through fp32 (inserted casts), so this is mostly the fp16 rounding of weights and of the
+    // activations between ops; a GPU's fp16 kernels may differ a little. Bounds leave ~4x headroom; a
+    // wiring mistake shows as errors of order 1 (fp32 reaches ~5e-7).
+    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(k.startsWith("probs") ? 2e-2 : 5e-3);
     const s = scoreAll(outputs.fp16!, ref.logit_scale);
     // Same best image for every prompt as the reference.
     for (let p = 0; p < ref.prompts.length; p++) {
@@ -99,7 +100,7 @@ describe("convertModel parity with the transformers reference (tiny CLIP, ORT CP
       const out = r.text_embeds!;
       expect(out.type).toBe("float32");
       expect(out.dims).toEqual([1, 16]);
-      expect(maxRelErr(out.data as Float32Array, ref.text_embeds_unnormalized[1]!)).toBeLessThan(dtype === "fp32" ? 1e-4 : 1e-2);
+      expect(maxRelErr(out.data as Float32Array, ref.text_embeds_unnormalized[1]!)).toBeLessThan(dtype === "fp32" ? 1e-4 : 5e-3);
       await text.release();
       await vision.release();
     }

@@ -140,11 +140,12 @@ export function emitActivation(ctx: Ctx, x: string, act: ClipActivation, name: s
     const s = g.node("Sigmoid", [g.node("Mul", [x, k], { name: `${name}/scaled` })], { name: `${name}/sigmoid` });
     return g.node("Mul", [x, s], { name });
   }
-  // Exact GELU: x · 0.5 · (1 + erf(x / √2)), the form torch's F.gelu computes.
-  const invSqrt2 = cachedConst(ctx, "gelu_inv_sqrt2", () => g.scalar("gelu_inv_sqrt2", Math.SQRT1_2));
+  // Exact GELU: (x · 0.5) · (1 + erf(x / √2)). Written exactly as torch.onnx exports F.gelu, which is the
+  // pattern ORT's GeluFusion recognizes and turns into one Gelu kernel when the session optimizes.
+  const sqrt2 = cachedConst(ctx, "gelu_sqrt2", () => g.scalar("gelu_sqrt2", Math.SQRT2));
   const one = cachedConst(ctx, "one", () => g.scalar("one", 1));
   const half = cachedConst(ctx, "half", () => g.scalar("half", 0.5));
-  const erf = g.node("Erf", [g.node("Mul", [x, invSqrt2], { name: `${name}/div_sqrt2` })], { name: `${name}/erf` });
+  const erf = g.node("Erf", [g.node("Div", [x, sqrt2], { name: `${name}/div_sqrt2` })], { name: `${name}/erf` });
   const t = g.node("Add", [erf, one], { name: `${name}/erf_plus_1` });
   return g.node("Mul", [g.node("Mul", [x, half], { name: `${name}/half_x` }), t], { name });
 }

@@ -117,8 +117,26 @@ function transpose2d(data: Uint8Array, rows: number, cols: number, elemSize: num
   return out;
 }
 
+/** fp16 tops out at 65504: a weight beyond it would silently become inf. */
+function checkFp16Range(name: string, data: Uint8Array, src: FloatSrc): Uint8Array {
+  if (src === "F16") return data;
+  const h = new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+  for (let i = 0; i < h.length; i++) {
+    if ((h[i]! & 0x7c00) === 0x7c00) {
+      throw badModel(`weight ${name} has a value outside the fp16 range (|x| > 65504, or not finite) at element ${i}; convert with dtype "fp32"`, {
+        tensor: name,
+      });
+    }
+  }
+  return data;
+}
+
 function weightSource(st: SafetensorsFile, e: SafetensorsEntry, dst: DataType, req: WeightRequest): TensorSource {
   const src = e.dtype as FloatSrc;
+  const conv = (raw: Uint8Array) => {
+    const out = convertFloats(raw, src, dst);
+    return dst === DataType.FLOAT16 ? checkFp16Range(e.name, out, src) : out;
+  };
   const srcSize = src === "F32" ? 4 : 2;
   const dstSize = dst === DataType.FLOAT ? 4 : 2;
   const numel = e.shape.reduce((a, b) => a * b, 1);
@@ -132,13 +150,13 @@ function weightSource(st: SafetensorsFile, e: SafetensorsEntry, dst: DataType, r
       if (req.transpose) {
         // One whole matrix in memory (PickScore's largest: 5120×1280 f32 = 26 MB).
         const raw = await st.read(e);
-        await sink(transpose2d(convertFloats(raw, src, dst), e.shape[0]!, e.shape[1]!, dstSize));
+        await sink(transpose2d(conv(raw), e.shape[0]!, e.shape[1]!, dstSize));
         return;
       }
       for (let start = 0; start < numel; start += CHUNK_ELEMS) {
         const n = Math.min(CHUNK_ELEMS, numel - start);
         const raw = await st.read(e, start * srcSize, n * srcSize);
-        await sink(convertFloats(raw, src, dst));
+        await sink(conv(raw));
       }
     },
   };
