@@ -56,7 +56,7 @@ async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 function table(title: string, headers: string[], rows: (string | number)[][]): void {
-  const cells = rows.map((r) => r.map((c) => (typeof c === "number" ? c.toFixed(c >= 100 ? 0 : 1) : c)));
+  const cells = rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(c >= 100 ? 0 : 1)) : c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => String(r[i]).length)));
   console.log(`\n${title}`);
   console.log("| " + headers.map((h, i) => h.padEnd(widths[i]!)).join(" | ") + " |");
