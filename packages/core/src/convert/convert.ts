@@ -8,7 +8,7 @@
  * The manifest is written last and every file goes through a temp name + rename: a folder with a
  * pickrank.json is complete.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -163,9 +163,8 @@ function weightSource(st: SafetensorsFile, e: SafetensorsEntry, dst: DataType, r
 }
 
 /** The WeightFn the graph builders call: validates each request against the checkpoint, records problems. */
-function weightProvider(st: SafetensorsFile, dtype: "fp32" | "fp16", problems: string[], used: Set<string>): WeightFn {
+function weightProvider(st: SafetensorsFile, dtype: "fp32" | "fp16", problems: string[]): WeightFn {
   return (g: GraphBuilder, name: string, req: WeightRequest) => {
-    used.add(name);
     const e = st.get(name);
     const expected = `[${req.shape.join(", ")}]`;
     if (!e) {
@@ -214,7 +213,7 @@ async function fileDigest(file: string): Promise<{ size: number; sha256: string 
 }
 
 function tmpSuffix(): string {
-  return `.tmp-${process.pid}-${Date.now().toString(36)}`;
+  return `.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
 
 /** Copies the tokenizer files into `<out>/tokenizer` (through a temp folder). */
@@ -326,8 +325,7 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
     if (!Number.isFinite(logitScale)) throw badModel(`${weightsFile}: logit_scale is ${logitScale}; expected a finite number`, { file: weightsFile });
 
     const problems: string[] = [];
-    const used = new Set<string>();
-    const weight = weightProvider(st, dtype, problems, used);
+    const weight = weightProvider(st, dtype, problems);
     const text = buildTextGraph(cfg, weight, graphOpts);
     const vision = buildVisionGraph(cfg, weight, graphOpts);
     for (const [name, what] of Object.entries(UNSUPPORTED_TENSORS)) {

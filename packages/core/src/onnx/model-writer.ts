@@ -9,6 +9,7 @@
  * Files are written under a temporary name and renamed when complete, so a crash never leaves a
  * half-written file that looks whole.
  */
+import { randomBytes } from "node:crypto";
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { PickrankError } from "../errors.ts";
@@ -167,7 +168,7 @@ class BufferedFile {
 }
 
 function tmpName(file: string): string {
-  return `${file}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  return `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
 
 /** Writes `model` to `file` (and `file + ".data"` when external data is used). */
