@@ -3,6 +3,7 @@
  * `main` returns the exit code so tests can run the CLI in-process.
  */
 import { Command, CommanderError } from "commander";
+import { registerBestOf } from "./commands/best-of.ts";
 import { registerModel } from "./commands/model.ts";
 import { registerPreprocess } from "./commands/preprocess.ts";
 import { registerRank } from "./commands/rank.ts";
@@ -29,6 +30,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerPreprocess(program, ctx);
   registerModel(program, ctx);
   registerRank(program, ctx);
+  registerBestOf(program, ctx);
   return program;
 }
 
