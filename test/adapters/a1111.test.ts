@@ -88,7 +88,7 @@ describe("A1111Backend.generate", () => {
     const ok = await collect(new A1111Backend(f.url.replace("http://", "http://bob:hunter2-xyz@"), FAST).generate({ prompt: "x", n: 1, params: { steps: 1 } }));
     expect(ok[0]?.ok).toBe(true);
     expect(f.log[0]?.authorization).toBe(`Basic ${Buffer.from("bob:hunter2-xyz").toString("base64")}`);
-    const viaSpec = createBackend({ kind: "a1111", url: f.url, auth: "bob:hunter2-xyz", options: FAST });
+    const viaSpec = createBackend({ kind: "a1111", url: f.url, auth: "bob:hunter2-xyz", options: { ...FAST } });
     expect(viaSpec.id).toBe(`a1111@${f.url}`);
     expect((await viaSpec.check()).ok).toBe(true);
 
