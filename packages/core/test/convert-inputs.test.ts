@@ -183,6 +183,16 @@ describe("convertModel options and sources", () => {
     expect((await readdir(path.join(out2, "tokenizer"))).sort()).toEqual(["merges.txt", "tokenizer_config.json", "vocab.json"]);
   });
 
+  it("takes mean/std from the HF folder's preprocessor_config.json, and refuses a resize that differs from the crop", async () => {
+    const dir = await hfDir();
+    const pp = { size: { shortest_edge: 224 }, crop_size: { height: 224, width: 224 }, image_mean: [0.5, 0.5, 0.5], image_std: [0.25, 0.25, 0.25] };
+    await writeFile(path.join(dir, "preprocessor_config.json"), JSON.stringify(pp));
+    const { manifest } = await convertModel(dir, { out: path.join(tmp, "pp") });
+    expect(manifest.preprocess).toEqual({ size: 224, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
+    await writeFile(path.join(dir, "preprocessor_config.json"), JSON.stringify({ ...pp, size: { shortest_edge: 256 } }));
+    await expectBadModel(convertModel(dir, { out: path.join(tmp, "pp2") }), /resize to 256 then crop to 224 is not supported/);
+  });
+
   it("keeps the source repo/revision given by the caller, and the hub's file hashes when it passes them", async () => {
     const files = [
       { name: "config.json", size: 1, sha256: "a".repeat(64) },

@@ -249,6 +249,7 @@ async function copyTokenizer(hfDir: string, out: string, explicit: string | unde
 }
 
 const preprocessorSchema = z.object({
+  size: z.union([z.number().int().positive(), z.object({ shortest_edge: z.number().int().positive() })]).optional(),
   crop_size: z.union([z.number().int().positive(), z.object({ height: z.number().int().positive(), width: z.number().int().positive() })]).optional(),
   image_mean: z.tuple([z.number(), z.number(), z.number()]).optional(),
   image_std: z.tuple([z.number(), z.number(), z.number()]).optional(),
@@ -271,6 +272,11 @@ async function preprocessSettings(hfDir: string, cfg: ClipConfig): Promise<Model
   const size = crop === undefined ? base.size : typeof crop === "number" ? crop : crop.height;
   if (typeof crop === "object" && crop.height !== crop.width) {
     throw badModel(`${file}: crop_size ${crop.height}x${crop.width} is not square; expected a square crop`, { file });
+  }
+  const resize = p.data.size === undefined ? size : typeof p.data.size === "number" ? p.data.size : p.data.size.shortest_edge;
+  if (resize !== size) {
+    // The manifest (and the scorer's preprocessing) has one size: resize the short edge to it, crop to it.
+    throw badModel(`${file}: resize to ${resize} then crop to ${size} is not supported; expected the shortest edge equal to the crop size`, { file });
   }
   if (size !== cfg.vision.image_size) {
     throw badModel(`${file}: crop size ${size} differs from the vision config's image_size ${cfg.vision.image_size}; expected them equal`, { file });
