@@ -279,6 +279,9 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     progress.stop();
     if (opts.json) writeJson(io, serializeResult(result));
     else printResult(io, result);
+    for (const r of "runs" in result ? result.runs : [result]) {
+      for (const w of r.warnings) io.stderr.write(`pickrank: warning: ${"runs" in result ? `prompt ${JSON.stringify(r.prompt)}: ` : ""}${w}\n`);
+    }
     if ("runs" in result && result.errors.length > 0) {
       for (const pe of result.errors) io.stderr.write(`pickrank: prompt ${pe.promptIndex + 1} failed: ${pe.error.message} [${pe.error.code}]\n`);
       ctx.exitCode = 1;
@@ -327,7 +330,6 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
     const s = r.diverse.skipped.filter((x) => !x.filled);
     if (s.length > 0) out.write(`diverse: skipped ${s.map((x) => `seed ${x.seed} (cos ${x.cosine.toFixed(3)})`).join(", ")} as near-duplicates (threshold ${r.diverse.threshold})\n`);
   }
-  for (const w of r.warnings) io.stderr.write(`pickrank: warning: ${w}\n`);
 }
 
 function printResult(io: Io, result: BestOfResult | BestOfBatchResult): void {

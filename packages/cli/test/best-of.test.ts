@@ -1,0 +1,253 @@
+/**
+ * `pickrank best-of` end to end: the real command, the real tiny-model Scorer, and fake ComfyUI /
+ * Automatic1111 servers that speak the real protocols.
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Scorer } from "@pickrank/core";
+import { readPngText } from "@pickrank/selector";
+import { startFakeA1111 } from "../../../test/fakes/a1111-server.ts";
+import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
+import { tinyModel } from "../../../test/helpers/tiny-model.ts";
+import { comfySettings, journalCandidates, runCli, spawnCli, waitFor } from "../../../test/selector/cli-harness.ts";
+
+let model: string;
+let tmp: string;
+const servers: { close(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  model = await tinyModel();
+  tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-bestof-e2e-"));
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close().catch(() => {})));
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function comfy(opts: Parameters<typeof startFakeComfyUI>[0] = {}): Promise<FakeComfyUI> {
+  const s = await startFakeComfyUI(opts);
+  servers.push(s);
+  return s;
+}
+
+interface JsonEntry {
+  index: number;
+  seed: number;
+  score: number;
+  prob: number;
+  rank: number;
+  backend: string;
+  file?: string;
+  draft?: { score: number; prob: number; rank: number };
+}
+interface JsonResult {
+  prompt: string;
+  seeds: number[];
+  best: JsonEntry;
+  top: JsonEntry[];
+  ranked: JsonEntry[];
+  failed: { seed: number; index: number; error: { code: string; message: string } }[];
+  warnings: string[];
+  device: string;
+  model: { dir: string };
+  refine?: { k: number; drafts: JsonEntry[]; spearman: number | null; kendall: number | null; bestStayedBest: boolean | null };
+  out?: { dir: string; resultFile: string; files: string[]; resumed: number };
+}
+
+const base = () => ["best-of", "--model", model, "--device", "cpu"];
+
+describe("pickrank best-of on ComfyUI", () => {
+  it("ranks every candidate as PickScore does, saves PNGs whose metadata reads back, prints the API object", async () => {
+    const fake = await comfy();
+    const out = path.join(tmp, "comfy-all");
+    const prompt = "a lighthouse at dusk, oil painting";
+    const r = await runCli([...base(), "--prompt", prompt, "-n", "4", "--top", "2", "--seed", "100", "--url", fake.url, "--keep", "all", "--out", out, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    expect(j.seeds).toEqual([100, 101, 102, 103]);
+    expect(j.ranked).toHaveLength(4);
+    expect(j.top.map((c) => c.rank)).toEqual([1, 2]);
+    expect(j.failed).toEqual([]);
+    // The fake got one prompt per seed, default workflow, the server's first checkpoint.
+    const sent = fake.prompts.map((p) => comfySettings(p.prompt));
+    expect(sent.map((s) => s.seed).sort()).toEqual([100, 101, 102, 103]);
+    expect(new Set(sent.map((s) => s.checkpoint))).toEqual(new Set(["sd15.safetensors"]));
+    // Scores against PickScore computed directly on the saved files (text chunks do not touch pixels).
+    const files = j.ranked.map((c) => c.file!);
+    const scorer = await Scorer.create({ model, device: "cpu" });
+    try {
+      const direct = await scorer.rank(prompt, files);
+      expect(direct.map((d) => files[d.index])).toEqual(files);
+      direct.forEach((d) => {
+        const c = j.ranked[d.index]!;
+        expect(c.score).toBeCloseTo(d.score, 4);
+        expect(c.prob).toBeCloseTo(d.prob, 4);
+        expect(c.rank).toBe(d.rank);
+      });
+    } finally {
+      await scorer.dispose();
+    }
+    // Metadata: A1111-style parameters, our JSON chunk, and the generator's own chunk kept.
+    for (const c of j.ranked) {
+      const png = await readFile(c.file!);
+      const text = readPngText(png);
+      expect(text["parameters"]!.split("\n")[0]).toBe(prompt);
+      expect(text["parameters"]).toContain(`Seed: ${c.seed}`);
+      expect(text["parameters"]).toContain(`PickScore rank: ${c.rank}/4`);
+      const meta = JSON.parse(text["pickrank"]!) as { seed: number; score: number; prob: number; rank: number; prompt: string; model: { dtype: string } };
+      expect(meta).toMatchObject({ prompt, seed: c.seed, rank: c.rank, model: { dtype: "fp32" } });
+      expect(meta.score).toBeCloseTo(c.score, 10);
+      expect(meta.prob).toBeCloseTo(c.prob, 10);
+      expect(readFakeImageInfo(png)).toMatchObject({ seed: c.seed, prompt });
+    }
+    // result.json holds the same object the command printed.
+    expect(JSON.parse(await readFile(path.join(out, "result.json"), "utf8"))).toEqual(j);
+    expect((await readdir(out)).filter((f) => f.endsWith(".png")).sort()).toEqual(j.ranked.map((c) => path.basename(c.file!)).sort());
+  });
+
+  it("prints a table on stdout and progress on stderr", async () => {
+    const fake = await comfy();
+    const r = await runCli([...base(), "--prompt", "a red fox", "-n", "3", "--top", "2", "--seed", "7", "--url", fake.url]);
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trim().split("\n");
+    expect(lines[0]).toMatch(/^rank\s+seed\s+score\s+prob\s+top\s+saved$/);
+    expect(lines.slice(2)).toHaveLength(3);
+    expect(lines[2]).toMatch(/^\s*1\s+\d+\s+-?\d+\.\d{3}\s+0\.\d{4}\s+\*$/);
+    expect(lines.filter((l) => l.includes("*"))).toHaveLength(2);
+    expect(r.err).toContain("best-of rendering 3");
+    expect(r.err).toMatch(/done: best seed \d+, score/);
+  });
+
+  it("uses --workflow and --checkpoint, and re-renders only the best drafts in draft-then-refine", async () => {
+    const fake = await comfy();
+    const wf = path.resolve(__dirname, "../../../examples/workflows/txt2img-sd.json");
+    const r = await runCli([...base(), "--prompt", "castle on a hill", "-n", "5", "--seed", "50", "--steps", "20", "--draft-steps", "4", "--refine", "2", "--workflow", wf, "--checkpoint", "sdxl_base_1.0.safetensors", "--url", fake.url, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    const sent = fake.prompts.map((p) => comfySettings(p.prompt));
+    expect(sent).toHaveLength(7);
+    expect(sent.slice(0, 5).every((s) => s.steps === 4)).toBe(true);
+    expect(sent.slice(5).every((s) => s.steps === 20)).toBe(true);
+    expect(new Set(sent.map((s) => s.checkpoint))).toEqual(new Set(["sdxl_base_1.0.safetensors"]));
+    const bestDrafts = j.refine!.drafts.slice(0, 2).map((c) => c.seed);
+    expect(sent.slice(5).map((s) => s.seed).sort()).toEqual(bestDrafts.sort());
+    expect(j.ranked).toHaveLength(2);
+    expect(j.ranked.every((c) => c.draft !== undefined)).toBe(true);
+    expect(j.refine!.k).toBe(2);
+    expect(typeof j.refine!.spearman).toBe("number");
+    expect(typeof j.refine!.bestStayedBest).toBe("boolean");
+  });
+
+  it("keeps the others when single candidates fail, and says so when too few survive", async () => {
+    const fake = await comfy({ faults: { failSeeds: [11] } });
+    const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--url", fake.url, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    expect(j.ranked.map((c) => c.seed).sort()).toEqual([10, 12, 13]);
+    expect(j.failed).toHaveLength(1);
+    expect(j.failed[0]!.seed).toBe(11);
+    expect(r.err).toContain("warning: 1 candidate render(s) failed");
+
+    const few = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min-survivors", "4", "--url", fake.url]);
+    expect(few.code).toBe(1);
+    expect(few.err).toMatch(/Expected at least 4 surviving candidate\(s\) for "p" but 3 of 4 survived .*\[TOO_FEW_CANDIDATES\]/);
+  });
+
+  it("keeps what arrived when the server dies mid-run", async () => {
+    const fake = await comfy({ faults: { killAfterPrompts: 2 } });
+    const r = await runCli([...base(), "--prompt", "p", "-n", "5", "--seed", "0", "--url", fake.url, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    // The second image may or may not be fetched before the port closes.
+    expect(j.ranked.length).toBeGreaterThanOrEqual(1);
+    expect(j.ranked.length).toBeLessThanOrEqual(2);
+    expect(j.ranked.length + j.failed.length).toBe(5);
+    expect(new Set(j.failed.map((f) => f.error.code))).toEqual(new Set(["BACKEND_UNREACHABLE"]));
+    expect(j.warnings.join(" ")).toMatch(new RegExp(`${j.failed.length} candidate render\\(s\\) failed`));
+  });
+
+  it("refuses an --out folder holding another run (CONFLICT) and never overwrites it", async () => {
+    const fake = await comfy();
+    const out = path.join(tmp, "comfy-conflict");
+    expect((await runCli([...base(), "--prompt", "first", "-n", "2", "--seed", "1", "--url", fake.url, "--out", out])).code).toBe(0);
+    const before = await readFile(path.join(out, "result.json"), "utf8");
+    const r = await runCli([...base(), "--prompt", "second", "-n", "2", "--seed", "1", "--url", fake.url, "--out", out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/holds another run \(different prompts\); expected the same prompt and settings to resume it, or a new folder \[CONFLICT\]/);
+    expect(await readFile(path.join(out, "result.json"), "utf8")).toBe(before);
+  });
+
+  it("runs a prompts file: one folder per prompt, one model load", async () => {
+    const fake = await comfy();
+    const list = path.join(tmp, "prompts.txt");
+    await writeFile(list, "# tonight\na cat in a hat\n\na dog on a log\n");
+    const out = path.join(tmp, "comfy-batch");
+    const r = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "3", "--url", fake.url, "--out", out, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as { runs: JsonResult[]; errors: unknown[]; out: { files: string[] } };
+    expect(j.runs.map((x) => x.prompt)).toEqual(["a cat in a hat", "a dog on a log"]);
+    expect(j.errors).toEqual([]);
+    expect((await readdir(out)).sort()).toEqual([".pickrank", "prompt-001", "prompt-002", "result.json"]);
+    expect(j.out.files.map((f) => path.relative(out, f).split(path.sep)[0])).toEqual(["prompt-001", "prompt-002"]);
+  });
+});
+
+describe("pickrank best-of on Automatic1111", () => {
+  it("works with credentials in the URL and never echoes them", async () => {
+    const fake = await startFakeA1111({ auth: { username: "artist", password: "pa55word" } });
+    servers.push(fake);
+    const url = fake.url.replace("http://", "http://artist:pa55word@");
+    const out = path.join(tmp, "a1111");
+    const r = await runCli([...base(), "--backend", "a1111", "--prompt", "a watercolor fox", "-n", "3", "--seed", "20", "--top", "1", "--url", url, "--out", out, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    expect(j.ranked.map((c) => c.seed).sort()).toEqual([20, 21, 22]);
+    expect(fake.log.every((l) => l.authorization === `Basic ${Buffer.from("artist:pa55word").toString("base64")}`)).toBe(true);
+    const everything = r.out + r.err + (await readFile(path.join(out, "result.json"), "utf8")) + (await readFile(path.join(out, ".pickrank", "journal.jsonl"), "utf8"));
+    expect(everything).not.toContain("pa55word");
+    const text = readPngText(await readFile(j.best.file!));
+    expect(text["parameters"]).toContain(`Seed: ${j.best.seed}`);
+    expect(text["parameters"]).not.toContain("pa55word");
+  });
+});
+
+describe("pickrank best-of interrupted", () => {
+  it("resumes after kill -9: a re-run renders only the missing candidates", async () => {
+    const fake = await comfy({ stepDelayMs: 15 });
+    const out = path.join(tmp, "killed");
+    const args = [...base(), "--prompt", "a slow render", "-n", "6", "--url", fake.url, "--out", out, "--quiet"];
+    const child = spawnCli(args);
+    await waitFor(async () => (await journalCandidates(out)) >= 2, "two finished candidates in the journal");
+    child.proc.kill("SIGKILL");
+    await child.exited;
+    const done = await journalCandidates(out);
+    expect(done).toBeGreaterThanOrEqual(2);
+    expect(done).toBeLessThan(6);
+    const queuedBefore = fake.prompts.length;
+    const r = await runCli([...args, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    expect(j.ranked).toHaveLength(6);
+    expect(j.out!.resumed).toBe(done);
+    // The second run asked the server only for the seeds that had not finished.
+    const resent = fake.prompts.slice(queuedBefore).map((p) => comfySettings(p.prompt).seed);
+    expect(resent).toHaveLength(6 - done);
+    expect(new Set(j.seeds)).toEqual(new Set([...resent, ...j.ranked.filter((c) => !resent.includes(c.seed)).map((c) => c.seed)]));
+  });
+
+  it("Ctrl-C cancels cleanly (exit 130) and tells how to resume", async () => {
+    const fake = await comfy({ stepDelayMs: 15 });
+    const out = path.join(tmp, "ctrl-c");
+    const child = spawnCli([...base(), "--prompt", "cancel me", "-n", "8", "--url", fake.url, "--out", out]);
+    await waitFor(async () => (await journalCandidates(out)) >= 1, "a finished candidate");
+    child.proc.kill("SIGINT");
+    const { code } = await child.exited;
+    expect(code).toBe(130);
+    expect(child.err()).toContain("run the same command again to resume");
+    expect(child.err()).toContain("[ABORTED]");
+    expect(await journalCandidates(out)).toBeLessThan(8);
+    await expect(readFile(path.join(out, "result.json"))).rejects.toThrow();
+  });
+});

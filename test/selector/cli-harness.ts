@@ -1,0 +1,80 @@
+/**
+ * Running `pickrank` in tests: in-process through main() (fast, output captured), or as a child
+ * process through the package's bin (for kill -9 and Ctrl-C), plus readers for the fakes' records.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { main } from "../../packages/cli/src/main.ts";
+import type { Io } from "../../packages/cli/src/ui.ts";
+import { repoRoot } from "../helpers/paths.ts";
+
+export interface RunResult {
+  code: number;
+  out: string;
+  err: string;
+}
+
+export async function runCli(args: string[]): Promise<RunResult> {
+  let out = "";
+  let err = "";
+  const sink = (f: (s: string) => void) =>
+    new Writable({
+      write(chunk: Buffer | string, _enc, cb) {
+        f(chunk.toString());
+        cb();
+      },
+    });
+  const io: Io = { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)) };
+  const code = await main(["node", "pickrank", ...args], io);
+  return { code, out, err };
+}
+
+export const pickrankBin = path.join(repoRoot, "packages/cli/bin/pickrank.js");
+
+export interface Child {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function spawnCli(args: string[]): Child {
+  const proc = spawn(process.execPath, [pickrankBin, ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on("exit", (code, signal) => resolve({ code, signal })));
+  return { proc, out: () => out, err: () => err, exited };
+}
+
+/** Finished candidates recorded in an output folder's progress journal. */
+export async function journalCandidates(outDir: string): Promise<number> {
+  try {
+    const text = await readFile(path.join(outDir, ".pickrank", "journal.jsonl"), "utf8");
+    return text.split("\n").filter((l) => l.includes('"t":"cand"')).length;
+  } catch {
+    return 0;
+  }
+}
+
+export async function waitFor(cond: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+type Workflow = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+
+/** The KSampler seed / steps and the checkpoint a fake ComfyUI prompt was queued with. */
+export function comfySettings(prompt: Workflow): { seed: number; steps: number; checkpoint: unknown; width: unknown } {
+  const nodes = Object.values(prompt);
+  const ks = nodes.find((n) => n.class_type === "KSampler")!;
+  const ck = nodes.find((n) => n.class_type === "CheckpointLoaderSimple");
+  const lat = nodes.find((n) => n.class_type === "EmptyLatentImage");
+  return { seed: ks.inputs["seed"] as number, steps: ks.inputs["steps"] as number, checkpoint: ck?.inputs["ckpt_name"], width: lat?.inputs["width"] };
+}
