@@ -48,9 +48,26 @@ describe("ClipTokenizer matches the reference (HF fast CLIP tokenizer) ids exact
   });
 });
 
+describe("ClipTokenizer matches the HF tokenizers library on cases the fixture lacks", () => {
+  // test/data/tokenizer-extra.json: ids from the Rust `tokenizers` library (the fast tokenizer's engine)
+  // on the shared tokenizer.json, made by test/data/gen-tokenizer-extra.py, which first checks that the
+  // library reproduces all 22 reference cases. A1111 syntax, emoji, scripts, marks, odd whitespace,
+  // upper-case special-token look-alikes, very long prompts.
+  it("every extra case, both loaders", async () => {
+    const extra = JSON.parse(await readFile(path.join(path.dirname(fileURLToPath(import.meta.url)), "data/tokenizer-extra.json"), "utf8")) as {
+      cases: Case[];
+    };
+    expect(extra.cases.length).toBeGreaterThanOrEqual(30);
+    for (const c of extra.cases) {
+      expect(shipped.encode(c.text), JSON.stringify(c.text)).toEqual(c.ids);
+      expect(fromTokenizerJson.encode(c.text), JSON.stringify(c.text)).toEqual(c.ids);
+    }
+  });
+});
+
 describe("ClipTokenizer invariants on inputs without reference ids", () => {
-  // No reference ids exist for these here (the Python stack is not available), so they are checked
-  // for the contract only: 77 ids, bos first, exactly one eos closing the content, padding after it.
+  // Some of these have no reference ids (lone surrogates cannot be passed to the Python library), so
+  // they are checked for the contract: 77 ids, bos first, one eos closing the content, padding after it.
   const texts = [
     "masterpiece, best quality, (photorealistic:1.4), [cinematic lighting], <lora:detail:0.8>",
     "((a cat)), [a|b], {red|blue} hair, (word:1.3) AND (dog:0.5) BREAK sky",

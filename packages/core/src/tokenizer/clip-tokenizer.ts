@@ -7,8 +7,10 @@
  *  2. every other piece is normalized: NFC, runs of Unicode White_Space → one space, lowercase
  *     (code point by code point, as Rust's `char::to_lowercase`: no final-sigma rule);
  *  3. normalized added tokens (`<|startoftext|>`) are cut out of the normalized pieces;
- *  4. the rest is split with the CLIP regex (whitespace dropped), each piece mapped byte → unicode
- *     (GPT-2 byte level), the last symbol gets `</w>`, and BPE merges run by rank;
+ *  4. the rest is split with the CLIP regex (whitespace dropped), then again with the GPT-2 regex of
+ *     the ByteLevel pre-tokenizer (which only splits `<|endoftext|>`-like pieces that reach it, e.g.
+ *     from `<|ENDOFTEXT|>`), each piece mapped byte → unicode (GPT-2 byte level), its last symbol
+ *     gets `</w>`, and BPE merges run by rank;
  *  5. the content is truncated to 75 ids, wrapped in 49406 … 49407 and padded to 77 with 49407.
  */
 import { readFile, stat } from "node:fs/promises";
@@ -33,6 +35,12 @@ const WS_RUN = new RegExp(`[${WS}]+`, "gu");
 // The pre-tokenizer pattern from the CLIP tokenizer.json, with `\s` spelled as above.
 const CLIP_PATTERN = new RegExp(
   `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${WS}\\p{L}\\p{N}]+`,
+  "gu",
+);
+
+// The ByteLevel pre-tokenizer's own split (use_regex defaults to true in the CLIP tokenizer.json).
+const GPT2_PATTERN = new RegExp(
+  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WS}\\p{L}\\p{N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
   "gu",
 );
 
@@ -234,10 +242,19 @@ export class ClipTokenizer {
     });
   }
 
-  /** BPE of one pre-tokenized word, memoized (prompts repeat the same words). */
-  private bpe(word: string): number[] {
-    const hit = this.cache.get(word);
+  /** Ids of one CLIP pre-token, memoized (prompts repeat the same words). */
+  private bpe(piece: string): number[] {
+    const hit = this.cache.get(piece);
     if (hit) return hit;
+    let ids: number[] = [];
+    for (const m of piece.matchAll(GPT2_PATTERN)) ids = ids.concat(this.bpeWord(m[0]));
+    if (this.cache.size >= BPE_CACHE_LIMIT) this.cache.clear();
+    this.cache.set(piece, ids);
+    return ids;
+  }
+
+  /** BPE of one word: byte symbols, `</w>` on the last, merges by rank. */
+  private bpeWord(word: string): number[] {
     const bytes = utf8.encode(word);
     let symbols: string[] = new Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) symbols[i] = BYTE_CHARS[bytes[i] as number] as string;
@@ -271,10 +288,7 @@ export class ClipTokenizer {
     }
     // fuse_unk is false and every byte symbol is in the vocabulary, so unknowns cannot occur; keep a
     // fallback to the unk token (= end of text) as the reference does.
-    const ids = symbols.map((s) => this.vocab.get(s) ?? this.eosId);
-    if (this.cache.size >= BPE_CACHE_LIMIT) this.cache.clear();
-    this.cache.set(word, ids);
-    return ids;
+    return symbols.map((s) => this.vocab.get(s) ?? this.eosId);
   }
 }
 
