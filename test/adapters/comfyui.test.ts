@@ -220,6 +220,15 @@ describe("ComfyUIBackend.generate", () => {
     expect(f.connections).toBe(1);
   });
 
+  it("gets by on /history when the WebSocket upgrade stalls or its frames are garbage", async () => {
+    const stalled = await fake({ faults: { hang: ["ws"] } });
+    const a = await collect(new ComfyUIBackend(stalled.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 2, seed: 1 }));
+    expect(a.filter((g) => g.ok)).toHaveLength(2);
+    const junk = await fake({ faults: { garbage: ["ws"] } });
+    const b = await collect(new ComfyUIBackend(junk.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 2, seed: 1 }));
+    expect(b.filter((g) => g.ok)).toHaveLength(2);
+  });
+
   it("names the URL when the server cannot be reached", async () => {
     const f = await fake();
     await f.kill();

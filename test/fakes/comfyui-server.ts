@@ -216,6 +216,7 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
   const history = new Map<string, unknown>();
   const files = new Map<string, Buffer>();
   const hanging = new Set<http.ServerResponse>();
+  const stalledUpgrades = new Set<import("node:stream").Duplex>();
   let number = 0;
   let fileCounter = 0;
   let running: QueueItem | undefined;
@@ -248,6 +249,7 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       wake?.();
       state.dropSockets();
       for (const r of hanging) r.destroy();
+      for (const sock of stalledUpgrades) sock.destroy();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
@@ -692,7 +694,10 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     if (dead) return socket.destroy();
     if (!authorized(req.headers.authorization)) return refuse("401 Unauthorized");
     if (path !== "/ws") return refuse("404 Not Found");
-    if (hang.has("ws")) return; // never complete the handshake
+    if (hang.has("ws")) {
+      stalledUpgrades.add(socket); // never complete the handshake
+      return;
+    }
     if (faults.refuseReconnect && dropped) return refuse("503 Service Unavailable");
     wss.handleUpgrade(req, socket, head, (ws) => {
       let sid = u.searchParams.get("clientId") ?? "";

@@ -399,8 +399,8 @@ export class ComfyUIBackend implements Backend {
       try {
         attach(await client.openSocket(clientId, o.connectTimeoutMs));
       } catch (e) {
-        // No socket (a proxy without WebSocket support) is survivable through /history; no server is not.
-        if (!isPickrankError(e) || e.code !== "BACKEND_REJECTED") throw e;
+        // No socket (a proxy that refuses or stalls the upgrade) is survivable through /history; no server is not.
+        if (!isPickrankError(e) || e.code === "BACKEND_UNREACHABLE") throw e;
       }
       timer = setInterval(tick, Math.min(o.pollIntervalMs, 1000));
       timer.unref();
