@@ -24,6 +24,7 @@ import {
   Scorer,
   type DeviceName,
 } from "../src/index.ts";
+import { defaultPreprocessWorkers, PreprocessPool } from "../src/preprocess/worker-pool.ts";
 
 const { values } = parseArgs({
   options: {
@@ -110,9 +111,12 @@ async function baselinePreprocess(bytes: Buffer): Promise<Float32Array> {
 
 async function benchPreprocess(pngs: Buffer[]): Promise<void> {
   const rows: (string | number)[][] = [];
+  const workers = Math.max(1, defaultPreprocessWorkers());
+  const pool = new PreprocessPool(workers);
   for (const [name, fn] of [
-    ["pickrank (PIL-exact bicubic)", (b: Buffer) => preprocessImage(b)],
-    ["baseline (sharp cubic)", baselinePreprocess],
+    ["pickrank, main thread (exact bicubic)", (b: Buffer) => preprocessImage(b)],
+    [`pickrank, ${workers} worker thread(s)`, (b: Buffer) => pool.run(b, CLIP_PREPROCESS)],
+    ["baseline (sharp's cubic resize)", baselinePreprocess],
   ] as const) {
     await fn(pngs[0]!); // warm-up
     const serial: number[] = [];
@@ -127,6 +131,7 @@ async function benchPreprocess(pngs: Buffer[]): Promise<void> {
     }
     rows.push([name, median(serial), median(parallel)]);
   }
+  await pool.close();
   table(
     `Preprocessing, ${sizePx}×${sizePx} PNG → [3,224,224] float32 (median of ${repeats}, ${pngs.length} images, ${os.cpus().length} cores)`,
     ["path", "ms/image one at a time", "ms/image 8 at once"],

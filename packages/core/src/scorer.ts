@@ -10,6 +10,7 @@ import path from "node:path";
 import { PickrankError, invalidParameter, throwIfAborted, toPickrankError } from "./errors.ts";
 import { readManifest, type ModelManifest } from "./model/manifest.ts";
 import { preprocessImage, type ImageInput, type PreprocessSettings } from "./preprocess/image.ts";
+import { defaultPreprocessWorkers, PreprocessPool } from "./preprocess/worker-pool.ts";
 import { describeDeviceReport, openOnDevice, parseDeviceRequest, type DeviceReport } from "./runtime/device.ts";
 import { openSession, type DeviceName, type DeviceRequest, type GraphSession } from "./runtime/ort.ts";
 import { ClipTokenizer } from "./tokenizer/clip-tokenizer.ts";
@@ -23,8 +24,13 @@ export interface ScorerOptions {
   device?: DeviceRequest;
   /** Images per vision-graph run. Default 8. */
   batchSize?: number;
-  /** Images decoded and resized at once, ahead of the device. Default max(4, batchSize). */
+  /** Images decoded and resized at once, ahead of the device. Default max(4, batchSize, 2 × workers). */
   preprocessConcurrency?: number;
+  /**
+   * Worker threads for decoding and resizing images; 0 runs them on the main thread.
+   * Default: one per core beyond the first, at most 8.
+   */
+  preprocessWorkers?: number;
   /** CPU provider threads. */
   threads?: number;
   /** Prompts whose text embedding is kept. Default 1024. */
@@ -61,6 +67,7 @@ export class Scorer {
   readonly #concurrency: number;
   readonly #textCache = new Map<string, Promise<Float32Array>>();
   readonly #textCacheSize: number;
+  readonly #pool: PreprocessPool | undefined;
   #disposed = false;
 
   private constructor(init: {
@@ -73,6 +80,7 @@ export class Scorer {
     batchSize: number;
     concurrency: number;
     textCacheSize: number;
+    workers: number;
   }) {
     this.modelDir = init.modelDir;
     this.manifest = init.manifest;
@@ -86,6 +94,7 @@ export class Scorer {
     this.#concurrency = init.concurrency;
     this.#textCacheSize = init.textCacheSize;
     this.#preprocess = init.manifest.preprocess;
+    this.#pool = init.workers > 0 ? new PreprocessPool(init.workers) : undefined;
   }
 
   static async create(opts: ScorerOptions): Promise<Scorer> {
@@ -94,7 +103,9 @@ export class Scorer {
     }
     const device = parseDeviceRequest(opts.device ?? "auto");
     const batchSize = positiveInt("batchSize", opts.batchSize ?? 8);
-    const concurrency = positiveInt("preprocessConcurrency", opts.preprocessConcurrency ?? Math.max(4, batchSize));
+    const workers = opts.preprocessWorkers ?? defaultPreprocessWorkers();
+    if (!Number.isInteger(workers) || workers < 0) throw invalidParameter("preprocessWorkers", "a non-negative integer", workers);
+    const concurrency = positiveInt("preprocessConcurrency", opts.preprocessConcurrency ?? Math.max(4, batchSize, 2 * workers));
     const textCacheSize = positiveInt("textCacheSize", opts.textCacheSize ?? 1024);
     if (opts.threads !== undefined) positiveInt("threads", opts.threads);
     const modelDir = path.resolve(opts.model);
@@ -111,7 +122,7 @@ export class Scorer {
         throw e;
       }
     });
-    return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize });
+    return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize, workers });
   }
 
   /** One line for logs: which device runs and why the others were skipped. */
@@ -165,7 +176,8 @@ export class Scorer {
     const startOne = (): void => {
       const i = next++;
       const input = images[i] as ImageInput;
-      pending[i] = preprocessImage(input, this.#preprocess).catch((e: unknown) => {
+      const work = this.#pool ? this.#pool.run(input, this.#preprocess) : preprocessImage(input, this.#preprocess);
+      pending[i] = work.catch((e: unknown) => {
         const err = toPickrankError(e, "BAD_IMAGE");
         throw new PickrankError(err.code, `Image ${describeInput(input, i)}: ${err.message}`, { cause: err, details: { index: i } });
       });
@@ -253,7 +265,7 @@ export class Scorer {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#textCache.clear();
-    await Promise.all([this.#text.release(), this.#vision.release()]);
+    await Promise.all([this.#text.release(), this.#vision.release(), this.#pool?.close()]);
   }
 
   #assertOpen(): void {

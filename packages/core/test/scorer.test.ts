@@ -78,6 +78,21 @@ describe("Scorer against the Python reference (fp32, cpu)", () => {
     a.forEach((s, i) => expect(s.score).toBeCloseTo(b[i]!.score, 5));
   });
 
+  it("worker-thread preprocessing gives the same embeddings as the main thread, and names bad images alike", async () => {
+    const files = ref.images.map((f) => path.join(referenceDir, f));
+    const pooled = await Scorer.create({ model: await tinyModel(), device: "cpu", preprocessWorkers: 2 });
+    const inline = await Scorer.create({ model: await tinyModel(), device: "cpu", preprocessWorkers: 0 });
+    try {
+      const [a, b] = await Promise.all([pooled.embedImages(files), inline.embedImages(files)]);
+      a.forEach((e, i) => expect(Array.from(e)).toEqual(Array.from(b[i]!)));
+      await expect(pooled.embedImages([Buffer.from("nope")])).rejects.toMatchObject({ code: "BAD_IMAGE", message: expect.stringContaining("#0") });
+      // the pool survives a bad image
+      expect(await pooled.embedImages([await readFile(files[0]!)])).toHaveLength(1);
+    } finally {
+      await Promise.all([pooled.dispose(), inline.dispose()]);
+    }
+  });
+
   it("caches text embeddings per prompt", async () => {
     const a = scorer.embedText("a cached prompt");
     expect(scorer.embedText("a cached prompt")).toBe(a);
