@@ -235,9 +235,44 @@ function horizontal3(
 ): void {
   const { start, count, weights, ksize, precision } = co;
   const half = 2 ** (precision - 1);
-  let t = 0;
-  for (let y = 0; y < rows; y++) {
-    const rowBase = (y + rowFirst) * width * sc;
+  const rowStride = width * sc;
+  const outStride = cw * 3;
+  let y = 0;
+  // Two rows at a time: they share every weight, and six accumulators keep V8's registers busy.
+  for (; y + 2 <= rows; y += 2) {
+    const rowBase = (y + rowFirst) * rowStride;
+    for (let xx = 0; xx < cw; xx++) {
+      const n = count[xx] as number;
+      const kb = xx * ksize;
+      let p = rowBase + (start[xx] as number) * sc;
+      let a0 = half;
+      let a1 = half;
+      let a2 = half;
+      let b0 = half;
+      let b1 = half;
+      let b2 = half;
+      for (let x = 0; x < n; x++, p += sc) {
+        const w = weights[kb + x] as number;
+        const q = p + rowStride;
+        a0 = (a0 + Math.imul(src[p] as number, w)) | 0;
+        a1 = (a1 + Math.imul(src[p + 1] as number, w)) | 0;
+        a2 = (a2 + Math.imul(src[p + 2] as number, w)) | 0;
+        b0 = (b0 + Math.imul(src[q] as number, w)) | 0;
+        b1 = (b1 + Math.imul(src[q + 1] as number, w)) | 0;
+        b2 = (b2 + Math.imul(src[q + 2] as number, w)) | 0;
+      }
+      const t = y * outStride + xx * 3;
+      tmp[t] = a0 >> precision;
+      tmp[t + 1] = a1 >> precision;
+      tmp[t + 2] = a2 >> precision;
+      tmp[t + outStride] = b0 >> precision;
+      tmp[t + outStride + 1] = b1 >> precision;
+      tmp[t + outStride + 2] = b2 >> precision;
+    }
+  }
+  for (; y < rows; y++) {
+    const rowBase = (y + rowFirst) * rowStride;
+    let t = y * outStride;
     for (let xx = 0; xx < cw; xx++) {
       const n = count[xx] as number;
       const kb = xx * ksize;
