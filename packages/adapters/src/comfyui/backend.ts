@@ -455,9 +455,10 @@ export class ComfyUIBackend implements Backend {
       socket = undefined;
       s?.removeAllListeners("close");
       s?.close();
-      // Cancelled or abandoned: take our prompts off the server so the GPU is free again.
-      if (unfinished.length > 0) await cancelPrompts(client, unfinished);
+      // Stop queueing first (an in-flight POST /prompt is abandoned), then take our prompts off the
+      // server so the GPU is free again.
       if (!ac.signal.aborted) ac.abort();
+      if (unfinished.length > 0) await cancelPrompts(client, unfinished);
     }
   }
 }
