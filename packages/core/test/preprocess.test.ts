@@ -28,6 +28,14 @@ function compare(got: Float32Array, ref: Float32Array): Stats {
   return { mae: sum / d.length, p99: d[Math.floor(0.99 * (d.length - 1))] as number, max: d[d.length - 1] as number, exact: exact / d.length };
 }
 
+/** Bitwise equality of two tensors (vitest's deep equality walks 150k elements slowly). */
+function expectSame(a: Float32Array, b: Float32Array): void {
+  expect(a.length).toBe(b.length);
+  const ba = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  const bb = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (!ba.equals(bb)) expect(compare(a, b)).toEqual({ mae: 0, p99: 0, max: 0, exact: 1 });
+}
+
 async function codeOf(p: Promise<unknown>): Promise<PickrankError> {
   const e = await p.then(
     () => undefined,
@@ -102,9 +110,9 @@ describe("preprocessImage inputs and formats", () => {
     const file = path.join(tmp, "same.png");
     await writeFile(file, png);
     const a = await preprocessImage(file);
-    expect(await preprocessImage(png)).toEqual(a);
-    expect(await preprocessImage(new Uint8Array(png))).toEqual(a);
-    expect(await preprocessImage({ data: px, width: 300, height: 200, channels: 3 })).toEqual(a);
+    expectSame(await preprocessImage(png), a);
+    expectSame(await preprocessImage(new Uint8Array(png)), a);
+    expectSame(await preprocessImage({ data: px, width: 300, height: 200, channels: 3 }), a);
   });
 
   it("alpha is dropped, not composited (RGBA RawImage and RGBA PNG equal the RGB image)", async () => {
@@ -116,8 +124,8 @@ describe("preprocessImage inputs and formats", () => {
       rgb[j++] = rgba[i + 2] as number;
     }
     const want = await preprocessImage({ data: rgb, width: 160, height: 240, channels: 3 });
-    expect(await preprocessImage({ data: rgba, width: 160, height: 240, channels: 4 })).toEqual(want);
-    expect(await preprocessImage(await sharp(rgba, raw(160, 240, 4)).png().toBuffer())).toEqual(want);
+    expectSame(await preprocessImage({ data: rgba, width: 160, height: 240, channels: 4 }), want);
+    expectSame(await preprocessImage(await sharp(rgba, raw(160, 240, 4)).png().toBuffer()), want);
   });
 
   it("grayscale (1-channel RawImage, gray PNG) equals RGB with three equal channels", async () => {
@@ -125,10 +133,10 @@ describe("preprocessImage inputs and formats", () => {
     const rgb = new Uint8Array(g.length * 3);
     g.forEach((v, i) => rgb.fill(v, i * 3, i * 3 + 3));
     const want = await preprocessImage({ data: rgb, width: 250, height: 180, channels: 3 });
-    expect(await preprocessImage({ data: g, width: 250, height: 180, channels: 1 })).toEqual(want);
+    expectSame(await preprocessImage({ data: g, width: 250, height: 180, channels: 1 }), want);
     const grayPng = await sharp(g, raw(250, 180, 1)).toColourspace("b-w").png().toBuffer();
     expect((await sharp(grayPng).metadata()).channels).toBe(1);
-    expect(await preprocessImage(grayPng)).toEqual(want);
+    expectSame(await preprocessImage(grayPng), want);
     expect(want.subarray(0, PLANE)).not.toEqual(want.subarray(PLANE, 2 * PLANE)); // mean/std differ per channel
   });
 
@@ -138,7 +146,7 @@ describe("preprocessImage inputs and formats", () => {
     expect((await sharp(pal).metadata()).isPalette).toBe(true);
     const decoded = await sharp(pal).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const want = await preprocessImage({ data: decoded.data, width: 200, height: 200, channels: 3 });
-    expect(await preprocessImage(pal)).toEqual(want);
+    expectSame(await preprocessImage(pal), want);
   });
 
   it("16-bit PNG (RGB and gray) is scaled to 8 bits, not clipped", async () => {
@@ -183,7 +191,7 @@ describe("preprocessImage inputs and formats", () => {
   it("lossless WebP equals the same pixels as PNG", async () => {
     const px = pattern(300, 300, 3);
     const webp = await sharp(px, raw(300, 300, 3)).webp({ lossless: true }).toBuffer();
-    expect(await preprocessImage(webp)).toEqual(await preprocessImage({ data: px, width: 300, height: 300, channels: 3 }));
+    expectSame(await preprocessImage(webp), await preprocessImage({ data: px, width: 300, height: 300, channels: 3 }));
   });
 
   it("a 1×1 image is upscaled to a constant 224×224 (tiny images never need padding)", async () => {
