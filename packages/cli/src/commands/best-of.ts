@@ -293,6 +293,12 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   }
 }
 
+/** Relative to the working folder when inside it, else absolute (no "../../" chains). */
+function shortPath(file: string, cwd = process.cwd()): string {
+  const rel = path.relative(cwd, file);
+  return rel === "" || rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
+}
+
 function fmtScore(x: number): string {
   return x.toFixed(3);
 }
@@ -313,7 +319,7 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
   const rows = r.ranked.map((c) => {
     const row = [String(c.rank), String(c.seed), fmtScore(c.score), c.prob.toFixed(4)];
     if (r.refine) row.push(c.draft ? `${c.draft.rank}/${r.refine.drafts.length}` : "", c.draft ? fmtScore(c.draft.score) : "");
-    row.push(picked.has(c.index) ? "*" : "", c.file ? path.relative(cwd, c.file) || c.file : "");
+    row.push(picked.has(c.index) ? "*" : "", c.file ? shortPath(c.file, cwd) : "");
     return row;
   });
   out.write(renderTable(headers, rows, align));
@@ -338,10 +344,10 @@ function printResult(io: Io, result: BestOfResult | BestOfBatchResult): void {
       if (i > 0) io.stdout.write("\n");
       printRun(io, r, `prompt: ${r.prompt}`);
     });
-    if (result.out) io.stdout.write(`\nresult: ${path.relative(process.cwd(), result.out.resultFile) || result.out.resultFile}\n`);
+    if (result.out) io.stdout.write(`\nresult: ${shortPath(result.out.resultFile)}\n`);
   } else {
     printRun(io, result, undefined);
-    if (result.out) io.stdout.write(`result: ${path.relative(process.cwd(), result.out.resultFile) || result.out.resultFile}\n`);
+    if (result.out) io.stdout.write(`result: ${shortPath(result.out.resultFile)}\n`);
   }
 }
 
@@ -355,11 +361,13 @@ class BestOfProgress {
   #failed = 0;
   #total = 0;
   #phase = "";
+  #drafted = false;
   #prompt = 0;
   #step = "";
   #last = 0;
   #perServer = new Map<string, number>();
   #active = false;
+  #quarter = 0;
 
   constructor(
     private readonly io: Io,
@@ -371,11 +379,14 @@ class BestOfProgress {
     if (this.quiet) return;
     switch (e.type) {
       case "prompt-start":
+        if (e.promptIndex !== this.#prompt) this.#drafted = false;
         this.#prompt = e.promptIndex;
         this.#phase = e.phase;
+        if (e.phase === "draft") this.#drafted = true;
         this.#total = e.n;
         this.#rendered = this.#scored = this.#failed = 0;
         this.#step = "";
+        this.#quarter = 0;
         if (!this.io.stderr.isTTY) this.io.stderr.write(`${this.#label()} rendering ${e.n}${e.reused > 0 ? ` (${e.reused} from the journal)` : ""}\n`);
         break;
       case "rendered":
@@ -384,6 +395,14 @@ class BestOfProgress {
         break;
       case "scored":
         this.#scored = e.scored;
+        // In a log: a line at each quarter of the candidates scored, not one per event.
+        if (!this.io.stderr.isTTY && e.total >= 4 && e.scored < e.total) {
+          const q = Math.floor((4 * e.scored) / e.total);
+          if (q > this.#quarter) {
+            this.#quarter = q;
+            this.io.stderr.write(`${this.#line()}\n`);
+          }
+        }
         break;
       case "failed":
         this.#failed++;
@@ -403,7 +422,8 @@ class BestOfProgress {
   }
 
   #label(pi = this.#prompt): string {
-    return `${this.prompts > 1 ? `[${pi + 1}/${this.prompts}] ` : ""}${this.#phase === "draft" ? "draft" : "best-of"}`;
+    const phase = this.#phase === "draft" ? "draft" : this.#drafted ? "refine" : "best-of";
+    return `${this.prompts > 1 ? `[${pi + 1}/${this.prompts}] ` : ""}${phase}`;
   }
 
   #line(): string {
