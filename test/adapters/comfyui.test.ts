@@ -162,7 +162,7 @@ describe("ComfyUIBackend.generate", () => {
   });
 
   it("cancellation deletes our queued prompts and interrupts our running one", async () => {
-    const f = await fake({ stepDelayMs: 15 });
+    const f = await fake({ stepDelayMs: 20 });
     const ac = new AbortController();
     const b = new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 });
     const got: Generated[] = [];
@@ -178,9 +178,12 @@ describe("ComfyUIBackend.generate", () => {
     expect(got).toHaveLength(1);
     const ids = f.prompts.map((p) => p.id);
     expect(f.deleted).toEqual(expect.arrayContaining(ids.slice(2)));
-    expect(f.interrupts).toEqual([{ promptId: ids[1], running: ids[1] }]);
+    // Exactly one /interrupt, aimed at the prompt of ours that was running (the second, unless the machine is slow).
+    expect(f.interrupts).toHaveLength(1);
+    expect(f.interrupts[0]!.promptId).toBe(f.interrupts[0]!.running);
+    expect(ids).toContain(f.interrupts[0]!.promptId);
     // The interrupted one ends, the deleted ones never run.
-    await vi.waitFor(() => expect(f.finished).toEqual([ids[0], ids[1]]));
+    await vi.waitFor(() => expect(f.finished).toEqual(ids.slice(0, ids.indexOf(f.interrupts[0]!.promptId!) + 1)));
     await new Promise((r) => setTimeout(r, 60));
     expect(f.finished).toHaveLength(2);
   });
@@ -193,7 +196,8 @@ describe("ComfyUIBackend.generate", () => {
       break;
     }
     expect(f.deleted).toContain(f.prompts[2]!.id);
-    expect(f.interrupts.map((i) => i.promptId)).toEqual([f.prompts[1]!.id]);
+    expect(f.interrupts).toHaveLength(1);
+    expect(f.interrupts[0]!.promptId).toBe(f.interrupts[0]!.running);
   });
 
   it("an already-aborted signal throws ABORTED before touching the server", async () => {
@@ -206,7 +210,7 @@ describe("ComfyUIBackend.generate", () => {
   it("reconnects a dropped socket and still collects every prompt", async () => {
     const f = await fake({ stepDelayMs: 10, faults: { dropSocketsAfterMessages: 12 } });
     const events: BackendEvent[] = [];
-    const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 4, seed: 3, params: { steps: 6 }, onEvent: (e) => events.push(e) }));
+    const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 4, seed: 3, params: { steps: 10 }, onEvent: (e) => events.push(e) }));
     expect(got.filter((g) => g.ok).map((g) => g.index).sort()).toEqual([0, 1, 2, 3]);
     expect(f.connections).toBeGreaterThanOrEqual(2);
     // Progress of the last prompt arrived over the new socket.
