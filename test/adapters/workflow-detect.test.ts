@@ -50,6 +50,17 @@ describe("detectWorkflow", () => {
     expect(plan.checkpoint).toEqual({ node: "12", input: "unet_name" });
   });
 
+  it("handles Flux with CLIPTextEncodeFlux and a CFGGuider whose negative is a ConditioningZeroOut", () => {
+    const wf = structuredClone(FLUX);
+    wf["6"] = { class_type: "CLIPTextEncodeFlux", inputs: { clip_l: "a fox", t5xxl: "a fox", guidance: 3.5, clip: ["11", 0] } };
+    wf["40"] = { class_type: "ConditioningZeroOut", inputs: { conditioning: ["6", 0] } };
+    wf["22"] = { class_type: "CFGGuider", inputs: { model: ["30", 0], positive: ["26", 0], negative: ["40", 0], cfg: 1 } };
+    const plan = detectWorkflow(wf);
+    expect(plan.positive).toEqual([{ node: "6", input: "clip_l" }, { node: "6", input: "t5xxl" }]);
+    expect(plan.negative).toEqual([]); // zeroed-out conditioning has no text to set
+    expect(plan.cfg).toEqual([{ node: "22", input: "cfg" }]);
+  });
+
   it("rejects two independent samplers with different prompts, naming both and how to choose", () => {
     let err: unknown;
     try {
