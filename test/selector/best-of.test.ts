@@ -248,6 +248,10 @@ describe("output folder", () => {
     await bestOf({ prompt: "first", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out });
     const e = await expectCode(bestOf({ prompt: "second", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out }), "CONFLICT");
     expect(e.message).toMatch(/different prompts/);
+    const wf = path.join(tmp, "out-fingerprint");
+    await bestOf({ prompt: "same", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out: { dir: wf, fingerprint: { workflow: "aaa" } } });
+    const e2 = await expectCode(bestOf({ prompt: "same", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out: { dir: wf, fingerprint: { workflow: "bbb" } } }), "CONFLICT");
+    expect(e2.details?.["differs"]).toEqual(["fingerprint"]);
     const foreign = path.join(tmp, "out-foreign");
     await mkdir(foreign);
     await writeFile(path.join(foreign, "result.json"), "{}");

@@ -16,6 +16,7 @@ import type {
   CandidateTimings,
   FailedCandidate,
   ModelInfo,
+  OutputOptions,
   Phase,
   PromptError,
   RankedCandidate,
@@ -162,7 +163,7 @@ export async function bestOf(opts: BestOfOptions): Promise<BestOfResult | BestOf
   let out: OutputDir | undefined;
   let seed: number;
   if (opts.out !== undefined) {
-    const o = typeof opts.out === "string" ? { dir: opts.out } : opts.out;
+    const o: OutputOptions = typeof opts.out === "string" ? { dir: opts.out } : opts.out;
     // Everything that decides which pixels get rendered; selection settings (top, diverse, keep) may change between runs.
     const settings: Record<string, unknown> = {
       prompts,
@@ -172,6 +173,7 @@ export async function bestOf(opts: BestOfOptions): Promise<BestOfResult | BestOf
       params,
       refine: draftParams ? { draftParams, k } : null,
       backend: opts.backend.kind,
+      fingerprint: o.fingerprint ?? null,
     };
     out = await OutputDir.open({ dir: o.dir, keep: o.keep, resume: o.resume, settings, seed: opts.seed, randomSeed: () => randomInt(0, MAX_SEED - n) });
     seed = out.seed;

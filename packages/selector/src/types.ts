@@ -30,6 +30,11 @@ export interface OutputOptions {
   keep?: "top" | "all";
   /** Re-use candidates a previous run with the same prompt and settings recorded here (default true). */
   resume?: boolean;
+  /**
+   * Anything else that decides the pixels but that bestOf cannot see (the ComfyUI workflow the backend
+   * was built with, a LoRA list …): a resume requires it to match too.
+   */
+  fingerprint?: Record<string, unknown>;
 }
 
 export interface BestOfOptions {

@@ -3,6 +3,7 @@
  * PickScore as it arrives, print every candidate ranked, and (with --out) save the best as PNG with
  * their scores in the PNG text chunks. Progress goes to stderr, the table or --json to stdout.
  */
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createBackend, redactUrl, type Backend, type GenerationParams } from "@pickrank/adapters";
@@ -263,7 +264,11 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
       };
     }
     if (opts.diverse !== undefined) bo.diverse = opts.diverse === true ? true : { threshold: opts.diverse };
-    if (opts.out !== undefined) bo.out = { dir: opts.out, keep: opts.keep };
+    if (opts.out !== undefined) {
+      // The workflow shapes the pixels but lives in the backend: resuming must require the same one.
+      const fingerprint = workflow !== undefined ? { workflow: createHash("sha256").update(JSON.stringify(workflow)).digest("hex") } : undefined;
+      bo.out = { dir: opts.out, keep: opts.keep, ...(fingerprint ? { fingerprint } : {}) };
+    }
 
     let result: BestOfResult | BestOfBatchResult;
     try {
