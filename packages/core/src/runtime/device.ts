@@ -5,7 +5,7 @@
  * every capacity plan wrong.
  */
 import { PickrankError, invalidParameter, toPickrankError } from "../errors.ts";
-import { cudaProviderMissing, DEVICE_REQUESTS, type DeviceName, type DeviceRequest } from "./ort.ts";
+import { cudaProviderMissing, DEVICE_REQUESTS, webgpuPreconditionMissing, type DeviceName, type DeviceRequest } from "./ort.ts";
 
 export interface DeviceReport {
   requested: DeviceRequest;
@@ -33,12 +33,10 @@ export async function openOnDevice<T>(
   }
   const skipped: DeviceReport["skipped"] = [];
   for (const device of AUTO_ORDER) {
-    if (device === "cuda") {
-      const missing = cudaProviderMissing();
-      if (missing) {
-        skipped.push({ device, reason: missing });
-        continue;
-      }
+    const missing = device === "cuda" ? cudaProviderMissing() : device === "webgpu" ? webgpuPreconditionMissing() : undefined;
+    if (missing) {
+      skipped.push({ device, reason: missing });
+      continue;
     }
     try {
       const value = await open(device);

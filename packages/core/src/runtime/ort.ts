@@ -2,6 +2,7 @@
  * The one module that owns onnxruntime-node. Everything else in pickrank sees `GraphSession` and
  * `TensorData`, so a second runtime (onnxruntime-web, a Python bridge) would replace this file only.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -58,6 +59,41 @@ export function cudaProviderMissing(): string | undefined {
   return undefined;
 }
 
+let vulkanCache: string | undefined | null = null;
+
+/**
+ * Why the WebGPU provider cannot start, when that is knowable without starting it. On Linux, Dawn
+ * runs over Vulkan: without the loader library it fails anyway, after printing a warning of its own,
+ * so say so up front and say what to install.
+ */
+export function webgpuPreconditionMissing(): string | undefined {
+  if (process.platform !== "linux") return undefined;
+  if (vulkanCache !== null) return vulkanCache;
+  vulkanCache = findVulkanLoader()
+    ? undefined
+    : "the Vulkan loader (libvulkan.so.1) is not installed; WebGPU on Linux runs over Vulkan: install libvulkan1 and your GPU's Vulkan driver";
+  return vulkanCache;
+}
+
+function findVulkanLoader(): boolean {
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean),
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+  ];
+  if (dirs.some((d) => existsSync(path.join(d, "libvulkan.so.1")))) return true;
+  try {
+    return /libvulkan\.so\.1\b/.test(execFileSync("ldconfig", ["-p"], { encoding: "utf8", timeout: 2000, stdio: ["ignore", "pipe", "ignore"] }));
+  } catch {
+    return false;
+  }
+}
+
 function providerOptions(device: DeviceName): ort.InferenceSession.ExecutionProviderConfig[] {
   switch (device) {
     case "cpu":
@@ -83,10 +119,8 @@ export async function openSession(file: string, device: DeviceName, opts: Sessio
   if (!existsSync(file)) {
     throw new PickrankError("BAD_MODEL", `Expected an ONNX graph at ${file} but the file does not exist`);
   }
-  if (device === "cuda") {
-    const missing = cudaProviderMissing();
-    if (missing) throw new PickrankError("DEVICE_UNAVAILABLE", `Cannot use device "cuda": ${missing}`);
-  }
+  const missing = device === "cuda" ? cudaProviderMissing() : device === "webgpu" ? webgpuPreconditionMissing() : undefined;
+  if (missing) throw new PickrankError("DEVICE_UNAVAILABLE", `Cannot use device "${device}": ${missing}`);
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: providerOptions(device),
     graphOptimizationLevel: "all",
