@@ -67,8 +67,8 @@ describe("examples", () => {
     const out = path.join(tmp, "artist");
     const r = await tsx("artist-cli-recipe.ts", ["a watercolor fox", out], { PICKRANK_ARGS: `--url ${fake.url} --model ${model} --device cpu` });
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toContain('$ pickrank best-of --prompt "a watercolor fox" -n 8 --top 3');
-    expect(r.out).toMatch(/PNG info of .*rank-01-seed-\d+\.png:\na watercolor fox\n.*Seed: \d+.*PickScore: -?\d+\.\d{4}, PickScore prob: 0\.\d{4}, PickScore rank: 1\/8/);
+    expect(r.out, r.err).toContain('$ pickrank best-of --prompt "a watercolor fox" -n 8 --top 3');
+    expect(r.out, r.err).toMatch(/PNG info of .*rank-01-seed-\d+\.png:\na watercolor fox\n.*Seed: \d+.*PickScore: -?\d+\.\d{4}, PickScore prob: 0\.\d{4}, PickScore rank: 1\/8/);
     expect((await readdir(out)).filter((f) => f.endsWith(".png"))).toHaveLength(3);
     expect((await readdir(`${out}-drafted`)).filter((f) => f.endsWith(".png"))).toHaveLength(2);
   });
