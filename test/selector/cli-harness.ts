@@ -54,7 +54,14 @@ export function spawnCli(args: string[]): Child {
 export async function journalCandidates(outDir: string): Promise<number> {
   try {
     const text = await readFile(path.join(outDir, ".pickrank", "journal.jsonl"), "utf8");
-    return text.split("\n").filter((l) => l.includes('"t":"cand"')).length;
+    // Only whole lines count: a kill can leave a torn last line, which the resume skips too.
+    return text.split("\n").filter((l) => {
+      try {
+        return (JSON.parse(l) as { t?: string }).t === "cand";
+      } catch {
+        return false;
+      }
+    }).length;
   } catch {
     return 0;
   }
