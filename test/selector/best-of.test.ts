@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
@@ -277,6 +277,8 @@ describe("output folder", () => {
       }),
       "ABORTED",
     );
+    // A kill in the middle of a journal append leaves a torn line: it is skipped, not fatal.
+    await appendFile(path.join(out, ".pickrank", "journal.jsonl"), '{"t":"cand","p":0,"pha');
     const second = new MemoryBackend();
     // No seed given: the journal's random seed is reused, so the finished candidates still match.
     const r = await bestOf({ prompt: "resume me", n: 6, backend: second, scorer, out });

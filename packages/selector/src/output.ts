@@ -127,9 +127,12 @@ export class OutputDir {
       throw new PickrankError("CONFLICT", `Expected --out to be a folder but ${dir} is a file`, { details: { dir } });
     }
     let lines: JournalLine[] = [];
+    let tornTail = false;
     if (st) {
       if (await exists(journalFile)) {
-        lines = parseJournal(await readFile(journalFile, "utf8"));
+        const text = await readFile(journalFile, "utf8");
+        lines = parseJournal(text);
+        tornTail = text.length > 0 && !text.endsWith("\n");
         const head = lines[0];
         if (!head || head.t !== "run" || head.version !== JOURNAL_VERSION) {
           throw new PickrankError("CONFLICT", `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`, { details: { dir } });
@@ -163,6 +166,8 @@ export class OutputDir {
     const o = new OutputDir(dir, keep, seed, resuming);
     await mkdir(path.join(o.journalDir, "work"), { recursive: true });
     if (resuming) {
+      // A kill mid-append leaves a torn last line; end it so the next record starts on its own line.
+      if (tornTail) await appendFile(journalFile, "\n");
       for (const l of lines) {
         if (l.t === "cand" && (await exists(path.join(o.journalDir, l.file)))) {
           const { t: _t, p, phase, ...c } = l;
