@@ -259,6 +259,19 @@ describe("output folder", () => {
     expect(await readFile(path.join(foreign, "result.json"), "utf8")).toBe("{}");
   });
 
+  it("bestOf refuses a folder another run is writing to (CONFLICT), and frees it when done", async () => {
+    const out = path.join(tmp, "out-locked");
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const first = bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend({ delayMs: 20 }), scorer, out, onEvent: (e) => e.type === "prompt-start" && started() });
+    await running;
+    const e = await expectCode(bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend(), scorer, out }), "CONFLICT");
+    expect(e.message).toMatch(/in use by another pickrank run \(pid \d+\)/);
+    await first;
+    const again = await bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend(), scorer, out });
+    expect(again.out!.resumed).toBe(3);
+  });
+
   it("resumes a cancelled run without rendering finished candidates again", async () => {
     const out = path.join(tmp, "out-resume");
     const ctl = new AbortController();

@@ -15,7 +15,8 @@
  * never replaced: that is a CONFLICT.
  */
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
+import { appendFile, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { PickrankError, toPickrankError } from "@pickrank/core/errors";
@@ -165,6 +166,7 @@ export class OutputDir {
     const seed = resuming ? head.seed : (opts.seed ?? opts.randomSeed());
     const o = new OutputDir(dir, keep, seed, resuming);
     await mkdir(path.join(o.journalDir, "work"), { recursive: true });
+    await o.lock();
     if (resuming) {
       // A kill mid-append leaves a torn last line; end it so the next record starts on its own line.
       if (tornTail) await appendFile(journalFile, "\n");
@@ -180,6 +182,43 @@ export class OutputDir {
       await o.append({ t: "run", version: JOURNAL_VERSION, settings: opts.settings, seed, startedAt: new Date().toISOString() });
     }
     return o;
+  }
+
+  private get lockFile(): string {
+    return path.join(this.journalDir, "lock");
+  }
+
+  /**
+   * One writer per folder: two runs appending to one journal would interleave. A lock left by a
+   * killed run (its process is gone) is taken over, so kill -9 and re-run just works.
+   */
+  private async lock(): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(this.lockFile, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString() }), { flag: "wx" });
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw toPickrankError(e, "INTERNAL", `Could not lock ${this.dir}`);
+      }
+      let holder: { pid?: number; host?: string } = {};
+      try {
+        holder = JSON.parse(await readFile(this.lockFile, "utf8")) as typeof holder;
+      } catch {
+        // Unreadable: a writer killed between create and write; treat as stale.
+      }
+      if (typeof holder.pid === "number" && (holder.host === undefined || holder.host === hostname()) && processAlive(holder.pid)) {
+        throw new PickrankError("CONFLICT", `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`, {
+          details: { dir: this.dir, pid: holder.pid },
+        });
+      }
+      await rm(this.lockFile, { force: true });
+    }
+    throw new PickrankError("CONFLICT", `Could not lock output folder ${this.dir}; expected one run per folder at a time`, { details: { dir: this.dir } });
+  }
+
+  /** Releases the folder (the journal stays, so the run can be resumed or re-selected later). */
+  async close(): Promise<void> {
+    await rm(this.lockFile, { force: true });
   }
 
   private async append(line: JournalLine): Promise<void> {
@@ -247,6 +286,16 @@ export class OutputDir {
     for (const rel of this.outputs) {
       if (!this.writtenNow.has(rel)) await unlink(path.join(this.dir, rel)).catch(() => {});
     }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

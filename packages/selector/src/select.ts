@@ -197,6 +197,16 @@ export async function bestOf(opts: BestOfOptions): Promise<BestOfResult | BestOf
     emit: (e) => opts.onEvent?.(e),
   };
 
+  try {
+    return await runAll(ctx, prompts, batch, t0);
+  } finally {
+    await out?.close();
+  }
+}
+
+async function runAll(ctx: Ctx, prompts: string[], batch: boolean, t0: number): Promise<BestOfResult | BestOfBatchResult> {
+  const { opts, out } = ctx;
+  const signal = opts.signal;
   const runs: BestOfResult[] = [];
   const errors: PromptError[] = [];
   const files: string[] = [];
