@@ -243,6 +243,20 @@ describe("output folder", () => {
     expect(JSON.parse(text["pickrank"]!).prompt).toBe("猫の絵 🐱");
   });
 
+  it("keep all in draft-then-refine also writes the drafts, marked as drafts", async () => {
+    const out = path.join(tmp, "out-refine-all");
+    const r = await bestOf({ prompt: "p", n: 4, seed: 9, backend: new MemoryBackend(), scorer, params: { steps: 20 }, refine: { draft: { steps: 4 }, k: 2 }, out: { dir: out, keep: "all" } });
+    const pngs = (await readdir(out)).filter((f) => f.endsWith(".png")).sort();
+    expect(pngs.filter((f) => f.startsWith("draft-"))).toHaveLength(4);
+    expect(pngs.filter((f) => f.startsWith("rank-"))).toHaveLength(2);
+    const d = r.refine!.drafts[0]!;
+    const meta = JSON.parse(readPngText(await readFile(d.file!))["pickrank"]!);
+    expect(meta).toMatchObject({ draft: true, seed: d.seed, rank: 1, of: 4, params: { steps: 4 } });
+    const fin = JSON.parse(readPngText(await readFile(r.best.file!))["pickrank"]!);
+    expect(fin).toMatchObject({ seed: r.best.seed, rank: 1, of: 2, params: { steps: 20 }, draftScores: { rank: r.best.draft!.rank } });
+    expect(fin.draft).toBeUndefined();
+  });
+
   it("bestOf refuses an output folder holding another run (CONFLICT) and files it did not write", async () => {
     const out = path.join(tmp, "out-conflict");
     await bestOf({ prompt: "first", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out });
