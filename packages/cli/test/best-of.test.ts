@@ -194,6 +194,28 @@ describe("pickrank best-of on ComfyUI", () => {
   });
 });
 
+describe("pickrank best-of on several servers", () => {
+  it("spreads the candidates over every --url and counts them per server", async () => {
+    const [a, b] = await Promise.all([comfy({ stepDelayMs: 5 }), comfy({ stepDelayMs: 5 })]);
+    const r = await runCli([...base(), "--prompt", "two servers", "-n", "6", "--seed", "60", "--url", a.url, "--url", b.url, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    expect(j.ranked.map((c) => c.seed).sort()).toEqual([60, 61, 62, 63, 64, 65]);
+    expect(new Set(j.ranked.map((c) => c.backend))).toEqual(new Set([`comfyui@${a.url}`, `comfyui@${b.url}`]));
+    expect(a.prompts.length + b.prompts.length).toBe(6);
+  });
+
+  it("says which servers it tried when none answers (exit 1)", async () => {
+    const a = await comfy();
+    await a.kill();
+    const b = await comfy();
+    await b.kill();
+    const r = await runCli([...base(), "--prompt", "p", "--url", a.url, "--url", b.url]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`Could not reach the comfyui servers at ${a.url}, ${b.url}: comfyui@${a.url}:`);
+  });
+});
+
 describe("pickrank best-of on Automatic1111", () => {
   it("works with credentials in the URL and never echoes them", async () => {
     const fake = await startFakeA1111({ auth: { username: "artist", password: "pa55word" } });

@@ -34,7 +34,7 @@ interface BestOfCliOptions {
   negative?: string;
   n: number;
   backend: string;
-  url?: string;
+  url: string[];
   auth?: string;
   workflow?: string;
   checkpoint?: string;
@@ -128,7 +128,12 @@ export function registerBestOf(program: Command, ctx: CommandContext): void {
     .option("--negative <text>", "negative prompt")
     .option("-n, --n <count>", "candidates per prompt", parsePositiveInt, 8)
     .option("--backend <kind>", "generation server: comfyui or a1111 (or a registered kind)", "comfyui")
-    .option("--url <url>", "server URL (default http://127.0.0.1:8188 for comfyui, http://127.0.0.1:7860 for a1111); http://user:pass@host works and is never echoed")
+    .option(
+      "--url <url>",
+      "server URL (default http://127.0.0.1:8188 for comfyui, http://127.0.0.1:7860 for a1111); http://user:pass@host works and is never echoed; repeat for several servers (candidates are spread over them)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option("--auth <user:pass>", "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed")
     .option("--workflow <file>", "ComfyUI workflow in API format (default: the shipped txt2img workflow)")
     .option("--checkpoint <name>", "checkpoint to load (default: the workflow's, else the first the server lists)")
@@ -195,8 +200,9 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   if (opts.workflow !== undefined && opts.backend !== "comfyui") {
     throw new PickrankError("BAD_INPUT", `Expected --workflow only with --backend comfyui but the backend is ${opts.backend}`);
   }
-  const url = opts.url ?? DEFAULT_URLS[opts.backend];
-  if (url === undefined) throw new PickrankError("BAD_INPUT", `Expected --url for --backend ${opts.backend} (no default URL for that kind)`);
+  const defaultUrl = DEFAULT_URLS[opts.backend];
+  const urls = opts.url.length > 0 ? opts.url : defaultUrl !== undefined ? [defaultUrl] : [];
+  if (urls.length === 0) throw new PickrankError("BAD_INPUT", `Expected --url for --backend ${opts.backend} (no default URL for that kind)`);
   const prompts = opts.prompts !== undefined ? await readPromptsFile(opts.prompts) : undefined;
   const workflow = opts.workflow !== undefined ? await readWorkflow(opts.workflow) : undefined;
 
@@ -209,12 +215,15 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   if (opts.scheduler !== undefined) params.scheduler = opts.scheduler;
   if (opts.checkpoint !== undefined) params.checkpoint = opts.checkpoint;
 
-  const backend: Backend = createBackend({
+  const spec = (url: string) => ({
     kind: opts.backend,
     url,
     ...(opts.auth !== undefined ? { auth: opts.auth } : {}),
     ...(workflow !== undefined ? { workflow } : {}),
   });
+  // Several --url: one pool that spreads the candidates and retries a failed one on another server.
+  const backend: Backend = urls.length === 1 ? createBackend(spec(urls[0]!)) : createBackend({ kind: "pool", url: "", options: { backends: urls.map(spec) } });
+  const where = urls.map(redactUrl).join(", ");
   const ctl = new AbortController();
   const onSigint = () => {
     if (!opts.quiet) io.stderr.write("\npickrank: cancelling (Ctrl-C again to quit at once)…\n");
@@ -227,11 +236,17 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     // Reachability before the model loads, so a stopped server is a 1-second message, not a 10-second one.
     const health = await backend.check(ctl.signal);
     if (!health.ok) {
-      const why = typeof health.info?.["error"] === "string" ? `: ${health.info["error"]}` : "";
+      const servers = Array.isArray(health.info?.["servers"]) ? (health.info["servers"] as { backend?: string; error?: string }[]) : [];
+      const why =
+        typeof health.info?.["error"] === "string"
+          ? `: ${health.info["error"]}`
+          : servers.length > 0
+            ? `: ${servers.map((x) => `${x.backend ?? "?"}: ${x.error ?? "down"}`).join("; ")}`
+            : "";
       throw new PickrankError(
         "BACKEND_UNREACHABLE",
-        `Could not reach the ${opts.backend} server at ${redactUrl(url)}${why}; expected it running (start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
-        { details: { backend: opts.backend, url: redactUrl(url) } },
+        `Could not reach the ${opts.backend} server${urls.length > 1 ? "s" : ""} at ${where}${why}; expected ${urls.length > 1 ? "at least one" : "it"} running (start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
+        { details: { backend: opts.backend, urls: urls.map(redactUrl), ...(health.info ?? {}) } },
       );
     }
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
