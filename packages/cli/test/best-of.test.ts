@@ -11,7 +11,7 @@ import { readPngText } from "@pickrank/selector";
 import { startFakeA1111 } from "../../../test/fakes/a1111-server.ts";
 import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
 import { tinyModel } from "../../../test/helpers/tiny-model.ts";
-import { comfySettings, journalCandidates, runCli, spawnCli, waitFor } from "../../../test/selector/cli-harness.ts";
+import { comfySettings, runCli } from "../../../test/selector/cli-harness.ts";
 
 let model: string;
 let tmp: string;
@@ -232,44 +232,5 @@ describe("pickrank best-of on Automatic1111", () => {
     const text = readPngText(await readFile(j.best.file!));
     expect(text["parameters"]).toContain(`Seed: ${j.best.seed}`);
     expect(text["parameters"]).not.toContain("pa55word");
-  });
-});
-
-describe("pickrank best-of interrupted", () => {
-  it("resumes after kill -9: a re-run renders only the missing candidates", async () => {
-    const fake = await comfy({ stepDelayMs: 15 });
-    const out = path.join(tmp, "killed");
-    const args = [...base(), "--prompt", "a slow render", "-n", "6", "--url", fake.url, "--out", out, "--quiet"];
-    const child = spawnCli(args);
-    await waitFor(async () => (await journalCandidates(out)) >= 2, "two finished candidates in the journal");
-    child.proc.kill("SIGKILL");
-    await child.exited;
-    const done = await journalCandidates(out);
-    expect(done).toBeGreaterThanOrEqual(2);
-    expect(done).toBeLessThan(6);
-    const queuedBefore = fake.prompts.length;
-    const r = await runCli([...args, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
-    expect(j.ranked).toHaveLength(6);
-    expect(j.out!.resumed).toBe(done);
-    // The second run asked the server only for the seeds that had not finished.
-    const resent = fake.prompts.slice(queuedBefore).map((p) => comfySettings(p.prompt).seed);
-    expect(resent).toHaveLength(6 - done);
-    expect(new Set(j.seeds)).toEqual(new Set([...resent, ...j.ranked.filter((c) => !resent.includes(c.seed)).map((c) => c.seed)]));
-  });
-
-  it("Ctrl-C cancels cleanly (exit 130) and tells how to resume", async () => {
-    const fake = await comfy({ stepDelayMs: 15 });
-    const out = path.join(tmp, "ctrl-c");
-    const child = spawnCli([...base(), "--prompt", "cancel me", "-n", "8", "--url", fake.url, "--out", out]);
-    await waitFor(async () => (await journalCandidates(out)) >= 1, "a finished candidate");
-    child.proc.kill("SIGINT");
-    const { code } = await child.exited;
-    expect(code).toBe(130);
-    expect(child.err()).toContain("run the same command again to resume");
-    expect(child.err()).toContain("[ABORTED]");
-    expect(await journalCandidates(out)).toBeLessThan(8);
-    await expect(readFile(path.join(out, "result.json"))).rejects.toThrow();
   });
 });

@@ -1,0 +1,77 @@
+/**
+ * `pickrank best-of` interrupted: kill -9 mid-run then resume, and Ctrl-C. The command runs as a
+ * child process through the package's bin against a slow fake ComfyUI.
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
+import { tinyModel } from "../../../test/helpers/tiny-model.ts";
+import { comfySettings, journalCandidates, runCli, spawnCli, waitFor } from "../../../test/selector/cli-harness.ts";
+
+let model: string;
+let tmp: string;
+const servers: FakeComfyUI[] = [];
+
+beforeAll(async () => {
+  model = await tinyModel();
+  tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-bestof-int-"));
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close().catch(() => {})));
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function comfy(opts: Parameters<typeof startFakeComfyUI>[0] = {}): Promise<FakeComfyUI> {
+  const s = await startFakeComfyUI(opts);
+  servers.push(s);
+  return s;
+}
+
+const base = () => ["best-of", "--model", model, "--device", "cpu"];
+
+interface JsonResult {
+  seeds: number[];
+  ranked: { seed: number }[];
+  out?: { resumed: number };
+}
+
+describe("pickrank best-of interrupted", () => {
+  it("resumes after kill -9: a re-run renders only the missing candidates", async () => {
+    const fake = await comfy({ stepDelayMs: 15 });
+    const out = path.join(tmp, "killed");
+    const args = [...base(), "--prompt", "a slow render", "-n", "6", "--url", fake.url, "--out", out, "--quiet"];
+    const child = spawnCli(args);
+    await waitFor(async () => (await journalCandidates(out)) >= 2, "two finished candidates in the journal");
+    child.proc.kill("SIGKILL");
+    await child.exited;
+    const done = await journalCandidates(out);
+    expect(done).toBeGreaterThanOrEqual(2);
+    expect(done).toBeLessThan(6);
+    const queuedBefore = fake.prompts.length;
+    const r = await runCli([...args, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as JsonResult;
+    expect(j.ranked).toHaveLength(6);
+    expect(j.out!.resumed).toBe(done);
+    // The second run asked the server only for the seeds that had not finished.
+    const resent = fake.prompts.slice(queuedBefore).map((p) => comfySettings(p.prompt).seed);
+    expect(resent).toHaveLength(6 - done);
+    expect(new Set(j.seeds)).toEqual(new Set([...resent, ...j.ranked.filter((c) => !resent.includes(c.seed)).map((c) => c.seed)]));
+  });
+
+  it("Ctrl-C cancels cleanly (exit 130) and tells how to resume", async () => {
+    const fake = await comfy({ stepDelayMs: 15 });
+    const out = path.join(tmp, "ctrl-c");
+    const child = spawnCli([...base(), "--prompt", "cancel me", "-n", "8", "--url", fake.url, "--out", out]);
+    await waitFor(async () => (await journalCandidates(out)) >= 1, "a finished candidate");
+    child.proc.kill("SIGINT");
+    const { code } = await child.exited;
+    expect(code).toBe(130);
+    expect(child.err()).toContain("run the same command again to resume");
+    expect(child.err()).toContain("[ABORTED]");
+    expect(await journalCandidates(out)).toBeLessThan(8);
+    await expect(readFile(path.join(out, "result.json"))).rejects.toThrow();
+  });
+});
