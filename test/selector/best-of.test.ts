@@ -286,6 +286,16 @@ describe("output folder", () => {
     expect(again.out!.resumed).toBe(3);
   });
 
+  it("starts afresh when the run was killed while writing its first journal line", async () => {
+    const out = path.join(tmp, "out-torn-head");
+    await mkdir(path.join(out, ".pickrank"), { recursive: true });
+    await writeFile(path.join(out, ".pickrank", "journal.jsonl"), '{"t":"run","vers');
+    const r = await bestOf({ prompt: "p", n: 2, seed: 3, backend: new MemoryBackend(), scorer, out });
+    expect(r.ranked).toHaveLength(2);
+    const again = await bestOf({ prompt: "p", n: 2, seed: 3, backend: new MemoryBackend(), scorer, out });
+    expect(again.out!.resumed).toBe(2);
+  });
+
   it("resumes a cancelled run without rendering finished candidates again", async () => {
     const out = path.join(tmp, "out-resume");
     const ctl = new AbortController();

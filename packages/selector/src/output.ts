@@ -135,11 +135,13 @@ export class OutputDir {
         lines = parseJournal(text);
         tornTail = text.length > 0 && !text.endsWith("\n");
         const head = lines[0];
-        if (!head || head.t !== "run" || head.version !== JOURNAL_VERSION) {
+        // Nothing readable at all (killed while writing the first line): nothing to resume, start afresh.
+        if (lines.length === 0) tornTail = false;
+        else if (!head || head.t !== "run" || head.version !== JOURNAL_VERSION) {
           throw new PickrankError("CONFLICT", `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`, { details: { dir } });
         }
         const want = canonicalJson(opts.settings);
-        if (canonicalJson(head.settings) !== want) {
+        if (head && head.t === "run" && canonicalJson(head.settings) !== want) {
           const fields = settingsDiff(head.settings, opts.settings);
           throw new PickrankError(
             "CONFLICT",
@@ -147,7 +149,7 @@ export class OutputDir {
             { details: { dir, differs: fields } },
           );
         }
-        if (opts.resume === false) {
+        if (lines.length > 0 && opts.resume === false) {
           throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, { details: { dir } });
         }
       } else {
@@ -171,7 +173,8 @@ export class OutputDir {
       // A kill mid-append leaves a torn last line; end it so the next record starts on its own line.
       if (tornTail) await appendFile(journalFile, "\n");
       for (const l of lines) {
-        if (l.t === "cand" && (await exists(path.join(o.journalDir, l.file)))) {
+        // Only files under work/ (a hand-edited journal must not make us read elsewhere).
+        if (l.t === "cand" && /^work\/[^/\\]+$/.test(l.file) && (await exists(path.join(o.journalDir, l.file)))) {
           const { t: _t, p, phase, ...c } = l;
           o.candidates.set(`${p}/${phase}/${c.index}`, c);
         } else if (l.t === "out") {
@@ -179,7 +182,9 @@ export class OutputDir {
         }
       }
     } else {
-      await o.append({ t: "run", version: JOURNAL_VERSION, settings: opts.settings, seed, startedAt: new Date().toISOString() });
+      // Replaces an unreadable leftover journal instead of appending to it.
+      const header: JournalLine = { t: "run", version: JOURNAL_VERSION, settings: opts.settings, seed, startedAt: new Date().toISOString() };
+      await writeFileAtomic(o.journalFile, JSON.stringify(header) + "\n");
     }
     return o;
   }
