@@ -513,6 +513,8 @@ async function runPhase(ctx: Ctx, inp: PhaseInput): Promise<PhaseOutput> {
       if (opts.negativePrompt !== undefined) req.negativePrompt = opts.negativePrompt;
       try {
         for await (const g of opts.backend.generate(req)) {
+          // A backend slow to notice the abort: stop taking its candidates (return() ends its generator).
+          if (ctl.signal.aborted) break;
           const idx = toRender[g.index];
           if (idx === undefined || arrived.has(idx)) continue; // out-of-range or duplicate: nothing to attach it to
           arrived.add(idx);
