@@ -2,5 +2,5 @@ export { bestOf, serializeResult, modelInfo } from "./select.ts";
 export { selectDiverse, DEFAULT_DIVERSE_THRESHOLD, type DiverseSkip } from "./diverse.ts";
 export { spearman, kendall, averageRanks } from "./rank-stats.ts";
 export { readPngText, readPngChunks, setPngText, textChunk, isPng } from "./png-text.ts";
-export { OutputDir, infotext, writeFileAtomic, RESULT_FILE, JOURNAL_DIR, JOURNAL_FILE } from "./output.ts";
+export { OutputDir, infotext, RESULT_FILE, JOURNAL_DIR, JOURNAL_FILE } from "./output.ts";
 export type * from "./types.ts";

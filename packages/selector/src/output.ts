@@ -14,12 +14,12 @@
  * a candidate is journaled only after its bytes are on disk, and a file that this run did not write is
  * never replaced: that is a CONFLICT.
  */
-import { randomBytes } from "node:crypto";
-import { appendFile, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { PickrankError, toPickrankError } from "@pickrank/core/errors";
+import { writeFileAtomic } from "@pickrank/core/fs";
 import { isPng, readPngText, setPngText } from "./png-text.ts";
 import type { BestOfResult, CandidateTimings, ModelInfo, Phase, RankedCandidate } from "./types.ts";
 
@@ -59,25 +59,6 @@ async function exists(p: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Writes next to the target and renames over it: readers see the old file or the new one, never half. */
-export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  try {
-    const fh = await open(tmp, "wx");
-    try {
-      await fh.writeFile(data);
-      // fsync before rename: after a crash the name points at complete bytes, not an empty file.
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => {});
-    throw toPickrankError(e, "INTERNAL", `Could not write ${file}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { toPickrankError } from "../errors.ts";
 
 /** A sibling temp name: same folder (so rename is atomic), unique per writer. */
 export function tempSibling(file: string): string {
@@ -8,26 +9,25 @@ export function tempSibling(file: string): string {
 }
 
 /**
- * Writes a file so that readers see either nothing or the whole file: write a temp sibling,
- * fsync, rename. A crash leaves at most a dot-named temp file, never a half-written target.
+ * Writes a file so that readers see the old file or the whole new one, never half: write a temp
+ * sibling, fsync (after a crash the name must point at complete bytes, not an empty file), rename.
+ * A crash leaves at most a dot-named temp file. Creates the parent folder.
  */
-export async function writeFileAtomic(file: string, data: Uint8Array | string, opts: { overwrite?: boolean } = {}): Promise<void> {
-  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = tempSibling(path.resolve(file));
-  const fh = await open(tmp, opts.overwrite === false ? "wx" : "w");
+export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  const target = path.resolve(file);
+  const tmp = tempSibling(target);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
+    await mkdir(path.dirname(target), { recursive: true });
+    const fh = await open(tmp, "wx");
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
   } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw toPickrankError(e, "INTERNAL", `Could not write ${file}`);
   }
 }
