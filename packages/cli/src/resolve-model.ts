@@ -4,7 +4,7 @@
  * a progress bar, so the first run works out of the box.
  */
 import { listModels, pullModel, type ModelManifest } from "@pickrank/core";
-import { ProgressBar, type Io } from "./ui.ts";
+import { StepProgress, type Io } from "./ui.ts";
 
 export const DEFAULT_REPO = "yuvalkirstain/PickScore_v1";
 
@@ -23,20 +23,14 @@ export async function pullWithProgress(
   opts: Parameters<typeof pullModel>[0],
   quiet = false,
 ): Promise<Awaited<ReturnType<typeof pullModel>>> {
-  const bars = new Map<string, ProgressBar>();
-  const result = await pullModel({
-    ...opts,
-    onProgress: (p) => {
-      const key = p.stage === "download" ? `download ${p.file ?? ""}` : "convert";
-      let bar = bars.get(key);
-      if (!bar) {
-        for (const b of bars.values()) b.finish();
-        bar = new ProgressBar(io, key, p.stage === "download" ? "bytes" : "items", quiet);
-        bars.set(key, bar);
-      }
-      bar.update(p.done, p.total);
-    },
-  });
-  for (const b of bars.values()) b.finish();
-  return result;
+  const progress = new StepProgress(io, quiet);
+  try {
+    return await pullModel({
+      ...opts,
+      onProgress: (p) =>
+        progress.update(p.stage === "download" ? `download ${p.file ?? ""}` : `convert ${p.step ?? ""}`, "bytes", p.done, p.total),
+    });
+  } finally {
+    progress.finish();
+  }
 }

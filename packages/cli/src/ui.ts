@@ -126,3 +126,32 @@ export class ProgressBar {
     return `${label} ${bar} ${(frac * 100).toFixed(0).padStart(3)}% ${amount}`;
   }
 }
+
+/**
+ * One bar per step of a multi-step job (each file of a download, each graph of a conversion): a new
+ * key finishes the previous bar and starts the next.
+ */
+export class StepProgress {
+  #bar: ProgressBar | undefined;
+  #key: string | undefined;
+
+  constructor(
+    private readonly io: Io,
+    private readonly quiet = false,
+  ) {}
+
+  update(key: string, unit: "bytes" | "items", done: number, total: number): void {
+    if (key !== this.#key) {
+      this.#bar?.finish();
+      this.#key = key;
+      this.#bar = new ProgressBar(this.io, key, unit, this.quiet);
+    }
+    this.#bar!.update(done, total);
+  }
+
+  finish(): void {
+    this.#bar?.finish();
+    this.#bar = undefined;
+    this.#key = undefined;
+  }
+}

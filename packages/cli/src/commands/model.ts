@@ -2,7 +2,7 @@ import { convertModel, listModels, cacheRoot } from "@pickrank/core";
 import { InvalidArgumentError, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { DEFAULT_REPO, pullWithProgress } from "../resolve-model.ts";
-import { ProgressBar, renderTable, writeJson } from "../ui.ts";
+import { renderTable, StepProgress, writeJson } from "../ui.ts";
 
 type Dtype = "fp32" | "fp16";
 
@@ -26,14 +26,13 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .option("--json", "print the manifest as JSON")
     .action(
       action(ctx, async (hfDir: string, opts: { out: string; tokenizer?: string; dtype: Dtype; json?: boolean }) => {
-        const bar = new ProgressBar(ctx.io, "convert", "items");
+        const progress = new StepProgress(ctx.io, Boolean(opts.json));
         const res = await convertModel(hfDir, {
           out: opts.out,
           dtype: opts.dtype,
           ...(opts.tokenizer ? { tokenizerDir: opts.tokenizer } : {}),
-          onProgress: (p) => bar.update(p.done, p.total),
-        });
-        bar.finish();
+          onProgress: (p) => progress.update(`convert ${p.stage}`, "bytes", p.done, p.total),
+        }).finally(() => progress.finish());
         if (opts.json) writeJson(ctx.io, { dir: res.dir, manifest: res.manifest });
         else ctx.io.stdout.write(res.dir + "\n");
       }),

@@ -48,7 +48,8 @@ export interface PullOptions {
   /** Re-resolve the revision online even when a converted copy is cached. */
   refresh?: boolean;
   signal?: AbortSignal;
-  onProgress?: (p: { stage: "download" | "convert"; file?: string; done: number; total: number }) => void;
+  /** Bytes done of the current file (download) or conversion step (`step`: text, vision, hash …). */
+  onProgress?: (p: { stage: "download" | "convert"; file?: string; step?: string; done: number; total: number }) => void;
   /** Use the cache only; default true when $HF_HUB_OFFLINE is 1/true/yes/on. */
   offline?: boolean;
   /** Network tuning (tests shorten these). Defaults: 4 retries from 500 ms, 30 s for headers, 60 s idle. */
@@ -131,7 +132,7 @@ async function convertIntoCache(
         source: { repo: r.repo, revision: commit, files: files.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 })) },
         onProgress: (p) => {
           if (opts.signal?.aborted) throw abortedError(opts.signal);
-          opts.onProgress?.({ stage: "convert", done: p.done, total: p.total });
+          opts.onProgress?.({ stage: "convert", step: p.stage, done: p.done, total: p.total });
         },
       });
       if (opts.signal?.aborted) throw abortedError(opts.signal);
