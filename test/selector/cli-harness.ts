@@ -5,9 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { Writable } from "node:stream";
-import { main } from "../../packages/cli/src/main.ts";
-import type { Io } from "../../packages/cli/src/ui.ts";
+import { runCli as runCliCaptured } from "../helpers/cli.ts";
 import { repoRoot } from "../helpers/paths.ts";
 
 export interface RunResult {
@@ -16,19 +14,10 @@ export interface RunResult {
   err: string;
 }
 
+/** In-process run (see test/helpers/cli.ts), with the field names these tests use. */
 export async function runCli(args: string[]): Promise<RunResult> {
-  let out = "";
-  let err = "";
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer | string, _enc, cb) {
-        f(chunk.toString());
-        cb();
-      },
-    });
-  const io: Io = { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)) };
-  const code = await main(["node", "pickrank", ...args], io);
-  return { code, out, err };
+  const r = await runCliCaptured(args);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 export const pickrankBin = path.join(repoRoot, "packages/cli/bin/pickrank.js");

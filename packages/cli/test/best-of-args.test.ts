@@ -6,28 +6,12 @@ import { createServer } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../src/main.ts";
-import type { Io } from "../src/ui.ts";
-
-function capture(): { io: Io; out: () => string; err: () => string } {
-  let out = "";
-  let err = "";
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer | string, _enc, cb) {
-        f(chunk.toString());
-        cb();
-      },
-    });
-  return { io: { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)) }, out: () => out, err: () => err };
-}
+import { runCli } from "../../../test/helpers/cli.ts";
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const c = capture();
-  const code = await main(["node", "pickrank", "best-of", ...args], c.io);
-  return { code, out: c.out(), err: c.err() };
+  const r = await runCli(["best-of", ...args]);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 /** A loopback port nobody listens on. */

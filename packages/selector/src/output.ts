@@ -19,7 +19,7 @@ import { hostname } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { PickrankError, toPickrankError } from "@pickrank/core/errors";
-import { writeFileAtomic } from "@pickrank/core/fs";
+import { pathExists as exists, writeFileAtomic } from "@pickrank/core/fs";
 import { isPng, readPngText, setPngText } from "./png-text.ts";
 import type { BestOfResult, CandidateTimings, ModelInfo, Phase, RankedCandidate } from "./types.ts";
 
@@ -51,15 +51,6 @@ export function canonicalJson(v: unknown): string {
     }
     return val;
   });
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function isOurOutputName(name: string): boolean {

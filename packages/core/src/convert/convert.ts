@@ -9,7 +9,7 @@
  * pickrank.json is complete.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
@@ -23,6 +23,7 @@ import { defaultTokenizerDir } from "../tokenizer/clip-tokenizer.ts";
 import { readClipConfig, type ClipConfig } from "./clip-config.ts";
 import { buildTextGraph, buildVisionGraph, DEFAULT_GRAPH_OPTIONS, type ClipGraphOptions, type WeightFn, type WeightRequest } from "./clip-graph.ts";
 import { SafetensorsFile, type SafetensorsEntry } from "./safetensors.ts";
+import { pathExists as exists, writeFileAtomic } from "../util/fs.ts";
 
 export const CONVERTER_NAME = "pickrank-convert";
 export const CONVERTER_VERSION = "0.1.0";
@@ -192,15 +193,6 @@ async function readScalar(st: SafetensorsFile, name: string): Promise<number> {
   }
   const f = new Float32Array(convertFloats(await st.read(e), e.dtype as FloatSrc, DataType.FLOAT).buffer);
   return f[0]!;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function hasTokenizerFiles(dir: string): Promise<boolean> {
@@ -402,10 +394,8 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
       createdAt: new Date().toISOString(),
       converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, ${graphOpts.fused ? "fused" : "standard ops"})`,
     } satisfies ModelManifest, MANIFEST_FILE);
-    const manifestFile = path.join(out, MANIFEST_FILE);
-    const tmp = manifestFile + tmpSuffix();
-    await writeFile(tmp, JSON.stringify(manifest, null, 2) + "\n");
-    await rename(tmp, manifestFile);
+    // Written last: a folder with a manifest is a complete model.
+    await writeFileAtomic(path.join(out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
     opts.onProgress?.({ stage: "manifest", done: 1, total: 1 });
     return { dir: out, manifest };
   } finally {

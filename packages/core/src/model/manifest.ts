@@ -2,11 +2,12 @@
  * `pickrank.json`: what a converted model folder holds and how to use it. Written last by the converter
  * (its presence marks a complete folder), read and validated by everything that loads a model.
  */
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { PickrankError } from "../errors.ts";
 import type { PreprocessSettings } from "../preprocess/image.ts";
+import { pathExists as exists } from "../util/fs.ts";
 
 export const MANIFEST_FILE = "pickrank.json";
 export const MANIFEST_FORMAT_VERSION = 1;
@@ -74,15 +75,6 @@ export function parseManifest(raw: unknown, where = MANIFEST_FILE): ModelManifes
     throw new PickrankError("BAD_MODEL", `${where}: invalid manifest: ${formatIssues(r.error)}`, { details: { file: where } });
   }
   return r.data as ModelManifest;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -20,8 +20,15 @@ interface Job {
 interface Slot {
   worker: Worker;
   ready: Promise<void>;
-  busy: Job | undefined;
+  /** Jobs sent to this worker and not answered yet. */
+  busy: Map<number, Job>;
 }
+
+/**
+ * Jobs in flight per worker: two, so that libvips decodes the next image (on its own threads) while
+ * the worker's JavaScript resamples the current one.
+ */
+const PER_WORKER = 2;
 
 type Reply = { id: number; px: Float32Array } | { id: number; error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
 
@@ -56,7 +63,7 @@ export class PreprocessPool {
     for (const job of this.#queue.splice(0)) job.reject(err);
     await Promise.all(
       this.#slots.map(async (s) => {
-        s.busy?.reject(err);
+        for (const job of s.busy.values()) job.reject(err);
         await s.worker.terminate();
       }),
     );
@@ -65,11 +72,13 @@ export class PreprocessPool {
 
   #pump(): void {
     while (this.#queue.length > 0) {
-      let slot = this.#slots.find((s) => s.busy === undefined);
+      // Fill idle workers first, start new ones next, and only then double up.
+      let slot = this.#slots.find((s) => s.busy.size === 0);
       if (!slot && this.#slots.length < this.size) slot = this.#spawn();
+      slot ??= this.#slots.find((s) => s.busy.size < PER_WORKER);
       if (!slot) return;
       const job = this.#queue.shift()!;
-      slot.busy = job;
+      slot.busy.set(job.id, job);
       const s = slot;
       s.ready.then(
         () => s.worker.postMessage({ id: job.id, input: job.input, settings: job.settings }),
@@ -88,15 +97,15 @@ export class PreprocessPool {
       markFailed = rej;
     });
     ready.catch(() => undefined);
-    const slot: Slot = { worker, ready, busy: undefined };
+    const slot: Slot = { worker, ready, busy: new Map() };
     worker.on("message", (msg: Reply | { ready: true }) => {
       if ("ready" in msg) {
         markReady();
         return;
       }
-      const job = slot.busy;
-      if (!job || job.id !== msg.id) return;
-      slot.busy = undefined;
+      const job = slot.busy.get(msg.id);
+      if (!job) return;
+      slot.busy.delete(msg.id);
       if ("px" in msg) job.resolve(msg.px);
       else job.reject(new PickrankError(msg.error.code, msg.error.message, msg.error.details ? { details: msg.error.details } : {}));
       this.#pump();
@@ -112,13 +121,14 @@ export class PreprocessPool {
     return slot;
   }
 
-  /** A worker that died fails its job and is replaced on the next pump. */
+  /** A worker that died fails its jobs and is replaced on the next pump. */
   #fail(slot: Slot, e: unknown): void {
     this.#slots = this.#slots.filter((s) => s !== slot);
-    const job = slot.busy;
-    slot.busy = undefined;
+    const jobs = [...slot.busy.values()];
+    slot.busy.clear();
     void slot.worker.terminate();
-    job?.reject(new PickrankError("INTERNAL", `A preprocessing worker failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+    const err = new PickrankError("INTERNAL", `A preprocessing worker failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    for (const job of jobs) job.reject(err);
     if (!this.#closed) this.#pump();
   }
 }

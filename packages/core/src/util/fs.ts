@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { toPickrankError } from "../errors.ts";
 
@@ -29,5 +29,15 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);
     throw toPickrankError(e, "INTERNAL", `Could not write ${file}`);
+  }
+}
+
+/** Whether anything (file or folder) is at `p`. */
+export async function pathExists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
   }
 }
