@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -186,9 +187,25 @@ describe("pickrank model pull / list (fake hub, temp cache)", () => {
   });
 
   it("an unreachable HF_ENDPOINT fails with DOWNLOAD_FAILED naming it", async () => {
-    const r = await spawnCli(["model", "pull", "--json"], { HF_ENDPOINT: "http://127.0.0.1:9", PICKRANK_CACHE: path.join(tmp, "cache2") });
+    const port = await closedPort();
+    const r = await spawnCli(["model", "pull", "--json"], { HF_ENDPOINT: `http://127.0.0.1:${port}`, PICKRANK_CACHE: path.join(tmp, "cache2") });
     expect(r.code).toBe(1);
     expect(r.json<{ error: { code: string; message: string } }>().error.code).toBe("DOWNLOAD_FAILED");
-    expect(r.stderr).toContain("127.0.0.1:9");
+    expect(r.stderr).toContain(`127.0.0.1:${port}`);
+  });
+
+  it("a reserved port in HF_ENDPOINT fails at once, saying fetch refuses it", async () => {
+    const r = await spawnCli(["model", "pull", "--json"], { HF_ENDPOINT: "http://127.0.0.1:9", PICKRANK_CACHE: path.join(tmp, "cache3") });
+    expect(r.code).toBe(1);
+    expect(r.json<{ error: { code: string; message: string } }>().error.message).toMatch(/fetch refuses port 9 \(a reserved port\)/);
   });
 });
+
+/** A loopback port nobody listens on (and not one that fetch refuses outright). */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}

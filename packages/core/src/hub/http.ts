@@ -195,6 +195,14 @@ export class HubClient {
         const host = new URL(current).host;
         const reason = timedOut ? `no answer within ${formatDuration(this.connectTimeoutMs)}` : networkReason(e);
         const code = networkCode(e);
+        if (/bad port/i.test(reason)) {
+          // fetch refuses reserved ports (9, 25, 6000 …) before connecting: retrying cannot help.
+          throw new PickrankError(
+            "DOWNLOAD_FAILED",
+            `Could not reach ${host}: fetch refuses port ${new URL(current).port} (a reserved port); expected a hub or mirror on an ordinary port (hub endpoint ${this.endpointText})`,
+            { cause: e, details: { endpoint: this.endpointText } },
+          );
+        }
         throw new RetryableError(`could not reach ${host} (${reason})`, undefined, {
           cause: e,
           once: !timedOut && (code === "ECONNREFUSED" || code === "ENOTFOUND"),
