@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The GPU benchmark of docs/benchmarks.md ("To run on a GPU") in one call on the lent device machine,
+# which has CUDA, python3 with torch + transformers, but no Node.js and no network. Everything else
+# comes in .gpu-carry/ (built here by prepare.sh). Run from the repo root:
+#
+#   bash packages/core/bench/gpu/run.sh
+#
+# Environment (all optional):
+#   OUT       where logs and tables go (the device tool sets it; default /tmp/pickrank-gpu-out)
+#   SIZE      make-random-clip size: pickscore (default), base or small (quick plumbing runs)
+#   BUDGET_S  seconds for the whole script (default 480); each step is cut to what is left
+#   WORK      scratch folder for the checkpoint and the converted models (default /tmp/pickrank-gpu)
+#   GL_ROOT   where the loader .debs are unpacked (default /, then ldconfig; elsewhere, for a dry
+#             run on a machine whose / must not change, LD_LIBRARY_PATH points at it instead)
+#   CARRY     the carry folder (default .gpu-carry at the repo root)
+#
+# Files in $OUT (the device returns at most 8): run.log (everything), summary.md (step table and all
+# tables), env.txt, bench-fp16-webgpu.md, bench-fp32-webgpu.md, bench-fp32-cpu.md, ref-timing.txt.
+# Every step's exit code is reported; a failed step does not stop the next one.
+set -u -o pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+repo="$(cd "$here/../../../.." && pwd -P)"
+cd "$repo" || exit 1
+OUT="${OUT:-/tmp/pickrank-gpu-out}"
+SIZE="${SIZE:-pickscore}"
+BUDGET_S="${BUDGET_S:-480}"
+WORK="${WORK:-/tmp/pickrank-gpu}"
+GL_ROOT="${GL_ROOT:-/}"
+CARRY="${CARRY:-$repo/.gpu-carry}"
+mkdir -p "$OUT" "$WORK"
+: >"$OUT/run.log"
+exec > >(tee -a "$OUT/run.log") 2>&1
+tee_pid=$!
+
+SECONDS=0
+declare -a STEPS=()
+say() { echo "[$(date -u +%T) +${SECONDS}s] $*"; }
+record() { STEPS+=("| $1 | $2 | $3 | $4 |"); say "step $1: $2 (${3}s) $4"; }
+
+# step NAME LIMIT_S OUTFILE|- CMD...: runs CMD under `timeout`, cut to the budget left; stdout also
+# goes to OUTFILE; records the exit code and carries on whatever happens.
+step() {
+  local name=$1 limit=$2 outfile=$3
+  shift 3
+  local left=$((BUDGET_S - SECONDS))
+  if ((left < 15)); then
+    record "$name" "skipped" 0 "budget of ${BUDGET_S}s spent"
+    return 1
+  fi
+  ((limit > left)) && limit=$left
+  say "=== $name (limit ${limit}s): $*"
+  local t0=$SECONDS rc
+  if declare -F "$1" >/dev/null; then
+    # Shell functions (setup, loaders, env) must change this shell's environment: no timeout; quick.
+    if [[ "$outfile" == "-" ]]; then "$@"; rc=$?; else "$@" > >(tee "$outfile"); rc=$?; fi
+  elif [[ "$outfile" == "-" ]]; then
+    timeout -k 10 "$limit" "$@"
+    rc=$?
+  else
+    timeout -k 10 "$limit" "$@" | tee "$outfile"
+    rc=${PIPESTATUS[0]}
+  fi
+  local status="exit $rc"
+  ((rc == 0)) && status="ok"
+  ((rc == 124 || rc == 137)) && status="TIMED OUT after ${limit}s (exit $rc)"
+  local note=""
+  if [[ "$outfile" != "-" && -f "$outfile" ]]; then
+    # The bench's rows for devices that did not start: "| webgpu | — | … | unavailable: why |".
+    note="$(grep -E '^\| *[a-z]+ +\| — ' "$outfile" | awk -F'|' '{gsub(/^ +| +$/, "", $2); gsub(/^ +| +$/, "", $7); printf "%s %s; ", $2, $7}')"
+  fi
+  record "$name" "$status" $((SECONDS - t0)) "$note"
+  return "$rc"
+}
+
+say "pickrank GPU bench: repo $repo, SIZE=$SIZE, BUDGET_S=$BUDGET_S, OUT=$OUT, WORK=$WORK"
+
+# ---- 1. unpack what travelled -------------------------------------------------------------------
+node_ok=0
+setup() {
+  [[ -d "$CARRY" ]] || { echo "no carry folder at $CARRY: build it with prepare.sh and name .gpu-carry in carry"; return 1; }
+  sed -n '1,2p' "$CARRY/MANIFEST.txt" 2>/dev/null
+  local unxz
+  if command -v xz >/dev/null; then unxz=(xz -dc); else
+    echo "(no xz here: decompressing with python3's lzma)"
+    unxz=(python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)')
+  fi
+  mkdir -p "$WORK/node/bin"
+  "${unxz[@]}" "$CARRY/node.xz" >"$WORK/node/bin/node" && chmod +x "$WORK/node/bin/node" || return 1
+  # node_modules at the repo root, where Node's lookup finds it from every package. Never over pnpm's.
+  if [[ -e node_modules && ! -f node_modules/.pickrank-modules.txt ]]; then
+    echo "node_modules exists and is not the carried one (pnpm's?): refusing to replace it"
+    return 1
+  fi
+  rm -rf node_modules
+  "${unxz[@]}" "$CARRY/node_modules.tar.xz" | tar -x -f - || return 1
+  mkdir -p node_modules/@pickrank
+  ln -sfn ../../packages/core node_modules/@pickrank/core
+  ln -sfn ../../packages/adapters node_modules/@pickrank/adapters
+  ln -sfn ../../packages/selector node_modules/@pickrank/selector
+  ln -sfn ../packages/cli node_modules/pickrank
+  export PATH="$WORK/node/bin:$PATH"
+  hash -r
+  echo "node: $(command -v node) $(node -v)"
+  [[ "$(command -v node)" == "$WORK/node/bin/node" ]] || { echo "the carried node is not first on PATH"; return 1; }
+  node -e 'require("sharp"); require("onnxruntime-node"); console.log("sharp and onnxruntime-node load")' || return 1
+}
+# Vulkan and GL loaders for the WebGPU provider (Dawn over Vulkan; NVIDIA's ICD needs the GL loaders).
+loaders() {
+  local have=1 lib
+  for lib in libvulkan.so.1 libEGL.so.1 libGLX.so.0; do ldconfig -p | grep -q "$lib" || have=0; done
+  if ((have)) && [[ "$GL_ROOT" == / ]]; then echo "Vulkan and GL loaders already installed"; else
+    local f
+    mkdir -p "$GL_ROOT"
+    for f in "$CARRY"/debs/*.deb; do dpkg -x "$f" "$GL_ROOT" || return 1; done
+    if [[ "$GL_ROOT" == / ]]; then ldconfig; else
+      export LD_LIBRARY_PATH="$GL_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      echo "loaders unpacked under $GL_ROOT (LD_LIBRARY_PATH), not installed in /"
+    fi
+  fi
+  local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  if [[ -f "$icd" ]]; then export VK_DRIVER_FILES="$icd"; echo "VK_DRIVER_FILES=$icd"; else echo "no NVIDIA Vulkan ICD at $icd (WebGPU will find no GPU)"; fi
+  if [[ -f "$egl" ]]; then export __EGL_VENDOR_LIBRARY_FILENAMES="$egl"; echo "__EGL_VENDOR_LIBRARY_FILENAMES=$egl"; fi
+  ldconfig -p | grep -E "libvulkan|libEGL\.|libGLX\." | sed 's/^/  /'
+  [[ "$GL_ROOT" == / ]] || ls "$GL_ROOT/usr/lib/x86_64-linux-gnu" | sed 's/^/  /'
+}
+envinfo() {
+  echo "date: $(date -u +%FT%TZ)"
+  echo "host: $(uname -srm), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
+  else echo "gpu: none (no nvidia-smi)"; fi
+  command -v node >/dev/null && echo "node: $(node -v) at $(command -v node)"
+  echo "python3: $(python3 -c 'import sys; print(sys.version.split()[0], sys.executable)' 2>&1)"
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)' 2>&1 | tail -n 1
+  echo "commit: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  sed -n '/^modules:/,/^files:/p' "$CARRY/MANIFEST.txt" 2>/dev/null | grep -v '^files:'
+}
+
+step setup 120 - setup && node_ok=1
+step loaders 60 - loaders
+step env 30 "$OUT/env.txt" envinfo
+
+export PYTHONUNBUFFERED=1
+ts=(node --import tsx) # one process (the tsx CLI would add a parent); run from the repo root
+hf="$WORK/hf-$SIZE"
+fp32="$WORK/onnx-$SIZE-fp32"
+fp16="$WORK/onnx-$SIZE-fp16"
+have_fp32=0
+have_fp16=0
+if ((node_ok)); then
+  # ---- 2. the model: random weights of PickScore's size, converted by the CLI ----------------------
+  rm -rf "$hf" "$fp32" "$fp16"
+  if step make-random-clip 150 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size "$SIZE" --out "$hf"; then
+    step "convert fp32" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp32" && have_fp32=1
+    step "convert fp16" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp16" --dtype fp16 && have_fp16=1
+    du -sh "$hf" "$fp32" "$fp16" 2>/dev/null
+  fi
+  # ---- 3. can WebGPU start? (a small model: seconds, and the whole error if not) -------------------
+  probe="$WORK/onnx-probe"
+  rm -rf "$WORK/hf-probe" "$probe"
+  step "probe model" 60 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size small --out "$WORK/hf-probe" &&
+    step "probe convert" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe" &&
+    step "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto
+  # ---- 4. benchmarks: WebGPU first (the figures that are missing), the slow CPU last and short -----
+  ((have_fp16)) && step "bench fp16 webgpu" 180 "$OUT/bench-fp16-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp16" --devices webgpu --n 8,32 --repeats 3
+fi
+# The reference needs the GPU's python, not node: it runs even when node could not start.
+ref=""
+for c in "$repo/../shared/fixtures/pickscore-reference/generator/ref_timing.py" \
+  "$repo/shared/fixtures/pickscore-reference/generator/ref_timing.py" "$CARRY/ref_timing.py"; do
+  [[ -f "$c" ]] && { ref="$c"; break; }
+done
+if [[ -z "$ref" ]]; then
+  record ref_timing.py "skipped" 0 "not found in ../shared, shared/ or the carry"
+elif ! why="$(python3 -c 'import torch, transformers, PIL, numpy; assert torch.cuda.is_available(), "torch sees no CUDA device"' 2>&1)"; then
+  echo "ref_timing.py skipped: $(echo "$why" | tail -n 1)" | tee "$OUT/ref-timing.txt"
+  record ref_timing.py "skipped" 0 "python3 lacks torch+CUDA/transformers: $(echo "$why" | tail -n 1)"
+else
+  step ref_timing.py 150 "$OUT/ref-timing.txt" python3 "$ref"
+fi
+if ((node_ok)); then
+  ((have_fp32)) && step "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --n 8,32 --repeats 3
+  ((have_fp32)) && step "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1
+fi
+
+# ---- 5. summary ---------------------------------------------------------------------------------
+{
+  echo "# pickrank GPU bench, $(date -u +%FT%TZ), SIZE=$SIZE, ${SECONDS}s"
+  echo
+  grep -E "^(gpu|host|node|python3|torch|commit):" "$OUT/env.txt" 2>/dev/null | sed 's/^/    /'
+  echo
+  echo "| step | result | s | note |"
+  echo "| --- | --- | --- | --- |"
+  printf '%s\n' "${STEPS[@]}"
+  for f in bench-fp16-webgpu bench-fp32-webgpu bench-fp32-cpu; do
+    [[ -s "$OUT/$f.md" ]] || continue
+    echo
+    echo "## $f"
+    cat "$OUT/$f.md"
+  done
+  if [[ -s "$OUT/ref-timing.txt" ]]; then
+    echo
+    echo "## ref_timing.py (PyTorch fp16 reference, same machine)"
+    echo '```'
+    cat "$OUT/ref-timing.txt"
+    echo '```'
+  fi
+} >"$OUT/summary.md"
+echo
+echo "================================ summary ================================"
+cat "$OUT/summary.md"
+failed=$(printf '%s\n' "${STEPS[@]}" | grep -cvE '\| (ok|skipped) \|')
+echo
+say "done: ${#STEPS[@]} steps, $failed not ok"
+exec >&- 2>&-
+wait "$tee_pid" 2>/dev/null
+exit $((failed > 0 ? 1 : 0))
