@@ -146,25 +146,30 @@ ts=(node --import tsx) # one process (the tsx CLI would add a parent); run from 
 hf="$WORK/hf-$SIZE"
 fp32="$WORK/onnx-$SIZE-fp32"
 fp16="$WORK/onnx-$SIZE-fp16"
-have_fp32=0
-have_fp16=0
-if ((node_ok)); then
-  # ---- 2. the model: random weights of PickScore's size, converted by the CLI ----------------------
-  rm -rf "$hf" "$fp32" "$fp16"
-  if step make-random-clip 150 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size "$SIZE" --out "$hf"; then
-    step "convert fp32" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp32" && have_fp32=1
-    step "convert fp16" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp16" --dtype fp16 && have_fp16=1
-    du -sh "$hf" "$fp32" "$fp16" 2>/dev/null
+# when FLAG REASON NAME LIMIT OUTFILE CMD...: the step if FLAG is 1, else NAME is recorded as skipped.
+when() {
+  local ok=$1 why=$2
+  shift 2
+  if ((ok)); then step "$@"; else
+    record "$1" "skipped" 0 "$why"
+    return 1
   fi
-  # ---- 3. can WebGPU start? (a small model: seconds, and the whole error if not) -------------------
-  probe="$WORK/onnx-probe"
-  rm -rf "$WORK/hf-probe" "$probe"
-  step "probe model" 60 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size small --out "$WORK/hf-probe" &&
-    step "probe convert" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe" &&
-    step "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto
-  # ---- 4. benchmarks: WebGPU first (the figures that are missing), the slow CPU last and short -----
-  ((have_fp16)) && step "bench fp16 webgpu" 180 "$OUT/bench-fp16-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp16" --devices webgpu --n 8,32 --repeats 3
-fi
+}
+made=0 have_fp32=0 have_fp16=0 probe_made=0 probe_ok=0
+# ---- 2. the model: random weights of PickScore's size, converted by the CLI -------------------------
+rm -rf "$hf" "$fp32" "$fp16"
+when $node_ok "node did not start" make-random-clip 150 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size "$SIZE" --out "$hf" && made=1
+when $made "no checkpoint" "convert fp32" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp32" && have_fp32=1
+when $made "no checkpoint" "convert fp16" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp16" --dtype fp16 && have_fp16=1
+du -sh "$hf" "$fp32" "$fp16" 2>/dev/null
+# ---- 3. can WebGPU start? (a small model: seconds, and the whole error if not) ---------------------
+probe="$WORK/onnx-probe"
+rm -rf "$WORK/hf-probe" "$probe"
+when $node_ok "node did not start" "probe model" 60 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size small --out "$WORK/hf-probe" && probe_made=1
+when $probe_made "no probe checkpoint" "probe convert" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe" && probe_ok=1
+when $probe_ok "no probe model" "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto
+# ---- 4. benchmarks: WebGPU first (the figures that are missing), the slow CPU last and short -------
+when $have_fp16 "no fp16 model" "bench fp16 webgpu" 180 "$OUT/bench-fp16-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp16" --devices webgpu --n 8,32 --repeats 3
 # The reference needs the GPU's python, not node: it runs even when node could not start.
 ref=""
 for c in "$repo/../shared/fixtures/pickscore-reference/generator/ref_timing.py" \
@@ -179,10 +184,8 @@ elif ! why="$(python3 -c 'import torch, transformers, PIL, numpy; assert torch.c
 else
   step ref_timing.py 150 "$OUT/ref-timing.txt" python3 "$ref"
 fi
-if ((node_ok)); then
-  ((have_fp32)) && step "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --n 8,32 --repeats 3
-  ((have_fp32)) && step "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1
-fi
+when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --n 8,32 --repeats 3
+when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1
 
 # ---- 5. summary ---------------------------------------------------------------------------------
 {
