@@ -2,7 +2,7 @@
  * pnpm bench — prints tables; asserts nothing. Compare rows of the same run only.
  *
  *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
- *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3]
+ *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3] [--skip-preprocess]
  *
  * 1. Preprocessing, ms per 1024×1024 PNG: pickrank's path (sharp decode + PIL-exact bicubic) against a
  *    simple baseline (sharp's own cubic resize + crop + normalize), one at a time and 8 at once.
@@ -36,6 +36,7 @@ const { values } = parseArgs({
     size: { type: "string", default: "1024" },
     repeats: { type: "string", default: "3" },
     "batch-size": { type: "string", default: "8" },
+    "skip-preprocess": { type: "boolean", default: false },
   },
 });
 
@@ -139,9 +140,21 @@ async function benchPreprocess(pngs: Buffer[]): Promise<void> {
   );
 }
 
+/** Prints the header now and each row as it is measured, so a run cut short keeps what it measured. */
+function streamTable(title: string, headers: string[]): (cells: (string | number)[]) => void {
+  console.log(`\n${title}`);
+  console.log("| " + headers.join(" | ") + " |");
+  console.log("|" + headers.map((h) => "-".repeat(h.length + 2)).join("|") + "|");
+  return (cells) =>
+    console.log("| " + cells.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(c >= 100 ? 0 : 1)) : c)).join(" | ") + " |");
+}
+
 async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
   const manifest = await readManifest(modelDir);
-  const rows: (string | number)[][] = [];
+  const row = streamTable(
+    `Scoring ${manifest.dtype} (vision width ${manifest.dims.visionWidth}, batch ${batchSize}), median of ${repeats}`,
+    ["device", "N", "PNG bytes → scores ms", "vision graph only ms", "images/s end to end", "note"],
+  );
   const wanted = (values.devices ?? "").split(",").filter(Boolean) as DeviceName[];
   for (const device of wanted) {
     let scorer: Scorer;
@@ -150,7 +163,7 @@ async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
       scorer = s;
       console.error(`${device}: sessions ready in ${ms.toFixed(0)} ms`);
     } catch (e) {
-      rows.push([device, "—", "—", "—", "—", `unavailable: ${(e as Error).message.slice(0, 90)}`]);
+      row([device, "—", "—", "—", "—", `unavailable: ${(e as Error).message.slice(0, 90)}`]);
       continue;
     }
     try {
@@ -164,17 +177,12 @@ async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
         const modelOnly: number[] = [];
         for (let r = 0; r < repeats; r++) modelOnly.push((await time(() => visionOnly(scorer, tensors)))[0]);
         const t = median(e2e);
-        rows.push([device, n, t, median(modelOnly), (n / t) * 1000, ""]);
+        row([device, n, t, median(modelOnly), (n / t) * 1000, ""]);
       }
     } finally {
       await scorer.dispose();
     }
   }
-  table(
-    `Scoring ${manifest.dtype} (vision width ${manifest.dims.visionWidth}, batch ${batchSize}), median of ${repeats}`,
-    ["device", "N", "PNG bytes → scores ms", "vision graph only ms", "images/s end to end", "note"],
-    rows,
-  );
 }
 
 async function visionOnly(scorer: Scorer, tensors: Float32Array[]): Promise<void> {
@@ -193,7 +201,7 @@ try {
   console.log(`pickrank bench — node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} ×${os.cpus().length}, model ${modelDir}`);
   const pngs = await makePngs(8);
   console.error(`test images: 8 PNGs of ${sizePx}×${sizePx}, ${(pngs.reduce((a, b) => a + b.length, 0) / 8 / 1e6).toFixed(2)} MB each`);
-  await benchPreprocess(pngs);
+  if (!values["skip-preprocess"]) await benchPreprocess(pngs);
   await benchScoring(modelDir, pngs);
   console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 } finally {

@@ -184,8 +184,8 @@ elif ! why="$(python3 -c 'import torch, transformers, PIL, numpy; assert torch.c
 else
   step ref_timing.py 150 "$OUT/ref-timing.txt" python3 "$ref"
 fi
-when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --n 8,32 --repeats 3
-when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1
+when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --n 8,32 --repeats 3 --skip-preprocess
+when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1 --skip-preprocess
 
 # ---- 5. summary ---------------------------------------------------------------------------------
 {
