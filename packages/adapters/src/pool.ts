@@ -1,6 +1,6 @@
 import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/core/errors";
 import type { Backend, BackendEvent, GenerateRequest, Generated } from "./types.ts";
-import { Channel, abortError, isPositiveInt, resolveSeeds, validateParams } from "./util.ts";
+import { Channel, abortError, beginRun, isPositiveInt } from "./util.ts";
 
 export interface PoolMember {
   backend: Backend;
@@ -122,16 +122,7 @@ export class PoolBackend implements Backend {
   }
 
   private async *run(req: GenerateRequest): AsyncGenerator<Generated> {
-    const seeds = resolveSeeds(req);
-    validateParams(req.params);
-    if (req.signal?.aborted) throw abortError(this.id, req.signal.reason);
-    const emit = (e: BackendEvent): void => {
-      try {
-        req.onEvent?.(e);
-      } catch {
-        // A failing listener must not break the run.
-      }
-    };
+    const { seeds, emit } = beginRun(this.id, req);
     const members = this.members;
     const up = new Set<number>();
     if (this.checkFirst) {

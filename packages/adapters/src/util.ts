@@ -1,5 +1,5 @@
 import { PickrankError, invalidParameter } from "@pickrank/core/errors";
-import type { GenerateRequest } from "./types.ts";
+import type { BackendEvent, GenerateRequest } from "./types.ts";
 
 /** Largest seed every backend accepts (A1111 and the SD samplers use 32-bit seeds). */
 export const MAX_SEED = 0xffff_ffff;
@@ -55,6 +55,24 @@ export function validateParams(params: GenerateRequest["params"]): void {
   if (params.extra !== undefined && (params.extra === null || typeof params.extra !== "object" || Array.isArray(params.extra))) {
     throw invalidParameter("extra", "an object", params.extra);
   }
+}
+
+/**
+ * What every backend's generate() does first: validate the request, refuse an already aborted one,
+ * and wrap the caller's event listener so that a listener that throws cannot break the run.
+ */
+export function beginRun(backend: string, req: GenerateRequest): { seeds: number[]; emit: (e: BackendEvent) => void } {
+  const seeds = resolveSeeds(req);
+  validateParams(req.params);
+  if (req.signal?.aborted) throw abortError(backend, req.signal.reason);
+  const emit = (e: BackendEvent): void => {
+    try {
+      req.onEvent?.(e);
+    } catch {
+      // A failing listener must not break the run.
+    }
+  };
+  return { seeds, emit };
 }
 
 export function sniffFormat(b: Uint8Array): "png" | "jpeg" | "webp" | undefined {

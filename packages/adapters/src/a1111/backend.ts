@@ -2,7 +2,7 @@ import { z } from "zod";
 import { PickrankError, isPickrankError, toPickrankError } from "@pickrank/core/errors";
 import { HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
 import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated } from "../types.ts";
-import { Channel, abortError, resolveSeeds, sniffFormat, validateParams } from "../util.ts";
+import { Channel, abortError, beginRun, sniffFormat } from "../util.ts";
 
 export interface A1111Options extends Partial<HttpOptions> {
   /** "user:password" as given to --api-auth, or a full Authorization header value. */
@@ -96,9 +96,7 @@ export class A1111Backend implements Backend {
   }
 
   private async *run(req: GenerateRequest): AsyncGenerator<Generated> {
-    const seeds = resolveSeeds(req);
-    validateParams(req.params);
-    if (req.signal?.aborted) throw abortError(this.id, req.signal.reason);
+    const { seeds, emit } = beginRun(this.id, req);
     const who = this.id;
     const p = req.params ?? {};
     const size = Math.max(1, p.batchSize ?? this.batchSize);
@@ -114,13 +112,6 @@ export class A1111Backend implements Backend {
     this.live.add(ac);
     const onUserAbort = (): void => ac.abort(req.signal?.reason);
     req.signal?.addEventListener("abort", onUserAbort, { once: true });
-    const emit = (e: BackendEvent): void => {
-      try {
-        req.onEvent?.(e);
-      } catch {
-        // A failing listener must not break the run.
-      }
-    };
     const channel = new Channel<Generated>();
     ac.signal.addEventListener("abort", () => channel.close(abortError(who, ac.signal.reason)), { once: true });
     let inFlight = false;

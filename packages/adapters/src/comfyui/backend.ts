@@ -5,7 +5,7 @@ import { ComfyClient, type ComfyClientOptions, type HistoryEntry } from "./clien
 import { DEFAULT_TXT2IMG_WORKFLOW } from "./default-workflow.ts";
 import { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type NodeOverrides, type WorkflowPlan } from "./workflow.ts";
 import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated, GenerationParams } from "../types.ts";
-import { Channel, abortError, resolveSeeds, sleep, sniffFormat, validateParams } from "../util.ts";
+import { Channel, abortError, beginRun, sleep, sniffFormat } from "../util.ts";
 
 export interface ComfyUIOptions extends ComfyClientOptions {
   /** API-format workflow (object or JSON text); default: the shipped SD1.5/SDXL text-to-image graph. */
@@ -123,9 +123,7 @@ export class ComfyUIBackend implements Backend {
   }
 
   private async *run(req: GenerateRequest): AsyncGenerator<Generated> {
-    const seeds = resolveSeeds(req);
-    validateParams(req.params);
-    if (req.signal?.aborted) throw abortError(this.id, req.signal.reason);
+    const { seeds, emit } = beginRun(this.id, req);
     const who = this.id;
     const client = this.client;
     const plan = this.plan;
@@ -134,14 +132,6 @@ export class ComfyUIBackend implements Backend {
     this.live.add(ac);
     const onUserAbort = (): void => ac.abort(req.signal?.reason);
     req.signal?.addEventListener("abort", onUserAbort, { once: true });
-
-    const emit = (e: BackendEvent): void => {
-      try {
-        req.onEvent?.(e);
-      } catch {
-        // A failing listener must not break the run.
-      }
-    };
 
     const params: GenerationParams = { ...req.params };
     const channel = new Channel<Generated>();
