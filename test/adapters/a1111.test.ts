@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { A1111Backend, createBackend, type A1111Options, type BackendEvent, type Generated } from "@pickrank/adapters";
 import { readFakeImageInfo } from "../fakes/comfyui-server.ts";
 import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../fakes/a1111-server.ts";
+import { collect, rejection } from "../helpers/async.ts";
 
 const FAST: A1111Options = { timeoutMs: 500, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 2000 };
 
@@ -14,21 +15,6 @@ async function fake(o: FakeA1111Options = {}): Promise<FakeA1111> {
 afterEach(async () => {
   await Promise.all(fakes.splice(0).map((f) => f.close()));
 });
-
-async function collect(it: AsyncIterable<Generated>): Promise<Generated[]> {
-  const out: Generated[] = [];
-  for await (const g of it) out.push(g);
-  return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; details?: Record<string, unknown> }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("A1111Backend.generate", () => {
   it("one txt2img per candidate by default, each with its seed, image and events", async () => {

@@ -4,6 +4,7 @@ import { ComfyUIBackend, createBackend, type BackendEvent, type ComfyUIOptions, 
 import { isPickrankError } from "@pickrank/core/errors";
 import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../fakes/comfyui-server.ts";
 import { FLUX, SD15, SD15_WEBSOCKET, SDXL_REFINER } from "./workflows.ts";
+import { collect, rejection } from "../helpers/async.ts";
 
 /** Short limits so fault tests finish in well under a second each. */
 const FAST: ComfyUIOptions = { timeoutMs: 500, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 500, reconnectAttempts: 3 };
@@ -17,21 +18,6 @@ async function fake(o: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
 afterEach(async () => {
   await Promise.all(fakes.splice(0).map((f) => f.close()));
 });
-
-async function collect(it: AsyncIterable<Generated>): Promise<Generated[]> {
-  const out: Generated[] = [];
-  for await (const g of it) out.push(g);
-  return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; details?: Record<string, unknown> }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("ComfyUIBackend.generate", () => {
   it("queues N seeds, yields each candidate with its seed, image, timings and events", async () => {

@@ -3,6 +3,7 @@ import { A1111Backend, ComfyUIBackend, PoolBackend, createBackend, type BackendE
 import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../fakes/comfyui-server.ts";
 import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../fakes/a1111-server.ts";
 import { SD15 } from "./workflows.ts";
+import { collect } from "../helpers/async.ts";
 
 const COMFY = { timeoutMs: 500, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 500, reconnectAttempts: 2 };
 const A1111 = { timeoutMs: 500, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 2000 };
@@ -20,13 +21,7 @@ async function a1111(o: FakeA1111Options = {}): Promise<{ fake: FakeA1111; backe
   const fake = await startFakeA1111({ stepDelayMs: 3, ...o });
   closers.push(() => fake.close());
   return { fake, backend: new A1111Backend(fake.url, A1111) };
-}
-async function collect(it: AsyncIterable<Generated>): Promise<Generated[]> {
-  const out: Generated[] = [];
-  for await (const g of it) out.push(g);
-  return out;
-}
-function expectAllOnce(got: Generated[], n: number, firstSeed: number): void {
+}function expectAllOnce(got: Generated[], n: number, firstSeed: number): void {
   expect(got.map((g) => g.index).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
   for (const g of got) {
     expect(g.seed).toBe(firstSeed + g.index);
