@@ -125,9 +125,9 @@ export class Scorer {
     return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize, workers });
   }
 
-  /** One line for logs: which device runs and why the others were skipped. */
-  describeDevice(): string {
-    return describeDeviceReport(this.deviceReport);
+  /** One line for logs: which device runs and why the others were skipped (`verbose`: the whole reasons). */
+  describeDevice(verbose = false): string {
+    return describeDeviceReport(this.deviceReport, verbose);
   }
 
   /** L2-normalized text embedding of a prompt, cached. */

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile, cp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cudaProviderMissing, openOnDevice, openSession, parseDeviceRequest, PickrankError, Scorer } from "../src/index.ts";
+import { cudaProviderMissing, describeDeviceReport, openOnDevice, openSession, parseDeviceRequest, PickrankError, Scorer } from "../src/index.ts";
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 
 afterAll(removeTinyModels);
@@ -25,7 +25,13 @@ describe("openOnDevice", () => {
     expect(value).toBe("cpu");
     expect(report.chosen).toBe("cpu");
     expect(report.skipped.map((s) => s.device)).toEqual(["cuda", "webgpu"]);
-    for (const s of report.skipped) expect(s.reason.length).toBeGreaterThan(0);
+    for (const s of report.skipped) {
+      expect(s.reason.length).toBeGreaterThan(0);
+      expect(s.summary.length).toBeLessThanOrEqual(60);
+    }
+    const line = describeDeviceReport(report);
+    expect(line).toMatch(/^device cpu \(auto; skipped cuda: .+, webgpu: .+\)$/);
+    expect(describeDeviceReport(report, true).length).toBeGreaterThanOrEqual(line.length);
   });
 
   it("auto does not hide a broken model behind a fallback", async () => {

@@ -21,7 +21,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
-import { renderTable, writeJson, type Io } from "../ui.ts";
+import { deviceLine, renderTable, writeJson, type Io } from "../ui.ts";
 
 export const DEFAULT_URLS: Record<string, string> = {
   comfyui: "http://127.0.0.1:8188",
@@ -251,7 +251,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     }
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
     scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize });
-    if (!opts.quiet) io.stderr.write(`pickrank: ${scorer.describeDevice()}\n`);
+    if (!opts.quiet) io.stderr.write(deviceLine(scorer));
 
     const progress = new BestOfProgress(io, prompts?.length ?? 1, Boolean(opts.quiet));
     const bo: BestOfOptions = {

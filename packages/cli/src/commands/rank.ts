@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
-import { renderTable, writeJson } from "../ui.ts";
+import { deviceLine, renderTable, writeJson } from "../ui.ts";
 
 interface RankOptions {
   model?: string;
@@ -29,7 +29,7 @@ export function registerRank(program: Command, ctx: CommandContext): void {
         const model = await resolveModel(ctx.io, opts.model, Boolean(opts.json));
         const scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize });
         try {
-          ctx.io.stderr.write(`pickrank: ${scorer.describeDevice()}\n`);
+          ctx.io.stderr.write(deviceLine(scorer));
           const ranked = await scorer.rank(opts.prompt, images);
           const results = ranked.map((r) => ({ file: images[r.index]!, score: r.score, prob: r.prob, rank: r.rank }));
           if (opts.json) {

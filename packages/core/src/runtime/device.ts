@@ -10,7 +10,8 @@ import { cudaProviderMissing, DEVICE_REQUESTS, webgpuPreconditionMissing, type D
 export interface DeviceReport {
   requested: DeviceRequest;
   chosen: DeviceName;
-  skipped: { device: DeviceName; reason: string }[];
+  /** `reason`: the whole story (what failed, what to install); `summary`: a few words for a status line. */
+  skipped: { device: DeviceName; reason: string; summary: string }[];
 }
 
 export const AUTO_ORDER: readonly DeviceName[] = ["cuda", "webgpu", "cpu"];
@@ -35,7 +36,7 @@ export async function openOnDevice<T>(
   for (const device of AUTO_ORDER) {
     const missing = device === "cuda" ? cudaProviderMissing() : device === "webgpu" ? webgpuPreconditionMissing() : undefined;
     if (missing) {
-      skipped.push({ device, reason: missing });
+      skipped.push({ device, reason: missing, summary: device === "cuda" ? "CUDA provider not installed" : "no Vulkan loader" });
       continue;
     }
     try {
@@ -45,7 +46,8 @@ export async function openOnDevice<T>(
       const err = toPickrankError(e);
       // A broken model is broken on every device: do not hide it behind a fallback.
       if (err.code !== "DEVICE_UNAVAILABLE") throw err;
-      skipped.push({ device, reason: err.message });
+      const reason = err.message.replace(/^Cannot use device "[a-z]+": /, "");
+      skipped.push({ device, reason, summary: reason.length > 60 ? `${reason.slice(0, 57)}...` : reason });
     }
   }
   throw new PickrankError(
@@ -55,8 +57,13 @@ export async function openOnDevice<T>(
   );
 }
 
-export function describeDeviceReport(r: DeviceReport): string {
-  const head = r.requested === "auto" ? `device ${r.chosen} (auto)` : `device ${r.chosen}`;
-  if (r.skipped.length === 0) return head;
-  return `${head}; skipped ${r.skipped.map((s) => `${s.device} (${s.reason})`).join(", ")}`;
+/**
+ * "device cpu (auto; skipped cuda: CUDA provider not installed, webgpu: no Vulkan loader)"; with
+ * `verbose`, each skipped device's whole reason, including what to install.
+ */
+export function describeDeviceReport(r: DeviceReport, verbose = false): string {
+  const head = `device ${r.chosen}`;
+  if (r.requested !== "auto") return head;
+  if (r.skipped.length === 0) return `${head} (auto)`;
+  return `${head} (auto; skipped ${r.skipped.map((s) => `${s.device}: ${verbose ? s.reason : s.summary}`).join(", ")})`;
 }
