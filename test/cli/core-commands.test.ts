@@ -1,11 +1,11 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, spawnCli } from "../helpers/cli.ts";
 import { referenceDir, sharedDir, tinyClipDir } from "../helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../helpers/tiny-model.ts";
+import { closedPort } from "../helpers/net.ts";
 
 let tmp: string;
 let model: string;
@@ -201,11 +201,3 @@ describe("pickrank model pull / list (fake hub, temp cache)", () => {
   });
 });
 
-/** A loopback port nobody listens on (and not one that fetch refuses outright). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}

@@ -1,3 +1,5 @@
+import { PickrankError } from "@pickrank/core/errors";
+
 /** Drains an async iterable (a backend's generate()) into an array. */
 export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -13,4 +15,11 @@ export async function rejection(p: Promise<unknown>): Promise<Error & { code?: s
     return e as Error & { code?: string };
   }
   throw new Error("expected a rejection");
+}
+
+/** The PickrankError a promise rejects with; fails the test on any other error or when it resolves. */
+export async function pickrankRejection(p: Promise<unknown>): Promise<PickrankError> {
+  const e = await rejection(p);
+  if (!(e instanceof PickrankError)) throw new Error(`expected a PickrankError but got ${String(e)}`, { cause: e });
+  return e;
 }

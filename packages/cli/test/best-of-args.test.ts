@@ -2,26 +2,18 @@
  * `pickrank best-of` with bad arguments: each fails before any server call or model load, with a
  * message that says what was wrong and what was expected, and a non-zero exit code.
  */
-import { createServer } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../../test/helpers/cli.ts";
+import { closedPort } from "../../../test/helpers/net.ts";
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const r = await runCli(["best-of", ...args]);
   return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
-/** A loopback port nobody listens on. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 let tmp: string;
 let deadUrl: string;

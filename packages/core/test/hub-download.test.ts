@@ -12,6 +12,7 @@ import { PickrankError } from "../src/errors.ts";
 import { downloadFiles, fetchRevisionInfo } from "../src/hub/download.ts";
 import { HubClient, parseEndpoint } from "../src/hub/http.ts";
 import { PICKSCORE_REPO, startFakeHub, type FakeHub, type FakeHubOptions } from "../../../test/fakes/fake-hub.ts";
+import { pickrankRejection as errorOf } from "../../../test/helpers/async.ts";
 
 const FAST = { retries: 2, retryDelayMs: 5, connectTimeoutMs: 5_000, idleTimeoutMs: 5_000 };
 
@@ -32,15 +33,6 @@ async function start(opts: FakeHubOptions = {}): Promise<FakeHub> {
   return hub;
 }
 
-async function errorOf(p: Promise<unknown>): Promise<PickrankError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(PickrankError);
-    return e as PickrankError;
-  }
-  throw new Error("expected a rejection");
-}
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 

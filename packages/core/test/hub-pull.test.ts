@@ -10,10 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { PickrankError } from "../src/errors.ts";
 import { cacheRoot, listModels } from "../src/hub/cache.ts";
 import { pullModel, type PullOptions } from "../src/hub/pull.ts";
 import { PICKSCORE_REPO, defaultRepos, startFakeHub, type FakeHub, type FakeHubOptions } from "../../../test/fakes/fake-hub.ts";
+import { pickrankRejection as errorOf } from "../../../test/helpers/async.ts";
 
 const FAST: PullOptions = { retries: 2, retryDelayMs: 5, connectTimeoutMs: 5_000, idleTimeoutMs: 5_000 };
 
@@ -39,15 +39,6 @@ async function start(opts: FakeHubOptions = {}): Promise<FakeHub> {
   return hub;
 }
 
-async function errorOf(p: Promise<unknown>): Promise<PickrankError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(PickrankError);
-    return e as PickrankError;
-  }
-  throw new Error("expected a rejection");
-}
 
 function cacheIn(name = "cache"): string {
   return path.join(tmp, name);
