@@ -160,10 +160,10 @@ describe("the bin as a real process", () => {
 });
 
 describe("pickrank model pull / list (fake hub, temp cache)", () => {
-  it("downloads, converts, prints the folder; the second call is instant; list shows it", async () => {
+  it("downloads, converts, prints the folder; the second call is instant; list shows it; prune frees the download", async () => {
     const { startFakeHub } = await import("../fakes/fake-hub.ts");
     const hub = await startFakeHub();
-    const env = { HF_ENDPOINT: hub.url, PICKRANK_CACHE: path.join(tmp, "cache"), HF_TOKEN: "" };
+    const env = { HF_ENDPOINT: hub.url, PICKRANK_CACHE: path.join(tmp, "cache"), HF_TOKEN: "", HF_HUB_DISABLE_IMPLICIT_TOKEN: "1" };
     try {
       const first = await spawnCli(["model", "pull", "--json"], env);
       expect(first.code, first.stderr).toBe(0);
@@ -178,6 +178,16 @@ describe("pickrank model pull / list (fake hub, temp cache)", () => {
       expect(hub.requests.length).toBe(seen);
       const list = await spawnCli(["model", "list", "--json"], env);
       expect(list.json<{ dir: string }[]>().map((m) => m.dir)).toEqual([j.dir]);
+      expect(list.json<{ bytes: number }[]>()[0]!.bytes).toBeGreaterThan(0);
+      // prune frees the downloaded checkpoint; the converted model still serves rank
+      const prune = await spawnCli(["model", "prune", "--json"], env);
+      expect(prune.code, prune.stderr).toBe(0);
+      const pr = prune.json<{ removed: { path: string; kind: string }[]; freedBytes: number }>();
+      expect(pr.removed.map((x) => x.kind)).toEqual(["checkpoint"]);
+      expect(pr.removed[0]!.path).toContain(j.manifest.source.revision);
+      expect(pr.freedBytes).toBeGreaterThan(0);
+      const again = await spawnCli(["model", "prune"], env);
+      expect(again.stdout).toContain("Nothing to prune in ");
       // rank without --model uses the cached model
       const r = await spawnCli(["rank", "--device", "cpu", "--prompt", "a cat", "--json", images[0]!], env);
       expect(r.code, r.stderr).toBe(0);

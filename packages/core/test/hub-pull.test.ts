@@ -24,6 +24,9 @@ beforeEach(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), "pickrank-pull-"));
   // The developer's own settings must not leak in (a real token, a real endpoint, offline mode).
   vi.stubEnv("HF_TOKEN", "");
+  vi.stubEnv("HUGGING_FACE_HUB_TOKEN", "");
+  vi.stubEnv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "");
+  vi.stubEnv("HF_TOKEN_PATH", path.join(tmp, "no-such-token-file"));
   vi.stubEnv("HF_ENDPOINT", "");
   vi.stubEnv("HF_HUB_OFFLINE", "");
 });
@@ -194,7 +197,7 @@ describe("pullModel", () => {
 
     const wrong = await errorOf(pullModel({ ...FAST, endpoint: h.url, cacheDir, token: "hf_wrong" }));
     expect(wrong.details?.status).toBe(403);
-    expect(wrong.message).toContain("HF_TOKEN is set, but the hub refused it");
+    expect(wrong.message).toContain("A token was sent (from the token option), but the hub refused it");
 
     vi.stubEnv("HF_TOKEN", "hf_test_token");
     const res = await pullModel({ ...FAST, endpoint: h.url, cacheDir });
@@ -202,6 +205,32 @@ describe("pullModel", () => {
     const authed = h.requests.filter((r) => r.status < 400);
     expect(authed.filter((r) => r.server === "hub").every((r) => r.authorization === "Bearer hf_test_token")).toBe(true);
     expect(authed.filter((r) => r.server === "cdn").every((r) => r.authorization === undefined)).toBe(true);
+  });
+
+  it("falls back to huggingface-cli's saved token file, and names it when the hub refuses it", async () => {
+    const h = await start({ token: "hf_saved_token" });
+    const hfHome = path.join(tmp, "hf-home");
+    mkdirSync(hfHome);
+    writeFileSync(path.join(hfHome, "token"), "hf_wrong_saved\n");
+    vi.stubEnv("HF_TOKEN_PATH", "");
+    vi.stubEnv("HF_HOME", hfHome);
+    const wrong = await errorOf(pullModel({ ...FAST, endpoint: h.url, cacheDir: cacheIn() }));
+    expect(wrong.details?.status).toBe(403);
+    expect(wrong.message).toContain(`A token was sent (from ${path.join(hfHome, "token")}), but the hub refused it`);
+
+    writeFileSync(path.join(hfHome, "token"), "hf_saved_token\n");
+    const res = await pullModel({ ...FAST, endpoint: h.url, cacheDir: cacheIn() });
+    expect(res.cached).toBe(false);
+    expect(h.requests.filter((r) => r.server === "hub" && r.status < 400).every((r) => r.authorization === "Bearer hf_saved_token")).toBe(true);
+
+    // HF_TOKEN wins over the file; HF_HUB_DISABLE_IMPLICIT_TOKEN turns both off, as in huggingface_hub.
+    vi.stubEnv("HF_TOKEN", "hf_wrong_env");
+    const fromEnv = await errorOf(pullModel({ ...FAST, endpoint: h.url, cacheDir: cacheIn("cache2") }));
+    expect(fromEnv.message).toContain("A token was sent (from HF_TOKEN)");
+    vi.stubEnv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1");
+    const none = await errorOf(pullModel({ ...FAST, endpoint: h.url, cacheDir: cacheIn("cache2") }));
+    expect(none.details?.status).toBe(401);
+    expect(none.message).toContain("Set HF_TOKEN");
   });
 
   it("uses only the cache with HF_HUB_OFFLINE=1: clear error when not cached, converts from verified downloads when they are", async () => {

@@ -12,6 +12,8 @@ export const DEFAULT_ENDPOINT = "https://huggingface.co";
 export interface HubClientOptions {
   endpoint?: string;
   token?: string;
+  /** Where the token came from, for messages (default "HF_TOKEN"). */
+  tokenSource?: string;
   signal?: AbortSignal;
   /** Retries after the first try for 5xx, 429 and network errors. Default 4. */
   retries?: number;
@@ -127,6 +129,7 @@ export class HubClient {
   /** Endpoint as given, for messages. */
   readonly endpointText: string;
   readonly token: string | undefined;
+  readonly tokenSource: string;
   readonly signal: AbortSignal | undefined;
   readonly retries: number;
   readonly retryDelayMs: number;
@@ -137,6 +140,7 @@ export class HubClient {
     this.endpoint = parseEndpoint(opts.endpoint ?? DEFAULT_ENDPOINT);
     this.endpointText = this.endpoint.href.replace(/\/$/, "");
     this.token = opts.token || undefined;
+    this.tokenSource = opts.tokenSource ?? "HF_TOKEN";
     this.signal = opts.signal;
     this.retries = opts.retries ?? 4;
     this.retryDelayMs = opts.retryDelayMs ?? 500;
@@ -283,8 +287,8 @@ export class HubClient {
     const details = { status, url: ctx.url, repo: ctx.repo, revision: ctx.revision, file: ctx.file, errorCode, endpoint: this.endpointText };
     const where = `${ctx.repo}${ctx.revision ? `@${ctx.revision}` : ""}`;
     const tokenHint = this.token
-      ? "HF_TOKEN is set, but the hub refused it: check that it is valid and that its account has access (for a gated model, accept its terms on the model page)."
-      : "Set HF_TOKEN to a Hugging Face access token (https://huggingface.co/settings/tokens) from an account with access.";
+      ? `A token was sent (from ${this.tokenSource}), but the hub refused it: check that it is valid and that its account has access (for a gated model, accept its terms on the model page).`
+      : "Set HF_TOKEN to a Hugging Face access token (https://huggingface.co/settings/tokens) from an account with access, or run `huggingface-cli login` once.";
     let msg: string;
     if (errorCode === "RevisionNotFound") {
       msg = `Revision ${JSON.stringify(ctx.revision)} not found in ${ctx.repo} at ${this.endpointText} (${status}); expected a branch, tag or commit sha of that repository`;

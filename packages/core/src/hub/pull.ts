@@ -27,6 +27,7 @@ import {
 import { downloadFiles, fetchRevisionInfo, readVerifiedFiles, type RepoRevisionInfo, type VerifiedFile } from "./download.ts";
 import { DEFAULT_ENDPOINT, HubClient, abortedError } from "./http.ts";
 import { withLock } from "./lock.ts";
+import { resolveHubToken } from "./token.ts";
 
 export const DEFAULT_MODEL_REPO = "yuvalkirstain/PickScore_v1";
 export const DEFAULT_TOKENIZER_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K";
@@ -42,7 +43,10 @@ export interface PullOptions {
   dtype?: "fp32" | "fp16";
   /** Hub URL; default $HF_ENDPOINT, else https://huggingface.co. */
   endpoint?: string;
-  /** Access token; default $HF_TOKEN. Sent only to the endpoint's origin. */
+  /**
+   * Access token; default $HF_TOKEN, else huggingface-cli's saved token (see hub/token.ts); "" for
+   * none. Sent only to the endpoint's origin.
+   */
   token?: string;
   cacheDir?: string;
   /** Re-resolve the revision online even when a converted copy is cached. */
@@ -209,9 +213,11 @@ export async function pullModel(opts: PullOptions = {}): Promise<PullResult> {
   }
   if (opts.offline ?? envFlag(process.env.HF_HUB_OFFLINE)) return pullOffline(r, opts);
 
+  const token = resolveHubToken(opts.token);
   const client = new HubClient({
     endpoint: opts.endpoint ?? (process.env.HF_ENDPOINT || DEFAULT_ENDPOINT),
-    token: opts.token ?? process.env.HF_TOKEN,
+    token: token?.token,
+    tokenSource: token?.source,
     signal: opts.signal,
     retries: opts.retries,
     retryDelayMs: opts.retryDelayMs,
