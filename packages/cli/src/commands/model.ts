@@ -1,8 +1,8 @@
-import { convertModel, listModels, cacheRoot } from "@pickrank/core";
+import { cacheRoot, convertModel, diskUsage, listModels, pruneCache } from "@pickrank/core";
 import { InvalidArgumentError, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { DEFAULT_REPO, pullWithProgress } from "../resolve-model.ts";
-import { renderTable, StepProgress, writeJson } from "../ui.ts";
+import { formatBytes, renderTable, StepProgress, writeJson } from "../ui.ts";
 
 type Dtype = "fp32" | "fp16";
 
@@ -40,7 +40,7 @@ export function registerModel(program: Command, ctx: CommandContext): void {
 
   model
     .command("pull")
-    .description(`Download PickScore from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN honoured), verify it and convert it; instant when cached`)
+    .description(`Download PickScore from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN or huggingface-cli login honoured), verify it and convert it; instant when cached`)
     .option("--repo <repo>", "model repository", DEFAULT_REPO)
     .option("--revision <rev>", "branch, tag or commit to pin", "main")
     .option("--tokenizer-repo <repo>", "repository of the tokenizer files", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
@@ -60,6 +60,11 @@ export function registerModel(program: Command, ctx: CommandContext): void {
           });
           if (opts.json) writeJson(ctx.io, { dir: res.dir, cached: res.cached, manifest: res.manifest });
           else ctx.io.stdout.write(res.dir + "\n");
+          if (!res.cached && !opts.json) {
+            ctx.io.stderr.write(
+              `The downloaded checkpoint stays in the cache so another --dtype converts without downloading again; \`pickrank model prune\` frees it.\n`,
+            );
+          }
         },
       ),
     );
@@ -71,10 +76,17 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .action(
       action(ctx, async (opts: { json?: boolean }) => {
         const models = await listModels();
+        const sizes = await Promise.all(models.map((m) => diskUsage(m.dir)));
         if (opts.json) {
           writeJson(
             ctx.io,
-            models.map((m) => ({ dir: m.dir, repo: m.manifest.source.repo ?? null, revision: m.manifest.source.revision ?? null, dtype: m.manifest.dtype })),
+            models.map((m, i) => ({
+              dir: m.dir,
+              repo: m.manifest.source.repo ?? null,
+              revision: m.manifest.source.revision ?? null,
+              dtype: m.manifest.dtype,
+              bytes: sizes[i] ?? 0,
+            })),
           );
           return;
         }
@@ -84,10 +96,45 @@ export function registerModel(program: Command, ctx: CommandContext): void {
         }
         ctx.io.stdout.write(
           renderTable(
-            ["repo", "revision", "dtype", "folder"],
-            models.map((m) => [m.manifest.source.repo ?? "(local)", (m.manifest.source.revision ?? "").slice(0, 12), m.manifest.dtype, m.dir]),
+            ["repo", "revision", "dtype", "size", "folder"],
+            models.map((m, i) => [
+              m.manifest.source.repo ?? "(local)",
+              (m.manifest.source.revision ?? "").slice(0, 12),
+              m.manifest.dtype,
+              formatBytes(sizes[i] ?? 0),
+              m.dir,
+            ]),
           ),
         );
+      }),
+    );
+
+  model
+    .command("prune")
+    .description(
+      "Free cache space: remove the downloaded checkpoint of every converted model (converting another --dtype later downloads it again) " +
+        "and the leftovers of interrupted conversions. Converted models, tokenizers and partial downloads (kept for resume) stay.",
+    )
+    .option("--dry-run", "only say what would be removed")
+    .option("--json", "print {cacheDir, dryRun, removed: [{path, bytes, kind, what}], freedBytes} as JSON")
+    .action(
+      action(ctx, async (opts: { dryRun?: boolean; json?: boolean }) => {
+        const res = await pruneCache({ dryRun: Boolean(opts.dryRun) });
+        if (opts.json) {
+          writeJson(ctx.io, res);
+          return;
+        }
+        if (res.removed.length === 0) {
+          ctx.io.stdout.write(`Nothing to prune in ${res.cacheDir}.\n`);
+          return;
+        }
+        ctx.io.stdout.write(
+          renderTable(
+            ["size", "what", "path"],
+            res.removed.map((r) => [formatBytes(r.bytes), r.what, r.path]),
+          ),
+        );
+        ctx.io.stdout.write(`${res.dryRun ? "Would free" : "Freed"} ${formatBytes(res.freedBytes)}.\n`);
       }),
     );
 }

@@ -20,7 +20,8 @@ interface LockInfo {
   host: string;
 }
 
-function pidAlive(pid: number): boolean {
+/** True when a process with this pid runs on this host (EPERM: it runs, as another user). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
