@@ -133,6 +133,15 @@ export async function openSession(file: string, device: DeviceName, opts: Sessio
     session = await ort.InferenceSession.create(file, options);
   } catch (e) {
     const msg = shortOrtMessage(e);
+    if (device === "webgpu" && /requires f16 but the device does not support it/i.test(msg)) {
+      // Adapters without the shader-f16 feature (software drivers, some older GPUs) cannot run fp16 graphs.
+      throw new PickrankError(
+        "DEVICE_UNAVAILABLE",
+        `Cannot use device "webgpu" for ${path.basename(file)}: this GPU adapter has no shader-f16 support, which an fp16 model needs (${msg}); ` +
+          `expected an adapter with shader-f16, or use an fp32 model (pickrank model pull --dtype fp32) or another device`,
+        { cause: e, details: { file, device, reason: "no-shader-f16" } },
+      );
+    }
     if (/provider|adapter|cuda|webgpu|vulkan|shared library|dawn/i.test(msg) && device !== "cpu") {
       throw new PickrankError("DEVICE_UNAVAILABLE", `Cannot use device "${device}": ${msg}`, { cause: e });
     }

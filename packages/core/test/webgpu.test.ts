@@ -1,0 +1,137 @@
+/**
+ * The WebGPU path, run for real: onnxruntime-node's WebGPU provider (Dawn over Vulkan) on a software
+ * Vulkan driver, SwiftShader, which Debian's chromium package ships as a Vulkan ICD. No GPU is
+ * needed, so CI checks the graphs WebGPU actually runs (its own kernels, fp16 included), the Scorer on
+ * it, and `auto` choosing it, against the Python reference. Speed on SwiftShader means nothing; the
+ * speed of a real card is docs/benchmarks.md's business.
+ *
+ * The ICD: $PICKRANK_TEST_VK_ICD, else chromium's SwiftShader manifest. Without one the tests are
+ * skipped, saying why, unless $PICKRANK_REQUIRE_WEBGPU is set (.ci/run sets it), where that fails.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
+const icd = process.env.PICKRANK_TEST_VK_ICD || (existsSync(SWIFTSHADER) ? SWIFTSHADER : undefined);
+const required = /^(1|true|yes|on)$/i.test(process.env.PICKRANK_REQUIRE_WEBGPU ?? "");
+
+// Before anything starts Dawn: the Vulkan loader reads these when the first instance is created.
+// Only this test file's process sees them, so `auto` elsewhere stays on the CPU.
+const runtimeDir = mkdtempSync(path.join(os.tmpdir(), "pickrank-xdg-"));
+if (icd) {
+  process.env.VK_ICD_FILENAMES = icd;
+  process.env.VK_DRIVER_FILES = icd;
+  // Silences "XDG_RUNTIME_DIR is invalid" from the window-system probing of a headless machine.
+  process.env.XDG_RUNTIME_DIR = runtimeDir;
+}
+
+const { convertModel } = await import("../src/convert/convert.ts");
+const { openSession } = await import("../src/runtime/ort.ts");
+const { Scorer } = await import("../src/scorer.ts");
+const { tinyClipDir, referenceDir } = await import("../../../test/helpers/paths.ts");
+const { loadPixels, loadReference, maxRelErr, scoreAll } = await import("./convert-helpers.ts");
+type Reference = Awaited<ReturnType<typeof loadReference>>;
+
+let ref: Reference;
+let tmp: string;
+
+const title = "WebGPU provider on a software Vulkan driver (tiny CLIP vs the reference)";
+const why = icd || required ? "" : ` — skipped: no software Vulkan driver (looked for ${SWIFTSHADER}; Debian's chromium ships it, or set PICKRANK_TEST_VK_ICD)`;
+
+describe.runIf(icd || required)(title + why, () => {
+  beforeAll(async () => {
+    if (!icd) throw new Error(`PICKRANK_REQUIRE_WEBGPU is set but no Vulkan ICD was found (looked for ${SWIFTSHADER}; install Debian's chromium, or set PICKRANK_TEST_VK_ICD)`);
+    ref = await loadReference();
+    tmp = mkdtempSync(path.join(os.tmpdir(), "pickrank-webgpu-"));
+    for (const dtype of ["fp32", "fp16"] as const) await convertModel(tinyClipDir, { out: path.join(tmp, dtype), dtype });
+  });
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    rmSync(runtimeDir, { recursive: true, force: true });
+  });
+
+  async function runOnWebgpu(dtype: "fp32" | "fp16") {
+    const text = await openSession(path.join(tmp, dtype, "text.onnx"), "webgpu");
+    const vision = await openSession(path.join(tmp, dtype, "vision.onnx"), "webgpu");
+    try {
+      expect(text.device).toBe("webgpu");
+      const ids = BigInt64Array.from(ref.input_ids.flat().map(BigInt));
+      const t = await text.run({ input_ids: { type: "int64", data: ids, dims: [ref.input_ids.length, 77] } });
+      const v = await vision.run({ pixel_values: { type: "float32", data: await loadPixels(ref), dims: [ref.images.length, 3, 224, 224] } });
+      const o = { text: t.text_embeds!.data as Float32Array, image: v.image_embeds!.data as Float32Array };
+      const s = scoreAll(o, ref.logit_scale);
+      return {
+        s,
+        errors: {
+          text_embeds_unnormalized: maxRelErr(o.text, ref.text_embeds_unnormalized.flat()),
+          image_embeds_unnormalized: maxRelErr(o.image, ref.image_embeds_unnormalized.flat()),
+          text_embeds: maxRelErr(s.textNorm, ref.text_embeds.flat()),
+          image_embeds: maxRelErr(s.imageNorm, ref.image_embeds.flat()),
+          logits_per_image: maxRelErr(s.logitsPerImage, ref.logits_per_image.flat()),
+          probs_over_images_per_prompt: maxRelErr(s.probs, ref.probs_over_images_per_prompt.flat()),
+        },
+      };
+    } finally {
+      await text.release();
+      await vision.release();
+    }
+  }
+
+  it("fp32 graphs on WebGPU match every reference output within 1e-4", async () => {
+    const { errors } = await runOnWebgpu("fp32");
+    console.log("webgpu fp32 max relative error per output:", JSON.stringify(errors));
+    for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(1e-4);
+  });
+
+  it("fp16 graphs: within the CPU run's fp16 bound where the adapter has shader-f16; else DEVICE_UNAVAILABLE saying so, and auto falls back", async () => {
+    let res: Awaited<ReturnType<typeof runOnWebgpu>> | undefined;
+    try {
+      res = await runOnWebgpu("fp16");
+    } catch (e) {
+      // SwiftShader has no shader-f16: the error must say that, not blame the model.
+      expect(e).toMatchObject({ code: "DEVICE_UNAVAILABLE", details: { reason: "no-shader-f16" } });
+      expect((e as Error).message).toMatch(/no shader-f16 support, which an fp16 model needs.*--dtype fp32/);
+      const auto = await Scorer.create({ model: path.join(tmp, "fp16"), device: "auto", preprocessWorkers: 0 });
+      try {
+        expect(auto.device).toBe("cpu");
+        expect(auto.deviceReport.skipped.find((s) => s.device === "webgpu")?.reason).toContain("shader-f16");
+      } finally {
+        await auto.dispose();
+      }
+      console.log("webgpu fp16: this adapter has no shader-f16; checked the error and the fallback instead of the numbers");
+      return;
+    }
+    const { errors, s } = res;
+    console.log("webgpu fp16 max relative error per output:", JSON.stringify(errors));
+    // The same bound as the CPU provider's fp16 run (convert.test.ts), no wider.
+    for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(k.startsWith("probs") ? 2e-2 : 5e-3);
+    for (let p = 0; p < ref.prompts.length; p++) {
+      const col = (m: ArrayLike<number>) => Array.from({ length: ref.images.length }, (_, i) => m[i * ref.prompts.length + p]!);
+      const argmax = (v: number[]) => v.indexOf(Math.max(...v));
+      expect(argmax(col(s.logitsPerImage))).toBe(argmax(col(ref.logits_per_image.flat())));
+    }
+  });
+
+  it("the Scorer runs on webgpu when asked, and auto picks webgpu (CUDA absent); scores agree with the CPU", async () => {
+    const images = ref.images.map((f) => path.join(referenceDir, "images", path.basename(f)));
+    const prompt = ref.prompts[0]!;
+    const cpu = await Scorer.create({ model: path.join(tmp, "fp32"), device: "cpu", preprocessWorkers: 0 });
+    const gpu = await Scorer.create({ model: path.join(tmp, "fp32"), device: "webgpu", preprocessWorkers: 0, batchSize: 4 });
+    const auto = await Scorer.create({ model: path.join(tmp, "fp32"), device: "auto", preprocessWorkers: 0 });
+    try {
+      expect(gpu.device).toBe("webgpu");
+      expect(auto.device).toBe("webgpu");
+      expect(auto.deviceReport.skipped.map((s) => s.device)).toEqual(["cuda"]);
+      const [a, b] = [await cpu.rank(prompt, images), await gpu.rank(prompt, images)];
+      expect(b.map((r) => r.index)).toEqual(a.map((r) => r.index));
+      const scale = Math.max(...a.map((y) => Math.abs(y.score)));
+      const maxScoreErr = Math.max(...a.map((x, i) => Math.abs(x.score - b[i]!.score) / scale));
+      console.log("webgpu vs cpu Scorer, max relative score difference:", maxScoreErr);
+      expect(maxScoreErr).toBeLessThan(1e-4);
+    } finally {
+      await Promise.all([cpu.dispose(), gpu.dispose(), auto.dispose()]);
+    }
+  });
+});
