@@ -1,8 +1,8 @@
 /** Shared by the converter tests: the reference outputs, running a converted tiny model, error metric. */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { expect } from "vitest";
+import { openSession, type DeviceName } from "../src/runtime/ort.ts";
 import { referenceDir } from "../../../test/helpers/paths.ts";
 
 export interface Reference {
@@ -43,19 +43,57 @@ export interface TinyOutputs {
   image: Float32Array;
 }
 
-/** Runs text.onnx on all reference prompts and vision.onnx on all reference images in one batch each. */
-export async function runTiny(dir: string, ref: Reference): Promise<TinyOutputs> {
-  const text = await ort.InferenceSession.create(path.join(dir, "text.onnx"), { executionProviders: ["cpu"] });
-  const vision = await ort.InferenceSession.create(path.join(dir, "vision.onnx"), { executionProviders: ["cpu"] });
+/**
+ * Runs text.onnx on all reference prompts and vision.onnx on all reference images, one batch each,
+ * through the runtime's own sessions on the given device.
+ */
+export async function runTiny(dir: string, ref: Reference, device: DeviceName = "cpu"): Promise<TinyOutputs> {
+  const text = await openSession(path.join(dir, "text.onnx"), device);
   try {
-    const ids = BigInt64Array.from(ref.input_ids.flat().map(BigInt));
-    const t = await text.run({ input_ids: new ort.Tensor("int64", ids, [ref.input_ids.length, 77]) });
-    const v = await vision.run({ pixel_values: new ort.Tensor("float32", await loadPixels(ref), [ref.images.length, 3, 224, 224]) });
-    return { text: t.text_embeds!.data as Float32Array, image: v.image_embeds!.data as Float32Array };
+    const vision = await openSession(path.join(dir, "vision.onnx"), device);
+    try {
+      const ids = BigInt64Array.from(ref.input_ids.flat().map(BigInt));
+      const t = await text.run({ input_ids: { type: "int64", data: ids, dims: [ref.input_ids.length, 77] } });
+      const v = await vision.run({ pixel_values: { type: "float32", data: await loadPixels(ref), dims: [ref.images.length, 3, 224, 224] } });
+      return { text: t.text_embeds!.data as Float32Array, image: v.image_embeds!.data as Float32Array };
+    } finally {
+      await vision.release();
+    }
   } finally {
     await text.release();
-    await vision.release();
   }
+}
+
+/** Max relative error of every output the reference holds (embeddings, logits, probabilities). */
+export function referenceErrors(o: TinyOutputs, ref: Reference): Record<string, number> {
+  const s = scoreAll(o, ref.logit_scale);
+  return {
+    text_embeds_unnormalized: maxRelErr(o.text, ref.text_embeds_unnormalized.flat()),
+    image_embeds_unnormalized: maxRelErr(o.image, ref.image_embeds_unnormalized.flat()),
+    text_embeds: maxRelErr(s.textNorm, ref.text_embeds.flat()),
+    image_embeds: maxRelErr(s.imageNorm, ref.image_embeds.flat()),
+    logits_per_image: maxRelErr(s.logitsPerImage, ref.logits_per_image.flat()),
+    probs_over_images_per_prompt: maxRelErr(s.probs, ref.probs_over_images_per_prompt.flat()),
+  };
+}
+
+/**
+ * The fp16 bound per output, measured on ORT 1.30's CPU provider (x86): 1.1e-3 text, 5.2e-4 image
+ * embeddings, 4.6e-4 logits, 4.8e-3 probabilities (exp(logit_scale) = 100 amplifies logit errors in
+ * the softmax). The CPU provider runs some fp16 ops through fp32 (inserted casts), so this is mostly the
+ * fp16 rounding of weights and of activations between ops. The bounds leave ~4x headroom; a wiring
+ * mistake shows as errors of order 1 (fp32 reaches ~5e-7).
+ */
+export function fp16Bound(output: string): number {
+  return output.startsWith("probs") ? 2e-2 : 5e-3;
+}
+
+/** For each prompt, the index of the image with the highest logit ([image][prompt] row-major). */
+export function bestImagePerPrompt(logitsPerImage: ArrayLike<number>, ref: Reference): number[] {
+  return ref.prompts.map((_, p) => {
+    const col = Array.from({ length: ref.images.length }, (_, i) => logitsPerImage[i * ref.prompts.length + p]!);
+    return col.indexOf(Math.max(...col));
+  });
 }
 
 function normalizeRows(m: Float32Array, dim: number): Float64Array {
