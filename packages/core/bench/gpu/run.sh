@@ -164,10 +164,13 @@ when $made "no checkpoint" "convert fp16" 150 - node packages/cli/bin/pickrank.j
 du -sh "$hf" "$fp32" "$fp16" 2>/dev/null
 # ---- 3. can WebGPU start? (a small model: seconds, and the whole error if not) ---------------------
 probe="$WORK/onnx-probe"
-rm -rf "$WORK/hf-probe" "$probe"
+rm -rf "$WORK/hf-probe" "$probe" "$probe-fp16"
 when $node_ok "node did not start" "probe model" 60 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size small --out "$WORK/hf-probe" && probe_made=1
 when $probe_made "no probe checkpoint" "probe convert" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe" && probe_ok=1
-when $probe_ok "no probe model" "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto
+when $probe_ok "no probe model" "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto --against "$probe"
+# fp16 kernels on the GPU against fp32 on the CPU, same weights: numbers the CPU machines cannot give.
+when $probe_made "no probe checkpoint" "probe convert fp16" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe-fp16" --dtype fp16 &&
+  when $probe_ok "no probe model" "parity fp16 webgpu (small)" 60 - "${ts[@]}" "$here/probe.ts" --model "$probe-fp16" --devices webgpu --against "$probe"
 # ---- 4. benchmarks: WebGPU first (the figures that are missing), the slow CPU last and short -------
 when $have_fp16 "no fp16 model" "bench fp16 webgpu" 180 "$OUT/bench-fp16-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp16" --devices webgpu --n 8,32 --repeats 3
 # The reference needs the GPU's python, not node: it runs even when node could not start.
@@ -185,6 +188,9 @@ else
   step ref_timing.py 150 "$OUT/ref-timing.txt" python3 "$ref"
 fi
 when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --n 8,32 --repeats 3 --skip-preprocess
+# The full-depth fp16 error (32 vision layers): last, as it loads the fp32 model on the CPU too.
+both=$((have_fp16 && have_fp32))
+when $both "no fp16 or fp32 model" "parity fp16 webgpu (pickscore size)" 150 - "${ts[@]}" "$here/probe.ts" --model "$fp16" --devices webgpu --against "$fp32" --images 4
 when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1 --skip-preprocess
 
 # ---- 5. summary ---------------------------------------------------------------------------------
@@ -202,6 +208,13 @@ when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "$
     echo "## $f"
     cat "$OUT/$f.md"
   done
+  if grep -qE '^(parity|reference:)' "$OUT/run.log"; then
+    echo
+    echo "## parity: the device's scores against fp32 on the CPU provider (same weights)"
+    echo '```'
+    grep -E '^(parity|reference:)' "$OUT/run.log"
+    echo '```'
+  fi
   if [[ -s "$OUT/ref-timing.txt" ]]; then
     echo
     echo "## ref_timing.py (PyTorch fp16 reference, same machine)"
