@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -139,6 +139,43 @@ describe("pickrank rank", () => {
     const r = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "x", path.join(tmp, "nope.png")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("nope.png");
+  });
+
+  it("a folder stands for the images inside it (not other files, not subfolders), scored like the files named one by one", async () => {
+    const dir = path.join(tmp, "folder-rank");
+    await mkdir(path.join(dir, "sub"), { recursive: true });
+    const names = ["img10.png", "img2.jpg", "img1.png"];
+    for (const [i, n] of names.entries()) await copyFile(images[i]!, path.join(dir, n));
+    await writeFile(path.join(dir, "notes.txt"), "not an image");
+    await copyFile(images[0]!, path.join(dir, "sub", "deeper.png"));
+    const byFolder = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", "--json", dir]);
+    expect(byFolder.code, byFolder.stderr).toBe(0);
+    const files = ["img1.png", "img2.jpg", "img10.png"].map((n) => path.join(dir, n));
+    const byFiles = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", "--json", ...files]);
+    type Out = { results: { file: string; score: number }[] };
+    expect(byFolder.json<Out>().results).toEqual(byFiles.json<Out>().results);
+    expect(byFolder.json<Out>().results.map((x) => x.file).sort()).toEqual(files.sort());
+  });
+
+  it("a folder with no images is a usage error naming it", async () => {
+    const dir = path.join(tmp, "empty-folder");
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, "readme.md"), "# nothing here");
+    const r = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "x", "--json", dir]);
+    expect(r.code).toBe(2);
+    expect(r.json<{ error: { code: string; message: string } }>().error).toMatchObject({
+      code: "BAD_INPUT",
+      message: expect.stringContaining(`Folder ${dir} holds no images; expected files ending in .png`),
+    });
+  });
+
+  it("shows a progress bar over many images, on stderr only", async () => {
+    const many = Array.from({ length: 10 }, (_, i) => images[i % images.length]!);
+    const r = await runCli(["rank", "--model", model, "--device", "cpu", "--batch-size", "4", "--prompt", "a cat", ...many]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/scoring .* 4\/10/);
+    expect(r.stderr).toMatch(/scoring .* 100% 10\/10/);
+    expect(r.stdout).not.toContain("scoring");
   });
 });
 

@@ -49,6 +49,8 @@ export interface RankedImage extends ScoredImage {
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;
+  /** Images embedded so far, after each device batch (for progress bars over many images). */
+  onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
 export class Scorer {
@@ -202,6 +204,7 @@ export class Scorer {
       fill(end + this.#concurrency + this.batchSize);
       result.push(...(await this.#runVision(batch, end - start)));
       throwIfAborted(signal, "scoring");
+      opts.onProgress?.(end, images.length);
     }
     return result;
   }
@@ -224,6 +227,7 @@ export class Scorer {
         batch.set(px, i * plane);
       });
       result.push(...(await this.#runVision(batch, chunk.length)));
+      opts.onProgress?.(start + chunk.length, pixels.length);
     }
     return result;
   }

@@ -5,16 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Scorer, softmax } from "../src/index.ts";
 import { referenceDir } from "../../../test/helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
-
-interface Reference {
-  prompts: string[];
-  images: string[];
-  logit_scale: number;
-  text_embeds: number[][];
-  image_embeds: number[][];
-  logits_per_image: number[][];
-  probs_over_images_per_prompt: number[][];
-}
+import { loadReference, maxRelErr, type Reference } from "./convert-helpers.ts";
 
 let ref: Reference;
 let scorer: Scorer;
@@ -24,16 +15,8 @@ async function pixelValues(image: string): Promise<Float32Array> {
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
-function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 0;
-  let err = 0;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
-  for (let i = 0; i < b.length; i++) err = Math.max(err, Math.abs(a[i]! - b[i]!));
-  return err / scale;
-}
-
 beforeAll(async () => {
-  ref = JSON.parse(await readFile(path.join(referenceDir, "model.json"), "utf8")) as Reference;
+  ref = await loadReference();
   scorer = await Scorer.create({ model: await tinyModel(), device: "cpu", batchSize: 4 });
 });
 
@@ -76,6 +59,28 @@ describe("Scorer against the Python reference (fp32, cpu)", () => {
     const b = await scorer.score("a photo", buffers);
     expect(a.map((s) => s.index)).toEqual([0, 1, 2]);
     a.forEach((s, i) => expect(s.score).toBeCloseTo(b[i]!.score, 5));
+  });
+
+  it("reports progress after each device batch, for files and for pixels", async () => {
+    const files = ref.images.map((f) => path.join(referenceDir, f)); // 6 images
+    const small = await Scorer.create({ model: await tinyModel(), device: "cpu", preprocessWorkers: 0, batchSize: 4 });
+    try {
+      const seen: [number, number][] = [];
+      await small.embedImages(files, { onProgress: (d, t) => seen.push([d, t]) });
+      expect(seen).toEqual([
+        [4, 6],
+        [6, 6],
+      ]);
+      const px: [number, number][] = [];
+      const pixels = await Promise.all(ref.images.slice(0, 5).map((f) => pixelValues(f)));
+      await small.embedPixels(pixels, { onProgress: (d, t) => px.push([d, t]) });
+      expect(px).toEqual([
+        [4, 5],
+        [5, 5],
+      ]);
+    } finally {
+      await small.dispose();
+    }
   });
 
   it("worker-thread preprocessing gives the same embeddings as the main thread, and names bad images alike", async () => {
