@@ -1,14 +1,14 @@
 /**
  * The WebGPU path, run for real: onnxruntime-node's WebGPU provider (Dawn over Vulkan) on a software
  * Vulkan driver, SwiftShader, which Debian's chromium package ships as a Vulkan ICD. No GPU is
- * needed, so CI checks the graphs WebGPU actually runs (its own kernels, fp16 included), the Scorer on
- * it, and `auto` choosing it, against the Python reference. Speed on SwiftShader means nothing; the
- * speed of a real card is docs/benchmarks.md's business.
+ * needed, so CI checks the graphs WebGPU actually runs (its own kernels) against the Python
+ * reference, the Scorer on it, and what `auto` does with a software driver and with an adapter that
+ * cannot run fp16. Speed on SwiftShader means nothing; a real card's is docs/benchmarks.md's business.
  *
  * The ICD: $PICKRANK_TEST_VK_ICD, else chromium's SwiftShader manifest. Without one the tests are
  * skipped, saying why, unless $PICKRANK_REQUIRE_WEBGPU is set (.ci/run sets it), where that fails.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -70,7 +70,15 @@ describe.runIf(icd || required)(title + why, () => {
       // SwiftShader has no shader-f16: the error must say that, not blame the model.
       expect(e).toMatchObject({ code: "DEVICE_UNAVAILABLE", details: { reason: "no-shader-f16" } });
       expect((e as Error).message).toMatch(/no shader-f16 support, which an fp16 model needs.*--dtype fp32/);
-      const auto = await Scorer.create({ model: path.join(tmp, "fp16"), device: "auto", preprocessWorkers: 0 });
+      // What auto does on a GPU without shader-f16: a driver list that is not software-only (a manifest
+      // naming a GPU driver, which the loader cannot load here) gets auto past its software check, to
+      // SwiftShader, whose f16 refusal must send it on to the CPU.
+      const gpuIcd = path.join(tmp, "gpu_icd.json");
+      writeFileSync(gpuIcd, JSON.stringify({ file_format_version: "1.0.0", ICD: { library_path: "libGLX_nvidia.so.0", api_version: "1.3.0" } }));
+      process.env.VK_ADD_DRIVER_FILES = gpuIcd;
+      const auto = await Scorer.create({ model: path.join(tmp, "fp16"), device: "auto", preprocessWorkers: 0 }).finally(() => {
+        delete process.env.VK_ADD_DRIVER_FILES;
+      });
       try {
         expect(auto.device).toBe("cpu");
         expect(auto.deviceReport.skipped.find((s) => s.device === "webgpu")?.reason).toContain("shader-f16");
@@ -87,7 +95,7 @@ describe.runIf(icd || required)(title + why, () => {
     expect(bestImagePerPrompt(s.logitsPerImage, ref)).toEqual(bestImagePerPrompt(ref.logits_per_image.flat(), ref));
   });
 
-  it("the Scorer runs on webgpu when asked, and auto picks webgpu (CUDA absent); scores agree with the CPU", async () => {
+  it("the Scorer runs on webgpu when asked, with the CPU's scores; auto leaves a software-only driver for the CPU", async () => {
     const images = ref.images.map((f) => path.join(referenceDir, "images", path.basename(f)));
     const prompt = ref.prompts[0]!;
     const cpu = await Scorer.create({ model: path.join(tmp, "fp32"), device: "cpu", preprocessWorkers: 0 });
@@ -95,8 +103,10 @@ describe.runIf(icd || required)(title + why, () => {
     const auto = await Scorer.create({ model: path.join(tmp, "fp32"), device: "auto", preprocessWorkers: 0 });
     try {
       expect(gpu.device).toBe("webgpu");
-      expect(auto.device).toBe("webgpu");
-      expect(auto.deviceReport.skipped.map((s) => s.device)).toEqual(["cuda"]);
+      // SwiftShader is the only driver this process sees: auto must not trade the CPU provider for it.
+      expect(auto.device).toBe("cpu");
+      expect(auto.deviceReport.skipped.map((s) => s.device)).toEqual(["cuda", "webgpu"]);
+      expect(auto.deviceReport.skipped[1]!.reason).toContain("the only Vulkan drivers installed are software ones (libvk_swiftshader.so)");
       const [a, b] = [await cpu.rank(prompt, images), await gpu.rank(prompt, images)];
       expect(b.map((r) => r.index)).toEqual(a.map((r) => r.index));
       const scale = Math.max(...a.map((y) => Math.abs(y.score)));

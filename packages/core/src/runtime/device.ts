@@ -1,11 +1,12 @@
 /**
- * Device choice. "auto" tries CUDA (when its provider is installed), then WebGPU, then the CPU, and
- * records why each skipped device was skipped. A device asked for by name that cannot start is an
+ * Device choice. "auto" tries CUDA (when its provider is installed), then WebGPU (unless the only
+ * Vulkan drivers are software ones), then the CPU, and records why each skipped device was skipped. A device asked for by name that cannot start is an
  * error naming the cause: asking for a GPU and silently getting the CPU would make every timing and
  * every capacity plan wrong.
  */
 import { PickrankError, invalidParameter, toPickrankError } from "../errors.ts";
 import { cudaProviderMissing, DEVICE_REQUESTS, webgpuPreconditionMissing, type DeviceName, type DeviceRequest } from "./ort.ts";
+import { softwareOnlyVulkan } from "./vulkan.ts";
 
 export interface DeviceReport {
   requested: DeviceRequest;
@@ -37,6 +38,12 @@ export async function openOnDevice<T>(
     const missing = device === "cuda" ? cudaProviderMissing() : device === "webgpu" ? webgpuPreconditionMissing() : undefined;
     if (missing) {
       skipped.push({ device, reason: missing, summary: device === "cuda" ? "CUDA provider not installed" : "no Vulkan loader" });
+      continue;
+    }
+    // Asked by name, a software driver is used; auto prefers the CPU provider to it.
+    const software = device === "webgpu" ? softwareOnlyVulkan() : undefined;
+    if (software) {
+      skipped.push({ device, reason: software, summary: "only software Vulkan drivers" });
       continue;
     }
     try {
