@@ -28,7 +28,13 @@ export async function pullWithProgress(
     return await pullModel({
       ...opts,
       onProgress: (p) =>
-        progress.update(p.stage === "download" ? `download ${p.file ?? ""}` : `convert ${p.step ?? ""}`, "bytes", p.done, p.total),
+        progress.update(
+          p.stage === "download" ? `download ${p.file ?? ""}` : `convert ${p.step ?? ""}`,
+          // The converter's small steps (tokenizer, manifest) count 0/1 → 1/1: not bytes.
+          p.total > 1 ? "bytes" : "items",
+          p.done,
+          p.total,
+        ),
     });
   } finally {
     progress.finish();

@@ -31,7 +31,7 @@ export function registerModel(program: Command, ctx: CommandContext): void {
           out: opts.out,
           dtype: opts.dtype,
           ...(opts.tokenizer ? { tokenizerDir: opts.tokenizer } : {}),
-          onProgress: (p) => progress.update(`convert ${p.stage}`, "bytes", p.done, p.total),
+          onProgress: (p) => progress.update(`convert ${p.stage}`, p.total > 1 ? "bytes" : "items", p.done, p.total),
         }).finally(() => progress.finish());
         if (opts.json) writeJson(ctx.io, { dir: res.dir, manifest: res.manifest });
         else ctx.io.stdout.write(res.dir + "\n");
