@@ -13,7 +13,7 @@
 import { readdir, rm, rmdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { invalidParameter } from "../errors.ts";
-import { cacheRoot, downloadDir, listModels, lockPath, modelDirName, modelsDir, repoDirName } from "./cache.ts";
+import { cacheRoot, downloadDir, isCommitSha, listModels, lockPath, modelDirName, modelsDir, repoDirName } from "./cache.ts";
 import { pidAlive, withLock } from "./lock.ts";
 
 export interface PruneOptions {
@@ -67,7 +67,7 @@ export async function pruneCache(opts: PruneOptions = {}): Promise<PruneResult> 
   const converted = new Map<string, { repo: string; commit: string }>();
   for (const m of await listModels(cacheDir)) {
     const { repo, revision } = m.manifest.source;
-    if (repo && revision && /^[0-9a-f]{40}$/.test(revision)) converted.set(`${repo}@${revision}`, { repo, commit: revision });
+    if (repo && revision && isCommitSha(revision)) converted.set(`${repo}@${revision}`, { repo, commit: revision });
   }
   for (const { repo, commit } of converted.values()) {
     const dir = downloadDir(cacheDir, repo, commit);

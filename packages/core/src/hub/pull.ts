@@ -27,7 +27,7 @@ import {
 import { downloadFiles, fetchRevisionInfo, readVerifiedFiles, type RepoRevisionInfo, type VerifiedFile } from "./download.ts";
 import { DEFAULT_ENDPOINT, HubClient, abortedError } from "./http.ts";
 import { withLock } from "./lock.ts";
-import { resolveHubToken } from "./token.ts";
+import { envFlag, resolveHubToken } from "./token.ts";
 
 export const DEFAULT_MODEL_REPO = "yuvalkirstain/PickScore_v1";
 export const DEFAULT_TOKENIZER_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K";
@@ -68,10 +68,6 @@ export interface PullResult {
   manifest: ModelManifest;
   /** True when the converted folder was already in the cache (nothing downloaded or converted). */
   cached: boolean;
-}
-
-function envFlag(v: string | undefined): boolean {
-  return v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
 }
 
 function checkTokenizerSet(files: string[], repo: string, commit: string): void {

@@ -23,7 +23,8 @@ function clean(v: string | undefined): string | undefined {
   return t ? t : undefined;
 }
 
-function envFlag(v: string | undefined): boolean {
+/** An on/off environment variable as huggingface_hub reads them: 1, true, yes or on. */
+export function envFlag(v: string | undefined): boolean {
   return v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
 }
 
