@@ -1,8 +1,8 @@
 /**
  * Device choice. "auto" tries CUDA (when its provider is installed), then WebGPU (unless the only
- * Vulkan drivers are software ones), then the CPU, and records why each skipped device was skipped. A device asked for by name that cannot start is an
- * error naming the cause: asking for a GPU and silently getting the CPU would make every timing and
- * every capacity plan wrong.
+ * Vulkan drivers are software ones), then the CPU, and records why each skipped device was skipped.
+ * A device asked for by name that cannot start is an error naming the cause: asking for a GPU and
+ * silently getting the CPU would make every timing and every capacity plan wrong.
  */
 import { PickrankError, invalidParameter, toPickrankError } from "../errors.ts";
 import { cudaProviderMissing, DEVICE_REQUESTS, webgpuPreconditionMissing, type DeviceName, type DeviceRequest } from "./ort.ts";
