@@ -15,7 +15,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { PoolBackend, createBackend, type Backend, type BackendEvent, type GenerationParams, type PoolServerStats } from "@pickrank/adapters";
-import type { PickrankError } from "@pickrank/core/errors";
+import type { PickrankError } from "@pickrank/contract";
 
 export interface PipelineOptions {
   prompt: string;

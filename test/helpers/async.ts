@@ -1,4 +1,4 @@
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 
 /** Drains an async iterable (a backend's generate()) into an array. */
 export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 import { bestOf, readPngText, serializeResult, type BestOfEvent, type SelectorScorer } from "@pickrank/selector";
 import { MemoryBackend } from "./memory-backend.ts";
 import { testScorer } from "./scorer.ts";

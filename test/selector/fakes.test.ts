@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackend } from "@pickrank/adapters";
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 import { bestOf } from "@pickrank/selector";
 import { startFakeA1111 } from "../fakes/a1111-server.ts";
 import { readFakeImageInfo, startFakeComfyUI } from "../fakes/comfyui-server.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import sharp from "sharp";
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 import { averageRanks, kendall, readPngChunks, readPngText, selectDiverse, setPngText, spearman } from "@pickrank/selector";
 
 describe("rank agreement", () => {

@@ -5,7 +5,7 @@
  */
 import sharp from "sharp";
 import type { Backend, BackendEvent, GenerateRequest, Generated } from "@pickrank/adapters";
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 
 export interface MemoryBackendOptions {
   /** Seeds whose render fails (reported per candidate). */

@@ -1,4 +1,4 @@
-import { PickrankError, invalidParameter, isPickrankError } from "@pickrank/core/errors";
+import { PickrankError, invalidParameter, isPickrankError } from "@pickrank/contract";
 import { sleep } from "./util.ts";
 
 /** Where a server lives, with the credentials split off so they never reach ids, logs or errors. */

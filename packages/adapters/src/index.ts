@@ -20,7 +20,7 @@ export { A1111Backend, describeA1111Error, type A1111Options } from "./a1111/bac
 export { PoolBackend, type PoolMember, type PoolOptions, type PoolServerStats } from "./pool.ts";
 export { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type InputRef, type NodeOverrides, type WorkflowPlan } from "./comfyui/workflow.ts";
 
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 import { registerBackend } from "./registry.ts";
 import { ComfyUIBackend, type ComfyUIOptions } from "./comfyui/backend.ts";
 import { A1111Backend, type A1111Options } from "./a1111/backend.ts";

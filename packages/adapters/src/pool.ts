@@ -1,4 +1,4 @@
-import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/core/errors";
+import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
 import type { Backend, BackendEvent, GenerateRequest, Generated } from "./types.ts";
 import { Channel, abortError, beginRun, isPositiveInt } from "./util.ts";
 

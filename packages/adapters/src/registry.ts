@@ -1,4 +1,4 @@
-import { PickrankError, invalidParameter } from "@pickrank/core/errors";
+import { PickrankError, invalidParameter } from "@pickrank/contract";
 import type { Backend, BackendFactory, BackendSpec } from "./types.ts";
 
 const factories = new Map<string, BackendFactory>();

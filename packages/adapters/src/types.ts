@@ -1,4 +1,4 @@
-import type { PickrankError } from "@pickrank/core/errors";
+import type { PickrankError } from "@pickrank/contract";
 
 /** Generation settings common to every backend; each adapter maps them onto its own protocol. */
 export interface GenerationParams {

@@ -1,4 +1,5 @@
-import { PickrankError, invalidParameter } from "@pickrank/core/errors";
+import { abortedError, invalidParameter, type PickrankError } from "@pickrank/contract";
+export { Channel, sleep } from "@pickrank/contract";
 import type { BackendEvent, GenerateRequest } from "./types.ts";
 
 /** Largest seed every backend accepts (A1111 and the SD samplers use 32-bit seeds). */
@@ -83,65 +84,8 @@ export function sniffFormat(b: Uint8Array): "png" | "jpeg" | "webp" | undefined 
   return undefined;
 }
 
+/** ABORTED for a run on `backend` (the reason as cause). */
 export function abortError(backend: string, reason?: unknown): PickrankError {
-  const why = reason instanceof Error && reason.name !== "AbortError" ? `: ${reason.message}` : "";
-  return new PickrankError("ABORTED", `Generation on ${backend} was cancelled${why}`, {
-    cause: reason,
-    details: { backend },
-  });
+  return abortedError(`generation on ${backend}`, reason, { backend });
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/**
- * A small unbounded channel: producers push, one consumer pulls in order. The generators use it so
- * results from sockets, polls and requests reach the caller as soon as each exists.
- */
-export class Channel<T> {
-  private items: T[] = [];
-  private waiters: ((v: IteratorResult<T>) => void)[] = [];
-  private failures: ((e: unknown) => void)[] = [];
-  private closed = false;
-  private error: unknown = undefined;
-
-  push(item: T): void {
-    if (this.closed) return;
-    const w = this.waiters.shift();
-    this.failures.shift();
-    if (w) w({ value: item, done: false });
-    else this.items.push(item);
-  }
-
-  /** Ends the channel; with an error, the next `next()` after the buffered items rejects with it. */
-  close(error?: unknown): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.error = error;
-    const waiters = this.waiters.splice(0);
-    const failures = this.failures.splice(0);
-    waiters.forEach((w, i) => (error === undefined ? w({ value: undefined, done: true }) : failures[i]?.(error)));
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    const item = this.items.shift();
-    if (item !== undefined) return Promise.resolve({ value: item, done: false });
-    if (this.closed) return this.error === undefined ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(this.error);
-    return new Promise((resolve, reject) => {
-      this.waiters.push(resolve);
-      this.failures.push(reject);
-    });
-  }
-}

@@ -2,7 +2,7 @@
  * What people see: progress on stderr (bars on a terminal, sparse lines otherwise), tables on
  * stdout, errors printed readably with an exit code. Programs use --json and read stdout only.
  */
-import { isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/core/errors";
+import { isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };

@@ -1,5 +1,3 @@
-export * from "./errors.ts";
-export * from "./util/fs.ts";
 export * from "./runtime/ort.ts";
 export * from "./runtime/device.ts";
 export * from "./model/manifest.ts";

@@ -7,7 +7,7 @@
  * preprocessed (sharp, off the main thread for decoding) while the previous batch runs on the device.
  */
 import path from "node:path";
-import { PickrankError, invalidParameter, throwIfAborted, toPickrankError } from "./errors.ts";
+import { PickrankError, invalidParameter, throwIfAborted, toPickrankError } from "@pickrank/contract";
 import { readManifest, type ModelManifest } from "./model/manifest.ts";
 import { preprocessImage, type ImageInput, type PreprocessSettings } from "./preprocess/image.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "./preprocess/worker-pool.ts";

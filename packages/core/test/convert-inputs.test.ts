@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPickrankError, type PickrankError } from "../src/errors.ts";
+import { isPickrankError, type PickrankError } from "@pickrank/contract";
 import { convertModel } from "../src/convert/convert.ts";
 import { parseClipConfig } from "../src/convert/clip-config.ts";
 import { readManifest } from "../src/model/manifest.ts";

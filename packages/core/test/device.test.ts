@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile, cp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cudaProviderMissing, describeDeviceReport, openOnDevice, openSession, parseDeviceRequest, PickrankError, Scorer } from "../src/index.ts";
+import { cudaProviderMissing, describeDeviceReport, openOnDevice, openSession, parseDeviceRequest, Scorer } from "../src/index.ts";
+import { PickrankError } from "@pickrank/contract";
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 
 afterAll(removeTinyModels);

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { PickrankError } from "../src/errors.ts";
+import { PickrankError } from "@pickrank/contract";
 import { downloadFiles, fetchRevisionInfo } from "../src/hub/download.ts";
 import { HubClient, parseEndpoint } from "../src/hub/http.ts";
 import { PICKSCORE_REPO, startFakeHub, type FakeHub, type FakeHubOptions } from "../../../test/fakes/fake-hub.ts";

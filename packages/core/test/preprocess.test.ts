@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PickrankError } from "../src/errors.ts";
+import { PickrankError } from "@pickrank/contract";
 import { CLIP_PREPROCESS, decodeImage, preprocessDecoded, preprocessImage, type RawImage } from "../src/preprocess/image.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PickrankError } from "../src/errors.ts";
+import { PickrankError } from "@pickrank/contract";
 import { ClipTokenizer, defaultTokenizerDir } from "../src/tokenizer/clip-tokenizer.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");

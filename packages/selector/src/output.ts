@@ -14,12 +14,11 @@
  * a candidate is journaled only after its bytes are on disk, and a file that this run did not write is
  * never replaced: that is a CONFLICT.
  */
-import { appendFile, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
+import { appendFile, mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
-import { PickrankError, toPickrankError } from "@pickrank/core/errors";
-import { pathExists as exists, writeFileAtomic } from "@pickrank/core/fs";
+import { PickrankError, toPickrankError } from "@pickrank/contract";
+import { acquireLock, type HeldLock, pathExists as exists, writeFileAtomic } from "@pickrank/contract";
 import { isPng, readPngText, setPngText } from "./png-text.ts";
 import type { BestOfResult, CandidateTimings, ModelInfo, Phase, RankedCandidate } from "./types.ts";
 
@@ -161,41 +160,25 @@ export class OutputDir {
     return o;
   }
 
-  private get lockFile(): string {
-    return path.join(this.journalDir, "lock");
-  }
+  private heldLock: HeldLock | undefined;
 
   /**
    * One writer per folder: two runs appending to one journal would interleave. A lock left by a
    * killed run (its process is gone) is taken over, so kill -9 and re-run just works.
    */
   private async lock(): Promise<void> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(this.lockFile, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString() }), { flag: "wx" });
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw toPickrankError(e, "INTERNAL", `Could not lock ${this.dir}`);
-      }
-      let holder: { pid?: number; host?: string } = {};
-      try {
-        holder = JSON.parse(await readFile(this.lockFile, "utf8")) as typeof holder;
-      } catch {
-        // Unreadable: a writer killed between create and write; treat as stale.
-      }
-      if (typeof holder.pid === "number" && (holder.host === undefined || holder.host === hostname()) && processAlive(holder.pid)) {
-        throw new PickrankError("CONFLICT", `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`, {
-          details: { dir: this.dir, pid: holder.pid },
-        });
-      }
-      await rm(this.lockFile, { force: true });
-    }
-    throw new PickrankError("CONFLICT", `Could not lock output folder ${this.dir}; expected one run per folder at a time`, { details: { dir: this.dir } });
+    this.heldLock = await acquireLock(path.join(this.journalDir, "lock"), {
+      wait: false,
+      onHeld: (holder) =>
+        new PickrankError("CONFLICT", `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`, {
+          details: { dir: this.dir, ...(typeof holder.pid === "number" ? { pid: holder.pid } : {}) },
+        }),
+    });
   }
 
   /** Releases the folder (the journal stays, so the run can be resumed or re-selected later). */
   async close(): Promise<void> {
-    await rm(this.lockFile, { force: true });
+    await this.heldLock?.release();
   }
 
   private async append(line: JournalLine): Promise<void> {
@@ -266,15 +249,6 @@ export class OutputDir {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 function parseJournal(text: string): JournalLine[] {
   const out: JournalLine[] = [];

@@ -4,7 +4,7 @@
  * info readers of ComfyUI and Automatic1111 still see everything.
  */
 import { crc32, inflateSync } from "node:zlib";
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 

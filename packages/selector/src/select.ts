@@ -4,7 +4,7 @@
  */
 import { randomInt } from "node:crypto";
 import type { BackendEvent, GenerateRequest, GenerationParams } from "@pickrank/adapters";
-import { invalidParameter, isPickrankError, PickrankError, toPickrankError } from "@pickrank/core/errors";
+import { invalidParameter, isPickrankError, PickrankError, toPickrankError } from "@pickrank/contract";
 import { DEFAULT_DIVERSE_THRESHOLD, selectDiverse } from "./diverse.ts";
 import { OutputDir, type StoredCandidate } from "./output.ts";
 import { kendall, spearman } from "./rank-stats.ts";

@@ -1,6 +1,6 @@
 import type { Backend, BackendEvent, GenerationParams } from "@pickrank/adapters";
 import type { Scorer } from "@pickrank/core";
-import type { PickrankError } from "@pickrank/core/errors";
+import type { PickrankError } from "@pickrank/contract";
 import type { DiverseSkip } from "./diverse.ts";
 
 /** What bestOf needs of a Scorer (a real `Scorer` fits; tests may pass anything of this shape). */

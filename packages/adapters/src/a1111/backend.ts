@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PickrankError, isPickrankError, toPickrankError } from "@pickrank/core/errors";
+import { PickrankError, isPickrankError, toPickrankError } from "@pickrank/contract";
 import { HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
 import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated } from "../types.ts";
 import { Channel, abortError, beginRun, sniffFormat } from "../util.ts";

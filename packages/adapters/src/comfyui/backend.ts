@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type WebSocket from "ws";
-import { PickrankError, invalidParameter, isPickrankError, toPickrankError } from "@pickrank/core/errors";
+import { PickrankError, invalidParameter, isPickrankError, toPickrankError } from "@pickrank/contract";
 import { ComfyClient, type ComfyClientOptions, type HistoryEntry } from "./client.ts";
 import { DEFAULT_TXT2IMG_WORKFLOW } from "./default-workflow.ts";
 import { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type NodeOverrides, type WorkflowPlan } from "./workflow.ts";

@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { z } from "zod";
-import { PickrankError } from "@pickrank/core/errors";
+import { PickrankError } from "@pickrank/contract";
 import { HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
 import type { ComfyWorkflow } from "./workflow.ts";
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PickrankError, invalidParameter } from "@pickrank/core/errors";
+import { PickrankError, invalidParameter } from "@pickrank/contract";
 import type { GenerationParams } from "../types.ts";
 
 /** ComfyUI's API format: `{ id: { class_type, inputs } }`; an input is a literal or a link `[node_id, output_index]`. */

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createBackend, redactUrl, type Backend, type GenerationParams } from "@pickrank/adapters";
 import { Scorer } from "@pickrank/core";
-import { invalidParameter, PickrankError, toPickrankError } from "@pickrank/core/errors";
+import { invalidParameter, PickrankError, toPickrankError } from "@pickrank/contract";
 import {
   bestOf,
   serializeResult,

@@ -1,4 +1,5 @@
-import { writeFileAtomic, preprocessImage, CLIP_PREPROCESS } from "@pickrank/core";
+import { writeFileAtomic } from "@pickrank/contract";
+import { preprocessImage, CLIP_PREPROCESS } from "@pickrank/core";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { writeJson } from "../ui.ts";

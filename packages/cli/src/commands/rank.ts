@@ -1,6 +1,7 @@
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { PickrankError, Scorer } from "@pickrank/core";
+import { PickrankError } from "@pickrank/contract";
+import { Scorer } from "@pickrank/core";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";

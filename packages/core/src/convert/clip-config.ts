@@ -8,7 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { PickrankError } from "../errors.ts";
+import { PickrankError } from "@pickrank/contract";
 
 export const SUPPORTED_ACTIVATIONS = ["gelu", "quick_gelu"] as const;
 export type ClipActivation = (typeof SUPPORTED_ACTIVATIONS)[number];

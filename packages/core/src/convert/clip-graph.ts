@@ -8,7 +8,7 @@
  * causal mask for text, pooling at the end-of-text token, class token + post_layernorm for vision,
  * projections without bias. Outputs are the unnormalized projected embeddings.
  */
-import { PickrankError } from "../errors.ts";
+import { PickrankError } from "@pickrank/contract";
 import { GraphBuilder } from "../onnx/graph-builder.ts";
 import { attr, DataType, type GraphDef } from "../onnx/onnx-types.ts";
 import type { ClipActivation, ClipConfig } from "./clip-config.ts";

@@ -13,7 +13,7 @@ import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { invalidParameter, PickrankError } from "../errors.ts";
+import { invalidParameter, PickrankError } from "@pickrank/contract";
 import { type ModelManifest, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, parseManifest } from "../model/manifest.ts";
 import { bfloat16ToFloat32Array, float16ToFloat32Array, float32ToFloat16Array } from "../onnx/float16.ts";
 import type { GraphBuilder } from "../onnx/graph-builder.ts";
@@ -23,7 +23,7 @@ import { defaultTokenizerDir } from "../tokenizer/clip-tokenizer.ts";
 import { readClipConfig, type ClipConfig } from "./clip-config.ts";
 import { buildTextGraph, buildVisionGraph, DEFAULT_GRAPH_OPTIONS, type ClipGraphOptions, type WeightFn, type WeightRequest } from "./clip-graph.ts";
 import { SafetensorsFile, type SafetensorsEntry } from "./safetensors.ts";
-import { pathExists as exists, writeFileAtomic } from "../util/fs.ts";
+import { pathExists as exists, writeFileAtomic } from "@pickrank/contract";
 
 export const CONVERTER_NAME = "pickrank-convert";
 export const CONVERTER_VERSION = "0.1.0";

@@ -9,7 +9,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
-import { PickrankError } from "../errors.ts";
+import { PickrankError } from "@pickrank/contract";
 
 export const SAFETENSORS_DTYPE_SIZE = {
   F64: 8,

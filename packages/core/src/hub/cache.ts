@@ -10,9 +10,9 @@
 import { readFile, readdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { invalidParameter } from "../errors.ts";
+import { invalidParameter } from "@pickrank/contract";
 import { readManifest, type ModelManifest } from "../model/manifest.ts";
-import { writeFileAtomic } from "../util/fs.ts";
+import { writeFileAtomic } from "@pickrank/contract";
 
 /** `$PICKRANK_CACHE`, else `$XDG_CACHE_HOME/pickrank`, else `~/.cache/pickrank`. */
 export function cacheRoot(): string {

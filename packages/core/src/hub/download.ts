@@ -14,8 +14,8 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { PickrankError } from "../errors.ts";
-import { writeFileAtomic } from "../util/fs.ts";
+import { PickrankError } from "@pickrank/contract";
+import { writeFileAtomic } from "@pickrank/contract";
 import { HubClient, RetryableError, abortedError, formatDuration, sleep } from "./http.ts";
 
 export interface RepoSibling {

@@ -5,7 +5,8 @@
  * huggingface_hub's requests session does), and hub errors turned into DOWNLOAD_FAILED messages that
  * say what to do.
  */
-import { PickrankError } from "../errors.ts";
+import { PickrankError } from "@pickrank/contract";
+import { abortedError as contractAbortedError, sleep as abortableSleep } from "@pickrank/contract";
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
 
@@ -103,25 +104,19 @@ export function formatDuration(ms: number): string {
   return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortedError(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortedError(signal!));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+/** Waits `ms`, abortably; an abort rejects with the download's ABORTED error. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await abortableSleep(ms, signal);
+  } catch (e) {
+    if (signal?.aborted) throw abortedError(signal);
+    throw e;
+  }
 }
 
+/** The ABORTED error of a cancelled download (the signal's own PickrankError when it carries one). */
 export function abortedError(signal: AbortSignal): PickrankError {
-  return signal.reason instanceof PickrankError
-    ? signal.reason
-    : new PickrankError("ABORTED", "Model download aborted", { cause: signal.reason });
+  return signal.reason instanceof PickrankError ? signal.reason : contractAbortedError("model download", signal.reason);
 }
 
 export class HubClient {

@@ -12,9 +12,9 @@
  */
 import { readdir, rm, rmdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { invalidParameter } from "../errors.ts";
+import { invalidParameter } from "@pickrank/contract";
 import { cacheRoot, downloadDir, isCommitSha, listModels, lockPath, modelDirName, modelsDir, repoDirName } from "./cache.ts";
-import { pidAlive, withLock } from "./lock.ts";
+import { pidAlive, withLock } from "@pickrank/contract";
 
 export interface PruneOptions {
   cacheDir?: string;

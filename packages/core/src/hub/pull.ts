@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { convertModel } from "../convert/convert.ts";
-import { PickrankError, invalidParameter, toPickrankError } from "../errors.ts";
+import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
 import type { ModelManifest } from "../model/manifest.ts";
 import {
   cacheRoot,
@@ -26,7 +26,7 @@ import {
 } from "./cache.ts";
 import { downloadFiles, fetchRevisionInfo, readVerifiedFiles, type RepoRevisionInfo, type VerifiedFile } from "./download.ts";
 import { DEFAULT_ENDPOINT, HubClient, abortedError } from "./http.ts";
-import { withLock } from "./lock.ts";
+import { withLock } from "@pickrank/contract";
 import { envFlag, resolveHubToken } from "./token.ts";
 
 export const DEFAULT_MODEL_REPO = "yuvalkirstain/PickScore_v1";

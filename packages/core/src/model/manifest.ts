@@ -5,9 +5,9 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { PickrankError } from "../errors.ts";
+import { PickrankError } from "@pickrank/contract";
 import type { PreprocessSettings } from "../preprocess/image.ts";
-import { pathExists as exists } from "../util/fs.ts";
+import { pathExists as exists } from "@pickrank/contract";
 
 export const MANIFEST_FILE = "pickrank.json";
 export const MANIFEST_FORMAT_VERSION = 1;

@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { PickrankError } from "../errors.ts";
+import { PickrankError } from "@pickrank/contract";
 import { AttributeType, type AttributeValue, type ModelDef, type NodeDef, type TensorSource, type ValueInfo } from "./onnx-types.ts";
 import { lenFieldSize, ProtoEncoder, WIRE_LEN } from "./protobuf.ts";
 

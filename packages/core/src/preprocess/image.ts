@@ -12,7 +12,7 @@
 import { readFile, stat } from "node:fs/promises";
 import sharp from "sharp";
 import type { Metadata } from "sharp";
-import { PickrankError, invalidParameter } from "../errors.ts";
+import { PickrankError, invalidParameter } from "@pickrank/contract";
 import { bicubicResizeCrop } from "./resample.ts";
 
 export type ImageInput = string | Uint8Array | RawImage;

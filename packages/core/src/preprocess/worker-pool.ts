@@ -6,7 +6,7 @@
  */
 import os from "node:os";
 import { Worker } from "node:worker_threads";
-import { PickrankError, type ErrorCode } from "../errors.ts";
+import { PickrankError, type ErrorCode } from "@pickrank/contract";
 import type { ImageInput, PreprocessSettings } from "./image.ts";
 
 interface Job {

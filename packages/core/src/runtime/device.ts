@@ -4,7 +4,7 @@
  * A device asked for by name that cannot start is an error naming the cause: asking for a GPU and
  * silently getting the CPU would make every timing and every capacity plan wrong.
  */
-import { PickrankError, invalidParameter, toPickrankError } from "../errors.ts";
+import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
 import { cudaProviderMissing, DEVICE_REQUESTS, webgpuPreconditionMissing, type DeviceName, type DeviceRequest } from "./ort.ts";
 import { softwareOnlyVulkan } from "./vulkan.ts";
 

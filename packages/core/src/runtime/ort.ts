@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { PickrankError } from "../errors.ts";
+import { PickrankError } from "@pickrank/contract";
 
 export type DeviceName = "cpu" | "webgpu" | "cuda";
 export type DeviceRequest = "auto" | DeviceName;

@@ -16,7 +16,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { PickrankError, invalidParameter } from "../errors.ts";
+import { PickrankError, invalidParameter } from "@pickrank/contract";
 
 export const CONTEXT_LENGTH = 77;
 export const BOS_TOKEN = "<|startoftext|>";

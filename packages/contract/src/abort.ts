@@ -1,0 +1,33 @@
+/** Cancellation: one "aborted" error, one abortable sleep. */
+import { setTimeout as delay } from "node:timers/promises";
+import { isPickrankError, PickrankError } from "./errors.ts";
+
+/**
+ * The ABORTED error for `what` ("best-of", "generation on comfyui@…"). A reason that already is an
+ * ABORTED PickrankError is returned as it is; any other reason becomes the cause, and its message is
+ * appended when it says more than "aborted".
+ */
+export function abortedError(what: string, reason?: unknown, details?: Record<string, unknown>): PickrankError<"ABORTED"> {
+  if (isPickrankError(reason) && reason.code === "ABORTED") return reason as PickrankError<"ABORTED">;
+  const why = reason instanceof Error && reason.name !== "AbortError" ? `: ${reason.message}` : "";
+  return new PickrankError("ABORTED", `The ${what} was cancelled${why}`, { cause: reason, ...(details ? { details } : {}) });
+}
+
+/** Throws ABORTED (see abortedError) when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined, what = "operation"): void {
+  if (signal?.aborted) throw abortedError(what, signal.reason);
+}
+
+/**
+ * Waits `ms` milliseconds (node:timers/promises); rejects with the signal's reason (not a generic
+ * AbortError) when it fires first, so callers see why they were stopped.
+ */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) throw signal.reason;
+  try {
+    await delay(ms, undefined, signal ? { signal } : undefined);
+  } catch (e) {
+    if (signal?.aborted) throw signal.reason;
+    throw e;
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The Backend contract: what a generation server adapter (ComfyUI, Automatic1111, a pool of them)
+ * offers the selector, the evaluation and the CLI. Implementations live in @pickrank/adapters; this
+ * file has no dependency, so a program that only consumes candidates does not pull in any adapter.
+ */
+import type { ErrorJSON, PickrankError } from "./errors.ts";
+
+/** Generation settings common to every backend; each adapter maps them onto its own protocol. */
+export interface GenerationParams {
+  steps?: number;
+  cfgScale?: number;
+  width?: number;
+  height?: number;
+  sampler?: string;
+  scheduler?: string;
+  checkpoint?: string;
+  /**
+   * Images per request to the server (default 1). Each adapter documents how the images of one
+   * request get their seeds; candidates always report the seed that reproduces them.
+   */
+  batchSize?: number;
+  /** Backend-specific settings with no common name; each adapter documents the shape it reads. */
+  extra?: Record<string, unknown>;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  negativePrompt?: string;
+  /** Candidates to render. */
+  n: number;
+  /** First seed; candidate i gets seed + i. Default: random. */
+  seed?: number;
+  /** Exact seeds, one per candidate (draft-then-refine re-renders these). Wins over `seed`. */
+  seeds?: number[];
+  /**
+   * The caller's name for each candidate (n unique strings), echoed as `key` on every result and
+   * event, so callers never remap positions. Default: "0" … "n-1".
+   */
+  keys?: string[];
+  params?: GenerationParams;
+  signal?: AbortSignal;
+  onEvent?: (e: BackendEvent) => void;
+}
+
+export type BackendEvent =
+  | { type: "queued"; backend: string; key: string; seed: number }
+  | { type: "progress"; backend: string; key?: string; step: number; steps: number }
+  | { type: "candidate"; backend: string; key: string; seed: number }
+  | { type: "candidate-failed"; backend: string; key: string; seed: number; error: PickrankError }
+  | { type: "retry"; backend: string; key: string; seed: number; reason: string }
+  /** Something the user should know that does not stop the run (a pool member down, a slow server). */
+  | { type: "warning"; backend: string; message: string; code?: string };
+
+export interface CandidateTimings {
+  /** Waiting in the server's queue (ms). */
+  queuedMs: number;
+  /** Rendering on the server (ms). */
+  renderMs: number;
+  /** From our request to the image bytes in hand (ms). */
+  totalMs: number;
+}
+
+export interface Candidate {
+  ok: true;
+  /** The caller's key (GenerateRequest.keys), or the position "0".."n-1". */
+  key: string;
+  seed: number;
+  /** Position inside a server-side batch (see GenerationParams.batchSize). */
+  batchIndex?: number;
+  image: Buffer;
+  format: "png" | "jpeg" | "webp";
+  /** e.g. "comfyui@http://127.0.0.1:8188" (never credentials). */
+  backend: string;
+  timings: CandidateTimings;
+  /**
+   * The settings that produced the image, as the server reported them (A1111's infotext, ComfyUI's
+   * prompt graph with its seed) for the PNG metadata and result.json.
+   */
+  meta?: Record<string, unknown>;
+}
+
+/** A candidate that could not be rendered or scored; the same shape in every package. */
+export interface FailedCandidate {
+  ok: false;
+  key: string;
+  seed: number;
+  backend: string;
+  /** best-of's pass (draft-then-refine), when the selector reports it. */
+  phase?: "draft" | "final";
+  error: PickrankError;
+}
+
+export type Generated = Candidate | FailedCandidate;
+
+/** What check() found: never thrown, always returned. */
+export interface HealthReport {
+  ok: boolean;
+  /** The backend's id (no credentials). */
+  backend: string;
+  kind: string;
+  /** Why it is not ok. */
+  error?: ErrorJSON;
+  /** The server's version, when it says. */
+  version?: string;
+  /** Prompts on the server (everyone's, not only ours), when it says. */
+  queue?: { running: number; pending: number };
+  /** For a pool: each member's report. */
+  members?: HealthReport[];
+}
+
+export interface Backend {
+  /** e.g. "comfyui@http://127.0.0.1:8188" (never credentials). */
+  readonly id: string;
+  /** "comfyui" | "a1111" | "pool" | registered others. */
+  readonly kind: string;
+  /** Largest seed this backend accepts; the selector keeps seed + n below it. */
+  readonly maxSeed: number;
+  /** Yields as each candidate finishes; throws only when nothing can be done (unreachable, rejected workflow, aborted). */
+  generate(req: GenerateRequest): AsyncIterable<Generated>;
+  /** Reachability and what the server has; never throws for an unreachable server (ok: false, error). */
+  check(signal?: AbortSignal): Promise<HealthReport>;
+  /**
+   * Everything this backend adds beyond the request that decides the pixels (the ComfyUI workflow,
+   * A1111's extra body fields …), as plain JSON: a resumed run must match it to reuse candidates.
+   */
+  fingerprint(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export interface BackendSpec {
+  kind: string;
+  url: string;
+  /** "user:password" (HTTP Basic) or a full Authorization header value ("Bearer …", "Basic …"). */
+  auth?: string;
+  /** ComfyUI: the workflow in API format (object, or JSON text). */
+  workflow?: unknown;
+  options?: Record<string, unknown>;
+}
+
+export type BackendFactory = (spec: BackendSpec) => Backend;
