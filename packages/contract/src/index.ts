@@ -19,3 +19,4 @@ export {
 } from "./errors.ts";
 export { type FsErrorContext, fsError, pathExists, tempSibling, writeFileAtomic } from "./fs.ts";
 export { acquireLock, type HeldLock, type LockHolder, type LockOptions, pidAlive, readLockHolder, withLock } from "./lock.ts";
+export { retry, type RetryOptions } from "./retry.ts";
