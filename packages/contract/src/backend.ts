@@ -102,6 +102,8 @@ export interface HealthReport {
   error?: ErrorJSON;
   /** The server's version, when it says. */
   version?: string;
+  /** The checkpoint the server has loaded (A1111), when it says. */
+  checkpoint?: string;
   /** Prompts on the server (everyone's, not only ours), when it says. */
   queue?: { running: number; pending: number };
   /** For a pool: each member's report. */
