@@ -2,7 +2,8 @@
  * What people see: progress on stderr (bars on a terminal, sparse lines otherwise), tables on
  * stdout, errors printed readably with an exit code. Programs use --json and read stdout only.
  */
-import { isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
+import path from "node:path";
+import { ERROR_TABLE, EXIT, isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -15,16 +16,9 @@ export function writeJson(io: Io, value: unknown): void {
   io.stdout.write(JSON.stringify(value, null, 2) + "\n");
 }
 
-/** Exit codes: 2 for a bad command line or argument, 130 for an interrupted run, 1 for the rest. */
+/** The exit code of an error: the contract's code table (2 bad arguments or a missing input file, 130 interrupted, 1 the rest). */
 export function exitCodeFor(code: ErrorCode): number {
-  switch (code) {
-    case "BAD_INPUT":
-      return 2;
-    case "ABORTED":
-      return 130;
-    default:
-      return 1;
-  }
+  return ERROR_TABLE[code]?.exit ?? EXIT.FAILURE;
 }
 
 /** Prints an error (and, with --json, the same error as JSON on stdout) and returns the exit code. */
@@ -164,4 +158,10 @@ export function deviceLine(scorer: { describeDevice(verbose?: boolean): string; 
   const verbose = Boolean(process.env.PICKRANK_DEBUG);
   const hint = !verbose && scorer.device === "cpu" && scorer.deviceReport.skipped.length > 0 ? " (PICKRANK_DEBUG=1 says why; README: GPU)" : "";
   return `pickrank: ${scorer.describeDevice(verbose)}${hint}\n`;
+}
+
+/** Relative to the working folder when inside it, else absolute (no "../../" chains). */
+export function shortPath(file: string, cwd = process.cwd()): string {
+  const rel = path.relative(cwd, file);
+  return rel === "" || rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
 }

@@ -46,13 +46,13 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of without --prompt or --prompts (exit 2)", async () => {
     const r = await run(["-n", "4", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected exactly one of --prompt <text> or --prompts <file> but received neither");
+    expect(r.err).toContain("Expected exactly one of --prompt or --prompts but received neither [BAD_INPUT]");
   });
 
-  it("best-of --workflow naming a missing file (exit 1, NOT_FOUND)", async () => {
+  it("best-of --workflow naming a missing file (exit 2 as the code table says for NOT_FOUND)", async () => {
     const missing = path.join(tmp, "nope.json");
     const r = await run(["--prompt", "p", "--workflow", missing, "--url", deadUrl]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toContain(`Expected a ComfyUI workflow in API format`);
     expect(r.err).toContain(`at ${missing} but it could not be read (ENOENT) [NOT_FOUND]`);
   });
@@ -105,13 +105,38 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of --refine without a draft setting (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "8", "--refine", "2", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected --draft-steps or --draft-size with --refine");
+    expect(r.err).toContain("Expected at least one cheaper setting (--draft-steps or --draft-size) with --refine but received none [BAD_INPUT]");
   });
 
   it("best-of --draft-size that is not WxH (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--draft-size", "big", "--url", deadUrl]);
     expect(r.code).toBe(2);
     expect(r.err).toContain("Expected WIDTHxHEIGHT");
+  });
+
+  it("best-of --min larger than -n names the flag, not the API field (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "-n", "4", "--min", "5", "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("Expected integer between 1 and -n (4) for --min but received 5 of type number [BAD_INPUT]");
+  });
+
+  it("best-of --refine below --top names both flags (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "-n", "8", "--top", "3", "--draft-steps", "4", "--refine", "2", "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("Expected integer between --top (3) and -n (8) for --refine but received 2 of type number");
+  });
+
+  it("best-of --diverse outside (-1, 1] names --diverse (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "--top", "2", "--diverse", "1.5", "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("Expected number in (-1, 1] for --diverse but received 1.5 of type number");
+  });
+
+  it("best-of --seed past the backend's largest seed (A1111: 2^32 - 1) is refused before any server call (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "--backend", "a1111", "-n", "4", "--seed", String(2 ** 32 - 2), "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`Expected integer between 0 and ${2 ** 32 - 4} (the backend's largest seed, ${2 ** 32 - 1}, minus -n − 1) for --seed`);
+    expect(r.err).not.toContain("Could not reach");
   });
 
   it("best-of --keep with an unknown value (exit 2)", async () => {

@@ -140,31 +140,44 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(typeof j.refine!.bestStayedBest).toBe("boolean");
   });
 
-  it("keeps the others when single candidates fail, and says so when too few survive", async () => {
-    const fake = await comfy({ faults: { failSeeds: [11] } });
+  it("a run that lost candidates is partial: exit 3 with one summary per cause; --min accepts it; below --min fails", async () => {
+    const fake = await comfy({ faults: { failSeeds: [11, 12] } });
     const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--url", fake.url, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
-    expect(j.ranked.map((c) => c.seed).sort()).toEqual([10, 12, 13]);
-    expect(j.failed).toHaveLength(1);
-    expect(j.failed[0]!.seed).toBe(11);
-    expect(r.err).toContain("warning: 1 candidate render(s) failed");
+    expect(r.code, r.err).toBe(3);
+    const j = JSON.parse(r.out) as JsonResult & { outcome: string; failures: { code: string; count: number; seeds: number[] }[] };
+    expect(j.ranked.map((c) => c.seed).sort()).toEqual([10, 13]);
+    expect(j.outcome).toBe("partial");
+    expect(j.failed.map((f) => f.seed)).toEqual([11, 12]);
+    // Two failures with one cause (the fake's CUDA OOM at the sampler): one group, one summary line.
+    expect(j.failures).toEqual([expect.objectContaining({ code: "BACKEND_REJECTED", count: 2, seeds: [11, 12] })]);
+    expect(r.err).toContain("pickrank: 2 of 4 candidate renders failed; the best is chosen from the 2 that survived:\n  2 × BACKEND_REJECTED: ");
+    expect(r.err.match(/× BACKEND_REJECTED/g)).toHaveLength(1);
+    expect(r.err).toContain("pass --min <m> to accept a partial run [PARTIAL]");
 
-    const few = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min-survivors", "4", "--url", fake.url]);
+    const ok = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min", "2", "--url", fake.url]);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.err).toContain("2 of 4 candidate renders failed; the best is chosen from the 2 that survived (accepted: --min 2)");
+    expect(ok.err).not.toContain("[PARTIAL]");
+
+    const few = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min", "3", "--url", fake.url]);
     expect(few.code).toBe(1);
-    expect(few.err).toMatch(/Expected at least 4 surviving candidate\(s\) for "p" but 3 of 4 survived .*\[TOO_FEW_CANDIDATES\]/);
+    expect(few.err).toMatch(/Expected at least 3 surviving candidate\(s\) for "p" but 2 of 4 survived \(--min 3\); failures: 2 × BACKEND_REJECTED: .*\[TOO_FEW_CANDIDATES\]/);
   });
 
-  it("keeps what arrived when the server dies mid-run", async () => {
+  it("keeps what arrived when the server dies mid-run, and exits 3 (partial)", async () => {
     const fake = await comfy({ faults: { killAfterPrompts: 2 } });
     const r = await runCli([...base(), "--prompt", "p", "-n", "5", "--seed", "0", "--url", fake.url, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
+    expect(r.code, r.err).toBe(3);
+    const j = JSON.parse(r.out) as JsonResult & { outcome: string; failures: { code: string; count: number }[] };
     // The second image may or may not be fetched before the port closes.
     expect(j.ranked.length).toBeGreaterThanOrEqual(1);
     expect(j.ranked.length).toBeLessThanOrEqual(2);
     expect(j.ranked.length + j.failed.length).toBe(5);
+    expect(j.outcome).toBe("partial");
     expect(new Set(j.failed.map((f) => f.error.code))).toEqual(new Set(["BACKEND_UNREACHABLE"]));
+    // One dead server is one cause, however many candidates it took down.
+    expect(j.failures).toHaveLength(1);
+    expect(j.failures[0]!.count).toBe(j.failed.length);
     expect(j.warnings.join(" ")).toMatch(new RegExp(`${j.failed.length} candidate render\\(s\\) failed`));
   });
 

@@ -13,7 +13,10 @@ function causeText(f: FailedCandidate): string {
   let m = f.error.message;
   const promptId = f.error.details?.["promptId"];
   if (typeof promptId === "string" && promptId !== "") m = m.split(promptId).join("…");
-  return m.replace(new RegExp(`\\b${f.seed}\\b`, "g"), "…");
+  // ComfyUI prompt ids are UUIDs; a message may name another candidate's (the request that failed first).
+  m = m.replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, "…");
+  // "seed 11" only: a bare number could be part of an address ("127.0.0.1").
+  return m.replace(new RegExp(`\\b(seed:?\\s*)${f.seed}(?!\\d)`, "gi"), "$1…");
 }
 
 /** Failures grouped by (phase, code, cause), largest group first, seeds in request order. */
