@@ -115,10 +115,13 @@ function warningsFor(opts: BestOfOptions, run: Omit<PromptRunContext, "seed">, n
   return w;
 }
 
-/** A random first seed with seed + n − 1 within the backend's largest seed (randomInt takes ranges below 2^48). */
+/**
+ * A random first seed such that seed + n − 1 stays within the backend's largest seed (and below
+ * 2^48, the widest range node:crypto's randomInt draws from).
+ */
 export function randomSeed(backend: Pick<Backend, "maxSeed">, n: number): number {
-  const last = Math.min(backend.maxSeed, 2 ** 48 - 1) - n + 1;
-  return randomInt(0, Math.max(1, last + 1));
+  const lastFirst = Math.min(backend.maxSeed, 2 ** 48 - 2) - (n - 1);
+  return randomInt(0, Math.max(0, lastFirst) + 1);
 }
 
 /**
