@@ -34,13 +34,18 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
     const rf = r.refine;
     const n2 = (x: number | null) => (x === null ? "n/a" : x.toFixed(2));
     out.write(
-      `draft-then-refine: ${rf.drafts.length} drafts, best ${rf.k} re-rendered; agreement Spearman ${n2(rf.spearman)}, Kendall ${n2(rf.kendall)}; ` +
-        `draft's best ${rf.bestStayedBest === null ? "failed to re-render" : rf.bestStayedBest ? "stayed best" : `ended at rank ${rf.draftBestFinalRank}`}\n`,
+      `draft-then-refine: ${rf.drafts.length} drafts, best ${rf.k} re-rendered; ` +
+        `agreement Spearman ${n2(rf.spearman)}, Kendall ${n2(rf.kendall)}; draft's best ` +
+        `${rf.bestStayedBest === null ? "failed to re-render" : rf.bestStayedBest ? "stayed best" : `ended at rank ${rf.draftBestFinalRank}`}\n`,
     );
   }
   if (r.diverse && r.diverse.skipped.length > 0) {
     const s = r.diverse.skipped.filter((x) => !x.filled);
-    if (s.length > 0) out.write(`diverse: skipped ${s.map((x) => `seed ${x.seed} (cos ${x.cosine.toFixed(3)})`).join(", ")} as near-duplicates (threshold ${r.diverse.threshold})\n`);
+    if (s.length > 0)
+      out.write(
+        `diverse: skipped ${s.map((x) => `seed ${x.seed} (cos ${x.cosine.toFixed(3)})`).join(", ")} ` +
+          `as near-duplicates (threshold ${r.diverse.threshold})\n`,
+      );
   }
 }
 
@@ -69,7 +74,11 @@ function asked(r: BestOfResult): number {
  * prompt of a batch made a result.
  * @param text rewrites API option names in messages into flags.
  */
-export function reportOutcome(io: Io, result: BestOfResult | BestOfBatchResult, o: { quiet: boolean; text: (s: string) => string; minFlag: string }): number {
+export function reportOutcome(
+  io: Io,
+  result: BestOfResult | BestOfBatchResult,
+  o: { quiet: boolean; text: (s: string) => string; minFlag: string },
+): number {
   const err = io.stderr;
   const runs = "runs" in result ? result.runs : [result];
   const batch = "runs" in result;
@@ -79,13 +88,21 @@ export function reportOutcome(io: Io, result: BestOfResult | BestOfBatchResult, 
     const who = batch ? `prompt ${JSON.stringify(r.prompt)}: ` : "";
     const accepted = r.minSurvivors !== null;
     partial ||= !accepted;
-    err.write(`pickrank: ${who}${r.failed.length} of ${asked(r)} candidate renders failed; the best is chosen from the ${r.ranked.length} that survived${accepted ? ` (accepted: ${o.minFlag} ${r.minSurvivors})` : ""}:\n`);
+    err.write(
+      `pickrank: ${who}${r.failed.length} of ${asked(r)} candidate renders failed; ` +
+        `the best is chosen from the ${r.ranked.length} that survived${accepted ? ` (accepted: ${o.minFlag} ${r.minSurvivors})` : ""}:\n`,
+    );
     for (const line of describeFailures(r.failures)) err.write(`  ${o.text(line)}\n`);
   }
-  if (batch) for (const pe of result.errors) err.write(`pickrank: prompt ${pe.promptIndex + 1} failed: ${o.text(pe.error.message)} [${pe.error.code}]\n`);
+  if (batch)
+    for (const pe of result.errors)
+      err.write(`pickrank: prompt ${pe.promptIndex + 1} failed: ${o.text(pe.error.message)} [${pe.error.code}]\n`);
   const work = result.out?.work;
   if (work && work.files > 0 && !o.quiet) {
-    err.write(`pickrank: the ${work.files} rendered candidates (${formatBytes(work.bytes)}) stay in ${shortPath(work.dir)}, so a re-run with another --top, --keep or --diverse re-selects without rendering; delete that folder to free the space\n`);
+    err.write(
+      `pickrank: the ${work.files} rendered candidates (${formatBytes(work.bytes)}) stay in ${shortPath(work.dir)}, ` +
+        "so a re-run with another --top, --keep or --diverse re-selects without rendering; delete that folder to free the space\n",
+    );
   }
   if (batch && result.runs.length === 0) return EXIT.FAILURE;
   if (partial || (batch && result.errors.length > 0)) {
@@ -124,7 +141,10 @@ export class BestOfProgress {
   on(e: BestOfEvent): void {
     if (e.type === "warning") {
       this.#clear();
-      this.io.stderr.write(`pickrank: warning: ${this.prompts > 1 && e.promptIndex !== undefined ? `[${e.promptIndex + 1}/${this.prompts}] ` : ""}${this.text(e.message)}\n`);
+      this.io.stderr.write(
+        `pickrank: warning: ${this.prompts > 1 && e.promptIndex !== undefined ? `[${e.promptIndex + 1}/${this.prompts}] ` : ""}` +
+          `${this.text(e.message)}\n`,
+      );
       return;
     }
     if (this.quiet) return;
@@ -144,12 +164,13 @@ export class BestOfProgress {
         this.#failed++;
         break;
       case "backend":
-        if (e.event.type === "progress") this.#step = ` step ${e.event.step}/${e.event.steps}`;
+        if (e.event.type === "progress") this.#step = `, sampling step ${e.event.step}/${e.event.steps}`;
         break;
       case "prompt-done":
         this.#clear();
         if (e.error) this.io.stderr.write(`${this.#label(e.promptIndex)} failed: ${this.text(e.error.message)}\n`);
-        else if (e.best) this.io.stderr.write(`${this.#label(e.promptIndex)} done: best seed ${e.best.seed}, score ${e.best.score.toFixed(3)}\n`);
+        else if (e.best)
+          this.io.stderr.write(`${this.#label(e.promptIndex)} done: best seed ${e.best.seed}, score ${e.best.score.toFixed(3)}\n`);
         return;
       case "written":
         return;
@@ -166,7 +187,8 @@ export class BestOfProgress {
     this.#rendered = this.#scored = this.#failed = 0;
     this.#step = "";
     this.#quarter = 0;
-    if (!this.io.stderr.isTTY) this.io.stderr.write(`${this.#label()} rendering ${e.n}${e.reused > 0 ? ` (${e.reused} from the journal)` : ""}\n`);
+    if (!this.io.stderr.isTTY)
+      this.io.stderr.write(`${this.#label()} rendering ${e.n}${e.reused > 0 ? ` (${e.reused} from the journal)` : ""}\n`);
   }
 
   /** In a log: a line at each quarter of the candidates scored, not one per event. */

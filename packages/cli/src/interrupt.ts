@@ -37,7 +37,11 @@ export function interruptOnSignals(io: Io, o: { quiet: boolean; what: string; ex
     if (!ctl.signal.aborted) {
       firstAt = now;
       const key = sig === "SIGINT" ? "Ctrl-C" : sig;
-      if (!o.quiet) io.stderr.write(`\npickrank: cancelling (${key}): stopping our prompts on the server; ${key === "Ctrl-C" ? "Ctrl-C" : "a second signal"} again quits at once…\n`);
+      if (!o.quiet)
+        io.stderr.write(
+          `\npickrank: cancelling (${key}): stopping our prompts on the server; ` +
+            `${key === "Ctrl-C" ? "Ctrl-C" : "a second signal"} again quits at once…\n`,
+        );
       ctl.abort(new PickrankError("ABORTED", `${o.what} was cancelled by ${key}`, { details: { signal: sig } }));
       return;
     }

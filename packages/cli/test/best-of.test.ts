@@ -181,6 +181,31 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(j.warnings.join(" ")).toMatch(new RegExp(`${j.failed.length} candidate render\\(s\\) failed`));
   });
 
+  it("warns at once on stderr and in result.json when a setting does nothing, explains the status line and the work folder", async () => {
+    const fake = await comfy();
+    const out = path.join(tmp, "comfy-warn");
+    const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "1", "--diverse", "--url", fake.url, "--out", out]);
+    expect(r.code, r.err).toBe(0);
+    const warning = "--diverse does nothing with --top 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual";
+    expect(r.err).toContain(`pickrank: warning: ${warning}\n`);
+    // Said before the candidates were rendered, not after the run.
+    expect(r.err.indexOf(warning)).toBeLessThan(r.err.indexOf("best-of rendering 4"));
+    const j = JSON.parse(await readFile(path.join(out, "result.json"), "utf8")) as { warnings: string[]; outcome: string; out: { work: { files: number } } };
+    expect(j.warnings).toContain(warning);
+    expect(j.outcome).toBe("complete");
+    expect(j.out.work.files).toBe(4);
+    expect(r.err).toMatch(/rendered \d\/4, scored \d\/4(, sampling step \d+\/\d+)? \(renders per server: comfyui@http:\/\/127\.0\.0\.1:\d+ \d\)/);
+    expect(r.err).toMatch(/the 4 rendered candidates \([\d.]+ KB\) stay in .*\.pickrank\/work, so a re-run with another --top, --keep or --diverse re-selects without rendering/);
+  });
+
+  it("an --out the filesystem refuses is a coded error naming --out, not a hang (procfs: Node's recursive mkdir spins there)", async () => {
+    const fake = await comfy();
+    const r = await runCli([...base(), "--prompt", "p", "-n", "2", "--url", fake.url, "--out", "/proc/pickrank-out"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("Could not create the output folder /proc/pickrank-out (--out): it does not exist (ENOENT); expected a folder pickrank can create and write [NOT_FOUND]");
+    expect(fake.prompts).toHaveLength(0);
+  });
+
   it("refuses an --out folder holding another run (CONFLICT) and never overwrites it", async () => {
     const fake = await comfy();
     const out = path.join(tmp, "comfy-conflict");

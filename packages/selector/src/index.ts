@@ -3,7 +3,15 @@ export { serializeResult, modelInfo } from "./result.ts";
 export { checkBestOfOptions, checkSettings, namer, type Namer } from "./options.ts";
 export { groupFailures, describeFailures } from "./outcome.ts";
 export { rankCandidates, selectTop, type Selection } from "./rank.ts";
-export { produce, failedCandidate, type Arrival, type CandidateJournal, type JournalRecord, type ProduceReport, type ProduceRequest } from "./produce.ts";
+export {
+  produce,
+  failedCandidate,
+  type Arrival,
+  type CandidateJournal,
+  type JournalRecord,
+  type ProduceReport,
+  type ProduceRequest,
+} from "./produce.ts";
 export { consumeAndEmbed, type Embedded, type ScoreConsumerOptions, type ScoreConsumerReport } from "./score-consumer.ts";
 export { runPass, type PassContext, type PassInput, type PassOutput } from "./pass.ts";
 export { selectDiverse, DEFAULT_DIVERSE_THRESHOLD, type DiverseSkip } from "./diverse.ts";

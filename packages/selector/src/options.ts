@@ -47,7 +47,11 @@ const settingsShape = {
   negativePrompt: z.string({ error: "a string" }).optional(),
   n: posInt(),
   top: posInt().optional(),
-  seed: z.number({ error: "non-negative integer" }).int({ error: "non-negative integer" }).min(0, { error: "non-negative integer" }).optional(),
+  seed: z
+    .number({ error: "non-negative integer" })
+    .int({ error: "non-negative integer" })
+    .min(0, { error: "non-negative integer" })
+    .optional(),
   minSurvivors: posInt().optional(),
   batchSize: posInt().optional(),
   params: plainObject("an object of generation settings").optional(),
@@ -55,7 +59,12 @@ const settingsShape = {
     .object(
       {
         draft: z.object(
-          { steps: posInt().optional(), width: posInt().optional(), height: posInt().optional(), params: plainObject("an object of generation settings").optional() },
+          {
+            steps: posInt().optional(),
+            width: posInt().optional(),
+            height: posInt().optional(),
+            params: plainObject("an object of generation settings").optional(),
+          },
           { error: "an object with steps, width, height or params" },
         ),
         k: posInt().optional(),
@@ -64,20 +73,29 @@ const settingsShape = {
     )
     .optional(),
   diverse: z
-    .union([z.boolean(), z.object({ threshold: z.number({ error: THRESHOLD }).gt(-1, { error: THRESHOLD }).lte(1, { error: THRESHOLD }).optional() })], {
-      error: "true, false or { threshold }",
-    })
+    .union(
+      [
+        z.boolean(),
+        z.object({ threshold: z.number({ error: THRESHOLD }).gt(-1, { error: THRESHOLD }).lte(1, { error: THRESHOLD }).optional() }),
+      ],
+      {
+        error: "true, false or { threshold }",
+      },
+    )
     .optional(),
   out: outSchema.optional(),
 };
 
 const runtimeShape = {
   backend: z.custom<BestOfOptions["backend"]>(
-    (v) => typeof (v as { generate?: unknown } | undefined)?.generate === "function" && typeof (v as { fingerprint?: unknown }).fingerprint === "function",
+    (v) =>
+      typeof (v as { generate?: unknown } | undefined)?.generate === "function" &&
+      typeof (v as { fingerprint?: unknown }).fingerprint === "function",
     { error: "a Backend (with generate() and fingerprint())" },
   ),
   scorer: z.custom<BestOfOptions["scorer"]>(
-    (v) => ["embedText", "embedImages", "scoreEmbeddings"].every((m) => typeof (v as Record<string, unknown> | undefined)?.[m] === "function"),
+    (v) =>
+      ["embedText", "embedImages", "scoreEmbeddings"].every((m) => typeof (v as Record<string, unknown> | undefined)?.[m] === "function"),
     { error: "a Scorer (with embedText, embedImages, scoreEmbeddings)" },
   ),
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { error: "an AbortSignal" }).optional(),
@@ -97,17 +115,32 @@ function issue(ctx: Ctx, path: string, expected: string, input: unknown): void {
 function crossChecks(o: Settings & { backend?: { maxSeed?: unknown } }, ctx: Ctx, nm: Namer): void {
   if ((o.prompt === undefined) === (o.prompts === undefined)) {
     const got = o.prompt === undefined ? "neither" : "both";
-    ctx.addIssue({ code: "custom", path: ["prompt"], message: `Expected exactly one of ${nm("prompt")} or ${nm("prompts")} but received ${got}`, params: { whole: true } });
+    ctx.addIssue({
+      code: "custom",
+      path: ["prompt"],
+      message: `Expected exactly one of ${nm("prompt")} or ${nm("prompts")} but received ${got}`,
+      params: { whole: true },
+    });
   }
   const upToN = `integer between 1 and ${nm("n")} (${o.n})`;
   if (o.top !== undefined && o.top > o.n) issue(ctx, "top", upToN, o.top);
   if (o.minSurvivors !== undefined && o.minSurvivors > o.n) issue(ctx, "minSurvivors", upToN, o.minSurvivors);
   if (o.refine) {
     const d = o.refine.draft;
-    if (d.steps === undefined && d.width === undefined && d.height === undefined && (d.params === undefined || Object.keys(d.params).length === 0)) {
+    if (
+      d.steps === undefined &&
+      d.width === undefined &&
+      d.height === undefined &&
+      (d.params === undefined || Object.keys(d.params).length === 0)
+    ) {
       const settings = [...new Set(["refine.draft.steps", "refine.draft.width", "refine.draft.height", "refine.draft.params"].map(nm))];
       const list = settings.length > 1 ? `${settings.slice(0, -1).join(", ")} or ${settings[settings.length - 1]}` : settings[0];
-      ctx.addIssue({ code: "custom", path: ["refine", "draft"], message: `Expected at least one cheaper setting (${list}) with ${nm("refine")} but received none`, params: { whole: true } });
+      ctx.addIssue({
+        code: "custom",
+        path: ["refine", "draft"],
+        message: `Expected at least one cheaper setting (${list}) with ${nm("refine")} but received none`,
+        params: { whole: true },
+      });
     }
     const top = o.top ?? 1;
     const k = o.refine.k;
@@ -162,7 +195,9 @@ function toError(issues: readonly z.core.$ZodIssue[], nm: Namer): PickrankError<
 export function checkSettings(opts: unknown, optionNames?: OptionNames): void {
   const nm = namer(optionNames);
   if (!opts || typeof opts !== "object") throw invalidParameter("options", "an object", opts);
-  const schema = z.object(settingsShape).superRefine((o, ctx) => crossChecks({ ...o, backend: (opts as { backend?: { maxSeed?: unknown } }).backend }, ctx, nm));
+  const schema = z
+    .object(settingsShape)
+    .superRefine((o, ctx) => crossChecks({ ...o, backend: (opts as { backend?: { maxSeed?: unknown } }).backend }, ctx, nm));
   const r = schema.safeParse(opts, { reportInput: true });
   if (!r.success) throw toError(r.error.issues, nm);
 }

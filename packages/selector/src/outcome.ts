@@ -51,14 +51,23 @@ function quote(prompt: string): string {
  * Throws TOO_FEW_CANDIDATES when fewer than `min` of `asked` survived a pass, naming the causes.
  * @param minName how messages name minSurvivors ("--min" for the CLI).
  */
-export function checkSurvivors(o: { prompt: string; survived: number; asked: number; min: number; failed: FailedCandidate[]; phase: Phase; minName: string }): void {
+export function checkSurvivors(o: {
+  prompt: string;
+  survived: number;
+  asked: number;
+  min: number;
+  failed: FailedCandidate[];
+  phase: Phase;
+  minName: string;
+}): void {
   if (o.survived >= o.min) return;
   const groups = groupFailures(o.failed.filter((f) => f.phase === o.phase));
   const why = groups.length > 0 ? `; failures: ${describeFailures(groups, 4).join("; ")}` : "";
   const hint = o.min > 1 ? ` (${o.minName} ${o.min})` : "";
   throw new PickrankError(
     "TOO_FEW_CANDIDATES",
-    `Expected at least ${o.min} surviving candidate(s) for ${quote(o.prompt)} but ${o.survived} of ${o.asked} survived${o.phase === "draft" ? " the draft pass" : ""}${hint}${why}`,
+    `Expected at least ${o.min} surviving candidate(s) for ${quote(o.prompt)} but ${o.survived} of ${o.asked} survived` +
+      `${o.phase === "draft" ? " the draft pass" : ""}${hint}${why}`,
     {
       cause: o.failed.find((f) => f.phase === o.phase)?.error,
       details: {

@@ -74,8 +74,10 @@ export async function runPass(ctx: PassContext, inp: PassInput): Promise<PassOut
       batchSize: ctx.batchSize,
       phase,
       signal: ctl.signal,
-      onEmbedded: (c, scored) => ctx.emit({ type: "scored", promptIndex: pi, phase, key: c.key, index: c.index, seed: c.seed, backend: c.backend, scored, total }),
-      onFailed: (f) => ctx.emit({ type: "failed", promptIndex: pi, phase, key: f.key, index: f.index, seed: f.seed, backend: f.backend, error: f.error }),
+      onEmbedded: (c, scored) =>
+        ctx.emit({ type: "scored", promptIndex: pi, phase, key: c.key, index: c.index, seed: c.seed, backend: c.backend, scored, total }),
+      onFailed: (f) =>
+        ctx.emit({ type: "failed", promptIndex: pi, phase, key: f.key, index: f.index, seed: f.seed, backend: f.backend, error: f.error }),
     }).catch(stopBoth);
     const producer = produce(
       {

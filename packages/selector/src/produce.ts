@@ -103,20 +103,45 @@ async function replayJournal(req: ProduceRequest, sink: Channel<Arrival>): Promi
       continue;
     }
     const image = await journal.load(st);
-    const a: Arrival = { key: String(index), index, seed: st.seed, backend: st.backend, format: st.format, image, timings: st.timings, reused: true };
+    const a: Arrival = {
+      key: String(index),
+      index,
+      seed: st.seed,
+      backend: st.backend,
+      format: st.format,
+      image,
+      timings: st.timings,
+      reused: true,
+    };
     if (st.meta) a.meta = st.meta;
     replayed.push(a);
   }
   req.emit({ type: "prompt-start", promptIndex: pi, prompt: req.prompt, phase, n: req.indices.length, reused: replayed.length });
   replayed.forEach((a, i) => {
     sink.push(a);
-    req.emit({ type: "rendered", promptIndex: pi, phase, key: a.key, index: a.index, seed: a.seed, backend: a.backend, reused: true, rendered: i + 1, total: req.indices.length });
+    req.emit({
+      type: "rendered",
+      promptIndex: pi,
+      phase,
+      key: a.key,
+      index: a.index,
+      seed: a.seed,
+      backend: a.backend,
+      reused: true,
+      rendered: i + 1,
+      total: req.indices.length,
+    });
   });
   return { toRender, replayed: replayed.length };
 }
 
 /** Asks the backend for `toRender`; every candidate it returns is journaled, then pushed. */
-async function render(req: ProduceRequest, toRender: number[], alreadyRendered: number, sink: Channel<Arrival>): Promise<FailedCandidate[]> {
+async function render(
+  req: ProduceRequest,
+  toRender: number[],
+  alreadyRendered: number,
+  sink: Channel<Arrival>,
+): Promise<FailedCandidate[]> {
   const { promptIndex: pi, phase, backend } = req;
   const failed: FailedCandidate[] = [];
   const pending = new Set(toRender);
@@ -148,7 +173,16 @@ async function render(req: ProduceRequest, toRender: number[], alreadyRendered: 
         req.emit({ type: "failed", promptIndex: pi, phase, key: f.key, index, seed: g.seed, backend: g.backend, error: g.error });
         continue;
       }
-      const a: Arrival = { key: g.key, index, seed: g.seed, backend: g.backend, format: g.format, image: g.image, timings: g.timings, reused: false };
+      const a: Arrival = {
+        key: g.key,
+        index,
+        seed: g.seed,
+        backend: g.backend,
+        format: g.format,
+        image: g.image,
+        timings: g.timings,
+        reused: false,
+      };
       if (g.meta) a.meta = g.meta;
       try {
         await req.journal?.save(pi, phase, a);
@@ -158,7 +192,18 @@ async function render(req: ProduceRequest, toRender: number[], alreadyRendered: 
       }
       sink.push(a);
       rendered++;
-      req.emit({ type: "rendered", promptIndex: pi, phase, key: a.key, index, seed: a.seed, backend: a.backend, reused: false, rendered, total: req.indices.length });
+      req.emit({
+        type: "rendered",
+        promptIndex: pi,
+        phase,
+        key: a.key,
+        index,
+        seed: a.seed,
+        backend: a.backend,
+        reused: false,
+        rendered,
+        total: req.indices.length,
+      });
     }
   } catch (e) {
     if (req.signal.aborted) throw e;
@@ -167,7 +212,8 @@ async function render(req: ProduceRequest, toRender: number[], alreadyRendered: 
   if (journalError !== undefined) throw journalError;
   if (req.signal.aborted) return failed;
   const gone = missing(req, [...pending], toRender.length, generationError);
-  for (const f of gone) req.emit({ type: "failed", promptIndex: pi, phase, key: f.key, index: f.index, seed: f.seed, backend: f.backend, error: f.error });
+  for (const f of gone)
+    req.emit({ type: "failed", promptIndex: pi, phase, key: f.key, index: f.index, seed: f.seed, backend: f.backend, error: f.error });
   return [...failed, ...gone];
 }
 
@@ -181,6 +227,15 @@ function missing(req: ProduceRequest, indices: number[], asked: number, generati
     return indices.map((i) => failedCandidate(i, req.seeds[i]!, req.backend.id, req.phase, err));
   }
   return indices.map((i) =>
-    failedCandidate(i, req.seeds[i]!, req.backend.id, req.phase, new PickrankError("BACKEND_PROTOCOL", `Expected the backend to return the candidate with seed ${req.seeds[i]} but it finished without it`)),
+    failedCandidate(
+      i,
+      req.seeds[i]!,
+      req.backend.id,
+      req.phase,
+      new PickrankError(
+        "BACKEND_PROTOCOL",
+        `Expected the backend to return the candidate with seed ${req.seeds[i]} but it finished without it`,
+      ),
+    ),
   );
 }

@@ -10,9 +10,16 @@ import type { Embedded } from "./score-consumer.ts";
 import type { RankedCandidate, SelectorScorer } from "./types.ts";
 
 /** Every embedded candidate scored against the prompt's text embedding and ranked (rank 1 = best). */
-export function rankCandidates(scorer: Pick<SelectorScorer, "scoreEmbeddings">, text: Float32Array, embedded: readonly Embedded[]): RankedCandidate[] {
+export function rankCandidates(
+  scorer: Pick<SelectorScorer, "scoreEmbeddings">,
+  text: Float32Array,
+  embedded: readonly Embedded[],
+): RankedCandidate[] {
   if (embedded.length === 0) return [];
-  const scores = scorer.scoreEmbeddings(text, embedded.map((c) => c.embedding));
+  const scores = scorer.scoreEmbeddings(
+    text,
+    embedded.map((c) => c.embedding),
+  );
   const scored = embedded.map((c, i) => {
     const r: Omit<RankedCandidate, "rank"> = {
       key: c.key,

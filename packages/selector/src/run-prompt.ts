@@ -53,9 +53,12 @@ export async function runPrompt(ctx: PromptRunContext, promptIndex: number, prom
   };
   // The text the candidates are scored against.
   const text = await ctx.scorer.embedText(prompt);
-  const r = ctx.refine ? await draftThenRefine(pctx, { pi: promptIndex, prompt, text, seeds, t0 }, ctx.refine) : await singlePass(pctx, { pi: promptIndex, prompt, text, seeds, t0 });
+  const r = ctx.refine
+    ? await draftThenRefine(pctx, { pi: promptIndex, prompt, text, seeds, t0 }, ctx.refine)
+    : await singlePass(pctx, { pi: promptIndex, prompt, text, seeds, t0 });
   const { top, diverse } = selectTop(r.ranked, ctx.top, ctx.diverseThreshold);
-  if (ctx.top > r.ranked.length) pctx.warn({ message: `${ctx.name("top")} ${ctx.top} requested but only ${r.ranked.length} candidates survived` });
+  if (ctx.top > r.ranked.length)
+    pctx.warn({ message: `${ctx.name("top")} ${ctx.top} requested but only ${r.ranked.length} candidates survived` });
   const failures = groupFailures(r.failed);
   if (r.failed.length > 0) warnings.add(`${r.failed.length} candidate render(s) failed: ${describeFailures(failures, 4).join("; ")}`);
   const result: BestOfResult = {
@@ -98,21 +101,57 @@ async function singlePass(ctx: PromptRunContext, { pi, prompt, text, seeds, t0 }
   const all = seeds.map((_, i) => i);
   const p = await runPass(ctx, { promptIndex: pi, prompt, phase: "final", seeds, indices: all, params: ctx.params, t0 });
   const ranked = rankCandidates(ctx.scorer, text, p.embedded);
-  checkSurvivors({ prompt, survived: ranked.length, asked: ctx.n, min: ctx.minSurvivors ?? 1, failed: p.failed, phase: "final", minName: ctx.name("minSurvivors") });
+  checkSurvivors({
+    prompt,
+    survived: ranked.length,
+    asked: ctx.n,
+    min: ctx.minSurvivors ?? 1,
+    failed: p.failed,
+    phase: "final",
+    minName: ctx.name("minSurvivors"),
+  });
   return { ranked, failed: p.failed, timings: timingsOf(p) };
 }
 
-async function draftThenRefine(ctx: PromptRunContext, { pi, prompt, text, seeds, t0 }: PromptInput, refine: { draftParams: GenerationParams; k: number }): Promise<Ranked> {
+async function draftThenRefine(
+  ctx: PromptRunContext,
+  { pi, prompt, text, seeds, t0 }: PromptInput,
+  refine: { draftParams: GenerationParams; k: number },
+): Promise<Ranked> {
   const min = ctx.minSurvivors ?? 1;
-  const d = await runPass(ctx, { promptIndex: pi, prompt, phase: "draft", seeds, indices: seeds.map((_, i) => i), params: refine.draftParams, t0 });
+  const d = await runPass(ctx, {
+    promptIndex: pi,
+    prompt,
+    phase: "draft",
+    seeds,
+    indices: seeds.map((_, i) => i),
+    params: refine.draftParams,
+    t0,
+  });
   const drafts = rankCandidates(ctx.scorer, text, d.embedded);
-  checkSurvivors({ prompt, survived: drafts.length, asked: ctx.n, min, failed: d.failed, phase: "draft", minName: ctx.name("minSurvivors") });
+  checkSurvivors({
+    prompt,
+    survived: drafts.length,
+    asked: ctx.n,
+    min,
+    failed: d.failed,
+    phase: "draft",
+    minName: ctx.name("minSurvivors"),
+  });
   const k = Math.min(refine.k, drafts.length);
   const chosen = drafts.slice(0, k).map((c) => c.index);
   const f = await runPass(ctx, { promptIndex: pi, prompt, phase: "final", seeds, indices: chosen, params: ctx.params, t0 });
   const ranked = rankCandidates(ctx.scorer, text, f.embedded);
   const failed = [...d.failed, ...f.failed];
-  checkSurvivors({ prompt, survived: ranked.length, asked: k, min: Math.min(min, k), failed, phase: "final", minName: ctx.name("minSurvivors") });
+  checkSurvivors({
+    prompt,
+    survived: ranked.length,
+    asked: k,
+    min: Math.min(min, k),
+    failed,
+    phase: "final",
+    minName: ctx.name("minSurvivors"),
+  });
   const byIndex = new Map(drafts.map((c) => [c.index, c]));
   for (const c of ranked) {
     const dc = byIndex.get(c.index)!;
@@ -123,7 +162,12 @@ async function draftThenRefine(ctx: PromptRunContext, { pi, prompt, text, seeds,
 }
 
 /** How well the draft scores predicted the final ones, over the candidates that survived both passes. */
-function refineReport(refine: { draftParams: GenerationParams }, k: number, drafts: RankedCandidate[], ranked: RankedCandidate[]): RefineReport {
+function refineReport(
+  refine: { draftParams: GenerationParams },
+  k: number,
+  drafts: RankedCandidate[],
+  ranked: RankedCandidate[],
+): RefineReport {
   const draftScores = ranked.map((c) => c.draft!.score);
   const finalScores = ranked.map((c) => c.score);
   const draftBest = drafts[0]!;

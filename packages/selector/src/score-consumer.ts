@@ -55,7 +55,9 @@ export async function consumeAndEmbed(source: Channel<Arrival>, o: ScoreConsumer
         firstAt ??= performance.now();
         o.onEmbedded?.(c, embedded.length);
       } else {
-        const error = r ?? new PickrankError("INFERENCE_FAILED", `Expected an embedding for the candidate with seed ${a.seed} but the scorer returned none`);
+        const error =
+          r ??
+          new PickrankError("INFERENCE_FAILED", `Expected an embedding for the candidate with seed ${a.seed} but the scorer returned none`);
         const f = failedCandidate(a.index, a.seed, a.backend, o.phase, error);
         failed.push(f);
         o.onFailed?.(f);
@@ -77,7 +79,10 @@ async function embedBatch(o: ScoreConsumerOptions, batch: Arrival[]): Promise<(F
   };
   if (batch.length === 1) return [await one(batch[0]!)];
   try {
-    return await o.scorer.embedImages(batch.map((b) => b.image), { signal: o.signal });
+    return await o.scorer.embedImages(
+      batch.map((b) => b.image),
+      { signal: o.signal },
+    );
   } catch (e) {
     if (o.signal.aborted) throw e;
     const out: (Float32Array | PickrankError | undefined)[] = [];

@@ -57,7 +57,11 @@ export async function bestOf(opts: BestOfOptions): Promise<BestOfResult | BestOf
       option: name("out"),
     });
   }
-  const ctx: PromptRunContext = { ...base, seed: out?.seed ?? opts.seed ?? randomSeed(opts.backend, opts.n), ...(out ? { journal: out } : {}) };
+  const ctx: PromptRunContext = {
+    ...base,
+    seed: out?.seed ?? opts.seed ?? randomSeed(opts.backend, opts.n),
+    ...(out ? { journal: out } : {}),
+  };
   try {
     return await runAll(ctx, opts, prompts, out, { t0, settingsWarnings });
   } finally {
@@ -104,11 +108,15 @@ function resolveRun(opts: BestOfOptions, name: Namer): Omit<PromptRunContext, "s
 function warningsFor(opts: BestOfOptions, run: Omit<PromptRunContext, "seed">, name: Namer): string[] {
   const w: string[] = [];
   if (run.diverseThreshold !== undefined && run.top === 1) {
-    w.push(`${name("diverse")} does nothing with ${name("top")} 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual`);
+    w.push(
+      `${name("diverse")} does nothing with ${name("top")} 1: near-duplicates are passed over only when selecting 2 or more; ` +
+        "the best candidate is selected as usual",
+    );
   }
   if (run.refine && run.refine.k >= opts.n) {
     w.push(
-      `draft-then-refine re-renders all ${opts.n} drafts (${name("refine.k")} ${run.refine.k} with ${name("n")} ${opts.n}), so the draft pass only adds work; ` +
+      `draft-then-refine re-renders all ${opts.n} drafts (${name("refine.k")} ${run.refine.k} with ${name("n")} ${opts.n}), ` +
+        "so the draft pass only adds work; " +
         `raise ${name("n")} above ${name("top")} and ${name("refine.k")}, or drop the draft settings`,
     );
   }
@@ -148,7 +156,13 @@ interface RunAllExtras {
   settingsWarnings: string[];
 }
 
-async function runAll(ctx: PromptRunContext, opts: BestOfOptions, prompts: string[], out: OutputDir | undefined, x: RunAllExtras): Promise<BestOfResult | BestOfBatchResult> {
+async function runAll(
+  ctx: PromptRunContext,
+  opts: BestOfOptions,
+  prompts: string[],
+  out: OutputDir | undefined,
+  x: RunAllExtras,
+): Promise<BestOfResult | BestOfBatchResult> {
   const batch = opts.prompts !== undefined;
   const runs: BestOfResult[] = [];
   const errors: PromptError[] = [];

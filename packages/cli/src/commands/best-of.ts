@@ -61,13 +61,15 @@ export interface BestOfCliOptions {
 
 function parseNonNegativeInt(v: string): number {
   const n = Number(v);
-  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
   return n;
 }
 
 function parsePositiveNumber(v: string): number {
   const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`Expected a positive number but received ${JSON.stringify(v)}.`);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`Expected a positive number but received ${JSON.stringify(v)}.`);
   return n;
 }
 
@@ -81,7 +83,8 @@ function parseSize(v: string): { width: number; height: number } {
   const m = /^\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*$/i.exec(v);
   const w = m ? Number(m[1]) : NaN;
   const h = m ? Number(m[2] ?? m[1]) : NaN;
-  if (!m || !(w > 0) || !(h > 0)) throw new InvalidArgumentError(`Expected WIDTHxHEIGHT (like 512x512) or one number for a square but received ${JSON.stringify(v)}.`);
+  if (!m || !(w > 0) || !(h > 0))
+    throw new InvalidArgumentError(`Expected WIDTHxHEIGHT (like 512x512) or one number for a square but received ${JSON.stringify(v)}.`);
   return { width: w, height: h };
 }
 
@@ -104,49 +107,107 @@ export interface FlagSpec {
 /** Every flag of `pickrank best-of`, in --help order. */
 export const BEST_OF_FLAGS: readonly FlagSpec[] = [
   { flags: "--prompt <text>", description: "the prompt", api: ["prompt"] },
-  { flags: "--prompts <file>", description: "many prompts, one per line (blank lines and # comments skipped); they share the model and the server", api: ["prompts"] },
+  {
+    flags: "--prompts <file>",
+    description: "many prompts, one per line (blank lines and # comments skipped); they share the model and the server",
+    api: ["prompts"],
+  },
   { flags: "--negative <text>", description: "negative prompt", api: ["negativePrompt"] },
   { flags: "-n, --n <count>", description: "candidates per prompt", parse: parsePositiveInt, default: 8, api: ["n"], name: "-n" },
   { flags: "--backend <kind>", description: "generation server: comfyui or a1111 (or a registered kind)", default: "comfyui" },
   {
     flags: "--url <url>",
     description:
-      "server URL (default http://127.0.0.1:8188 for comfyui, http://127.0.0.1:7860 for a1111); http://user:pass@host works and is never echoed; repeat for several servers (candidates are spread over them)",
+      "server URL (default http://127.0.0.1:8188 for comfyui, http://127.0.0.1:7860 for a1111); http://user:pass@host works " +
+      "and is never echoed; repeat for several servers (candidates are spread over them)",
     parse: collect as FlagSpec["parse"],
     default: [] as string[],
   },
   { flags: "--auth <user:pass>", description: "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed" },
   { flags: "--workflow <file>", description: "ComfyUI workflow in API format (default: the shipped txt2img workflow)" },
-  { flags: "--checkpoint <name>", description: "checkpoint to load (default: the workflow's, else the first the server lists)", api: ["params.checkpoint"] },
-  { flags: "--seed <n>", description: "first seed; candidate i gets seed + i (default: random, within the backend's seed range)", parse: parseNonNegativeInt, api: ["seed"] },
+  {
+    flags: "--checkpoint <name>",
+    description: "checkpoint to load (default: the workflow's, else the first the server lists)",
+    api: ["params.checkpoint"],
+  },
+  {
+    flags: "--seed <n>",
+    description: "first seed; candidate i gets seed + i (default: random, within the backend's seed range)",
+    parse: parseNonNegativeInt,
+    api: ["seed"],
+  },
   { flags: "--steps <n>", description: "sampling steps", parse: parsePositiveInt, api: ["params.steps"] },
   { flags: "--cfg <scale>", description: "CFG scale", parse: parsePositiveNumber, api: ["params.cfgScale"] },
   { flags: "--width <px>", description: "image width", parse: parsePositiveInt, api: ["params.width"] },
   { flags: "--height <px>", description: "image height", parse: parsePositiveInt, api: ["params.height"] },
   { flags: "--sampler <name>", description: "sampler name as the server calls it", api: ["params.sampler"] },
   { flags: "--scheduler <name>", description: "scheduler name as the server calls it", api: ["params.scheduler"] },
-  { flags: "--top <k>", description: "how many best candidates to select (and save with --out)", parse: parsePositiveInt, default: 1, api: ["top"] },
-  { flags: "--keep <which>", description: "what --out saves: the selected top k, or all candidates", choices: ["top", "all"], default: "top", api: ["out.keep"] },
-  { flags: "--out <dir>", description: "save the kept images as PNG (scores in the PNG text chunks) and result.json; re-running the same command resumes", api: ["out", "out.dir"] },
+  {
+    flags: "--top <k>",
+    description: "how many best candidates to select (and save with --out)",
+    parse: parsePositiveInt,
+    default: 1,
+    api: ["top"],
+  },
+  {
+    flags: "--keep <which>",
+    description: "what --out saves: the selected top k, or all candidates",
+    choices: ["top", "all"],
+    default: "top",
+    api: ["out.keep"],
+  },
+  {
+    flags: "--out <dir>",
+    description: "save the kept images as PNG (scores in the PNG text chunks) and result.json; re-running the same command resumes",
+    api: ["out", "out.dir"],
+  },
   { flags: "--model <dir>", description: "converted PickScore model folder (default: the cached one, pulled on first use)" },
-  { flags: "--device <device>", description: "auto, cpu, webgpu or cuda; auto tries cuda, then webgpu, then cpu", parse: parseDevice, default: "auto" },
-  { flags: "--batch-size <n>", description: "largest micro-batch of candidates scored at once", parse: parsePositiveInt, default: 8, api: ["batchSize"] },
+  {
+    flags: "--device <device>",
+    description: "auto, cpu, webgpu or cuda; auto tries cuda, then webgpu, then cpu",
+    parse: parseDevice,
+    default: "auto",
+  },
+  {
+    flags: "--batch-size <n>",
+    description: "largest micro-batch of candidates scored at once",
+    parse: parsePositiveInt,
+    default: 8,
+    api: ["batchSize"],
+  },
   {
     flags: "--min <m>",
-    description: "accept a partial run: with at least m candidates rendered and scored, exit 0 even when others failed; fewer fail the prompt (TOO_FEW_CANDIDATES)",
+    description:
+      "accept a partial run: with at least m candidates rendered and scored, exit 0 even when others failed; " +
+      "fewer fail the prompt (TOO_FEW_CANDIDATES)",
     parse: parsePositiveInt,
     api: ["minSurvivors"],
   },
   { flags: "--min-survivors <m>", description: "old name of --min", parse: parsePositiveInt, hidden: true },
-  { flags: "--draft-steps <n>", description: "draft-then-refine: render the N candidates with this many steps first", parse: parsePositiveInt, api: ["refine.draft.steps"] },
-  { flags: "--draft-size <WxH>", description: "draft-then-refine: render the N drafts at this size (e.g. 512x512)", parse: parseSize, api: ["refine.draft.width", "refine.draft.height", "refine.draft.params"] },
+  {
+    flags: "--draft-steps <n>",
+    description: "draft-then-refine: render the N candidates with this many steps first",
+    parse: parsePositiveInt,
+    api: ["refine.draft.steps"],
+  },
+  {
+    flags: "--draft-size <WxH>",
+    description: "draft-then-refine: render the N drafts at this size (e.g. 512x512)",
+    parse: parseSize,
+    api: ["refine.draft.width", "refine.draft.height", "refine.draft.params"],
+  },
   {
     flags: "--refine <k>",
     description: "draft-then-refine: re-render the best k drafts at full settings, same seeds (default max(top, min(n, 4)))",
     parse: parsePositiveInt,
     api: ["refine.k", "refine", "refine.draft"],
   },
-  { flags: "--diverse [threshold]", description: "with --top > 1: skip near-duplicates (image-embedding cosine above threshold, default 0.9)", parse: parseNumber, api: ["diverse", "diverse.threshold"] },
+  {
+    flags: "--diverse [threshold]",
+    description: "with --top > 1: skip near-duplicates (image-embedding cosine above threshold, default 0.9)",
+    parse: parseNumber,
+    api: ["diverse", "diverse.threshold"],
+  },
   { flags: "--json", description: "print the result object as JSON on stdout (what the bestOf API returns, without image bytes)" },
   { flags: "--quiet", description: "no progress on stderr (warnings and errors still print)" },
 ];
@@ -185,7 +246,9 @@ reported (--min m accepts m survivors as success); 1 failure (server, model, too
 130 cancelled (Ctrl-C, SIGTERM, SIGHUP; with --out, running the same command again resumes).`;
 
 export function registerBestOf(program: Command, ctx: CommandContext): void {
-  const cmd = program.command("best-of").description("Generate N candidates per prompt on ComfyUI or Automatic1111, score them with PickScore as they arrive, keep the best");
+  const cmd = program
+    .command("best-of")
+    .description("Generate N candidates per prompt on ComfyUI or Automatic1111, score them with PickScore as they arrive, keep the best");
   for (const f of BEST_OF_FLAGS) cmd.addOption(toOption(f));
   cmd.addHelpText("after", HELP_AFTER).action(
     action(ctx, async (opts: BestOfCliOptions) => {
@@ -200,16 +263,24 @@ export async function readPromptsFile(file: string): Promise<string[]> {
   try {
     text = await readFile(file, "utf8");
   } catch (e) {
-    throw new PickrankError("NOT_FOUND", `Expected a prompts file (one prompt per line) at ${file} but it could not be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
-      cause: e,
-      details: { path: file, option: "--prompts" },
-    });
+    throw new PickrankError(
+      "NOT_FOUND",
+      `Expected a prompts file (one prompt per line) at ${file} but it could not be read ` +
+        `(${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      {
+        cause: e,
+        details: { path: file, option: "--prompts" },
+      },
+    );
   }
   const prompts = text
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== "" && !l.startsWith("#"));
-  if (prompts.length === 0) throw new PickrankError("BAD_INPUT", `Expected at least one prompt in ${file} (one per line, # for comments) but found none`, { details: { parameter: "--prompts" } });
+  if (prompts.length === 0)
+    throw new PickrankError("BAD_INPUT", `Expected at least one prompt in ${file} (one per line, # for comments) but found none`, {
+      details: { parameter: "--prompts" },
+    });
   return prompts;
 }
 
@@ -218,15 +289,23 @@ async function readWorkflow(file: string): Promise<unknown> {
   try {
     text = await readFile(file, "utf8");
   } catch (e) {
-    throw new PickrankError("NOT_FOUND", `Expected a ComfyUI workflow in API format (JSON, "Save (API)" in ComfyUI) at ${file} but it could not be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
-      cause: e,
-      details: { parameter: "--workflow", path: file },
-    });
+    throw new PickrankError(
+      "NOT_FOUND",
+      `Expected a ComfyUI workflow in API format (JSON, "Save (API)" in ComfyUI) at ${file} but it could not be read ` +
+        `(${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      {
+        cause: e,
+        details: { parameter: "--workflow", path: file },
+      },
+    );
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new PickrankError("BAD_INPUT", `Expected JSON in the workflow file ${file} but it does not parse: ${(e as Error).message}`, { cause: e, details: { parameter: "--workflow", file } });
+    throw new PickrankError("BAD_INPUT", `Expected JSON in the workflow file ${file} but it does not parse: ${(e as Error).message}`, {
+      cause: e,
+      details: { parameter: "--workflow", file },
+    });
   }
 }
 
@@ -243,7 +322,13 @@ export function settingsFromFlags(opts: BestOfCliOptions, prompts: string[] | un
     ["checkpoint", opts.checkpoint],
   ];
   for (const [k, v] of p) if (v !== undefined) (params as Record<string, unknown>)[k] = v;
-  const s: Omit<BestOfOptions, "backend" | "scorer"> = { n: opts.n, top: opts.top, params, batchSize: opts.batchSize, optionNames: CLI_OPTION_NAMES };
+  const s: Omit<BestOfOptions, "backend" | "scorer"> = {
+    n: opts.n,
+    top: opts.top,
+    params,
+    batchSize: opts.batchSize,
+    optionNames: CLI_OPTION_NAMES,
+  };
   if (prompts) s.prompts = prompts;
   if (opts.prompt !== undefined) s.prompt = opts.prompt;
   if (opts.negative !== undefined) s.negativePrompt = opts.negative;
@@ -272,17 +357,26 @@ function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow: unkn
     ...(opts.auth !== undefined ? { auth: opts.auth } : {}),
     ...(workflow !== undefined ? { workflow } : {}),
   });
-  return urls.length === 1 ? createBackend(spec(urls[0]!)) : createBackend({ kind: "pool", url: "", options: { backends: urls.map(spec) } });
+  return urls.length === 1
+    ? createBackend(spec(urls[0]!))
+    : createBackend({ kind: "pool", url: "", options: { backends: urls.map(spec) } });
 }
 
 /** Arguments first: nothing starts (no server call, no model load) when the command line is wrong. */
-async function prepare(opts: BestOfCliOptions): Promise<{ settings: Omit<BestOfOptions, "backend" | "scorer">; backend: Backend; urls: string[] }> {
+async function prepare(
+  opts: BestOfCliOptions,
+): Promise<{ settings: Omit<BestOfOptions, "backend" | "scorer">; backend: Backend; urls: string[] }> {
   if (opts.workflow !== undefined && opts.backend !== "comfyui") {
-    throw new PickrankError("BAD_INPUT", `Expected --workflow only with --backend comfyui but the backend is ${opts.backend}`, { details: { parameter: "--workflow" } });
+    throw new PickrankError("BAD_INPUT", `Expected --workflow only with --backend comfyui but the backend is ${opts.backend}`, {
+      details: { parameter: "--workflow" },
+    });
   }
   const defaultUrl = DEFAULT_URLS[opts.backend];
   const urls = opts.url.length > 0 ? opts.url : defaultUrl !== undefined ? [defaultUrl] : [];
-  if (urls.length === 0) throw new PickrankError("BAD_INPUT", `Expected --url for --backend ${opts.backend} (no default URL for that kind)`, { details: { parameter: "--url" } });
+  if (urls.length === 0)
+    throw new PickrankError("BAD_INPUT", `Expected --url for --backend ${opts.backend} (no default URL for that kind)`, {
+      details: { parameter: "--url" },
+    });
   // With --prompt too, the file is not read: the schema refuses the pair ("received both").
   const prompts = opts.prompts === undefined ? undefined : opts.prompt === undefined ? await readPromptsFile(opts.prompts) : [opts.prompts];
   const settings = settingsFromFlags(opts, prompts);
@@ -299,10 +393,16 @@ async function checkServer(backend: Backend, opts: BestOfCliOptions, urls: strin
   if (health.ok) return;
   const where = urls.map(redactUrl).join(", ");
   const down = health.members ?? [health];
-  const why = down.length > 1 ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}` : health.error ? `: ${health.error.message}` : "";
+  const why =
+    down.length > 1
+      ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}`
+      : health.error
+        ? `: ${health.error.message}`
+        : "";
   throw new PickrankError(
     "BACKEND_UNREACHABLE",
-    `Could not reach the ${opts.backend} server${urls.length > 1 ? "s" : ""} at ${where}${why}; expected ${urls.length > 1 ? "at least one" : "it"} running (start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
+    `Could not reach the ${opts.backend} server${urls.length > 1 ? "s" : ""} at ${where}${why}; ` +
+      `expected ${urls.length > 1 ? "at least one" : "it"} running (start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
     { details: { backend: opts.backend, urls: urls.map(redactUrl), health } },
   );
 }
@@ -320,7 +420,10 @@ export function withFlagNames(text: string): string {
 function cliError(e: unknown, opts: BestOfCliOptions): PickrankError {
   const err = toPickrankError(e);
   const message = withFlagNames(err.message);
-  const resume = err.code === "ABORTED" && opts.out !== undefined ? `; finished candidates are kept in ${opts.out}: run the same command again to resume` : "";
+  const resume =
+    err.code === "ABORTED" && opts.out !== undefined
+      ? `; finished candidates are kept in ${opts.out}: run the same command again to resume`
+      : "";
   if (message === err.message && resume === "") return err;
   return new PickrankError(err.code, message + resume, { cause: err, ...(err.details ? { details: err.details } : {}) });
 }
@@ -346,7 +449,11 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     }
     if (opts.json) writeJson(io, serializeResult(result));
     else printBestOfResult(io, result);
-    ctx.exitCode = reportOutcome(io, result, { quiet: Boolean(opts.quiet), text: withFlagNames, minFlag: CLI_OPTION_NAMES["minSurvivors"]! });
+    ctx.exitCode = reportOutcome(io, result, {
+      quiet: Boolean(opts.quiet),
+      text: withFlagNames,
+      minFlag: CLI_OPTION_NAMES["minSurvivors"]!,
+    });
   } catch (e) {
     throw cliError(e, opts);
   } finally {
