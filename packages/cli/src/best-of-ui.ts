@@ -36,7 +36,8 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
     out.write(
       `draft-then-refine: ${rf.drafts.length} drafts, best ${rf.k} re-rendered; ` +
         `agreement Spearman ${n2(rf.spearman)}, Kendall ${n2(rf.kendall)}; draft's best ` +
-        `${rf.bestStayedBest === null ? "failed to re-render" : rf.bestStayedBest ? "stayed best" : `ended at rank ${rf.draftBestFinalRank}`}\n`,
+        `${rf.bestStayedBest === null ? "failed to re-render" : rf.bestStayedBest ? "stayed best" : `ended at rank ${rf.draftBestFinalRank}`}` +
+        "\n",
     );
   }
   if (r.diverse && r.diverse.skipped.length > 0) {

@@ -148,7 +148,8 @@ function crossChecks(o: Settings & { backend?: { maxSeed?: unknown } }, ctx: Ctx
   }
   const maxSeed = o.backend?.maxSeed;
   if (o.seed !== undefined && typeof maxSeed === "number" && o.seed + o.n - 1 > maxSeed) {
-    issue(ctx, "seed", `integer between 0 and ${maxSeed - o.n + 1} (the backend's largest seed, ${maxSeed}, minus ${nm("n")} − 1)`, o.seed);
+    const expected = `integer between 0 and ${maxSeed - o.n + 1} (the backend's largest seed, ${maxSeed}, minus ${nm("n")} − 1)`;
+    issue(ctx, "seed", expected, o.seed);
   } else if (o.seed !== undefined && o.seed + o.n - 1 > Number.MAX_SAFE_INTEGER) {
     issue(ctx, "seed", "non-negative integer", o.seed);
   }

@@ -402,7 +402,8 @@ async function checkServer(backend: Backend, opts: BestOfCliOptions, urls: strin
   throw new PickrankError(
     "BACKEND_UNREACHABLE",
     `Could not reach the ${opts.backend} server${urls.length > 1 ? "s" : ""} at ${where}${why}; ` +
-      `expected ${urls.length > 1 ? "at least one" : "it"} running (start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
+      `expected ${urls.length > 1 ? "at least one" : "it"} running ` +
+      `(start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
     { details: { backend: opts.backend, urls: urls.map(redactUrl), health } },
   );
 }
