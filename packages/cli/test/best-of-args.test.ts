@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../../test/helpers/cli.ts";
+import { CLI_OPTION_NAMES, withFlagNames } from "../src/commands/best-of.ts";
 import { closedPort } from "../../../test/helpers/net.ts";
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -143,5 +144,20 @@ describe("pickrank best-of bad arguments", () => {
     const r = await run(["--prompt", "p", "--keep", "some", "--url", deadUrl]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/Allowed choices are top, all/);
+  });
+});
+
+describe("best-of names API options by their flags", () => {
+  it("withFlagNames rewrites option paths in messages from the scorer and the selector", () => {
+    expect(withFlagNames("Expected an image of at most 179 MP (maxPixels 178956970); raise maxPixels if this image is trusted")).toBe(
+      "Expected an image of at most 179 MP (--max-pixels 178956970); raise --max-pixels if this image is trusted",
+    );
+    expect(withFlagNames("Expected integer between top (3) and n (8) for refine.k")).toBe("Expected integer between top (3) and n (8) for --refine");
+    // Plain words stay prose.
+    expect(withFlagNames("the top candidate of n")).toBe("the top candidate of n");
+  });
+
+  it("every bestOf option a flag sets is in the table", () => {
+    expect(CLI_OPTION_NAMES).toMatchObject({ minSurvivors: "--min", n: "-n", top: "--top", out: "--out", "out.keep": "--keep", "refine.k": "--refine", "diverse.threshold": "--diverse" });
   });
 });
