@@ -63,7 +63,8 @@ describe("pickrank preprocess", () => {
     await writeFile(bad, "hello");
     const out = path.join(tmp, "bad.bin");
     const r = await runCli(["preprocess", bad, "--out", out]);
-    expect(r.code).toBe(1);
+    // Exit codes follow the contract's code table: BAD_IMAGE is a bad input (2).
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/BAD_IMAGE/);
     await expect(stat(out)).rejects.toThrow();
   });
@@ -137,7 +138,8 @@ describe("pickrank rank", () => {
 
   it("a missing image file fails naming it", async () => {
     const r = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "x", path.join(tmp, "nope.png")]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2); // the code table: a missing input file is a usage error
+    expect(r.stderr).toMatch(/\[(NOT_FOUND|BAD_IMAGE)\]/);
     expect(r.stderr).toContain("nope.png");
   });
 

@@ -232,6 +232,26 @@ describe("pickrank best-of on ComfyUI", () => {
   });
 });
 
+describe("pickrank best-of --prompts outcomes", () => {
+  it("a batch whose runs lost candidates exits 3; one where no prompt made a result exits 1", async () => {
+    const fake = await comfy({ faults: { failSeeds: [10] } });
+    const list = path.join(tmp, "prompts-partial.txt");
+    await writeFile(list, "a cat\na dog\n");
+    const r = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "10", "--url", fake.url, "--json"]);
+    expect(r.code, r.err).toBe(3);
+    const j = JSON.parse(r.out) as { outcome: string; runs: { outcome: string }[] };
+    expect(j.outcome).toBe("partial");
+    expect(j.runs.map((x) => x.outcome)).toEqual(["partial", "partial"]);
+    expect(r.err).toContain('pickrank: prompt "a cat": 1 of 2 candidate renders failed');
+
+    const dead = await comfy({ faults: { failSeeds: [10, 11] } });
+    const none = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "10", "--url", dead.url, "--json"]);
+    expect(none.code).toBe(1);
+    expect((JSON.parse(none.out) as { outcome: string }).outcome).toBe("failed");
+    expect(none.err).toMatch(/pickrank: prompt 1 failed: Expected at least 1 surviving candidate\(s\) .*\[TOO_FEW_CANDIDATES\]/);
+  });
+});
+
 describe("pickrank best-of on several servers", () => {
   it("spreads the candidates over every --url and counts them per server", async () => {
     const [a, b] = await Promise.all([comfy({ stepDelayMs: 5 }), comfy({ stepDelayMs: 5 })]);
