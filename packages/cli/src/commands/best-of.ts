@@ -383,7 +383,12 @@ async function prepare(
   checkSettings(settings, CLI_OPTION_NAMES);
   const workflow = opts.workflow !== undefined ? await readWorkflow(opts.workflow) : undefined;
   const backend = backendFromFlags(opts, urls, workflow);
-  checkSettings({ ...settings, backend }, CLI_OPTION_NAMES); // the seed range is the backend's
+  try {
+    checkSettings({ ...settings, backend }, CLI_OPTION_NAMES); // the seed range is the backend's
+  } catch (e) {
+    await backend.close();
+    throw e;
+  }
   return { settings, backend, urls };
 }
 
