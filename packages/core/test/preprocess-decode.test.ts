@@ -55,7 +55,9 @@ describe(`decodeImage gives PIL's convert("RGB") for every mode (${doc.reference
     for (const m of [".png 1", ".png L", ".png LA", ".png P", ".png RGB", ".png RGBA", ".png I;16", ".jpg L", ".jpg RGB", ".jpg CMYK"]) {
       expect(modes).toContain(m);
     }
-    for (const m of [".gif P", ".webp RGB", ".webp RGBA", ".tif CMYK", ".tif RGB", ".tif I;16", ".tif P", ".avif RGB"]) expect(modes).toContain(m);
+    for (const m of [".gif P", ".webp RGB", ".webp RGBA", ".tif CMYK", ".tif RGB", ".tif I;16", ".tif P", ".avif RGB"]) {
+      expect(modes).toContain(m);
+    }
     expect(doc.fixtures.length).toBeGreaterThanOrEqual(45);
   });
 

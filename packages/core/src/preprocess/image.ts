@@ -209,21 +209,37 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
  */
 async function decodePixels(bytes: Uint8Array, meta: Metadata, opts: SharpOptions): Promise<DecodedImage> {
   if (meta.space === "cmyk") {
+    // 16-bit CMYK (TIFF) comes out as 16-bit and keeps its high byte, as PIL's CMYK;16B does.
+    const wide = meta.depth === "ushort";
     const { data, info } = await sharp(bytes, opts)
       .rotate()
       .pipelineColourspace("cmyk")
       .toColourspace("cmyk")
-      .raw({ depth: "uchar" })
+      .raw({ depth: wide ? "ushort" : "uchar" })
       .toBuffer({ resolveWithObject: true });
-    if (info.channels >= 4) return cmykToRgb(data, info.width, info.height, info.channels);
+    const cmyk = wide ? highBytes(data) : data;
+    if (info.channels >= 4) return cmykToRgb(cmyk, info.width, info.height, info.channels);
   }
-  const { data, info } = await sharp(bytes, opts).rotate().toColourspace("srgb").raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
-  const img = { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels };
+  const { data, info } = await sharp(bytes, opts)
+    .rotate()
+    .toColourspace("srgb")
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  const img = { data: pixels, width: info.width, height: info.height, channels: info.channels };
   if (meta.format === "gif") {
     const frame = readGifFirstFrame(bytes);
     if (frame) fillGifBackground(img, frame);
   }
   return img;
+}
+
+/** The high byte of each native-endian 16-bit sample. */
+function highBytes(data: Buffer): Uint8Array {
+  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
+  const out = new Uint8Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = (samples[i] as number) >> 8;
+  return out;
 }
 
 const RASTER_FORMATS = new Set(["png", "jpeg", "webp", "gif", "tiff", "heif", "avif"]);

@@ -265,6 +265,9 @@ def make_all():
     tifffile.imwrite(b, u16(rgb, 17), photometric="rgb")
     add(save("tiff-rgb16.tif", b.getvalue()), True, "16-bit RGB TIFF (PIL: high byte)")
     b = io.BytesIO()
+    tifffile.imwrite(b, np.dstack([u16(rgb[..., 2], 21), u16(rgb[..., 0], 23), u16(rgb[..., 1], 25), u16(255 - gray, 27)]), photometric="separated")
+    add(save("tiff-cmyk16.tif", b.getvalue()), True, "16-bit CMYK TIFF (PIL: CMYK, high byte)")
+    b = io.BytesIO()
     tifffile.imwrite(b, u16(gray, 19), photometric="minisblack")
     add(save("tiff-gray16.tif", b.getvalue()), True, "16-bit gray TIFF (PIL: I;16, clipped)", rule="gray16-msb")
 
