@@ -105,6 +105,8 @@ export function fillGifBackground(img: DecodedImage, frame: GifFirstFrame): bool
     const pal = frame.palette as Uint8Array;
     return 3 * index + 2 < pal.length ? [pal[3 * index] as number, pal[3 * index + 1] as number, pal[3 * index + 2] as number] : [0, 0, 0];
   };
+  const fullScreen = frame.left === 0 && frame.top === 0 && frame.width >= width && frame.height >= height;
+  if (fullScreen && (frame.transparentIndex === undefined || channels !== 4)) return true; // nothing to fill
   const fill = colour(frame.transparentIndex ?? 0);
   const right = frame.left + frame.width;
   const bottom = frame.top + frame.height;
