@@ -23,6 +23,8 @@ interface Candidate {
 
 const PREVIEW_CLASS = /Preview|Compar|Show|Display/i;
 const PREFIX_INPUT = /^(filename_prefix|save_prefix|output_path|filename)$/;
+/** Class names of output nodes, for graphs read without /object_info (a dangling ImageInvert is no output). */
+const OUTPUT_CLASS = /Save|Preview|Output|Export|Send|Upload|Publish|Show|Display|Compar|Write/i;
 
 function takesImages(g: WorkflowGraph, id: string): boolean {
   return Object.keys(g.inputs(id)).some((n) => {
@@ -48,7 +50,7 @@ function tierOf(g: WorkflowGraph, id: string, finals: string[]): Tier | undefine
   const isSink = g.consumers(id).length === 0;
   const savesByShape = Object.keys(ins).some((n) => PREFIX_INPUT.test(n));
   if (flagged === undefined) {
-    const looksLikeOutput = finals.includes(id) ? savesByShape : takesImages(g, id) || savesByShape;
+    const looksLikeOutput = savesByShape || (!finals.includes(id) && takesImages(g, id) && OUTPUT_CLASS.test(cls));
     if (!isSink || !looksLikeOutput) return undefined;
   } else if (!finals.includes(id) && !takesImages(g, id) && !savesByShape) {
     return undefined; // an output node for text or numbers (ShowText), not images
@@ -70,6 +72,7 @@ function candidates(g: WorkflowGraph, finals: string[]): Candidate[] {
 }
 
 const TIER_WORDS = ["sends images over the WebSocket", "saves", "previews"];
+const TIER_VERBS = ["send", "save", "show"];
 
 function describe(g: WorkflowGraph, c: Candidate): string {
   const from = Object.keys(g.inputs(c.node)).map((n) => g.link(c.node, n)?.node).find((s) => s !== undefined && s !== c.node);
@@ -78,24 +81,29 @@ function describe(g: WorkflowGraph, c: Candidate): string {
 }
 
 function refuseNone(g: WorkflowGraph, finals: string[]): never {
-  const elsewhere = g.ids.filter((id) => g.isOutputNode(id) === true || /^(SaveImage|PreviewImage|SaveImageWebsocket)$/.test(g.classType(id)));
+  const ends = g.ids.filter((id) => g.consumers(id).length === 0 && finals.some((f) => g.ancestors(id).has(f)));
+  const elsewhere = g.ids.filter((id) => !ends.includes(id) && (g.isOutputNode(id) === true || OUTPUT_CLASS.test(g.classType(id))));
+  const list = (ids: string[]): string => ids.slice(0, 8).map((id) => g.label(id)).join(", ");
   throw new PickrankError(
     "BAD_INPUT",
     `Expected a node that saves or previews the images of ${finals.map((s) => g.label(s)).join(", ")} (SaveImage, PreviewImage, ` +
       `SaveImageWebsocket or a custom saver) downstream of it but found none` +
-      `${elsewhere.length > 0 ? ` (output nodes elsewhere in the graph: ${elsewhere.map((id) => g.label(id)).join(", ")})` : ""}; ` +
-      `add one after its VAEDecode, or name it with ${howToName("output", elsewhere[0])}`,
-    { details: { parameter: parameterOf("output") } },
+      `${ends.length > 0 ? ` (nodes at the end of its branch: ${list(ends)})` : ""}` +
+      `${elsewhere.length > 0 ? ` (output nodes elsewhere in the graph: ${list(elsewhere)})` : ""}; ` +
+      `add one after its VAEDecode, or name it with ${howToName("output", elsewhere[0] ?? ends.find((id) => !/VAE|Latent/i.test(g.classType(id))))}`,
+    { details: { parameter: parameterOf("output"), nodes: [...ends, ...elsewhere] } },
   );
 }
 
 function refuseMany(g: WorkflowGraph, finals: string[], all: Candidate[], picked: Candidate[]): never {
   // The suggestion: the top tier's node furthest down the graph (the final saver, not an intermediate one).
   const deepest = [...picked].sort((a, b) => g.ancestors(b.node).size - g.ancestors(a.node).size)[0]!;
+  const rest = all.filter((c) => !picked.includes(c));
   throw new PickrankError(
     "BAD_INPUT",
-    `Workflow is ambiguous: ${picked.length} nodes take the images of ${finals.map((s) => g.label(s)).join(", ")}: ` +
-      `${all.map((c) => describe(g, c)).join("; ")}. Name the one whose images are the candidates with ${howToName("output", deepest.node)}` +
+    `Workflow is ambiguous: ${picked.length} nodes ${TIER_VERBS[deepest.tier]} the images of ${finals.map((s) => g.label(s)).join(", ")}: ` +
+      `${picked.map((c) => describe(g, c)).join("; ")}${rest.length > 0 ? `; besides: ${rest.map((c) => describe(g, c)).join("; ")}` : ""}. ` +
+      `Name the one whose images are the candidates with ${howToName("output", deepest.node)}` +
       `${picked.length > 1 ? `, or ${picked.filter((c) => c !== deepest).map((c) => `--output-node ${c.node}`).join(", or ")}` : ""}`,
     { details: { parameter: parameterOf("output"), outputs: all.map((c) => c.node) } },
   );

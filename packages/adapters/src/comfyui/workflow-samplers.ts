@@ -127,14 +127,14 @@ function refuseNoSampler(g: WorkflowGraph): never {
 
 /**
  * Finds the sampler chain: samplers feeding each other (base → refiner, first pass → hires or inpaint
- * pass) are one chain. Named samplers count as samplers even when not recognised, so the chain extends
- * upstream of them. Throws BAD_INPUT for no sampler or several independent ones.
+ * pass) are one chain. Named samplers count as samplers even when not recognised (the last named ones
+ * end the chain, and it extends upstream to the others and to recognised ones). Throws BAD_INPUT for no sampler or several independent ones.
  */
 export function samplerChain(g: WorkflowGraph, nodes: NodeOverrides): SamplerChain {
   const named = asList(nodes.sampler)?.map((s) => resolveNode(g, "sampler", s, g.ids.filter((id) => isSampler(g, id))).node);
   const all = [...new Set([...g.ids.filter((id) => isSampler(g, id)), ...(named ?? [])])];
   let finals: string[];
-  if (named !== undefined) finals = named;
+  if (named !== undefined) finals = latest(g, named);
   else {
     if (all.length === 0) refuseNoSampler(g);
     finals = narrowByNamed(g, latest(g, all), nodes);

@@ -88,7 +88,10 @@ function isStringSource(g: WorkflowGraph, id: string, output: number, seen: Set<
 
 /** Of a string node's text inputs (or a loader's positive / negative), the one that feeds output `output` (by name, by polarity, else the first filled). */
 export function pickStringInput(g: WorkflowGraph, id: string, output: number, polarity: Polarity): string | undefined {
-  const names = g.inputNames(id).filter((n) => isTextInput(g, id, n, STRING_NAME));
+  const typed = g.inputNames(id).filter((n) => isTextInput(g, id, n, STRING_NAME));
+  // STRING inputs by type include separators and formats; the ones named like text come first.
+  const named = typed.filter((n) => STRING_NAME.test(n));
+  const names = named.length > 0 ? named : typed;
   if (names.length <= 1) return names[0];
   const outName = g.outputName(id, output);
   if (outName !== undefined && names.includes(outName)) return outName;
