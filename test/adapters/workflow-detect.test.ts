@@ -167,6 +167,10 @@ describe("applyWorkflow", () => {
 
   it("refuses params the workflow has no place for", () => {
     expect(() => applyWorkflow(FLUX, detectWorkflow(FLUX), { prompt: "x", seed: 1, params: { cfgScale: 4 } })).toThrow(/Cannot set cfgScale/);
+    // BasicGuider carries no negative conditioning: a negative prompt would be dropped silently.
+    expect(() => applyWorkflow(FLUX, detectWorkflow(FLUX), { prompt: "x", negativePrompt: "y", seed: 1 })).toThrow(
+      /^Cannot set the negative prompt: the negative conditioning of sampler 13 leads to no text .*--negative-node/,
+    );
     expect(() => applyWorkflow(SD15, detectWorkflow(SD15), { prompt: "x", seed: 1, params: { extra: { "77": { a: 1 } } } })).toThrow(/no node "77"/);
   });
 });

@@ -37,7 +37,13 @@ export function refs(list: InputRef[] | undefined): string[] {
 }
 
 /** The reading of a plan as the shared workflows' README states it. */
-export function reading(plan: WorkflowPlan): { positive: string[]; negative: string[]; seed: string[]; batch: string | undefined; outputs: string[] } {
+export function reading(plan: WorkflowPlan): {
+  positive: string[];
+  negative: string[];
+  seed: string[];
+  batch: string | undefined;
+  outputs: string[];
+} {
   return {
     positive: refs(plan.positive),
     negative: refs(plan.negative),

@@ -25,7 +25,8 @@ import {
 import { SDXL_REFINER } from "./workflows.ts";
 
 const core = coreObjectInfo(["sd15.safetensors"]) as ObjectInfo;
-const info = (...extra: Record<string, unknown>[]): ObjectInfo => ({ ...core, ...Object.fromEntries(extra.map((c) => [c.name as string, c])) }) as ObjectInfo;
+const info = (...extra: Record<string, unknown>[]): ObjectInfo =>
+  ({ ...core, ...Object.fromEntries(extra.map((c) => [c.name as string, c])) }) as ObjectInfo;
 
 describe("kind 1: a second, different prompt is never overwritten silently", () => {
   it("writes an inpaint chain's prompt into the first pass only and says the region prompt is kept", () => {
@@ -33,7 +34,9 @@ describe("kind 1: a second, different prompt is never overwritten silently", () 
     expect(plan.samplers).toEqual(["3", "10"]);
     expect(refs(plan.positive)).toEqual(["6.text"]);
     expect(refs(plan.negative)).toEqual(["7.text"]); // shared by both passes
-    expect(plan.notes.join("\n")).toMatch(/CLIPTextEncode #15 "Region prompt" with text "a red sailing boat" keeps its own positive text.*--prompt-node 6 --prompt-node 15/);
+    expect(plan.notes.join("\n")).toMatch(
+      /CLIPTextEncode #15 "Region prompt" with text "a red sailing boat" keeps its own positive text.*--prompt-node 6 --prompt-node 15/,
+    );
     const wf = applyWorkflow(INPAINT_SECOND_PROMPT, plan, { prompt: "a lighthouse", seed: 3 });
     expect(wf["6"]!.inputs.text).toBe("a lighthouse");
     expect(wf["15"]!.inputs.text).toBe("a red sailing boat");
@@ -49,7 +52,9 @@ describe("kind 1: a second, different prompt is never overwritten silently", () 
   it("refuses regional prompts combined into one conditioning, naming both texts and ids", () => {
     const err = refusal(() => detectWorkflow(REGIONAL));
     expect(err.code).toBe("BAD_INPUT");
-    expect(err.message).toContain('combines 2 prompts with different text: CLIPTextEncode #6 "Left" with text "a forest in winter", CLIPTextEncode #10 "Right"');
+    expect(err.message).toContain(
+      'combines 2 prompts with different text: CLIPTextEncode #6 "Left" with text "a forest in winter", CLIPTextEncode #10 "Right"',
+    );
     expect(expectActionable(err.message, REGIONAL)).toEqual(["6", "10"]);
     expect(refs(detectWorkflow(REGIONAL, { positive: "Right" }).positive)).toEqual(["10.text"]);
   });
@@ -60,34 +65,88 @@ describe("kind 1: a second, different prompt is never overwritten silently", () 
     tpl["15"]!.inputs.text = "{prompt}, detailed";
     expect(refs(detectWorkflow(tpl).positive)).toEqual(["6.text", "15.text"]);
   });
+
+  it("writes no negative over two different first-pass negatives, and says so when --negative is given", () => {
+    const wf = structuredClone(REGIONAL);
+    wf["17"] = { class_type: "CLIPTextEncode", inputs: { text: "snow", clip: ["4", 1] } };
+    wf["18"] = { class_type: "ConditioningCombine", inputs: { conditioning_1: ["7", 0], conditioning_2: ["17", 0] } };
+    wf["3"]!.inputs.negative = ["18", 0];
+    const plan = detectWorkflow(wf, { positive: "6" });
+    expect(plan.negative).toEqual([]);
+    expect(plan.notes[0]).toMatch(
+      /^negative texts differ \(CLIPTextEncode #7 "Negative" with text "lowres", CLIPTextEncode #17 with text "snow"\); name one with --negative-node 7/,
+    );
+    expect(() => applyWorkflow(wf, plan, { prompt: "x", negativePrompt: "y", seed: 1 })).toThrow(
+      /^Cannot set the negative prompt: negative texts differ/,
+    );
+    expect(refs(detectWorkflow(wf, { positive: "6", negative: "17" }).negative)).toEqual(["17.text"]);
+  });
 });
 
 describe("kind 2: prompt text the walk must follow", () => {
   it("follows a string node whose text input is not called text, graph only and by /object_info type", () => {
     expect(refs(detectWorkflow(STRING_NODE_PROMPT).positive)).toEqual(["20.string_a"]);
-    const joinStrings = customClass("JoinStrings", [["separator", "STRING"], ["string_a", "STRING", { multiline: true }], ["string_b", "STRING"], ["mode", ["join", "lines"]]], ["STRING"]);
+    const joinStrings = customClass(
+      "JoinStrings",
+      [
+        ["separator", "STRING"],
+        ["string_a", "STRING", { multiline: true }],
+        ["string_b", "STRING"],
+        ["mode", ["join", "lines"]],
+      ],
+      ["STRING"],
+    );
     expect(refs(detectWorkflow(STRING_NODE_PROMPT, {}, { objectInfo: info(joinStrings) }).positive)).toEqual(["20.string_a"]);
   });
 
   it("takes a styler's positive text for the prompt and its negative text for the negative", () => {
     expect(reading(detectWorkflow(STYLER))).toMatchObject({ positive: ["21.text_positive"], negative: ["21.text_negative"] });
-    const styler = customClass("SDXLPromptStyler", [["text_positive", "STRING"], ["text_negative", "STRING"], ["style", ["base"]], ["log_prompt", "BOOLEAN"]], ["STRING", "STRING"], {
-      outputName: ["text_positive", "text_negative"],
+    const styler = customClass(
+      "SDXLPromptStyler",
+      [
+        ["text_positive", "STRING"],
+        ["text_negative", "STRING"],
+        ["style", ["base"]],
+        ["log_prompt", "BOOLEAN"],
+      ],
+      ["STRING", "STRING"],
+      {
+        outputName: ["text_positive", "text_negative"],
+      },
+    );
+    expect(reading(detectWorkflow(STYLER, {}, { objectInfo: info(styler) }))).toMatchObject({
+      positive: ["21.text_positive"],
+      negative: ["21.text_negative"],
     });
-    expect(reading(detectWorkflow(STYLER, {}, { objectInfo: info(styler) }))).toMatchObject({ positive: ["21.text_positive"], negative: ["21.text_negative"] });
   });
 
   it("reads ComfyUI's TextEncodeQwenImageEditPlus, whose text input is prompt, and its custom saver", () => {
     const plan = detectWorkflow(QWEN_EDIT);
-    expect(reading(plan)).toEqual({ positive: ["111.prompt"], negative: ["110.prompt"], seed: ["3.seed"], batch: undefined, outputs: ["60"] });
+    expect(reading(plan)).toEqual({
+      positive: ["111.prompt"],
+      negative: ["110.prompt"],
+      seed: ["3.seed"],
+      batch: undefined,
+      outputs: ["60"],
+    });
   });
 
   it("finds an encoder only /object_info describes (a STRING input into CONDITIONING); the graph alone refuses, naming text nodes", () => {
     const err = refusal(() => detectWorkflow(CUSTOM_ENCODER));
     expect(err.message).toMatch(/lead to a node holding prompt text .* \(nodes holding text: T5Conditioner #6\)/);
     expectActionable(err.message, CUSTOM_ENCODER);
-    const t5 = customClass("T5Conditioner", [["clip", "CLIP"], ["description", "STRING", { multiline: true }]], ["CONDITIONING"]);
-    expect(reading(detectWorkflow(CUSTOM_ENCODER, {}, { objectInfo: info(t5) }))).toMatchObject({ positive: ["6.description"], negative: ["7.description"] });
+    const t5 = customClass(
+      "T5Conditioner",
+      [
+        ["clip", "CLIP"],
+        ["description", "STRING", { multiline: true }],
+      ],
+      ["CONDITIONING"],
+    );
+    expect(reading(detectWorkflow(CUSTOM_ENCODER, {}, { objectInfo: info(t5) }))).toMatchObject({
+      positive: ["6.description"],
+      negative: ["7.description"],
+    });
   });
 
   it("writes a prompt held as a literal input of a loader that outputs the conditioning (Efficient Loader)", () => {
@@ -110,8 +169,12 @@ describe("kind 3: outputs beyond three class names", () => {
 
   it("lists every candidate, previews included, and suggests the final saver when two savers compete", () => {
     const err = refusal(() => detectWorkflow(TWO_SAVERS));
-    expect(err.message).toContain('2 nodes save the images of KSampler #3: SaveImageWithMetaData #15 "Final save" (saves); WAS Image Save #17');
-    expect(err.message).toContain('besides: PreviewImage #12 "Quick look" (previews); PreviewImage #14 (previews, images from ImageBlend #13)');
+    expect(err.message).toContain(
+      '2 nodes save the images of KSampler #3: SaveImageWithMetaData #15 "Final save" (saves); WAS Image Save #17',
+    );
+    expect(err.message).toContain(
+      'besides: PreviewImage #12 "Quick look" (previews); PreviewImage #14 (previews, images from ImageBlend #13)',
+    );
     for (const id of ["12", "14", "15", "17"]) expect(err.message).toContain(`#${id}`);
     expect(err.message).toContain('WAS Image Save #17 "Upscaled save" (saves, images from ImageScaleBy #16)');
     expect(expectActionable(err.message, TWO_SAVERS)).toEqual(["17", "15"]);
@@ -122,9 +185,19 @@ describe("kind 3: outputs beyond three class names", () => {
     const err = refusal(() => detectWorkflow(OUTPUT_BY_FLAG));
     expect(err.message).toContain("(nodes at the end of its branch: HttpPublisher #20, ImageInvert #21)");
     expectActionable(err.message, OUTPUT_BY_FLAG);
-    const publisher = customClass("HttpPublisher", [["pixels", "IMAGE"], ["endpoint", "STRING"]], [], { outputNode: true });
+    const publisher = customClass(
+      "HttpPublisher",
+      [
+        ["pixels", "IMAGE"],
+        ["endpoint", "STRING"],
+      ],
+      [],
+      { outputNode: true },
+    );
     const invert = customClass("ImageInvert", [["image", "IMAGE"]], ["IMAGE"]);
-    expect(detectWorkflow(OUTPUT_BY_FLAG, {}, { objectInfo: info(publisher, invert) }).outputs).toEqual([{ node: "20", classType: "HttpPublisher" }]);
+    expect(detectWorkflow(OUTPUT_BY_FLAG, {}, { objectInfo: info(publisher, invert) }).outputs).toEqual([
+      { node: "20", classType: "HttpPublisher" },
+    ]);
   });
 });
 
@@ -132,7 +205,13 @@ describe("kind 4: custom samplers, and seeds that change the image", () => {
   it("recognises a sampler by its seed and steps (XlabsSampler's conditioning / neg_conditioning)", () => {
     const plan = detectWorkflow(XLABS);
     expect(plan.samplers).toEqual(["3"]);
-    expect(reading(plan)).toEqual({ positive: ["5.clip_l", "5.t5xxl"], negative: ["19.clip_l", "19.t5xxl"], seed: ["3.noise_seed"], batch: "6", outputs: ["23"] });
+    expect(reading(plan)).toEqual({
+      positive: ["5.clip_l", "5.t5xxl"],
+      negative: ["19.clip_l", "19.t5xxl"],
+      seed: ["3.noise_seed"],
+      batch: "6",
+      outputs: ["23"],
+    });
   });
 
   it("varies only the base pipe sampler's seed (the refiner adds no noise) and takes the refiner's own saved image", () => {
@@ -175,16 +254,22 @@ describe("kind 5: refusals a user can act on", () => {
     const twin = structuredClone(INPAINT_SECOND_PROMPT);
     twin["15"]!._meta = { title: "Positive" };
     const err = refusal(() => detectWorkflow(twin, { positive: "Positive" }));
-    expect(err.message).toContain('Expected one node for --prompt-node but the title "Positive" fits 2: CLIPTextEncode #6 "Positive", CLIPTextEncode #15 "Positive"');
+    expect(err.message).toContain(
+      'Expected one node for --prompt-node but the title "Positive" fits 2: CLIPTextEncode #6 "Positive", CLIPTextEncode #15 "Positive"',
+    );
     expectActionable(err.message, twin);
   });
 
   it("answers an unknown node with the nodes of the user's graph that fit the flag", () => {
     const err = refusal(() => detectWorkflow(INPAINT_SECOND_PROMPT, { positive: "99" }));
-    expect(err.message).toContain('Expected a node id or title of the workflow for --prompt-node but it has no node "99"; nodes that fit: CLIPTextEncode #6 "Positive"');
+    expect(err.message).toContain(
+      'Expected a node id or title of the workflow for --prompt-node but it has no node "99"; nodes that fit: CLIPTextEncode #6 "Positive"',
+    );
     expect(err.details).toMatchObject({ parameter: "--prompt-node" });
     const out = refusal(() => detectWorkflow(TWO_SAVERS, { output: "Save" }));
-    expect(out.message).toMatch(/nodes that fit: SaveImageWithMetaData #15 "Final save", WAS Image Save #17 "Upscaled save", PreviewImage #12 "Quick look", PreviewImage #14$/);
+    expect(out.message).toMatch(
+      /nodes that fit: SaveImageWithMetaData #15 "Final save", WAS Image Save #17 "Upscaled save", PreviewImage #12 "Quick look", PreviewImage #14$/,
+    );
   });
 
   it("never suggests a node the graph does not have, nor options.nodes, in any refusal", () => {

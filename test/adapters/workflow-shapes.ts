@@ -9,9 +9,24 @@ const ckpt = { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "sd15.
 const latent = { class_type: "EmptyLatentImage", inputs: { width: 64, height: 64, batch_size: 1 } };
 const ks = (seed: number, positive: string, negative: string, latentFrom: string, denoise = 1) => ({
   class_type: "KSampler",
-  inputs: { seed, steps: 2, cfg: 7, sampler_name: "euler", scheduler: "normal", denoise, model: ["4", 0], positive: [positive, 0], negative: [negative, 0], latent_image: [latentFrom, 0] },
+  inputs: {
+    seed,
+    steps: 2,
+    cfg: 7,
+    sampler_name: "euler",
+    scheduler: "normal",
+    denoise,
+    model: ["4", 0],
+    positive: [positive, 0],
+    negative: [negative, 0],
+    latent_image: [latentFrom, 0],
+  },
 });
-const encode = (text: unknown, title?: string) => ({ class_type: "CLIPTextEncode", inputs: { text, clip: ["4", 1] }, ...(title ? { _meta: { title } } : {}) });
+const encode = (text: unknown, title?: string) => ({
+  class_type: "CLIPTextEncode",
+  inputs: { text, clip: ["4", 1] },
+  ...(title ? { _meta: { title } } : {}),
+});
 
 /** Kind 1: generate, then inpaint a region with the region's own prompt (a chain whose passes differ in text). */
 export const INPAINT_SECOND_PROMPT: ComfyWorkflow = {
@@ -48,7 +63,11 @@ export const REGIONAL: ComfyWorkflow = {
 export const STRING_NODE_PROMPT: ComfyWorkflow = {
   "4": ckpt,
   "5": latent,
-  "20": { class_type: "JoinStrings", inputs: { separator: ", ", string_a: "a lighthouse", string_b: "", mode: "join" }, _meta: { title: "Prompt" } },
+  "20": {
+    class_type: "JoinStrings",
+    inputs: { separator: ", ", string_a: "a lighthouse", string_b: "", mode: "join" },
+    _meta: { title: "Prompt" },
+  },
   "6": { class_type: "CLIPTextEncode", inputs: { text: ["20", 0], clip: ["4", 1] } },
   "7": encode("blurry"),
   "3": ks(5, "6", "7", "5"),
@@ -74,12 +93,26 @@ export const QWEN_EDIT: ComfyWorkflow = {
   "38": { class_type: "CLIPLoader", inputs: { clip_name: "qwen_2.5_vl_7b.safetensors", type: "qwen_image" } },
   "39": { class_type: "VAELoader", inputs: { vae_name: "qwen_image_vae.safetensors" } },
   "78": { class_type: "LoadImage", inputs: { image: "in.png" } },
-  "111": { class_type: "TextEncodeQwenImageEditPlus", inputs: { prompt: "make the sky purple", clip: ["38", 0], vae: ["39", 0], image1: ["78", 0] } },
+  "111": {
+    class_type: "TextEncodeQwenImageEditPlus",
+    inputs: { prompt: "make the sky purple", clip: ["38", 0], vae: ["39", 0], image1: ["78", 0] },
+  },
   "110": { class_type: "TextEncodeQwenImageEditPlus", inputs: { prompt: "", clip: ["38", 0], vae: ["39", 0], image1: ["78", 0] } },
   "88": { class_type: "VAEEncode", inputs: { pixels: ["78", 0], vae: ["39", 0] } },
   "3": {
     class_type: "KSampler",
-    inputs: { seed: 9, steps: 4, cfg: 1, sampler_name: "euler", scheduler: "simple", denoise: 1, model: ["37", 0], positive: ["111", 0], negative: ["110", 0], latent_image: ["88", 0] },
+    inputs: {
+      seed: 9,
+      steps: 4,
+      cfg: 1,
+      sampler_name: "euler",
+      scheduler: "simple",
+      denoise: 1,
+      model: ["37", 0],
+      positive: ["111", 0],
+      negative: ["110", 0],
+      latent_image: ["88", 0],
+    },
   },
   "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["39", 0] } },
   "60": { class_type: "Image Save", inputs: { images: ["8", 0], output_path: "out", filename_prefix: "edit", extension: "png" } },
@@ -101,15 +134,32 @@ export const EFFICIENT: ComfyWorkflow = {
   "2": {
     class_type: "Efficient Loader",
     inputs: {
-      ckpt_name: "xl.safetensors", vae_name: "Baked VAE", clip_skip: -1, positive: "a sticker of a cat", negative: "photo",
-      empty_latent_width: 1024, empty_latent_height: 1024, batch_size: 1,
+      ckpt_name: "xl.safetensors",
+      vae_name: "Baked VAE",
+      clip_skip: -1,
+      positive: "a sticker of a cat",
+      negative: "photo",
+      empty_latent_width: 1024,
+      empty_latent_height: 1024,
+      batch_size: 1,
     },
   },
   "4": {
     class_type: "KSampler (Efficient)",
     inputs: {
-      seed: 42, steps: 20, cfg: 7, sampler_name: "euler", scheduler: "karras", denoise: 1, preview_method: "auto", vae_decode: "true",
-      model: ["2", 0], positive: ["2", 1], negative: ["2", 2], latent_image: ["2", 3], optional_vae: ["2", 4],
+      seed: 42,
+      steps: 20,
+      cfg: 7,
+      sampler_name: "euler",
+      scheduler: "karras",
+      denoise: 1,
+      preview_method: "auto",
+      vae_decode: "true",
+      model: ["2", 0],
+      positive: ["2", 1],
+      negative: ["2", 2],
+      latent_image: ["2", 3],
+      optional_vae: ["2", 4],
     },
   },
   "5": { class_type: "SaveImage", inputs: { filename_prefix: "sticker", images: ["4", 5] } },
@@ -133,7 +183,11 @@ export const CUSTOM_SAVER_WITH_PREVIEWS: ComfyWorkflow = {
 export const TWO_SAVERS: ComfyWorkflow = {
   ...structuredClone(CUSTOM_SAVER_WITH_PREVIEWS),
   "16": { class_type: "ImageScaleBy", inputs: { upscale_method: "lanczos", scale_by: 2, image: ["8", 0] } },
-  "17": { class_type: "WAS Image Save", inputs: { images: ["16", 0], output_path: "out", filename_prefix: "big" }, _meta: { title: "Upscaled save" } },
+  "17": {
+    class_type: "WAS Image Save",
+    inputs: { images: ["16", 0], output_path: "out", filename_prefix: "big" },
+    _meta: { title: "Upscaled save" },
+  },
 };
 
 /** Kind 3: an output only /object_info can reveal (no prefix input, no image-named input), plus a dangling image node. */
@@ -157,7 +211,16 @@ export const XLABS: ComfyWorkflow = {
   "6": { class_type: "EmptyLatentImage", inputs: { width: 64, height: 64, batch_size: 1 } },
   "3": {
     class_type: "XlabsSampler",
-    inputs: { noise_seed: 7, steps: 4, timestep_to_start_cfg: 1, true_gs: 2, model: ["32", 0], conditioning: ["5", 0], neg_conditioning: ["19", 0], latent_image: ["6", 0] },
+    inputs: {
+      noise_seed: 7,
+      steps: 4,
+      timestep_to_start_cfg: 1,
+      true_gs: 2,
+      model: ["32", 0],
+      conditioning: ["5", 0],
+      neg_conditioning: ["19", 0],
+      latent_image: ["6", 0],
+    },
   },
   "8": { class_type: "VAELoader", inputs: { vae_name: "ae.safetensors" } },
   "7": { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["8", 0] } },
@@ -170,21 +233,58 @@ export const PIPE_REFINER: ComfyWorkflow = {
   "188": { class_type: "ttN text", inputs: { text: "text, watermark" } },
   "197": {
     class_type: "ttN pipeLoader",
-    inputs: { ckpt_name: "xl.safetensors", positive: ["187", 0], negative: ["188", 0], empty_latent_width: 768, empty_latent_height: 768, batch_size: 1, seed: 0 },
+    inputs: {
+      ckpt_name: "xl.safetensors",
+      positive: ["187", 0],
+      negative: ["188", 0],
+      empty_latent_width: 768,
+      empty_latent_height: 768,
+      batch_size: 1,
+      seed: 0,
+    },
     _meta: { title: "Base loader" },
   },
   "196": {
     class_type: "ttN pipeLoader",
-    inputs: { ckpt_name: "refiner.safetensors", positive: ["187", 0], negative: ["188", 0], empty_latent_width: 768, empty_latent_height: 768, batch_size: 1, seed: 0 },
+    inputs: {
+      ckpt_name: "refiner.safetensors",
+      positive: ["187", 0],
+      negative: ["188", 0],
+      empty_latent_width: 768,
+      empty_latent_height: 768,
+      batch_size: 1,
+      seed: 0,
+    },
   },
   "194": {
     class_type: "ttN pipeKSamplerAdvanced",
-    inputs: { add_noise: "enable", steps: 20, cfg: 7, sampler_name: "euler", scheduler: "normal", image_output: "Hide", save_prefix: "a", noise_seed: 31, pipe: ["197", 0] },
+    inputs: {
+      add_noise: "enable",
+      steps: 20,
+      cfg: 7,
+      sampler_name: "euler",
+      scheduler: "normal",
+      image_output: "Hide",
+      save_prefix: "a",
+      noise_seed: 31,
+      pipe: ["197", 0],
+    },
     _meta: { title: "Base" },
   },
   "195": {
     class_type: "ttN pipeKSamplerAdvanced",
-    inputs: { add_noise: "disable", steps: 20, cfg: 7, sampler_name: "euler", scheduler: "normal", image_output: "Save", save_prefix: "b", noise_seed: 32, pipe: ["196", 0], optional_latent: ["194", 4] },
+    inputs: {
+      add_noise: "disable",
+      steps: 20,
+      cfg: 7,
+      sampler_name: "euler",
+      scheduler: "normal",
+      image_output: "Save",
+      save_prefix: "b",
+      noise_seed: 32,
+      pipe: ["196", 0],
+      optional_latent: ["194", 4],
+    },
     _meta: { title: "Refiner" },
   },
 };
@@ -195,12 +295,26 @@ export const UNRECOGNISED_BASE: ComfyWorkflow = {
   "5": latent,
   "6": encode("a teapot"),
   "7": encode("blurry"),
-  "3": { class_type: "TurboBase", inputs: { noise_seed: 5, strength: 1, model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["5", 0] } },
+  "3": {
+    class_type: "TurboBase",
+    inputs: { noise_seed: 5, strength: 1, model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["5", 0] },
+  },
   "11": {
     class_type: "KSamplerAdvanced",
     inputs: {
-      add_noise: "disable", noise_seed: 0, steps: 4, cfg: 7, sampler_name: "euler", scheduler: "normal", start_at_step: 2, end_at_step: 10000,
-      return_with_leftover_noise: "disable", model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["3", 0],
+      add_noise: "disable",
+      noise_seed: 0,
+      steps: 4,
+      cfg: 7,
+      sampler_name: "euler",
+      scheduler: "normal",
+      start_at_step: 2,
+      end_at_step: 10000,
+      return_with_leftover_noise: "disable",
+      model: ["4", 0],
+      positive: ["6", 0],
+      negative: ["7", 0],
+      latent_image: ["3", 0],
     },
   },
   "8": { class_type: "VAEDecode", inputs: { samples: ["11", 0], vae: ["4", 2] } },

@@ -26,10 +26,30 @@ interface FlagDef {
 }
 
 const FLAGS: FlagDef[] = [
-  { flag: "--prompt-node", key: "promptNode", field: "positive", help: "node (id or title, or node.input) the prompt is written into; repeat for several" },
-  { flag: "--negative-node", key: "negativeNode", field: "negative", help: "node the negative prompt (--negative) is written into; repeat for several" },
-  { flag: "--seed-node", key: "seedNode", field: "seed", help: "node whose seed varies per candidate (a sampler or a seed node); repeat for several" },
-  { flag: "--batch-node", key: "batchNode", field: "latent", help: "node holding batch_size, width and height (an empty latent or a loader)" },
+  {
+    flag: "--prompt-node",
+    key: "promptNode",
+    field: "positive",
+    help: "node (id or title, or node.input) the prompt is written into; repeat for several",
+  },
+  {
+    flag: "--negative-node",
+    key: "negativeNode",
+    field: "negative",
+    help: "node the negative prompt (--negative) is written into; repeat for several",
+  },
+  {
+    flag: "--seed-node",
+    key: "seedNode",
+    field: "seed",
+    help: "node whose seed varies per candidate (a sampler or a seed node); repeat for several",
+  },
+  {
+    flag: "--batch-node",
+    key: "batchNode",
+    field: "latent",
+    help: "node holding batch_size, width and height (an empty latent or a loader)",
+  },
   { flag: "--output-node", key: "outputNode", field: "output", help: "node whose images are the candidates (a saver or preview)" },
   { flag: "--sampler-node", key: "samplerNode", field: "sampler", help: "last sampler of the chain that makes the candidates" },
 ];
@@ -50,18 +70,28 @@ export function nodeOverridesFromFlags(opts: NodeFlagOptions, backend: string): 
   const given = FLAGS.filter((f) => (opts[f.key]?.length ?? 0) > 0);
   if (given.length === 0) return undefined;
   if (backend !== "comfyui") {
-    throw new PickrankError("BAD_INPUT", `Expected ${given.map((f) => f.flag).join(", ")} only with --backend comfyui (they name nodes of a ComfyUI workflow) but the backend is ${backend}`, {
-      details: { parameter: given[0]!.flag },
-    });
+    throw new PickrankError(
+      "BAD_INPUT",
+      `Expected ${given.map((f) => f.flag).join(", ")} only with --backend comfyui (they name nodes of a ComfyUI workflow) ` +
+        `but the backend is ${backend}`,
+      {
+        details: { parameter: given[0]!.flag },
+      },
+    );
   }
   const nodes: NodeOverrides = {};
   for (const f of given) {
     const values = opts[f.key]!;
     if (f.field === "latent") {
       if (values.length > 1) {
-        throw new PickrankError("BAD_INPUT", `Expected one --batch-node (the node holding batch_size) but received ${values.length}: ${values.map((v) => JSON.stringify(v)).join(", ")}`, {
-          details: { parameter: "--batch-node" },
-        });
+        throw new PickrankError(
+          "BAD_INPUT",
+          `Expected one --batch-node (the node holding batch_size) but received ${values.length}: ` +
+            values.map((v) => JSON.stringify(v)).join(", "),
+          {
+            details: { parameter: "--batch-node" },
+          },
+        );
       }
       nodes.latent = values[0]!;
     } else {

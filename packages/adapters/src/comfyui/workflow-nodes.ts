@@ -70,7 +70,8 @@ function lookup(g: WorkflowGraph, field: OverrideField, name: string): string[] 
   if (hits.length > 1) {
     throw new PickrankError(
       "BAD_INPUT",
-      `Expected one node for ${parameterOf(field)} but the title ${JSON.stringify(name)} fits ${hits.length}: ${hits.map((id) => g.label(id)).join(", ")}; ` +
+      `Expected one node for ${parameterOf(field)} but the title ${JSON.stringify(name)} fits ${hits.length}: ` +
+        `${hits.map((id) => g.label(id)).join(", ")}; ` +
         `name it by id instead, e.g. ${howToName(field, hits[0])}`,
       { details: { parameter: parameterOf(field), nodes: hits } },
     );
@@ -100,18 +101,21 @@ export function resolveNode(g: WorkflowGraph, field: OverrideField, spec: unknow
       if (!Object.hasOwn(g.inputs(node), input)) {
         throw new PickrankError(
           "BAD_INPUT",
-          `Expected an input of ${g.label(node)} for ${parameterOf(field)} but it has no input ${JSON.stringify(input)} (it has ${Object.keys(g.inputs(node)).join(", ")})`,
+          `Expected an input of ${g.label(node)} for ${parameterOf(field)} but it has no input ${JSON.stringify(input)} ` +
+            `(it has ${Object.keys(g.inputs(node)).join(", ")})`,
           { details: { parameter: parameterOf(field), node } },
         );
       }
       return { node, input };
     }
   }
-  const list = (suggest.length > 0 ? suggest : g.ids).slice(0, 12);
+  const pool = suggest.length > 0 ? suggest : g.ids;
+  const list = pool.slice(0, 12);
+  const more = pool.length > list.length;
   throw new PickrankError(
     "BAD_INPUT",
     `Expected a node id or title of the workflow for ${parameterOf(field)} but it has no node ${JSON.stringify(name)}; ` +
-      `${suggest.length > 0 ? "nodes that fit" : "its nodes"}: ${list.map((id) => g.label(id)).join(", ")}${(suggest.length > 0 ? suggest : g.ids).length > list.length ? ", …" : ""}`,
+      `${suggest.length > 0 ? "nodes that fit" : "its nodes"}: ${list.map((id) => g.label(id)).join(", ")}${more ? ", …" : ""}`,
     { details: { parameter: parameterOf(field), nodes: list } },
   );
 }

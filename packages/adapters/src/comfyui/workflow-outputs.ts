@@ -75,7 +75,9 @@ const TIER_WORDS = ["sends images over the WebSocket", "saves", "previews"];
 const TIER_VERBS = ["send", "save", "show"];
 
 function describe(g: WorkflowGraph, c: Candidate): string {
-  const from = Object.keys(g.inputs(c.node)).map((n) => g.link(c.node, n)?.node).find((s) => s !== undefined && s !== c.node);
+  const from = Object.keys(g.inputs(c.node))
+    .map((n) => g.link(c.node, n)?.node)
+    .find((s) => s !== undefined && s !== c.node);
   const via = from !== undefined && g.classType(from) !== "VAEDecode" ? `, images from ${g.label(from)}` : "";
   return `${g.label(c.node)} (${TIER_WORDS[c.tier]}${via})`;
 }
@@ -83,14 +85,19 @@ function describe(g: WorkflowGraph, c: Candidate): string {
 function refuseNone(g: WorkflowGraph, finals: string[]): never {
   const ends = g.ids.filter((id) => g.consumers(id).length === 0 && finals.some((f) => g.ancestors(id).has(f)));
   const elsewhere = g.ids.filter((id) => !ends.includes(id) && (g.isOutputNode(id) === true || OUTPUT_CLASS.test(g.classType(id))));
-  const list = (ids: string[]): string => ids.slice(0, 8).map((id) => g.label(id)).join(", ");
+  const list = (ids: string[]): string =>
+    ids
+      .slice(0, 8)
+      .map((id) => g.label(id))
+      .join(", ");
+  const example = elsewhere[0] ?? ends.find((id) => !/VAE|Latent/i.test(g.classType(id)));
+  const atEnd = ends.length > 0 ? ` (nodes at the end of its branch: ${list(ends)})` : "";
+  const other = elsewhere.length > 0 ? ` (output nodes elsewhere in the graph: ${list(elsewhere)})` : "";
   throw new PickrankError(
     "BAD_INPUT",
     `Expected a node that saves or previews the images of ${finals.map((s) => g.label(s)).join(", ")} (SaveImage, PreviewImage, ` +
-      `SaveImageWebsocket or a custom saver) downstream of it but found none` +
-      `${ends.length > 0 ? ` (nodes at the end of its branch: ${list(ends)})` : ""}` +
-      `${elsewhere.length > 0 ? ` (output nodes elsewhere in the graph: ${list(elsewhere)})` : ""}; ` +
-      `add one after its VAEDecode, or name it with ${howToName("output", elsewhere[0] ?? ends.find((id) => !/VAE|Latent/i.test(g.classType(id))))}`,
+      `SaveImageWebsocket or a custom saver) downstream of it but found none${atEnd}${other}; ` +
+      `add one after its VAEDecode, or name it with ${howToName("output", example)}`,
     { details: { parameter: parameterOf("output"), nodes: [...ends, ...elsewhere] } },
   );
 }
@@ -99,12 +106,14 @@ function refuseMany(g: WorkflowGraph, finals: string[], all: Candidate[], picked
   // The suggestion: the top tier's node furthest down the graph (the final saver, not an intermediate one).
   const deepest = [...picked].sort((a, b) => g.ancestors(b.node).size - g.ancestors(a.node).size)[0]!;
   const rest = all.filter((c) => !picked.includes(c));
+  const besides = rest.length > 0 ? `; besides: ${rest.map((c) => describe(g, c)).join("; ")}` : "";
+  const others = picked.filter((c) => c !== deepest).map((c) => `, or --output-node ${c.node}`);
   throw new PickrankError(
     "BAD_INPUT",
-    `Workflow is ambiguous: ${picked.length} nodes ${TIER_VERBS[deepest.tier]} the images of ${finals.map((s) => g.label(s)).join(", ")}: ` +
-      `${picked.map((c) => describe(g, c)).join("; ")}${rest.length > 0 ? `; besides: ${rest.map((c) => describe(g, c)).join("; ")}` : ""}. ` +
-      `Name the one whose images are the candidates with ${howToName("output", deepest.node)}` +
-      `${picked.length > 1 ? `, or ${picked.filter((c) => c !== deepest).map((c) => `--output-node ${c.node}`).join(", or ")}` : ""}`,
+    `Workflow is ambiguous: ${picked.length} nodes ${TIER_VERBS[deepest.tier]} the images of ` +
+      `${finals.map((s) => g.label(s)).join(", ")}: ` +
+      `${picked.map((c) => describe(g, c)).join("; ")}${besides}. ` +
+      `Name the one whose images are the candidates with ${howToName("output", deepest.node)}${others.join("")}`,
     { details: { parameter: parameterOf("output"), outputs: all.map((c) => c.node) } },
   );
 }

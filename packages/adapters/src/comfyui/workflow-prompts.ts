@@ -8,7 +8,17 @@ import { PickrankError } from "@pickrank/contract";
 import { quote, type InputRef, type WorkflowGraph } from "./workflow-graph.ts";
 import { asList, dedupe, howToName, parameterOf, resolveRefs, type NodeOverrides } from "./workflow-nodes.ts";
 import type { SamplerChain } from "./workflow-samplers.ts";
-import { encoderTextInputs, isEncoder, pickStringInput, samplerEncoders, textOf, traceText, sameText, type Encoder, type Polarity } from "./workflow-text.ts";
+import {
+  encoderTextInputs,
+  isEncoder,
+  pickStringInput,
+  samplerEncoders,
+  textOf,
+  traceText,
+  sameText,
+  type Encoder,
+  type Polarity,
+} from "./workflow-text.ts";
 
 /** Write targets of one polarity and what detection left alone (for the user to read). */
 export interface PromptTargets {
@@ -20,7 +30,9 @@ const FIELD = { positive: "positive", negative: "negative" } as const;
 
 /** The text refs a bare node id stands for: an encoder's text inputs, else its string input of that polarity. */
 export function textRefsOf(g: WorkflowGraph, id: string, polarity: Polarity): InputRef[] {
-  const inputs = isEncoder(g, id) ? encoderTextInputs(g, id) : [pickStringInput(g, id, 0, polarity)].filter((n): n is string => n !== undefined);
+  const inputs = isEncoder(g, id)
+    ? encoderTextInputs(g, id)
+    : [pickStringInput(g, id, 0, polarity)].filter((n): n is string => n !== undefined);
   return dedupe(inputs.flatMap((input) => traceText(g, { node: id, input }, polarity)));
 }
 
@@ -47,7 +59,14 @@ function refuseMixed(g: WorkflowGraph, chain: SamplerChain, roots: Encoder[]): n
     "BAD_INPUT",
     `Workflow is ambiguous: the positive conditioning of ${where} combines ${roots.length} prompts with different text: ` +
       `${roots.map((e) => describeEncoder(g, e)).join(", ")}. pickrank will not overwrite them all with one prompt. ` +
-      `Name the one your prompt replaces with ${howToName("positive", ids[0])}${ids.length > 1 ? `, or ${ids.slice(1).map((id) => `--prompt-node ${id}`).join(", or ")}` : ""}`,
+      `Name the one your prompt replaces with ${howToName("positive", ids[0])}${
+        ids.length > 1
+          ? `, or ${ids
+              .slice(1)
+              .map((id) => `--prompt-node ${id}`)
+              .join(", or ")}`
+          : ""
+      }`,
     { details: { parameter: parameterOf("positive"), nodes: ids } },
   );
 }
@@ -60,7 +79,10 @@ function refuseMixed(g: WorkflowGraph, chain: SamplerChain, roots: Encoder[]): n
 export function promptTargets(g: WorkflowGraph, chain: SamplerChain, polarity: Polarity, nodes: NodeOverrides): PromptTargets {
   const named = asList(nodes[FIELD[polarity]]);
   if (named !== undefined) {
-    return { refs: resolveRefs(g, FIELD[polarity], named, (id) => textRefsOf(g, id, polarity), suggestions(g, chain, polarity)), notes: [] };
+    return {
+      refs: resolveRefs(g, FIELD[polarity], named, (id) => textRefsOf(g, id, polarity), suggestions(g, chain, polarity)),
+      notes: [],
+    };
   }
   const all = uniqueEncoders(chain.samplers.flatMap((s) => samplerEncoders(g, s, polarity))).filter((e) => e.refs.length > 0);
   const roots = uniqueEncoders(chain.roots.flatMap((s) => samplerEncoders(g, s, polarity))).filter((e) => e.refs.length > 0);
@@ -69,15 +91,22 @@ export function promptTargets(g: WorkflowGraph, chain: SamplerChain, polarity: P
   if (!agree(roots)) {
     if (polarity === "positive") refuseMixed(g, chain, roots);
     const ids = roots.map((e) => e.node);
-    return { refs: [], notes: [`negative texts differ (${roots.map((e) => describeEncoder(g, e)).join(", ")}); name one with ${howToName("negative", ids[0])}`] };
+    return {
+      refs: [],
+      notes: [
+        `negative texts differ (${roots.map((e) => describeEncoder(g, e)).join(", ")}); name one with ${howToName("negative", ids[0])}`,
+      ],
+    };
   }
   const chosen = all.filter((e) => roots.some((r) => r.node === e.node) || roots.every((r) => sameText(g, r, e)));
   const kept = all.filter((e) => !chosen.includes(e));
   const flag = polarity === "positive" ? "--prompt-node" : "--negative-node";
   const notes = kept.map((e) => {
     const passes = chain.samplers.filter((s) => samplerEncoders(g, s, polarity).some((x) => x.node === e.node)).map((s) => g.label(s));
-    return `${describeEncoder(g, e)} keeps its own ${polarity} text: it feeds ${passes.join(", ")}, a later pass with a different prompt ` +
-      `(to write it too: ${[...chosen, e].map((x) => `${flag} ${x.node}`).join(" ")})`;
+    return (
+      `${describeEncoder(g, e)} keeps its own ${polarity} text: it feeds ${passes.join(", ")}, a later pass with a different prompt ` +
+      `(to write it too: ${[...chosen, e].map((x) => `${flag} ${x.node}`).join(" ")})`
+    );
   });
   return { refs: dedupe(chosen.flatMap((e) => e.refs)), notes };
 }

@@ -68,7 +68,8 @@ export function describeSampler(g: WorkflowGraph, s: string): string {
   const enc = samplerEncoders(g, s, "positive");
   const first = enc.find((e) => e.refs.length > 0);
   const text = first?.refs.map((r) => textOf(g, r)).find((t) => t !== "");
-  const from = enc.length === 0 ? "no text node" : `${enc.map((e) => g.label(e.node)).join(" + ")}${text === undefined ? "" : ` ${quote(text)}`}`;
+  const from =
+    enc.length === 0 ? "no text node" : `${enc.map((e) => g.label(e.node)).join(" + ")}${text === undefined ? "" : ` ${quote(text)}`}`;
   return `${g.label(s)} (positive prompt from ${from})`;
 }
 
@@ -101,13 +102,21 @@ function narrowByNamed(g: WorkflowGraph, finals: string[], nodes: NodeOverrides)
 }
 
 function refuseIndependent(g: WorkflowGraph, finals: string[]): never {
-  const texts = new Set(finals.map((s) => samplerEncoders(g, s, "positive").map((e) => e.node).sort().join(",")));
+  const texts = new Set(
+    finals.map((s) =>
+      samplerEncoders(g, s, "positive")
+        .map((e) => e.node)
+        .sort()
+        .join(","),
+    ),
+  );
   const what = texts.size > 1 ? "with different positive prompts" : "that do not feed each other";
   const outputOf = (s: string): string | undefined => g.ids.find((id) => /Save|Preview/i.test(g.classType(id)) && g.ancestors(id).has(s));
   const ex = outputOf(finals[0]!);
   throw new PickrankError(
     "BAD_INPUT",
-    `Workflow is ambiguous: it has ${finals.length} independent samplers ${what}: ${finals.map((s) => describeSampler(g, s)).join("; ")}. ` +
+    `Workflow is ambiguous: it has ${finals.length} independent samplers ${what}: ` +
+      `${finals.map((s) => describeSampler(g, s)).join("; ")}. ` +
       `pickrank cannot tell which one makes the candidates. Name its output with ${howToName("output", ex)}` +
       ` or the sampler with ${howToName("sampler", finals[0])}`,
     { details: { parameter: parameterOf("sampler"), samplers: finals } },
@@ -119,7 +128,8 @@ function refuseNoSampler(g: WorkflowGraph): never {
   throw new PickrankError(
     "BAD_INPUT",
     "Expected a workflow with a sampler node (a node that takes a seed or noise, and steps or sigmas: KSampler, KSamplerAdvanced, " +
-      `SamplerCustom, SamplerCustomAdvanced, custom samplers) but found none${near.length > 0 ? ` (nodes that come close: ${near.map((id) => g.label(id)).join(", ")})` : ""}; ` +
+      "SamplerCustom, SamplerCustomAdvanced, custom samplers) but found none" +
+      `${near.length > 0 ? ` (nodes that come close: ${near.map((id) => g.label(id)).join(", ")})` : ""}; ` +
       `name it with ${howToName("sampler", near[0])}`,
     { details: { parameter: parameterOf("sampler") } },
   );
@@ -128,10 +138,19 @@ function refuseNoSampler(g: WorkflowGraph): never {
 /**
  * Finds the sampler chain: samplers feeding each other (base → refiner, first pass → hires or inpaint
  * pass) are one chain. Named samplers count as samplers even when not recognised (the last named ones
- * end the chain, and it extends upstream to the others and to recognised ones). Throws BAD_INPUT for no sampler or several independent ones.
+ * end the chain, and it extends upstream to the others and to recognised ones). Throws BAD_INPUT for no
+ * sampler or several independent ones.
  */
 export function samplerChain(g: WorkflowGraph, nodes: NodeOverrides): SamplerChain {
-  const named = asList(nodes.sampler)?.map((s) => resolveNode(g, "sampler", s, g.ids.filter((id) => isSampler(g, id))).node);
+  const named = asList(nodes.sampler)?.map(
+    (s) =>
+      resolveNode(
+        g,
+        "sampler",
+        s,
+        g.ids.filter((id) => isSampler(g, id)),
+      ).node,
+  );
   const all = [...new Set([...g.ids.filter((id) => isSampler(g, id)), ...(named ?? [])])];
   let finals: string[];
   if (named !== undefined) finals = latest(g, named);
@@ -166,13 +185,15 @@ export function chainSeeds(g: WorkflowGraph, chain: SamplerChain): { seed: Input
   if (seed.length > 0 && quiet.length > 0) notes.push(`seed of ${quiet.map((s) => g.label(s)).join(", ")} left as is: it adds no noise`);
   if (seed.length > 0 && missing.length > 0) notes.push(`no literal seed found for ${missing.map((s) => g.label(s)).join(", ")}`);
   if (seed.length > 0) return { seed, notes };
-  const why = noisy.length === 0
-    ? `none of ${chain.samplers.map((s) => g.label(s)).join(", ")} adds noise (add_noise disabled or DisableNoise)`
-    : `${missing.map((s) => g.label(s)).join(", ")} take${missing.length === 1 ? "s" : ""} no literal seed pickrank can follow`;
+  const why =
+    noisy.length === 0
+      ? `none of ${chain.samplers.map((s) => g.label(s)).join(", ")} adds noise (add_noise disabled or DisableNoise)`
+      : `${missing.map((s) => g.label(s)).join(", ")} take${missing.length === 1 ? "s" : ""} no literal seed pickrank can follow`;
   const example = noisy[0] ?? g.ids.find((id) => !chain.samplers.includes(id) && seedInput(g, id) !== undefined);
   throw new PickrankError(
     "BAD_INPUT",
-    `Expected a seed that changes the image (KSampler.seed, KSamplerAdvanced.noise_seed with add_noise enabled, RandomNoise.noise_seed) but ${why}, ` +
+    "Expected a seed that changes the image (KSampler.seed, KSamplerAdvanced.noise_seed with add_noise enabled, RandomNoise.noise_seed) " +
+      `but ${why}, ` +
       `so N candidates would be identical; enable noise on the first sampler, or name the seed with ${howToName("seed", example)}`,
     { details: { parameter: parameterOf("seed"), samplers: chain.samplers } },
   );

@@ -13,7 +13,9 @@ const SIZE_INPUTS = { width: ["width", "empty_latent_width"], height: ["height",
 
 /** Breadth-first upstream from a node along inputs whose names match, to the first node `accept` takes. */
 function findUpstream(g: WorkflowGraph, from: string, follow: RegExp, accept: (id: string) => boolean): string | undefined {
-  const queue = Object.keys(g.inputs(from)).filter((n) => follow.test(n)).map((n) => g.link(from, n)?.node);
+  const queue = Object.keys(g.inputs(from))
+    .filter((n) => follow.test(n))
+    .map((n) => g.link(from, n)?.node);
   const seen = new Set<string>([from]);
   while (queue.length > 0) {
     const id = queue.shift();
@@ -26,7 +28,11 @@ function findUpstream(g: WorkflowGraph, from: string, follow: RegExp, accept: (i
 }
 
 /** The batch, width and height inputs of the latent node feeding the first sampler (or the named one). */
-export function latentRefs(g: WorkflowGraph, chain: SamplerChain, nodes: NodeOverrides): { batch?: InputRef; width?: InputRef; height?: InputRef } {
+export function latentRefs(
+  g: WorkflowGraph,
+  chain: SamplerChain,
+  nodes: NodeOverrides,
+): { batch?: InputRef; width?: InputRef; height?: InputRef } {
   const holdsBatch = (id: string): boolean => "batch_size" in g.inputs(id);
   let latent: string | undefined;
   if (nodes.latent !== undefined) {
@@ -65,7 +71,10 @@ function samplerSetting(g: WorkflowGraph, sampler: string, input: string, via: s
 }
 
 /** The steps / cfg / sampler_name / scheduler inputs of every sampler of the chain. */
-export function settingRefs(g: WorkflowGraph, chain: SamplerChain): { steps: InputRef[]; cfg: InputRef[]; samplerName: InputRef[]; scheduler: InputRef[] } {
+export function settingRefs(
+  g: WorkflowGraph,
+  chain: SamplerChain,
+): { steps: InputRef[]; cfg: InputRef[]; samplerName: InputRef[]; scheduler: InputRef[] } {
   const setting = (input: string, via: string[]): InputRef[] =>
     dedupe(chain.samplers.map((s) => samplerSetting(g, s, input, via)).filter((r): r is InputRef => r !== undefined));
   return {
@@ -80,12 +89,21 @@ export function settingRefs(g: WorkflowGraph, chain: SamplerChain): { steps: Inp
 export function checkpointRef(g: WorkflowGraph, chain: SamplerChain, nodes: NodeOverrides): InputRef | undefined {
   const loaderInput = (id: string): string | undefined => ["ckpt_name", "unet_name"].find((k) => k in g.inputs(id));
   if (nodes.checkpoint !== undefined) {
-    const id = resolveNode(g, "checkpoint", nodes.checkpoint, g.ids.filter((x) => loaderInput(x) !== undefined)).node;
+    const id = resolveNode(
+      g,
+      "checkpoint",
+      nodes.checkpoint,
+      g.ids.filter((x) => loaderInput(x) !== undefined),
+    ).node;
     const input = loaderInput(id);
     if (input === undefined) {
-      throw new PickrankError("BAD_INPUT", `Expected nodes.checkpoint to name a loader node with ckpt_name or unet_name but ${g.label(id)} has neither`, {
-        details: { parameter: "nodes.checkpoint" },
-      });
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected nodes.checkpoint to name a loader node with ckpt_name or unet_name but ${g.label(id)} has neither`,
+        {
+          details: { parameter: "nodes.checkpoint" },
+        },
+      );
     }
     return { node: id, input };
   }

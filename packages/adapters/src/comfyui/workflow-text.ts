@@ -86,7 +86,10 @@ function isStringSource(g: WorkflowGraph, id: string, output: number, seen: Set<
   });
 }
 
-/** Of a string node's text inputs (or a loader's positive / negative), the one that feeds output `output` (by name, by polarity, else the first filled). */
+/**
+ * Of a string node's text inputs (or a loader's positive / negative), the one that feeds output `output`:
+ * the input named like that output, else by polarity, else the first filled one.
+ */
 export function pickStringInput(g: WorkflowGraph, id: string, output: number, polarity: Polarity): string | undefined {
   const typed = g.inputNames(id).filter((n) => isTextInput(g, id, n, STRING_NAME));
   // STRING inputs by type include separators and formats; the ones named like text come first.
@@ -145,16 +148,19 @@ export function walkConditioning(g: WorkflowGraph, start: unknown, polarity: Pol
   if (g.classType(id) === "ConditioningZeroOut") return [];
   const own = g.inputs(id)[polarity];
   const ownSrc = g.source(own);
-  const ownIsText = g.inputSpec(id, polarity) !== undefined
-    ? typeIs(g.inputSpec(id, polarity)?.type, "STRING")
-    : typeof own === "string" || (ownSrc !== undefined && isStringSource(g, ownSrc.node, ownSrc.output, new Set()));
+  const ownIsText =
+    g.inputSpec(id, polarity) !== undefined
+      ? typeIs(g.inputSpec(id, polarity)?.type, "STRING")
+      : typeof own === "string" || (ownSrc !== undefined && isStringSource(g, ownSrc.node, ownSrc.output, new Set()));
   if (ownIsText) return [encoderAt(g, id, [polarity], polarity)];
   return conditioningInputs(g, id, polarity).flatMap((n) => walkConditioning(g, g.inputs(id)[n], polarity, seen));
 }
 
 /** Upstream along pipe inputs to the first node that holds `polarity` (a pipe loader, ToBasicPipe). */
 function pipeHolder(g: WorkflowGraph, sampler: string, polarity: Polarity): string | undefined {
-  const queue = Object.keys(g.inputs(sampler)).filter((n) => /pipe/i.test(n)).map((n) => g.link(sampler, n)?.node);
+  const queue = Object.keys(g.inputs(sampler))
+    .filter((n) => /pipe/i.test(n))
+    .map((n) => g.link(sampler, n)?.node);
   const seen = new Set<string>();
   while (queue.length > 0) {
     const id = queue.shift();
@@ -183,7 +189,12 @@ export function samplerEncoders(g: WorkflowGraph, sampler: string, polarity: Pol
   const v = g.inputs(holder)[polarity];
   if (typeof v === "string") return [{ node: holder, refs: [{ node: holder, input: polarity }] }];
   const src = g.source(v);
-  if (src !== undefined && (g.outputType(src.node, src.output) === undefined ? isStringSource(g, src.node, src.output, new Set()) : typeIs(g.outputType(src.node, src.output), "STRING"))) {
+  if (
+    src !== undefined &&
+    (g.outputType(src.node, src.output) === undefined
+      ? isStringSource(g, src.node, src.output, new Set())
+      : typeIs(g.outputType(src.node, src.output), "STRING"))
+  ) {
     return [encoderAt(g, holder, [polarity], polarity)];
   }
   return walkConditioning(g, v, polarity, new Set([holder]));

@@ -47,11 +47,13 @@ export interface DetectOptions {
   objectInfo?: ObjectInfo;
 }
 
-const nodeSchema = z.object({
-  class_type: z.string().min(1),
-  inputs: z.record(z.string(), z.unknown()),
-  _meta: z.object({ title: z.string().optional() }).loose().optional(),
-}).loose();
+const nodeSchema = z
+  .object({
+    class_type: z.string().min(1),
+    inputs: z.record(z.string(), z.unknown()),
+    _meta: z.object({ title: z.string().optional() }).loose().optional(),
+  })
+  .loose();
 const workflowSchema = z.record(z.string(), nodeSchema);
 
 /** Accepts the workflow as an object or JSON text and checks it is API format (not the UI's saved format). */
@@ -61,21 +63,42 @@ export function parseWorkflow(workflow: unknown): ComfyWorkflow {
     try {
       wf = JSON.parse(wf);
     } catch (e) {
-      throw new PickrankError("BAD_INPUT", `Expected the workflow as JSON in ComfyUI's API format but the text does not parse: ${(e as Error).message}`, { cause: e });
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected the workflow as JSON in ComfyUI's API format but the text does not parse: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
-  if (wf !== null && typeof wf === "object" && !Array.isArray(wf) && Array.isArray((wf as Record<string, unknown>).nodes) && "links" in wf) {
-    throw new PickrankError("BAD_INPUT", "Expected a workflow in ComfyUI's API format ({ id: { class_type, inputs } }) but received the UI format (nodes + links); in ComfyUI use Workflow → Export (API) and pass that file", {
-      details: { parameter: "workflow" },
-    });
+  if (
+    wf !== null &&
+    typeof wf === "object" &&
+    !Array.isArray(wf) &&
+    Array.isArray((wf as Record<string, unknown>).nodes) &&
+    "links" in wf
+  ) {
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected a workflow in ComfyUI's API format ({ id: { class_type, inputs } }) but received the UI format (nodes + links); " +
+        "in ComfyUI use Workflow → Export (API) and pass that file",
+      {
+        details: { parameter: "workflow" },
+      },
+    );
   }
   const parsed = workflowSchema.safeParse(wf);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue ? issue.path.join(".") : "";
-    throw new PickrankError("BAD_INPUT", `Expected a workflow in ComfyUI's API format ({ id: { class_type, inputs } }) but ${where === "" ? "the value" : `node entry "${where}"`} does not fit: ${issue?.message ?? "invalid"}`, {
-      details: { parameter: "workflow", path: where },
-    });
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected a workflow in ComfyUI's API format ({ id: { class_type, inputs } }) but " +
+        `${where === "" ? "the value" : `node entry "${where}"`} ` +
+        `does not fit: ${issue?.message ?? "invalid"}`,
+      {
+        details: { parameter: "workflow", path: where },
+      },
+    );
   }
   if (Object.keys(parsed.data).length === 0) throw invalidParameter("workflow", "a workflow with at least one node", wf);
   return parsed.data as ComfyWorkflow;
@@ -90,7 +113,16 @@ function seedTargets(g: WorkflowGraph, chain: SamplerChain, nodes: NodeOverrides
     const input = seedInput(g, id) ?? ["value"].find((k) => typeof g.inputs(id)[k] === "number");
     return input === undefined ? [] : [{ node: id, input }];
   };
-  return { seed: resolveRefs(g, "seed", specs, pick, g.ids.filter((id) => seedInput(g, id) !== undefined)), notes: [] };
+  return {
+    seed: resolveRefs(
+      g,
+      "seed",
+      specs,
+      pick,
+      g.ids.filter((id) => seedInput(g, id) !== undefined),
+    ),
+    notes: [],
+  };
 }
 
 function refuseClash(g: WorkflowGraph, clash: InputRef): never {
@@ -161,7 +193,24 @@ function set(wf: ComfyWorkflow, ref: InputRef, value: unknown): void {
   if (n) n.inputs[ref.input] = value;
 }
 
-/** A copy of the workflow with the prompt, seed, batch size and params written where the plan says. */
+/** Where a negative prompt goes; BAD_INPUT when the plan has no place for one (it would be dropped silently). */
+function negativeTargets(plan: WorkflowPlan): InputRef[] {
+  if (plan.negative.length > 0) return plan.negative;
+  const why =
+    plan.notes.find((n) => n.startsWith("negative")) ??
+    `the negative conditioning of sampler ${plan.samplers.join(", ")} leads to no text (BasicGuider or ConditioningZeroOut)`;
+  throw new PickrankError(
+    "BAD_INPUT",
+    `Cannot set the negative prompt: ${why}; leave out --negative, or name a text node with --negative-node <id> ` +
+      "(from code: nodes.negative)",
+    { details: { parameter: "negativePrompt" } },
+  );
+}
+
+/**
+ * A copy of the workflow with the prompt, seed, batch size and params written where the plan says.
+ * Throws BAD_INPUT for a value the plan has no place for (a negative prompt, a size, a setting).
+ */
 export function applyWorkflow(workflow: ComfyWorkflow, plan: WorkflowPlan, v: ApplyValues): ComfyWorkflow {
   const wf = structuredClone(workflow);
   const put = (refs: InputRef[], text: string): void => {
@@ -172,19 +221,17 @@ export function applyWorkflow(workflow: ComfyWorkflow, plan: WorkflowPlan, v: Ap
     }
   };
   put(plan.positive, v.prompt);
-  if (v.negativePrompt !== undefined) {
-    if (plan.negative.length === 0) {
-      const why = plan.notes.find((n) => n.startsWith("negative")) ?? `the negative conditioning of ${plan.samplers.join(", ")} leads to no text (BasicGuider or ConditioningZeroOut)`;
-      throw new PickrankError("BAD_INPUT", `Cannot set the negative prompt: ${why}; leave out --negative, or name a text node with --negative-node <id> (from code: nodes.negative)`, {
-        details: { parameter: "negativePrompt" },
-      });
-    }
-    put(plan.negative, v.negativePrompt);
-  }
+  if (v.negativePrompt !== undefined) put(negativeTargets(plan), v.negativePrompt);
   for (const r of plan.seed) set(wf, r, v.seed);
   const p = v.params ?? {};
   const need = (ref: InputRef | undefined, what: string): InputRef => {
-    if (ref === undefined) throw new PickrankError("BAD_INPUT", `Cannot set ${what}: the workflow has no empty-latent node (EmptyLatentImage, EmptySD3LatentImage) with that input upstream of its first sampler; name the node that holds it with --batch-node <id> (from code: nodes.latent)`, { details: { parameter: what } });
+    if (ref === undefined)
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Cannot set ${what}: the workflow has no empty-latent node (EmptyLatentImage, EmptySD3LatentImage) with that input upstream ` +
+          "of its first sampler; name the node that holds it with --batch-node <id> (from code: nodes.latent)",
+        { details: { parameter: what } },
+      );
     return ref;
   };
   if (v.batchSize !== undefined) {
@@ -195,7 +242,12 @@ export function applyWorkflow(workflow: ComfyWorkflow, plan: WorkflowPlan, v: Ap
   if (p.height !== undefined) set(wf, need(plan.height, "height"), p.height);
   const setAll = (refs: InputRef[], value: unknown, what: string): void => {
     if (value === undefined) return;
-    if (refs.length === 0) throw new PickrankError("BAD_INPUT", `Cannot set ${what}: the workflow's samplers (${plan.samplers.join(", ")}) have no literal ${what} input`, { details: { parameter: what } });
+    if (refs.length === 0)
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Cannot set ${what}: the workflow's samplers (${plan.samplers.join(", ")}) have no literal ${what} input`,
+        { details: { parameter: what } },
+      );
     for (const r of refs) set(wf, r, value);
   };
   setAll(plan.steps, p.steps, "steps");
@@ -203,13 +255,23 @@ export function applyWorkflow(workflow: ComfyWorkflow, plan: WorkflowPlan, v: Ap
   setAll(plan.samplerName, p.sampler, "sampler");
   setAll(plan.scheduler, p.scheduler, "scheduler");
   if (p.checkpoint !== undefined) {
-    if (!plan.checkpoint) throw new PickrankError("BAD_INPUT", "Cannot set checkpoint: no loader with ckpt_name or unet_name (CheckpointLoaderSimple, UNETLoader) feeds the first sampler's model; leave out --checkpoint and choose the model in the workflow (from code: nodes.checkpoint names the loader)", { details: { parameter: "checkpoint" } });
+    if (!plan.checkpoint)
+      throw new PickrankError(
+        "BAD_INPUT",
+        "Cannot set checkpoint: no loader with ckpt_name or unet_name (CheckpointLoaderSimple, UNETLoader) feeds the first sampler's " +
+          "model; leave out --checkpoint and choose the model in the workflow (from code: nodes.checkpoint names the loader)",
+        { details: { parameter: "checkpoint" } },
+      );
     set(wf, plan.checkpoint, p.checkpoint);
   }
   for (const [id, inputs] of Object.entries(p.extra ?? {})) {
     const n = wf[id];
-    if (!n) throw new PickrankError("BAD_INPUT", `Expected params.extra keys to be node ids of the workflow but there is no node "${id}"`, { details: { parameter: "extra" } });
-    if (inputs === null || typeof inputs !== "object" || Array.isArray(inputs)) throw invalidParameter(`extra.${id}`, "an object of input values", inputs);
+    if (!n)
+      throw new PickrankError("BAD_INPUT", `Expected params.extra keys to be node ids of the workflow but there is no node "${id}"`, {
+        details: { parameter: "extra" },
+      });
+    if (inputs === null || typeof inputs !== "object" || Array.isArray(inputs))
+      throw invalidParameter(`extra.${id}`, "an object of input values", inputs);
     Object.assign(n.inputs, inputs);
   }
   return wf;
