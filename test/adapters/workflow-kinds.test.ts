@@ -8,6 +8,7 @@ import { applyWorkflow, detectWorkflow, type ObjectInfo } from "@pickrank/adapte
 import { coreObjectInfo, customClass } from "../fakes/comfyui-object-info.ts";
 import { expectActionable, reading, refs, refusal } from "./workflow-helpers.ts";
 import {
+  CONTROLNET_FACE_DETAILER,
   CUSTOM_ENCODER,
   CUSTOM_SAVER_WITH_PREVIEWS,
   EFFICIENT,
@@ -220,6 +221,12 @@ describe("kind 4: custom samplers, and seeds that change the image", () => {
     expect(refs(plan.seed)).toEqual(["194.noise_seed"]);
     expect(plan.outputs).toEqual([{ node: "195", classType: "ttN pipeKSamplerAdvanced" }]);
     expect(plan.notes).toContain('seed of ttN pipeKSamplerAdvanced #195 "Refiner" left as is: it adds no noise');
+  });
+
+  it("follows a ControlNet's positive / negative outputs and counts a face detailer as the chain's last sampler", () => {
+    const plan = detectWorkflow(CONTROLNET_FACE_DETAILER);
+    expect(plan.samplers).toEqual(["3", "20"]);
+    expect(reading(plan)).toEqual({ positive: ["6.text"], negative: ["7.text"], seed: ["3.seed", "20.seed"], batch: "5", outputs: ["21"] });
   });
 
   it("leaves the SDXL refiner's seed alone when add_noise is disabled", () => {

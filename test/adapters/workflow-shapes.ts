@@ -320,3 +320,51 @@ export const UNRECOGNISED_BASE: ComfyWorkflow = {
   "8": { class_type: "VAEDecode", inputs: { samples: ["11", 0], vae: ["4", 2] } },
   "9": { class_type: "SaveImage", inputs: { filename_prefix: "x", images: ["8", 0] } },
 };
+
+/** A ControlNet on the conditioning, then a face detailer pass (a sampler over an image) before the saver. */
+export const CONTROLNET_FACE_DETAILER: ComfyWorkflow = {
+  "4": ckpt,
+  "5": latent,
+  "6": encode("portrait of an astronaut"),
+  "7": encode("lowres"),
+  "11": { class_type: "ControlNetLoader", inputs: { control_net_name: "openpose.safetensors" } },
+  "12": { class_type: "LoadImage", inputs: { image: "pose.png" } },
+  "13": {
+    class_type: "ControlNetApplyAdvanced",
+    inputs: {
+      strength: 1,
+      start_percent: 0,
+      end_percent: 1,
+      positive: ["6", 0],
+      negative: ["7", 0],
+      control_net: ["11", 0],
+      image: ["12", 0],
+    },
+  },
+  "3": ks(5, "13", "7", "5"),
+  "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } },
+  "9": { class_type: "SaveImage", inputs: { filename_prefix: "before-detail", images: ["8", 0] } },
+  "14": { class_type: "UltralyticsDetectorProvider", inputs: { model_name: "bbox/face_yolov8m.pt" } },
+  "20": {
+    class_type: "FaceDetailer",
+    inputs: {
+      guide_size: 512,
+      seed: 77,
+      steps: 20,
+      cfg: 8,
+      sampler_name: "euler",
+      scheduler: "normal",
+      denoise: 0.5,
+      feather: 5,
+      image: ["8", 0],
+      model: ["4", 0],
+      clip: ["4", 1],
+      vae: ["4", 2],
+      positive: ["13", 0],
+      negative: ["13", 1],
+      bbox_detector: ["14", 0],
+    },
+  },
+  "21": { class_type: "SaveImage", inputs: { filename_prefix: "detailed", images: ["20", 0] } },
+  "22": { class_type: "PreviewImage", inputs: { images: ["20", 1] } },
+};
