@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { PickrankError, invalidParameter } from "@pickrank/contract";
-import type { GenerationParams } from "../types.ts";
+import type { GenerationParams } from "@pickrank/contract";
 import { WorkflowGraph, type ComfyWorkflow, type InputRef, type ObjectInfo } from "./workflow-graph.ts";
 import { NODE_FLAGS, resolveRefs, type NodeOverrides } from "./workflow-nodes.ts";
 import { discoverOutputs, type OutputNode } from "./workflow-outputs.ts";
