@@ -47,7 +47,9 @@ describe("resolveScorePrompt", () => {
 
   it("BAD CALL - resolveScorePrompt with both raw and a scoring prompt, or an empty one", () => {
     expect(() => resolveScorePrompt({ prompt: "a", raw: true, scorePrompt: "b" })).toThrow(PickrankError);
-    expect(() => resolveScorePrompt({ prompt: "a", raw: true, scorePrompt: "b" })).toThrow(/either .*--score-prompt.* or --score-raw-prompt/);
+    expect(() => resolveScorePrompt({ prompt: "a", raw: true, scorePrompt: "b" })).toThrow(
+      /either .*--score-prompt.* or --score-raw-prompt/,
+    );
     expect(() => resolveScorePrompt({ prompt: "a", scorePrompt: "  " })).toThrow(/Expected a non-empty text for --score-prompt/);
   });
 

@@ -26,11 +26,7 @@
  * are closed at the end of the text (A1111 does the same) and a stray closing bracket is dropped.
  */
 
-type Node =
-  | { k: "text"; s: string }
-  | { k: "sep"; s: ":" | "|" }
-  | { k: "group"; open: "(" | "[" | "{"; body: Node[] }
-  | { k: "tag" };
+type Node = { k: "text"; s: string } | { k: "sep"; s: ":" | "|" } | { k: "group"; open: "(" | "[" | "{"; body: Node[] } | { k: "tag" };
 
 const CLOSE: Record<string, string> = { "(": ")", "[": "]", "{": "}" };
 const ESCAPABLE = new Set(["(", ")", "[", "]", "{", "}", "\\"]);
@@ -116,7 +112,9 @@ function renderOptions(options: Node[][]): string {
 function renderGroup(g: Extract<Node, { k: "group" }>): string {
   if (g.open === "(") {
     const parts = split(g.body, ":");
-    return parts.length > 1 && isNumber(parts.at(-1)) ? render(parts.slice(0, -1).flatMap((p, i) => (i > 0 ? [{ k: "sep", s: ":" } as Node, ...p] : p))) : render(g.body);
+    return parts.length > 1 && isNumber(parts.at(-1))
+      ? render(parts.slice(0, -1).flatMap((p, i) => (i > 0 ? [{ k: "sep", s: ":" } as Node, ...p] : p)))
+      : render(g.body);
   }
   if (g.open === "{") {
     return renderOptions(split(g.body, "|").map((o, i) => dropWeightColons(stripOptionPrefix(o, i === 0))));
@@ -139,7 +137,9 @@ function dropWeightColons(option: Node[]): Node[] {
 }
 
 function renderText(s: string): string {
-  return s.replace(/\bBREAK\b/g, ",").replace(/__([\w\-/*]+?)__/g, (_m, name: string) => ` ${name.split("/").at(-1)!.replace(/[_*]+/g, " ")} `);
+  return s
+    .replace(/\bBREAK\b/g, ",")
+    .replace(/__([\w\-/*]+?)__/g, (_m, name: string) => ` ${name.split("/").at(-1)!.replace(/[_*]+/g, " ")} `);
 }
 
 function render(nodes: Node[]): string {

@@ -53,7 +53,10 @@ export function resolveScorePrompt(req: ScorePromptRequest): ScorePrompt {
   else {
     [text, source] = [scoringPrompt(req.prompt), "cleaned"];
     if (text === "") {
-      warnings.push(`the prompt ${JSON.stringify(req.prompt)} is nothing but weights and tags, so it is scored as written; set --score-prompt to describe the image`);
+      warnings.push(
+        `the prompt ${JSON.stringify(req.prompt)} is nothing but weights and tags, so it is scored as written; ` +
+          "set --score-prompt to describe the image",
+      );
       [text, source] = [req.prompt, "raw"];
     }
   }
@@ -96,12 +99,17 @@ export interface ScorePromptOptions {
  */
 export function checkScorePromptOptions(opts: ScorePromptOptions, prompts: number, batch: boolean): void {
   const sp = opts.scorePrompt;
-  if (opts.scoreRawPrompt !== undefined && typeof opts.scoreRawPrompt !== "boolean") throw invalidParameter("scoreRawPrompt", "a boolean", opts.scoreRawPrompt);
+  if (opts.scoreRawPrompt !== undefined && typeof opts.scoreRawPrompt !== "boolean")
+    throw invalidParameter("scoreRawPrompt", "a boolean", opts.scoreRawPrompt);
   if (sp === undefined) return;
   if (opts.scoreRawPrompt) {
-    throw new PickrankError("BAD_INPUT", "Expected either scorePrompt (--score-prompt) or scoreRawPrompt (--score-raw-prompt) but received both", {
-      details: { parameter: "scorePrompt" },
-    });
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected either scorePrompt (--score-prompt) or scoreRawPrompt (--score-raw-prompt) but received both",
+      {
+        details: { parameter: "scorePrompt" },
+      },
+    );
   }
   if (Array.isArray(sp)) {
     if (sp.length !== prompts) throw invalidParameter("scorePrompt", `an array of ${prompts} scoring prompts (one per prompt)`, sp);
@@ -109,7 +117,11 @@ export function checkScorePromptOptions(opts: ScorePromptOptions, prompts: numbe
       if (typeof t !== "string" || t.trim() === "") throw invalidParameter(`scorePrompt[${i}]`, "a non-empty string", t);
     });
   } else if (batch) {
-    throw invalidParameter("scorePrompt", `an array of ${prompts} scoring prompts (one per prompt; a single string only goes with prompt)`, sp);
+    throw invalidParameter(
+      "scorePrompt",
+      `an array of ${prompts} scoring prompts (one per prompt; a single string only goes with prompt)`,
+      sp,
+    );
   } else if (typeof sp !== "string" || sp.trim() === "") {
     throw invalidParameter("scorePrompt", "a non-empty string", sp);
   }

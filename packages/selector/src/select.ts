@@ -433,7 +433,8 @@ async function runPhase(ctx: Ctx, inp: PhaseInput): Promise<PhaseOutput> {
       const st: StoredCandidate | undefined = out?.stored(pi, phase, idx);
       if (st && out) {
         const image = await out.load(st);
-        queue.push({ index: idx, seed: st.seed, backend: st.backend, format: st.format, image, timings: st.timings, reused: true, meta: st.meta });
+        const { seed, backend, format, timings, meta } = st;
+        queue.push({ index: idx, seed, backend, format, image, timings, reused: true, meta });
         arrived.add(idx);
         out.resumedCount++;
       } else {
@@ -529,7 +530,8 @@ async function runPhase(ctx: Ctx, inp: PhaseInput): Promise<PhaseOutput> {
             ctx.emit({ type: "failed", promptIndex: pi, phase, index: idx, seed: g.seed, backend: g.backend, error: g.error });
             continue;
           }
-          const a: Arrival = { index: idx, seed: g.seed, backend: g.backend, format: g.format, image: g.image, timings: g.timings, reused: false, meta: g.meta };
+          const { seed, backend, format, image, timings, meta } = g;
+          const a: Arrival = { index: idx, seed, backend, format, image, timings, reused: false, meta };
           if (out) {
             try {
               await out.save(pi, phase, a);

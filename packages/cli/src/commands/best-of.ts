@@ -161,7 +161,10 @@ export function registerBestOf(program: Command, ctx: CommandContext): void {
     .option("--refine <k>", "draft-then-refine: re-render the best k drafts at full settings, same seeds (default max(top, min(n, 4)))", parsePositiveInt)
     .option("--diverse [threshold]", "with --top > 1: skip near-duplicates (image-embedding cosine above threshold, default 0.9)", parseThreshold)
     // scoring prompt: what PickScore compares the images with (selector/score-prompt.ts)
-    .option("--score-prompt <text>", "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)")
+    .option(
+      "--score-prompt <text>",
+      "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
+    )
     .option("--score-raw-prompt", "score against the prompt exactly as written, weights and tags included")
     .option("--json", "print the result object as JSON on stdout (what the bestOf API returns, without image bytes)")
     .option("--quiet", "no progress on stderr")
@@ -331,9 +334,14 @@ function checkScorePromptFlags(opts: BestOfCliOptions): void {
     throw new PickrankError("BAD_INPUT", "Expected either --score-prompt <text> or --score-raw-prompt but received both");
   }
   if (opts.scorePrompt !== undefined && opts.prompts !== undefined) {
-    throw new PickrankError("BAD_INPUT", "Expected --score-prompt only with --prompt (one scoring text for one prompt) but received --prompts");
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected --score-prompt only with --prompt (one scoring text for one prompt) but received --prompts",
+    );
   }
-  if (opts.scorePrompt !== undefined && opts.scorePrompt.trim() === "") throw invalidParameter("--score-prompt", "a non-empty text", opts.scorePrompt);
+  if (opts.scorePrompt !== undefined && opts.scorePrompt.trim() === "") {
+    throw invalidParameter("--score-prompt", "a non-empty text", opts.scorePrompt);
+  }
 }
 
 const fmtScore = formatScore;
@@ -388,8 +396,8 @@ function printResult(io: Io, result: BestOfResult | BestOfBatchResult): void {
   if (result.out?.work && result.out.work.images > 0) {
     const w = result.out.work;
     io.stdout.write(
-      `work: ${w.images} rendered candidates (${formatBytes(w.bytes)}) kept in ${shortPath(w.dir)}, so the same command with another --top, --diverse or --keep ` +
-        `re-selects without rendering; delete that folder to free the space\n`,
+      `work: ${w.images} rendered candidates (${formatBytes(w.bytes)}) kept in ${shortPath(w.dir)}, ` +
+        "so the same command with another --top, --diverse or --keep re-selects without rendering; delete that folder to free the space\n",
     );
   }
 }

@@ -58,7 +58,10 @@ export function registerRank(program: Command, ctx: CommandContext): void {
     .option("--model <dir>", "converted model folder (default: the cached PickScore model, pulled on first use)")
     .option("--device <device>", "auto, cpu, webgpu or cuda; auto tries cuda, then webgpu, then cpu", parseDevice, "auto")
     .option("--batch-size <n>", "images per device run", parsePositiveInt, 8)
-    .option("--score-prompt <text>", "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)")
+    .option(
+      "--score-prompt <text>",
+      "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
+    )
     .option("--score-raw-prompt", "score against the prompt exactly as written, weights and tags included")
     .option("--json", 'print {"prompt","scorePrompt","device","results":[{file,score,prob,rank}]} best first')
     .addHelpText("after", "\nScores compare images of the same prompt only; prob is the softmax of the scores over these images.")
@@ -75,7 +78,8 @@ export function registerRank(program: Command, ctx: CommandContext): void {
           const { text: scorePrompt, warnings } = resolveScorePrompt({ ...scoring, countTokens: (t) => scorer.countTokens(t) });
           for (const w of warnings) ctx.io.stderr.write(`pickrank: warning: ${w}\n`);
           const bar = new ProgressBar(ctx.io, "scoring", "items", Boolean(opts.json) || images.length <= scorer.batchSize);
-          const ranked = await scorer.rank(scorePrompt, images, { onProgress: (done, total) => bar.update(done, total) }).finally(() => bar.finish());
+          const onProgress = (done: number, total: number) => bar.update(done, total);
+          const ranked = await scorer.rank(scorePrompt, images, { onProgress }).finally(() => bar.finish());
           const results = ranked.map((r) => ({ file: images[r.index]!, score: r.score, prob: r.prob, rank: r.rank }));
           if (opts.json) {
             writeJson(ctx.io, { prompt: opts.prompt, scorePrompt, device: scorer.device, results });
