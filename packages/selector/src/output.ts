@@ -49,11 +49,7 @@ type JournalLine =
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(v, (_k, val: unknown) => {
     if (val && typeof val === "object" && !Array.isArray(val)) {
-      return Object.fromEntries(
-        Object.entries(val as Record<string, unknown>)
-          .filter(([, x]) => x !== undefined)
-          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-      );
+      return Object.fromEntries(Object.entries(val as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     }
     return val;
   });
@@ -66,9 +62,7 @@ function isOurOutputName(name: string): boolean {
 function settingsDiff(a: unknown, b: unknown): string[] {
   if (!a || !b || typeof a !== "object" || typeof b !== "object") return ["settings"];
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys]
-    .filter((k) => canonicalJson((a as Record<string, unknown>)[k]) !== canonicalJson((b as Record<string, unknown>)[k]))
-    .sort();
+  return [...keys].filter((k) => canonicalJson((a as Record<string, unknown>)[k]) !== canonicalJson((b as Record<string, unknown>)[k])).sort();
 }
 
 export class OutputDir {
@@ -99,14 +93,7 @@ export class OutputDir {
    * a journal with other settings is a CONFLICT (say which fields differ), as is a folder holding
    * pickrank-looking outputs without a journal.
    */
-  static async open(opts: {
-    dir: string;
-    keep?: "top" | "all";
-    resume?: boolean;
-    settings: Record<string, unknown>;
-    seed: number | undefined;
-    randomSeed: () => number;
-  }): Promise<OutputDir> {
+  static async open(opts: { dir: string; keep?: "top" | "all"; resume?: boolean; settings: Record<string, unknown>; seed: number | undefined; randomSeed: () => number }): Promise<OutputDir> {
     const dir = path.resolve(opts.dir);
     const keep = opts.keep ?? "top";
     const journalFile = path.join(dir, JOURNAL_DIR, JOURNAL_FILE);
@@ -125,11 +112,7 @@ export class OutputDir {
         // Nothing readable at all (killed while writing the first line): nothing to resume, start afresh.
         if (lines.length === 0) tornTail = false;
         else if (!head || head.t !== "run" || head.version !== JOURNAL_VERSION) {
-          throw new PickrankError(
-            "CONFLICT",
-            `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`,
-            { details: { dir } },
-          );
+          throw new PickrankError("CONFLICT", `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`, { details: { dir } });
         }
         const want = canonicalJson(opts.settings);
         if (head && head.t === "run" && canonicalJson(head.settings) !== want) {
@@ -141,9 +124,7 @@ export class OutputDir {
           );
         }
         if (lines.length > 0 && opts.resume === false) {
-          throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, {
-            details: { dir },
-          });
+          throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, { details: { dir } });
         }
       } else {
         const clash = (await readdir(dir)).filter(isOurOutputName);
@@ -176,13 +157,7 @@ export class OutputDir {
       }
     } else {
       // Replaces an unreadable leftover journal instead of appending to it.
-      const header: JournalLine = {
-        t: "run",
-        version: JOURNAL_VERSION,
-        settings: opts.settings,
-        seed,
-        startedAt: new Date().toISOString(),
-      };
+      const header: JournalLine = { t: "run", version: JOURNAL_VERSION, settings: opts.settings, seed, startedAt: new Date().toISOString() };
       await writeFileAtomic(o.journalFile, JSON.stringify(header) + "\n");
     }
     return o;
@@ -198,13 +173,9 @@ export class OutputDir {
     this.heldLock = await acquireLock(path.join(this.journalDir, "lock"), {
       wait: false,
       onHeld: (holder) =>
-        new PickrankError(
-          "CONFLICT",
-          `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`,
-          {
-            details: { dir: this.dir, ...(typeof holder.pid === "number" ? { pid: holder.pid } : {}) },
-          },
-        ),
+        new PickrankError("CONFLICT", `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`, {
+          details: { dir: this.dir, ...(typeof holder.pid === "number" ? { pid: holder.pid } : {}) },
+        }),
     });
   }
 
@@ -247,18 +218,13 @@ export class OutputDir {
     const ranked = this.keep === "all" ? result.ranked : result.top;
     for (const c of ranked) keepList.push({ c, name: `rank-${String(c.rank).padStart(width, "0")}-seed-${c.seed}.png`, draft: false });
     if (this.keep === "all" && result.refine) {
-      for (const c of result.refine.drafts)
-        keepList.push({ c, name: `draft-${String(c.rank).padStart(width, "0")}-seed-${c.seed}.png`, draft: true });
+      for (const c of result.refine.drafts) keepList.push({ c, name: `draft-${String(c.rank).padStart(width, "0")}-seed-${c.seed}.png`, draft: true });
     }
     for (const { c, name, draft } of keepList) {
       const rel = path.join(sub, name);
       const abs = path.join(this.dir, rel);
       if (!this.outputs.has(rel) && !this.writtenNow.has(rel) && (await exists(abs))) {
-        throw new PickrankError(
-          "CONFLICT",
-          `${abs} already exists and was not written by this run; expected a free file name (nothing is overwritten silently)`,
-          { details: { file: abs } },
-        );
+        throw new PickrankError("CONFLICT", `${abs} already exists and was not written by this run; expected a free file name (nothing is overwritten silently)`, { details: { file: abs } });
       }
       const png = await toPngWithMetadata(c, result, draft);
       await writeFileAtomic(abs, png);
@@ -306,6 +272,7 @@ export class OutputDir {
     }
   }
 }
+
 
 function parseJournal(text: string): JournalLine[] {
   const out: JournalLine[] = [];
