@@ -358,7 +358,7 @@ describe("the work folder after a run", () => {
     const names = await readdir(dir);
     expect(names).toHaveLength(5);
     const bytes = (await Promise.all(names.map((n) => stat(path.join(dir, n))))).reduce((s, st) => s + st.size, 0);
-    expect(r.out!.work).toEqual({ dir, images: 5, bytes });
+    expect(r.out!.work).toEqual({ dir, files: 5, bytes });
     // That is what lets another top re-select with nothing rendered.
     const again = new MemoryBackend();
     const r2 = await bestOf({ prompt: "p", n: 5, seed: 1, backend: again, scorer, top: 3, out });

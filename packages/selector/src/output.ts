@@ -253,16 +253,16 @@ export class OutputDir {
    */
   async workUsage(): Promise<WorkUsage> {
     const dir = path.join(this.journalDir, "work");
-    let images = 0;
+    let files = 0;
     let bytes = 0;
     for (const d of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
       if (!d.isFile() || d.name.endsWith(".tmp")) continue;
       const st = await stat(path.join(dir, d.name)).catch(() => undefined);
       if (!st) continue;
-      images++;
+      files++;
       bytes += st.size;
     }
-    return { dir, images, bytes };
+    return { dir, files, bytes };
   }
 
   /** Removes outputs an earlier pass of this same run wrote that this pass did not select again. */

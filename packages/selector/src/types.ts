@@ -192,15 +192,18 @@ export interface OutputReport {
   files: string[];
   /** Candidates taken from the progress journal instead of rendered again. */
   resumed: number;
-  /** The rendered candidates kept in the journal's work folder for re-selection (see OutputDir.workUsage). */
-  work?: WorkUsage;
+  /**
+   * The rendered candidates kept in `<dir>/.pickrank/work` (every one, whatever `keep` says) so a
+   * re-run with another top, keep or diverse re-selects without rendering (see OutputDir.workUsage).
+   */
+  work: WorkUsage;
 }
 
 /** The candidates' bytes under `<out>/.pickrank/work`. */
 export interface WorkUsage {
   dir: string;
-  /** Image files. */
-  images: number;
+  /** Candidate image files. */
+  files: number;
   bytes: number;
 }
 

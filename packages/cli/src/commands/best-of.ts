@@ -393,10 +393,10 @@ function printResult(io: Io, result: BestOfResult | BestOfBatchResult): void {
     printRun(io, result, undefined);
     if (result.out) io.stdout.write(`result: ${shortPath(result.out.resultFile)}\n`);
   }
-  if (result.out?.work && result.out.work.images > 0) {
+  if (result.out?.work && result.out.work.files > 0) {
     const w = result.out.work;
     io.stdout.write(
-      `work: ${w.images} rendered candidates (${formatBytes(w.bytes)}) kept in ${shortPath(w.dir)}, ` +
+      `work: ${w.files} rendered candidates (${formatBytes(w.bytes)}) kept in ${shortPath(w.dir)}, ` +
         "so the same command with another --top, --diverse or --keep re-selects without rendering; delete that folder to free the space\n",
     );
   }
