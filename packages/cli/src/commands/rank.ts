@@ -2,6 +2,7 @@ import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { EXIT, PickrankError } from "@pickrank/contract";
 import { Scorer, type ImageFailure } from "@pickrank/core";
+import { formatProb, formatScore, resolveScorePrompt } from "@pickrank/selector";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import {
@@ -60,6 +61,8 @@ interface RankOptions {
   batchSize: number;
   maxPixels?: number;
   json?: boolean;
+  scorePrompt?: string;
+  scoreRawPrompt?: boolean;
 }
 
 export function registerRank(program: Command, ctx: CommandContext): void {
@@ -72,7 +75,12 @@ export function registerRank(program: Command, ctx: CommandContext): void {
     .option("--device <device>", "auto, cpu, webgpu or cuda; auto tries cuda, then webgpu, then cpu", parseDevice, "auto")
     .option("--batch-size <n>", "images per device run", parsePositiveInt, 8)
     .option(MAX_PIXELS_FLAGS, MAX_PIXELS_HELP, parseMaxPixels)
-    .option("--json", 'print {"prompt","device","results":[{file,score,prob,rank}],"failed":[{file,error}]} best first')
+    .option(
+      "--score-prompt <text>",
+      "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
+    )
+    .option("--score-raw-prompt", "score against the prompt exactly as written, weights and tags included")
+    .option("--json", 'print {"prompt","scorePrompt","device","results":[{file,score,prob,rank}],"failed":[{file,error}]} best first')
     .addHelpText(
       "after",
       "\nScores compare images of the same prompt only; prob is the softmax of the scores over the images scored.\n" +
@@ -81,6 +89,9 @@ export function registerRank(program: Command, ctx: CommandContext): void {
     .action(
       action(ctx, async (args: string[], opts: RankOptions) => {
         requirePrompt(opts.prompt);
+        // The scoring prompt (selector/score-prompt.ts): checked before the model loads, its length after.
+        const scoring = { prompt: opts.prompt, scorePrompt: opts.scorePrompt, raw: opts.scoreRawPrompt };
+        resolveScorePrompt(scoring);
         const images = await expandImageArgs(args);
         const model = await resolveModel(ctx.io, opts.model, Boolean(opts.json));
         const scorer = await Scorer.create({
@@ -91,14 +102,15 @@ export function registerRank(program: Command, ctx: CommandContext): void {
         });
         try {
           ctx.io.stderr.write(deviceLine(scorer));
+          const { text: scorePrompt, warnings } = resolveScorePrompt({ ...scoring, countTokens: (t) => scorer.countTokens(t) });
+          for (const w of warnings) ctx.io.stderr.write(`pickrank: warning: ${w}\n`);
           const bar = new ProgressBar(ctx.io, "scoring", "items", Boolean(opts.json) || images.length <= scorer.batchSize);
-          const { ranked, failed } = await scorer
-            .rankSettled(opts.prompt, images, { onProgress: (done, total) => bar.update(done, total) })
-            .finally(() => bar.finish());
+          const onProgress = (done: number, total: number) => bar.update(done, total);
+          const { ranked, failed } = await scorer.rankSettled(scorePrompt, images, { onProgress }).finally(() => bar.finish());
           if (ranked.length === 0) throw noneScored(images, failed);
           const results = ranked.map((r) => ({ file: images[r.index]!, score: r.score, prob: r.prob, rank: r.rank }));
           const failures = failed.map((f) => ({ file: images[f.index]!, error: f.error.toJSON(), reason: imageReason(f.error) }));
-          printRanking(ctx, opts, scorer.device, results, failures);
+          printRanking(ctx, { ...opts, scorePrompt }, scorer.device, results, failures);
           if (failures.length > 0) {
             const counts = `scored ${results.length} of ${images.length} images; ${failures.length} could not be read`;
             ctx.io.stderr.write(`pickrank: ${counts} (listed) [PARTIAL]\n`);
@@ -118,7 +130,10 @@ interface RankRow {
   rank: number;
 }
 
-/** The ranking on stdout: JSON for programs, or a table and then the files that were not scored. */
+/**
+ * The ranking on stdout: JSON for programs, or a table and then the files that were not scored.
+ * `opts.scorePrompt` is the text that was scored (the prompt when absent).
+ */
 function printRanking(
   ctx: CommandContext,
   opts: RankOptions,
@@ -126,15 +141,17 @@ function printRanking(
   results: RankRow[],
   failures: { file: string; error: { code: string; message: string }; reason: string }[],
 ): void {
+  const scorePrompt = opts.scorePrompt ?? opts.prompt;
   if (opts.json) {
     const failed = failures.map((f) => ({ file: f.file, error: f.error }));
-    writeJson(ctx.io, { prompt: opts.prompt, device, results, ...(failed.length > 0 ? { failed } : {}) });
+    writeJson(ctx.io, { prompt: opts.prompt, scorePrompt, device, results, ...(failed.length > 0 ? { failed } : {}) });
     return;
   }
+  if (scorePrompt !== opts.prompt) ctx.io.stdout.write(`scored as: ${scorePrompt}\n`);
   ctx.io.stdout.write(
     renderTable(
       ["rank", "score", "prob", "file"],
-      results.map((r) => [String(r.rank), r.score.toFixed(3), r.prob.toFixed(4), r.file]),
+      results.map((r) => [String(r.rank), formatScore(r.score), formatProb(r.prob), r.file]),
       ["right", "right", "right", "left"],
     ),
   );
