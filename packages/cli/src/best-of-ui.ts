@@ -3,16 +3,15 @@
  * stderr, one summary of the failures grouped by cause, and the exit code of the outcome.
  */
 import { EXIT } from "@pickrank/contract";
-import { describeFailures, type BestOfBatchResult, type BestOfEvent, type BestOfResult } from "@pickrank/selector";
+import { describeFailures, formatProb, formatScore, type BestOfBatchResult, type BestOfEvent, type BestOfResult } from "@pickrank/selector";
 import { formatBytes, renderTable, shortPath, type Align, type Io } from "./ui.ts";
 
-function fmtScore(x: number): string {
-  return x.toFixed(3);
-}
+const fmtScore = formatScore;
 
 function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
   const out = io.stdout;
   if (header) out.write(`${header}\n`);
+  if (r.scorePrompt !== r.prompt) out.write(`scored as: ${r.scorePrompt}\n`);
   const picked = new Set(r.top.map((c) => c.index));
   const cwd = process.cwd();
   const headers = ["rank", "seed", "score", "prob"];
@@ -24,7 +23,7 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
   headers.push("top", "saved");
   align.push("left", "left");
   const rows = r.ranked.map((c) => {
-    const row = [String(c.rank), String(c.seed), fmtScore(c.score), c.prob.toFixed(4)];
+    const row = [String(c.rank), String(c.seed), fmtScore(c.score), formatProb(c.prob)];
     if (r.refine) row.push(c.draft ? `${c.draft.rank}/${r.refine.drafts.length}` : "", c.draft ? fmtScore(c.draft.score) : "");
     row.push(picked.has(c.index) ? "*" : "", c.file ? shortPath(c.file, cwd) : "");
     return row;
@@ -62,6 +61,13 @@ export function printBestOfResult(io: Io, result: BestOfResult | BestOfBatchResu
     printRun(io, result, undefined);
     if (result.out) io.stdout.write(`result: ${shortPath(result.out.resultFile)}\n`);
   }
+  if (result.out?.work && result.out.work.files > 0) {
+    const w = result.out.work;
+    io.stdout.write(
+      `work: ${w.files} rendered candidates (${formatBytes(w.bytes)}) kept in ${shortPath(w.dir)}, ` +
+        "so the same command with another --top, --diverse or --keep re-selects without rendering; delete that folder to free the space\n",
+    );
+  }
 }
 
 /** Candidates asked for in a run: N, plus the k re-rendered in draft-then-refine. */
@@ -98,13 +104,6 @@ export function reportOutcome(
   if (batch)
     for (const pe of result.errors)
       err.write(`pickrank: prompt ${pe.promptIndex + 1} failed: ${o.text(pe.error.message)} [${pe.error.code}]\n`);
-  const work = result.out?.work;
-  if (work && work.files > 0 && !o.quiet) {
-    err.write(
-      `pickrank: the ${work.files} rendered candidates (${formatBytes(work.bytes)}) stay in ${shortPath(work.dir)}, ` +
-        "so a re-run with another --top, --keep or --diverse re-selects without rendering; delete that folder to free the space\n",
-    );
-  }
   if (batch && result.runs.length === 0) return EXIT.FAILURE;
   if (partial || (batch && result.errors.length > 0)) {
     err.write(`pickrank: fewer candidates than asked; pass ${o.minFlag} <m> to accept a partial run [PARTIAL]\n`);

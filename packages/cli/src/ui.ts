@@ -3,7 +3,7 @@
  * stdout, errors printed readably with an exit code. Programs use --json and read stdout only.
  */
 import path from "node:path";
-import { ERROR_TABLE, EXIT, isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
+import { ERROR_TABLE, isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -16,9 +16,13 @@ export function writeJson(io: Io, value: unknown): void {
   io.stdout.write(JSON.stringify(value, null, 2) + "\n");
 }
 
-/** The exit code of an error: the contract's code table (2 bad arguments or a missing input file, 130 interrupted, 1 the rest). */
+/**
+ * Exit code of an error: the contract's code table (`ERROR_TABLE[code].exit`): 2 (USAGE) for bad
+ * arguments and input files (BAD_INPUT, BAD_IMAGE, NOT_FOUND, …), 3 (PARTIAL) for part of the work
+ * done, 130 for an interrupted run, 1 for the rest.
+ */
 export function exitCodeFor(code: ErrorCode): number {
-  return ERROR_TABLE[code]?.exit ?? EXIT.FAILURE;
+  return ERROR_TABLE[code].exit;
 }
 
 /** Prints an error (and, with --json, the same error as JSON on stdout) and returns the exit code. */

@@ -50,7 +50,7 @@ describe("pickrank best-of bad arguments", () => {
     expect(r.err).toContain("Expected exactly one of --prompt or --prompts but received neither [BAD_INPUT]");
   });
 
-  it("best-of --workflow naming a missing file (exit 2 as the code table says for NOT_FOUND)", async () => {
+  it("best-of --workflow naming a missing file (exit 2, NOT_FOUND: the contract's table)", async () => {
     const missing = path.join(tmp, "nope.json");
     const r = await run(["--prompt", "p", "--workflow", missing, "--url", deadUrl]);
     expect(r.code).toBe(2);

@@ -195,7 +195,7 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(j.outcome).toBe("complete");
     expect(j.out.work.files).toBe(4);
     expect(r.err).toMatch(/rendered \d\/4, scored \d\/4(, sampling step \d+\/\d+)? \(renders per server: comfyui@http:\/\/127\.0\.0\.1:\d+ \d\)/);
-    expect(r.err).toMatch(/the 4 rendered candidates \([\d.]+ KB\) stay in .*\.pickrank\/work, so a re-run with another --top, --keep or --diverse re-selects without rendering/);
+    expect(r.out).toMatch(/work: 4 rendered candidates \([\d.]+ KB\) kept in .*\.pickrank\/work, so the same command with another --top, --diverse or --keep re-selects/);
   });
 
   it("an --out the filesystem refuses is a coded error naming --out, not a hang (procfs: Node's recursive mkdir spins there)", async () => {

@@ -84,6 +84,12 @@ const settingsShape = {
     )
     .optional(),
   out: outSchema.optional(),
+  scorePrompt: z
+    .union([nonEmptyString, z.array(nonEmptyString, { error: "an array of non-empty strings" })], {
+      error: "a non-empty string, or one per prompt",
+    })
+    .optional(),
+  scoreRawPrompt: z.boolean({ error: "true or false" }).optional(),
 };
 
 const runtimeShape = {
@@ -146,12 +152,30 @@ function crossChecks(o: Settings & { backend?: { maxSeed?: unknown } }, ctx: Ctx
     const k = o.refine.k;
     if (k !== undefined && (k > o.n || k < top)) issue(ctx, "refine.k", `integer between ${nm("top")} (${top}) and ${nm("n")} (${o.n})`, k);
   }
+  scorePromptChecks(o, ctx, nm);
   const maxSeed = o.backend?.maxSeed;
   if (o.seed !== undefined && typeof maxSeed === "number" && o.seed + o.n - 1 > maxSeed) {
     const expected = `integer between 0 and ${maxSeed - o.n + 1} (the backend's largest seed, ${maxSeed}, minus ${nm("n")} − 1)`;
     issue(ctx, "seed", expected, o.seed);
   } else if (o.seed !== undefined && o.seed + o.n - 1 > Number.MAX_SAFE_INTEGER) {
     issue(ctx, "seed", "non-negative integer", o.seed);
+  }
+}
+
+/** The scoring prompt (score-prompt.ts): a text or the raw prompt, not both; one text per prompt. */
+function scorePromptChecks(o: Settings, ctx: Ctx, nm: Namer): void {
+  const sp = o.scorePrompt;
+  if (sp === undefined) return;
+  if (o.scoreRawPrompt) {
+    const message = `Expected either ${nm("scorePrompt")} or ${nm("scoreRawPrompt")} but received both`;
+    ctx.addIssue({ code: "custom", path: ["scorePrompt"], message, params: { whole: true } });
+  } else if (Array.isArray(sp) && sp.length !== (o.prompts?.length ?? 1)) {
+    issue(ctx, "scorePrompt", `an array of ${o.prompts?.length ?? 1} scoring prompts (one per prompt)`, sp);
+  } else if (!Array.isArray(sp) && o.prompts !== undefined) {
+    const message =
+      `Expected ${nm("scorePrompt")} only with ${nm("prompt")} (one scoring text for one prompt; ` +
+      `with ${nm("prompts")} the API takes one per prompt) but received ${nm("prompts")}`;
+    ctx.addIssue({ code: "custom", path: ["scorePrompt"], message, params: { whole: true } });
   }
 }
 

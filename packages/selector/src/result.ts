@@ -21,7 +21,8 @@ export function serializeResult(r: BestOfResult | BestOfBatchResult): unknown {
     if (v && typeof v === "object") {
       const o: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v)) {
-        if (k === "image" || k === "embedding" || x === undefined) continue;
+        // comfyPrompt (CandidateMeta): the whole API prompt per candidate; the kept PNGs and the journal hold it.
+        if (k === "image" || k === "embedding" || k === "comfyPrompt" || x === undefined) continue;
         o[k] = walk(x);
       }
       return o;

@@ -9,6 +9,7 @@ import { checkSurvivors, describeFailures, groupFailures } from "./outcome.ts";
 import { runPass, type PassContext, type PassOutput } from "./pass.ts";
 import { rankCandidates, selectTop } from "./rank.ts";
 import { kendall, spearman } from "./rank-stats.ts";
+import { scorePromptFor, type ScorePromptOptions } from "./score-prompt.ts";
 import type { BestOfResult, FailedCandidate, ModelInfo, RankedCandidate, RefineReport, RunTimings } from "./types.ts";
 
 /** The settings of a run, resolved from BestOfOptions (select.ts). */
@@ -25,6 +26,8 @@ export interface PromptRunContext extends PassContext {
   seed: number;
   name: Namer;
   model: ModelInfo;
+  /** What the candidates are scored against (score-prompt.ts): the caller's text, the raw prompt, or the prompt without syntax. */
+  scorePrompt: ScorePromptOptions;
 }
 
 interface Ranked {
@@ -51,8 +54,10 @@ export async function runPrompt(ctx: PromptRunContext, promptIndex: number, prom
       warnings.add(line);
     },
   };
-  // The text the candidates are scored against.
-  const text = await ctx.scorer.embedText(prompt);
+  // The text the candidates are scored against: by default the prompt without A1111 / ComfyUI syntax.
+  const scorePrompt = scorePromptFor(ctx.scorePrompt, promptIndex, prompt, ctx.scorer.countTokens?.bind(ctx.scorer));
+  for (const message of scorePrompt.warnings) pctx.warn({ message });
+  const text = await ctx.scorer.embedText(scorePrompt.text);
   const r = ctx.refine
     ? await draftThenRefine(pctx, { pi: promptIndex, prompt, text, seeds, t0 }, ctx.refine)
     : await singlePass(pctx, { pi: promptIndex, prompt, text, seeds, t0 });
@@ -63,6 +68,7 @@ export async function runPrompt(ctx: PromptRunContext, promptIndex: number, prom
   if (r.failed.length > 0) warnings.add(`${r.failed.length} candidate render(s) failed: ${describeFailures(failures, 4).join("; ")}`);
   const result: BestOfResult = {
     prompt,
+    scorePrompt: scorePrompt.text,
     n: ctx.n,
     seeds,
     params: ctx.params,

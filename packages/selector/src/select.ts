@@ -12,12 +12,10 @@
  *   output.ts        saved: PNGs with their metadata, result.json, the journal itself
  */
 import { randomInt } from "node:crypto";
-import { readdir, stat } from "node:fs/promises";
-import path from "node:path";
 import { abortedError, toPickrankError, type Backend, type GenerationParams } from "@pickrank/contract";
 import { DEFAULT_DIVERSE_THRESHOLD } from "./diverse.ts";
 import { checkBestOfOptions, namer, type Namer } from "./options.ts";
-import { JOURNAL_DIR, OutputDir } from "./output.ts";
+import { OutputDir } from "./output.ts";
 import { runPrompt, type PromptRunContext } from "./run-prompt.ts";
 import { modelInfo, serializeResult } from "./result.ts";
 import type { BestOfBatchResult, BestOfOptions, BestOfResult, OutputOptions, OutputReport, PromptError } from "./types.ts";
@@ -101,6 +99,7 @@ function resolveRun(opts: BestOfOptions, name: Namer): Omit<PromptRunContext, "s
     diverseThreshold,
     name,
     model: modelInfo(opts.scorer),
+    scorePrompt: { scorePrompt: opts.scorePrompt, scoreRawPrompt: opts.scoreRawPrompt },
   };
 }
 
@@ -205,15 +204,5 @@ async function runAll(
 
 /** What was written, and what the work folder keeps for re-selection. */
 async function outputReport(out: OutputDir, files: string[]): Promise<OutputReport> {
-  const work = path.join(out.dir, JOURNAL_DIR, "work");
-  let count = 0;
-  let bytes = 0;
-  for (const f of await readdir(work).catch(() => [] as string[])) {
-    const st = await stat(path.join(work, f)).catch(() => undefined);
-    if (st?.isFile()) {
-      count++;
-      bytes += st.size;
-    }
-  }
-  return { dir: out.dir, resultFile: out.resultFile, files, resumed: out.resumedCount, work: { dir: work, files: count, bytes } };
+  return { dir: out.dir, resultFile: out.resultFile, files, resumed: out.resumedCount, work: await out.workUsage() };
 }

@@ -13,7 +13,8 @@ import { Scorer } from "@pickrank/core";
 import { bestOf, checkSettings, serializeResult, type BestOfBatchResult, type BestOfOptions, type BestOfResult } from "@pickrank/selector";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
-import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
+import { addNodeFlags, nodeOverridesFromFlags, type NodeFlagOptions } from "../node-flags.ts";
+import { MAX_PIXELS_FLAGS, MAX_PIXELS_HELP, parseDevice, parseMaxPixels, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
 import { interruptOnSignals } from "../interrupt.ts";
 import { BestOfProgress, printBestOfResult, reportOutcome } from "../best-of-ui.ts";
@@ -24,8 +25,8 @@ export const DEFAULT_URLS: Record<string, string> = {
   a1111: "http://127.0.0.1:7860",
 };
 
-/** The parsed flags (commander's camelCase names). */
-export interface BestOfCliOptions {
+/** The parsed flags (commander's camelCase names); the node flags come from node-flags.ts. */
+export interface BestOfCliOptions extends NodeFlagOptions {
   /** The hidden old spelling of --min. */
   minSurvivors?: number;
   prompt?: string;
@@ -57,6 +58,9 @@ export interface BestOfCliOptions {
   diverse?: number | true;
   json?: boolean;
   quiet?: boolean;
+  scorePrompt?: string;
+  scoreRawPrompt?: boolean;
+  maxPixels?: number;
 }
 
 function parseNonNegativeInt(v: string): number {
@@ -208,15 +212,22 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
     parse: parseNumber,
     api: ["diverse", "diverse.threshold"],
   },
+  // The scoring prompt: what PickScore compares the images with (selector/score-prompt.ts).
+  {
+    flags: "--score-prompt <text>",
+    description: "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
+    api: ["scorePrompt"],
+  },
+  { flags: "--score-raw-prompt", description: "score against the prompt exactly as written, weights and tags included", api: ["scoreRawPrompt"] },
+  { flags: MAX_PIXELS_FLAGS, description: MAX_PIXELS_HELP, parse: parseMaxPixels, api: ["maxPixels"] },
   { flags: "--json", description: "print the result object as JSON on stdout (what the bestOf API returns, without image bytes)" },
   { flags: "--quiet", description: "no progress on stderr (warnings and errors still print)" },
 ];
 
 /** How messages name API options for a CLI user: bestOf paths from BEST_OF_FLAGS, plus those of the scorer and backends. */
-export const CLI_OPTION_NAMES: Readonly<Record<string, string>> = {
-  maxPixels: "--max-pixels",
-  ...Object.fromEntries(BEST_OF_FLAGS.flatMap((f) => (f.api ?? []).map((a) => [a, f.name ?? /--[\w-]+/.exec(f.flags)![0]]))),
-};
+export const CLI_OPTION_NAMES: Readonly<Record<string, string>> = Object.fromEntries(
+  BEST_OF_FLAGS.flatMap((f) => (f.api ?? []).map((a) => [a, f.name ?? /--[\w-]+/.exec(f.flags)![0]])),
+);
 
 function toOption(f: FlagSpec): Option {
   const o = new Option(f.flags, f.description);
@@ -250,6 +261,7 @@ export function registerBestOf(program: Command, ctx: CommandContext): void {
     .command("best-of")
     .description("Generate N candidates per prompt on ComfyUI or Automatic1111, score them with PickScore as they arrive, keep the best");
   for (const f of BEST_OF_FLAGS) cmd.addOption(toOption(f));
+  addNodeFlags(cmd);
   cmd.addHelpText("after", HELP_AFTER).action(
     action(ctx, async (opts: BestOfCliOptions) => {
       await runBestOf(ctx, opts);
@@ -345,17 +357,25 @@ export function settingsFromFlags(opts: BestOfCliOptions, prompts: string[] | un
     };
   }
   if (opts.diverse !== undefined) s.diverse = opts.diverse === true ? true : { threshold: opts.diverse };
-  if (opts.out !== undefined) s.out = { dir: opts.out, keep: opts.keep };
+  if (opts.scorePrompt !== undefined) s.scorePrompt = opts.scorePrompt;
+  if (opts.scoreRawPrompt) s.scoreRawPrompt = true;
+  if (opts.out !== undefined) {
+    // The backend's fingerprint() covers the workflow; node overrides are added until it covers them too.
+    const nodes = nodeOverridesFromFlags(opts, opts.backend);
+    s.out = { dir: opts.out, keep: opts.keep, ...(nodes !== undefined ? { fingerprint: { nodes } } : {}) };
+  }
   return s;
 }
 
 /** The backend for the flags: one server, or a pool over every --url (it spreads the candidates and retries a failed one elsewhere). */
 function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow: unknown): Backend {
+  const nodes = nodeOverridesFromFlags(opts, opts.backend);
   const spec = (url: string) => ({
     kind: opts.backend,
     url,
     ...(opts.auth !== undefined ? { auth: opts.auth } : {}),
     ...(workflow !== undefined ? { workflow } : {}),
+    ...(nodes !== undefined ? { options: { nodes } } : {}),
   });
   return urls.length === 1
     ? createBackend(spec(urls[0]!))
@@ -444,7 +464,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   try {
     await checkServer(backend, opts, urls, interrupt.signal);
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
-    scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize });
+    scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize, ...(opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {}) });
     if (!opts.quiet) io.stderr.write(deviceLine(scorer));
     const progress = new BestOfProgress(io, settings.prompts?.length ?? 1, Boolean(opts.quiet), withFlagNames);
     let result: BestOfResult | BestOfBatchResult;
