@@ -5,15 +5,7 @@
  */
 import { ERROR_TABLE } from "@pickrank/contract";
 import { z } from "zod";
-import {
-  ErrorResponseSchema,
-  HealthResponseSchema,
-  ModelsResponseSchema,
-  RankRequestSchema,
-  RankResponseSchema,
-  ScoreRequestSchema,
-  ScoreResponseSchema,
-} from "./schemas.ts";
+import * as schemas from "./schemas.ts";
 
 type Json = Record<string, unknown>;
 
@@ -56,13 +48,18 @@ const multipartScore = {
 /** The document served at GET /openapi.json. */
 export function openApiDocument(version: string): Json {
   const registry = z.registry<{ id: string }>();
-  for (const s of [RankRequestSchema, ScoreRequestSchema, RankResponseSchema, ScoreResponseSchema, HealthResponseSchema, ModelsResponseSchema, ErrorResponseSchema]) {
-    registry.add(s, { id: (s.meta() as { id: string }).id });
+  // Every schema of ./schemas.ts with an id becomes a component, nested ones included.
+  for (const s of Object.values(schemas)) {
+    const id = s instanceof z.ZodType ? (s.meta() as { id?: string } | undefined)?.id : undefined;
+    if (id) registry.add(s as z.ZodType, { id });
   }
-  const { schemas } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: "input", unrepresentable: "any" }) as {
+  const { schemas: components } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: "input", unrepresentable: "any" }) as {
     schemas: Record<string, Json>;
   };
-  for (const s of Object.values(schemas)) delete s["$schema"];
+  for (const c of Object.values(components)) {
+    delete c["$schema"];
+    delete c["$id"];
+  }
   const security = [{ bearer: [] }];
   return {
     openapi: "3.1.0",
@@ -74,7 +71,7 @@ export function openApiDocument(version: string): Json {
         "Scores compare images of the same prompt only. Errors are {error:{code,message,details}} with the status of pickrank's code table.",
     },
     servers: [{ url: "http://127.0.0.1:7865" }],
-    components: { schemas, securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "needed when the server has a token" } } },
+    components: { schemas: components, securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "needed when the server has a token" } } },
     security,
     paths: {
       "/v1/rank": {

@@ -11,7 +11,7 @@ import cors from "@fastify/cors";
 import multipart from "@fastify/multipart";
 import { PickrankError, abortedError } from "@pickrank/contract";
 import { Scorer } from "@pickrank/core";
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { bearerChecker } from "./auth.ts";
 import { Engine } from "./engine.ts";
 import { normalizeError, sendError } from "./http-errors.ts";
@@ -102,6 +102,10 @@ async function build(o: ResolvedOptions, scorer: Scorer, ownScorer: boolean): Pr
     return503OnClosing: false,
     forceCloseConnections: "idle",
   });
+  // Slow headers are Node's to cut off (its request timeout does work before the headers are complete).
+  app.server.headersTimeout = Math.min(o.requestTimeoutMs, 60_000);
+  // Only JSON and multipart (registered below) are accepted: anything else is 400 BAD_INPUT.
+  app.removeContentTypeParser("text/plain");
   const contexts = new WeakMap<FastifyRequest, RequestContext & { abort: AbortController; timer: NodeJS.Timeout; admitted: boolean }>();
   const check = o.token === undefined ? undefined : bearerChecker(o.token);
 
@@ -122,9 +126,7 @@ async function build(o: ResolvedOptions, scorer: Scorer, ownScorer: boolean): Pr
     if (check && route !== "/openapi.json") check(req.headers.authorization);
     const abort = new AbortController();
     const admitted = SCORING.has(route);
-    const timer = setTimeout(() => abort.abort(new PickrankError("TIMEOUT", `Expected an answer within ${o.requestTimeoutMs} ms (the server's --request-timeout-ms)`, {
-      details: { timeoutMs: o.requestTimeoutMs },
-    })), o.requestTimeoutMs);
+    const timer = setTimeout(() => onTimeout(req, reply, abort, o.requestTimeoutMs, metrics), o.requestTimeoutMs);
     if (admitted) {
       if (inFlight >= o.maxQueue) {
         clearTimeout(timer);
@@ -206,6 +208,23 @@ async function build(o: ResolvedOptions, scorer: Scorer, ownScorer: boolean): Pr
     },
     close: () => (closing ??= close()),
   };
+}
+
+/**
+ * A request past its time limit: its work is aborted (the route answers 504 TIMEOUT). A client still
+ * sending its body is answered here and its connection closed: Node's own requestTimeout does not
+ * cover a body that a handler or parser is still reading, so a slow sender would hold a slot forever.
+ */
+function onTimeout(req: FastifyRequest, reply: FastifyReply, abort: AbortController, ms: number, metrics: ServerMetrics): void {
+  const err = new PickrankError("TIMEOUT", `Expected the whole request and its answer within ${ms} ms (the server's --request-timeout-ms)`, {
+    details: { timeoutMs: ms },
+  });
+  abort.abort(err);
+  if (req.raw.complete || reply.sent || reply.raw.headersSent) return;
+  metrics.rejected.inc({ code: "TIMEOUT" });
+  reply.hijack();
+  reply.raw.writeHead(err.httpStatus, { "content-type": "application/json; charset=utf-8", connection: "close" });
+  reply.raw.end(JSON.stringify({ error: err.toJSON() }), () => req.raw.socket?.destroy());
 }
 
 interface InfoDeps {

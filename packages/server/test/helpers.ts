@@ -59,3 +59,32 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 20_000)
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * `scorer` whose vision runs wait until `open()` is called: requests stay in flight for as long as a
+ * test needs, with no timing assumption. `runs` counts the vision runs started.
+ */
+export function gatedScorer(scorer: Scorer): { scorer: Scorer; open: () => void; runs: () => number } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let runs = 0;
+  const proxy = new Proxy(scorer, {
+    get(target, key) {
+      if (key === "embedPixels") {
+        return async (...args: Parameters<Scorer["embedPixels"]>) => {
+          runs++;
+          await gate;
+          return target.embedPixels(...args);
+        };
+      }
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { scorer: proxy, open: release, runs: () => runs };
+}
+
+/** A Blob of `bytes` (a copy, so that Buffers from a pool type-check as BlobPart). */
+export function blobOf(bytes: Uint8Array, type: string): Blob {
+  return new Blob([new Uint8Array(bytes)], { type });
+}

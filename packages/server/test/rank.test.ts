@@ -3,7 +3,7 @@ import sharp from "sharp";
 import type { Scorer } from "@pickrank/core";
 import { removeTinyModels } from "../../../test/helpers/tiny-model.ts";
 import type { PickrankServer } from "../src/index.ts";
-import { IMAGE_NAMES, imageBytes, imagePath, postJson, serve, tinyScorer } from "./helpers.ts";
+import { blobOf, IMAGE_NAMES, imageBytes, imagePath, postJson, serve, tinyScorer } from "./helpers.ts";
 
 let scorer: Scorer;
 let server: PickrankServer;
@@ -65,7 +65,7 @@ describe("POST /v1/rank", () => {
     const expected = await scorer.rank(prompt, names.map(imagePath));
     const form = new FormData();
     form.set("prompt", prompt);
-    for (const n of names) form.append("images", new Blob([await imageBytes(n)], { type: n.endsWith(".jpg") ? "image/jpeg" : "image/png" }), n);
+    for (const n of names) form.append("images", blobOf(await imageBytes(n), n.endsWith(".jpg") ? "image/jpeg" : "image/png"), n);
     const res = await fetch(`${url}/v1/rank`, { method: "POST", body: form });
     const body = (await res.json()) as { results: { index: number; file: string; score: number }[] };
     expect(res.status).toBe(200);
@@ -82,7 +82,7 @@ describe("POST /v1/rank", () => {
     form.set("width", String(info.width));
     form.set("height", String(info.height));
     form.set("channels", "3");
-    form.append("images", new Blob([data], { type: "application/octet-stream" }));
+    form.append("images", blobOf(data, "application/octet-stream"));
     const res = await fetch(`${url}/v1/rank`, { method: "POST", body: form });
     const body = (await res.json()) as { results: { score: number }[] };
     expect(res.status).toBe(200);
