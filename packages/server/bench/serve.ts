@@ -60,7 +60,10 @@ async function baseline(model: string, images: Buffer[]): Promise<{ imagesPerS: 
   }
 }
 
-async function load(url: string, body: (i: number) => string): Promise<{ latencies: number[]; busy: number; failed: number; seconds: number }> {
+async function load(
+  url: string,
+  body: (i: number) => string,
+): Promise<{ latencies: number[]; busy: number; failed: number; seconds: number }> {
   const latencies: number[] = [];
   let next = 0;
   let busy = 0;
@@ -88,7 +91,10 @@ async function main(): Promise<void> {
   const sources = await Promise.all(SOURCES.map((n) => readFile(path.join(referenceDir, "images", n))));
   const images = await Promise.all(
     Array.from({ length: PER_REQUEST }, (_, i) =>
-      sharp(sources[i % sources.length]!).resize(SIZE, SIZE, { fit: "cover", position: i % 2 ? "left top" : "right bottom" }).png().toBuffer(),
+      sharp(sources[i % sources.length]!)
+        .resize(SIZE, SIZE, { fit: "cover", position: i % 2 ? "left top" : "right bottom" })
+        .png()
+        .toBuffer(),
     ),
   );
   const b64 = images.map((b) => b.toString("base64"));
@@ -103,7 +109,9 @@ async function main(): Promise<void> {
   try {
     const body = (i: number): string => JSON.stringify({ prompt: PROMPTS[i % PROMPTS.length], images: b64 });
     // Warm-up: one request (sessions' first runs allocate).
-    await (await fetch(`${server.url}/v1/rank`, { method: "POST", headers: { "content-type": "application/json" }, body: body(0) })).arrayBuffer();
+    await (
+      await fetch(`${server.url}/v1/rank`, { method: "POST", headers: { "content-type": "application/json" }, body: body(0) })
+    ).arrayBuffer();
     const run = await load(server.url!, body);
     const rssEnd = process.memoryUsage().rss;
     const served = run.latencies.length * PER_REQUEST;
@@ -116,7 +124,10 @@ async function main(): Promise<void> {
       ["load", `${run.latencies.length}/${REQUESTS} requests × ${PER_REQUEST} PNGs of ${SIZE}², ${CLIENTS} clients, base64 JSON`],
       ["latency p50 / p99", `${quantile(run.latencies, 0.5).toFixed(1)} / ${quantile(run.latencies, 0.99).toFixed(1)} ms`],
       ["server images/s", serveRate.toFixed(0)],
-      ["sequential Scorer#rank images/s", `${base.imagesPerS.toFixed(0)} (${base.latencies.length} calls, p50 ${quantile(base.latencies, 0.5).toFixed(1)} ms)`],
+      [
+        "sequential Scorer#rank images/s",
+        `${base.imagesPerS.toFixed(0)} (${base.latencies.length} calls, p50 ${quantile(base.latencies, 0.5).toFixed(1)} ms)`,
+      ],
       ["batching gain (server / sequential)", `${(serveRate / base.imagesPerS).toFixed(2)}×`],
       ["mean vision batch", `${(imgs / Math.max(1, runs)).toFixed(1)} images (${runs} runs, max ${args["max-batch"]})`],
       ["RSS start / end", `${mb(rssStart)} / ${mb(rssEnd)}`],

@@ -61,7 +61,8 @@ export class Batcher {
    * the run's error (INFERENCE_FAILED …) for every image of a failed run.
    */
   async submit(pixels: readonly Float32Array[], signal?: AbortSignal): Promise<{ embeds: Float32Array[]; runs: RunInfo[] }> {
-    if (this.#closed) throw new PickrankError("CLOSED", "The server is shutting down and takes no new work", { details: { what: "server" } });
+    if (this.#closed)
+      throw new PickrankError("CLOSED", "The server is shutting down and takes no new work", { details: { what: "server" } });
     if (pixels.length === 0) return { embeds: [], runs: [] };
     const done = pixels.map(
       (px) =>

@@ -96,7 +96,12 @@ export class Engine {
    * Throws the first failing image's error (BAD_IMAGE, PAYLOAD_TOO_LARGE …, `details.index` set), or
    * ABORTED / CLOSED / INFERENCE_FAILED.
    */
-  async rank(prompt: string, images: readonly ImageInput[], signal: AbortSignal, t0: number): Promise<{ results: RankedResult[]; timings: Timings }> {
+  async rank(
+    prompt: string,
+    images: readonly ImageInput[],
+    signal: AbortSignal,
+    t0: number,
+  ): Promise<{ results: RankedResult[]; timings: Timings }> {
     const text = this.embedText(prompt);
     text.catch(() => undefined);
     const pre = performance.now();
@@ -116,18 +121,32 @@ export class Engine {
    */
   async score(jobs: readonly ScoreJob[], signal: AbortSignal, t0: number): Promise<{ results: ScoreOutcome[]; timings: Timings }> {
     const prompts = [...new Set(jobs.map((j) => j.prompt))];
-    const texts = new Map(prompts.map((p) => [p, this.embedText(p).then((v) => ({ v }), (e: unknown) => ({ e: toPickrankError(e, "INFERENCE_FAILED") }))]));
+    const texts = new Map(
+      prompts.map((p) => [
+        p,
+        this.embedText(p).then(
+          (v) => ({ v }),
+          (e: unknown) => ({ e: toPickrankError(e, "INFERENCE_FAILED") }),
+        ),
+      ]),
+    );
     const pre = performance.now();
     const prepared = await Promise.all(
       jobs.map((j, i) =>
         j.image instanceof PickrankError
           ? { e: j.image }
-          : this.preprocess(j.image, `items[${i}].image`).then((px) => ({ px }), (e: unknown) => ({ e: toPickrankError(e, "BAD_IMAGE") })),
+          : this.preprocess(j.image, `items[${i}].image`).then(
+              (px) => ({ px }),
+              (e: unknown) => ({ e: toPickrankError(e, "BAD_IMAGE") }),
+            ),
       ),
     );
     const ready = performance.now();
     const ok = prepared.flatMap((p, i) => ("px" in p ? [i] : []));
-    const { embeds, runs } = await this.#batcher.submit(ok.map((i) => (prepared[i] as { px: Float32Array }).px), signal);
+    const { embeds, runs } = await this.#batcher.submit(
+      ok.map((i) => (prepared[i] as { px: Float32Array }).px),
+      signal,
+    );
     const embedOf = new Map(ok.map((i, k) => [i, embeds[k]!]));
     const results: ScoreOutcome[] = [];
     for (let i = 0; i < jobs.length; i++) {

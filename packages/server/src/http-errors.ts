@@ -53,11 +53,15 @@ export function normalizeError(e: unknown, limits: Limits): PickrankError {
   const fe = (e ?? {}) as FrameworkError;
   const known = fe.code ? FRAMEWORK_CODES[fe.code] : undefined;
   if (known) return new PickrankError(known.code, known.say(fe, limits), { cause: e });
-  if (e instanceof SyntaxError) return new PickrankError("BAD_INPUT", `Expected a JSON body but it does not parse: ${e.message}`, { cause: e });
-  if (typeof fe.statusCode === "number" && fe.statusCode === 413) return new PickrankError("PAYLOAD_TOO_LARGE", fe.message ?? "Request too large", { cause: e });
+  if (e instanceof SyntaxError)
+    return new PickrankError("BAD_INPUT", `Expected a JSON body but it does not parse: ${e.message}`, { cause: e });
+  if (typeof fe.statusCode === "number" && fe.statusCode === 413)
+    return new PickrankError("PAYLOAD_TOO_LARGE", fe.message ?? "Request too large", { cause: e });
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     // Busboy's "Unexpected end of form" (a truncated multipart body) and the like.
-    return new PickrankError("BAD_INPUT", `Expected a complete, well-formed request body but: ${fe.message ?? "it could not be read"}`, { cause: e });
+    return new PickrankError("BAD_INPUT", `Expected a complete, well-formed request body but: ${fe.message ?? "it could not be read"}`, {
+      cause: e,
+    });
   }
   if (e instanceof Error && /Unexpected end of (form|multipart)|Malformed part header|Multipart: Boundary not found/i.test(e.message)) {
     return new PickrankError("BAD_INPUT", `Expected a complete multipart/form-data body but: ${e.message}`, { cause: e });
@@ -83,6 +87,7 @@ function formatPath(path: readonly PropertyKey[]): string {
 export function sendError(reply: FastifyReply, err: PickrankError): FastifyReply {
   if (err.code === "BUSY") reply.header("retry-after", String((err.details as { retryAfterS?: number } | undefined)?.retryAfterS ?? 1));
   if (err.code === "UNAUTHORIZED") reply.header("www-authenticate", 'Bearer realm="pickrank"');
-  const body = err.details === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, details: err.details };
+  const body =
+    err.details === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, details: err.details };
   return reply.code(err.httpStatus).type("application/json; charset=utf-8").send({ error: body });
 }

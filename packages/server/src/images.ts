@@ -40,7 +40,8 @@ export function checkPixels(width: number, height: number, maxPixels: number, fi
   if (width * height > maxPixels) {
     throw new PickrankError(
       "PAYLOAD_TOO_LARGE",
-      `Expected an image of at most ${maxPixels} pixels (the server's --max-pixels) but ${field} is ${width}×${height} = ${width * height}`,
+      `Expected an image of at most ${maxPixels} pixels (the server's --max-pixels) ` +
+        `but ${field} is ${width}×${height} = ${width * height}`,
       { details: { parameter: field, limit: maxPixels, received: width * height } },
     );
   }
@@ -73,11 +74,26 @@ export function resolveImageRef(ref: ImageRef, field: string, maxPixels: number,
     return decodeBase64(m ? ref.slice(m[0].length) : ref, field);
   }
   if ("raw" in ref) {
-    return rawInput(decodeBase64(ref.raw, `${field}.raw`), { width: ref.width, height: ref.height, channels: ref.channels }, field, maxPixels);
+    return rawInput(
+      decodeBase64(ref.raw, `${field}.raw`),
+      { width: ref.width, height: ref.height, channels: ref.channels },
+      field,
+      maxPixels,
+    );
   }
-  if (!parts) throw invalidParameter(`${field}.part`, "an image inline (base64 or raw) in a JSON request; {part} works in multipart requests only", ref);
+  if (!parts)
+    throw invalidParameter(
+      `${field}.part`,
+      "an image inline (base64 or raw) in a JSON request; {part} works in multipart requests only",
+      ref,
+    );
   const part = parts.get(ref.part);
-  if (!part) throw invalidParameter(`${field}.part`, `the name of a file part of this request (${[...parts.keys()].join(", ") || "none sent"})`, ref.part);
+  if (!part)
+    throw invalidParameter(
+      `${field}.part`,
+      `the name of a file part of this request (${[...parts.keys()].join(", ") || "none sent"})`,
+      ref.part,
+    );
   const dims = ref.width !== undefined || ref.height !== undefined ? dimsOf(ref, `${field}`) : undefined;
   return partInput(part, dims, field, maxPixels);
 }
@@ -89,7 +105,16 @@ function dimsOf(ref: { width?: number | undefined; height?: number | undefined; 
   return { width: ref.width, height: ref.height, channels: ref.channels ?? 3 };
 }
 
-const ENCODED_TYPES = new Set(["image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif", "image/tiff", "image/avif", "image/heif"]);
+const ENCODED_TYPES = new Set([
+  "image/png",
+  "image/jpeg",
+  "image/jpg",
+  "image/webp",
+  "image/gif",
+  "image/tiff",
+  "image/avif",
+  "image/heif",
+]);
 
 /**
  * A file part → a Scorer input: image/* parts are encoded images; application/octet-stream parts are
@@ -101,7 +126,8 @@ export function partInput(part: FilePart, dims: RawDims | undefined, field: stri
   if (type === "application/octet-stream" || ENCODED_TYPES.has(type)) return part.data;
   throw new PickrankError(
     "BAD_IMAGE",
-    `Expected a file part of type image/png, image/jpeg, image/webp or application/octet-stream for ${field} but received ${type || "no type"}`,
+    `Expected a file part of type image/png, image/jpeg, image/webp or application/octet-stream for ${field} ` +
+      `but received ${type || "no type"}`,
     { details: { parameter: field, format: type } },
   );
 }

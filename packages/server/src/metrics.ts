@@ -54,16 +54,31 @@ export class ServerMetrics {
       labelNames: ["code"],
       registers,
     });
-    new Gauge({ name: "pickrank_queue_requests", help: "Requests admitted and not yet answered", registers, collect() {
-      this.set(queue.requests());
-    } });
-    new Gauge({ name: "pickrank_queue_images", help: "Preprocessed images waiting for a vision run", registers, collect() {
-      this.set(queue.images());
-    } });
+    new Gauge({
+      name: "pickrank_queue_requests",
+      help: "Requests admitted and not yet answered",
+      registers,
+      collect() {
+        this.set(queue.requests());
+      },
+    });
+    new Gauge({
+      name: "pickrank_queue_images",
+      help: "Preprocessed images waiting for a vision run",
+      registers,
+      collect() {
+        this.set(queue.images());
+      },
+    });
     const recent = (): number => this.#rate();
-    new Gauge({ name: "pickrank_images_per_second", help: `Images embedded per second over the last ${RATE_WINDOW_S} s`, registers, collect() {
-      this.set(recent());
-    } });
+    new Gauge({
+      name: "pickrank_images_per_second",
+      help: `Images embedded per second over the last ${RATE_WINDOW_S} s`,
+      registers,
+      collect() {
+        this.set(recent());
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: "pickrank_" });
   }
 

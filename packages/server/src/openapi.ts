@@ -30,7 +30,10 @@ const multipartRank = {
   properties: {
     prompt: { type: "string" },
     images: { type: "array", items: { type: "string", contentMediaType: "application/octet-stream" }, description: "file parts, in order" },
-    width: { type: "integer", description: "raw parts: width (application/octet-stream parts are raw RGB/RGBA when width and height are given)" },
+    width: {
+      type: "integer",
+      description: "raw parts: width (application/octet-stream parts are raw RGB/RGBA when width and height are given)",
+    },
     height: { type: "integer" },
     channels: { type: "integer", enum: [3, 4] },
   },
@@ -53,7 +56,11 @@ export function openApiDocument(version: string): Json {
     const id = s instanceof z.ZodType ? (s.meta() as { id?: string } | undefined)?.id : undefined;
     if (id) registry.add(s as z.ZodType, { id });
   }
-  const { schemas: components } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: "input", unrepresentable: "any" }) as {
+  const { schemas: components } = z.toJSONSchema(registry, {
+    uri: (id) => `#/components/schemas/${id}`,
+    io: "input",
+    unrepresentable: "any",
+  }) as {
     schemas: Record<string, Json>;
   };
   for (const c of Object.values(components)) {
@@ -68,30 +75,47 @@ export function openApiDocument(version: string): Json {
       version,
       description:
         "PickScore over HTTP: score images against prompts with one warm model. Images of concurrent requests share vision runs. " +
-        "Scores compare images of the same prompt only. Errors are {error:{code,message,details}} with the status of pickrank's code table.",
+        "Scores compare images of the same prompt only. " +
+        "Errors are {error:{code,message,details}} with the status of pickrank's code table.",
     },
     servers: [{ url: "http://127.0.0.1:7865" }],
-    components: { schemas: components, securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "needed when the server has a token" } } },
+    components: {
+      schemas: components,
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "needed when the server has a token" } },
+    },
     security,
     paths: {
       "/v1/rank": {
         post: {
           summary: "Rank images made for one prompt, best first (the numbers of `pickrank rank`)",
           requestBody: { required: true, content: { ...json("RankRequest"), "multipart/form-data": { schema: multipartRank } } },
-          responses: { "200": { description: "ranked, best first", content: json("RankResponse") }, ...errorResponses(["BAD_IMAGE", ...POST_ERRORS]) },
+          responses: {
+            "200": { description: "ranked, best first", content: json("RankResponse") },
+            ...errorResponses(["BAD_IMAGE", ...POST_ERRORS]),
+          },
         },
       },
       "/v1/score": {
         post: {
           summary: "Score (prompt, image) items in order; grouped items share a softmax (a reward server's call)",
           requestBody: { required: true, content: { ...json("ScoreRequest"), "multipart/form-data": { schema: multipartScore } } },
-          responses: { "200": { description: "one result per item, in order", content: json("ScoreResponse") }, ...errorResponses([...POST_ERRORS]) },
+          responses: {
+            "200": { description: "one result per item, in order", content: json("ScoreResponse") },
+            ...errorResponses([...POST_ERRORS]),
+          },
         },
       },
-      "/v1/health": { get: { summary: "Model, device and queue depth", responses: { "200": { description: "ok", content: json("HealthResponse") } } } },
-      "/v1/models": { get: { summary: "The model this server scores with", responses: { "200": { description: "ok", content: json("ModelsResponse") } } } },
+      "/v1/health": {
+        get: { summary: "Model, device and queue depth", responses: { "200": { description: "ok", content: json("HealthResponse") } } },
+      },
+      "/v1/models": {
+        get: { summary: "The model this server scores with", responses: { "200": { description: "ok", content: json("ModelsResponse") } } },
+      },
       "/metrics": {
-        get: { summary: "Prometheus metrics", responses: { "200": { description: "text exposition format", content: { "text/plain": { schema: { type: "string" } } } } } },
+        get: {
+          summary: "Prometheus metrics",
+          responses: { "200": { description: "text exposition format", content: { "text/plain": { schema: { type: "string" } } } } },
+        },
       },
       "/openapi.json": { get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1" } } } },
     },

@@ -98,9 +98,13 @@ export function resolveOptions(opts: ServerOptions, env: NodeJS.ProcessEnv = pro
   if (typeof host !== "string" || host === "") throw invalidParameter("--host", "an address to bind, such as 127.0.0.1", host);
   const token = opts.token ?? (env["PICKRANK_TOKEN"] || undefined);
   if (token !== undefined && (typeof token !== "string" || token.trim().length < 16)) {
-    throw new PickrankError("BAD_INPUT", "Expected a token of at least 16 characters (--token-file or PICKRANK_TOKEN) but received a shorter one", {
-      details: { parameter: "token", expected: "at least 16 characters" },
-    });
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected a token of at least 16 characters (--token-file or PICKRANK_TOKEN) but received a shorter one",
+      {
+        details: { parameter: "token", expected: "at least 16 characters" },
+      },
+    );
   }
   if (!isLoopback(host) && token === undefined) {
     throw new PickrankError(

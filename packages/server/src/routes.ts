@@ -30,9 +30,13 @@ interface Multipart {
 }
 
 function tooMany(n: number, max: number, what: string): PickrankError {
-  return new PickrankError("PAYLOAD_TOO_LARGE", `Expected at most ${max} ${what} in one request (the server's --max-images) but received ${n}`, {
-    details: { limit: max, received: n },
-  });
+  return new PickrankError(
+    "PAYLOAD_TOO_LARGE",
+    `Expected at most ${max} ${what} in one request (the server's --max-images) but received ${n}`,
+    {
+      details: { limit: max, received: n },
+    },
+  );
 }
 
 /** Reads a whole multipart body: text fields by name, file parts in order; PAYLOAD_TOO_LARGE past the byte limit. */
@@ -48,9 +52,13 @@ async function readMultipart(req: FastifyRequest, maxBodyBytes: number): Promise
     const data = await part.toBuffer();
     bytes += data.length;
     if (bytes > maxBodyBytes) {
-      throw new PickrankError("PAYLOAD_TOO_LARGE", `Expected file parts of at most ${maxBodyBytes} bytes in all (the server's --max-body-bytes)`, {
-        details: { limit: maxBodyBytes },
-      });
+      throw new PickrankError(
+        "PAYLOAD_TOO_LARGE",
+        `Expected file parts of at most ${maxBodyBytes} bytes in all (the server's --max-body-bytes)`,
+        {
+          details: { limit: maxBodyBytes },
+        },
+      );
     }
     files.push({ field: part.fieldname, filename: part.filename || undefined, mimetype: part.mimetype, data });
   }
@@ -65,19 +73,27 @@ function requireBody(req: FastifyRequest): unknown {
 }
 
 /** /v1/rank's body → prompt, Scorer inputs and the multipart file names (for `file` in the results). */
-async function rankInputs(req: FastifyRequest, o: ResolvedOptions): Promise<{ prompt: string; images: ImageInput[]; names: (string | undefined)[] }> {
+async function rankInputs(
+  req: FastifyRequest,
+  o: ResolvedOptions,
+): Promise<{ prompt: string; images: ImageInput[]; names: (string | undefined)[] }> {
   if (req.isMultipart()) {
     const { fields, files } = await readMultipart(req, o.maxBodyBytes);
     const prompt = fields.get("prompt");
-    if (!prompt) throw new PickrankError("BAD_INPUT", "Expected a text field prompt in the multipart body but there is none", { details: { parameter: "prompt" } });
-    if (files.length === 0) throw new PickrankError("BAD_INPUT", "Expected at least one image file part but there is none", { details: { parameter: "images" } });
+    if (!prompt)
+      throw new PickrankError("BAD_INPUT", "Expected a text field prompt in the multipart body but there is none", {
+        details: { parameter: "prompt" },
+      });
+    if (files.length === 0)
+      throw new PickrankError("BAD_INPUT", "Expected at least one image file part but there is none", { details: { parameter: "images" } });
     const dims = rawDimsFromFields(fields);
     return { prompt, images: files.map((f, i) => partInput(f, dims, `images[${i}]`, o.maxPixels)), names: files.map((f) => f.filename) };
   }
   const body = requireBody(req) as { images?: unknown };
   if (Array.isArray(body.images) && body.images.length > o.maxImages) throw tooMany(body.images.length, o.maxImages, "images");
   const parsed = RankRequestSchema.safeParse(body);
-  if (!parsed.success) throw zodError(parsed.error, 'a JSON body {"prompt": string, "images": [base64 image or {raw,width,height,channels}, …]}');
+  if (!parsed.success)
+    throw zodError(parsed.error, 'a JSON body {"prompt": string, "images": [base64 image or {raw,width,height,channels}, …]}');
   const images = parsed.data.images.map((ref, i) => resolveImageRef(ref, `images[${i}]`, o.maxPixels));
   return { prompt: parsed.data.prompt, images, names: [] };
 }
@@ -90,11 +106,16 @@ async function scoreJobs(req: FastifyRequest, o: ResolvedOptions): Promise<Score
     const mp = await readMultipart(req, o.maxBodyBytes);
     parts = new Map(mp.files.map((f) => [f.field, f]));
     const items = mp.fields.get("items");
-    if (items === undefined) throw new PickrankError("BAD_INPUT", "Expected a text field items (a JSON array) in the multipart body", { details: { parameter: "items" } });
+    if (items === undefined)
+      throw new PickrankError("BAD_INPUT", "Expected a text field items (a JSON array) in the multipart body", {
+        details: { parameter: "items" },
+      });
     try {
       body = { items: JSON.parse(items) as unknown };
     } catch (e) {
-      throw new PickrankError("BAD_INPUT", `Expected the items field to be a JSON array but it does not parse: ${(e as Error).message}`, { cause: e });
+      throw new PickrankError("BAD_INPUT", `Expected the items field to be a JSON array but it does not parse: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   } else {
     body = requireBody(req);
@@ -102,12 +123,22 @@ async function scoreJobs(req: FastifyRequest, o: ResolvedOptions): Promise<Score
   const items = (body as { items?: unknown }).items;
   if (Array.isArray(items) && items.length > o.maxImages) throw tooMany(items.length, o.maxImages, "items");
   const parsed = ScoreRequestSchema.safeParse(body);
-  if (!parsed.success) throw zodError(parsed.error, 'a JSON body {"items": [{"prompt": string, "image": …, "group"?: string|number}, …]}');
+  const shape = 'a JSON body {"items": [{"prompt": string, "image": …, "group"?: string|number}, …]}';
+  if (!parsed.success) throw zodError(parsed.error, shape);
   checkGroups(parsed.data.items);
-  return parsed.data.items.map((it, i) => ({ prompt: it.prompt, group: it.group, image: resolveOrError(it.image, `items[${i}].image`, o, parts) }));
+  return parsed.data.items.map((it, i) => ({
+    prompt: it.prompt,
+    group: it.group,
+    image: resolveOrError(it.image, `items[${i}].image`, o, parts),
+  }));
 }
 
-function resolveOrError(ref: ImageRef, field: string, o: ResolvedOptions, parts: Map<string, FilePart> | undefined): ImageInput | PickrankError {
+function resolveOrError(
+  ref: ImageRef,
+  field: string,
+  o: ResolvedOptions,
+  parts: Map<string, FilePart> | undefined,
+): ImageInput | PickrankError {
   try {
     return resolveImageRef(ref, field, o.maxPixels, parts);
   } catch (e) {
@@ -156,7 +187,9 @@ export function registerScoringRoutes(app: FastifyInstance, deps: RouteDeps): vo
       prompt,
       model: deps.modelId,
       device: engine.scorer.device,
-      results: results.map((r) => (names[r.index] ? { index: r.index, file: names[r.index], score: r.score, prob: r.prob, rank: r.rank } : r)),
+      results: results.map((r) =>
+        names[r.index] ? { index: r.index, file: names[r.index], score: r.score, prob: r.prob, rank: r.rank } : r,
+      ),
       timings,
     };
   });

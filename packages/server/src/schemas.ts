@@ -17,7 +17,10 @@ export const RawImageSchema = z
     raw: z.string().min(1).meta({ description: "width × height × channels bytes, row-major, interleaved, as base64" }),
     width: z.number().int().positive(),
     height: z.number().int().positive(),
-    channels: z.union([z.literal(3), z.literal(4)]).default(3).meta({ description: "3: RGB, 4: RGBA (alpha is dropped, as PickScore does)" }),
+    channels: z
+      .union([z.literal(3), z.literal(4)])
+      .default(3)
+      .meta({ description: "3: RGB, 4: RGBA (alpha is dropped, as PickScore does)" }),
   })
   .strict()
   .meta({ id: "RawImage", description: "Raw 8-bit RGB or RGBA pixels" });
@@ -31,7 +34,10 @@ export const PartImageSchema = z
     channels: z.union([z.literal(3), z.literal(4)]).optional(),
   })
   .strict()
-  .meta({ id: "PartImage", description: "A file part of the same multipart request; width/height/channels when the part holds raw pixels" });
+  .meta({
+    id: "PartImage",
+    description: "A file part of the same multipart request; width/height/channels when the part holds raw pixels",
+  });
 
 export const ImageRefSchema = z.union([EncodedImageSchema, RawImageSchema, PartImageSchema]).meta({ id: "Image" });
 export type ImageRef = z.infer<typeof ImageRefSchema>;

@@ -4,21 +4,21 @@
  * Every request passes, in order: drain check (503 CLOSED while shutting down), token check (401
  * UNAUTHORIZED), admission (429 BUSY with Retry-After past `maxQueue` requests in flight, before the
  * body is read), body limits (413), then the route. A request's work stops when its client goes away
- * or `requestTimeoutMs` passes (504 TIMEOUT); slow senders are cut off by Node's request timeout.
+ * or `requestTimeoutMs` passes (504 TIMEOUT; a client still sending its body is cut off then).
  */
 import path from "node:path";
 import cors from "@fastify/cors";
 import multipart from "@fastify/multipart";
-import { PickrankError, abortedError } from "@pickrank/contract";
+import { PickrankError } from "@pickrank/contract";
 import { Scorer } from "@pickrank/core";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { bearerChecker } from "./auth.ts";
+import Fastify, { type FastifyInstance } from "fastify";
+import { Admission } from "./admission.ts";
 import { Engine } from "./engine.ts";
 import { normalizeError, sendError } from "./http-errors.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.ts";
-import { registerScoringRoutes, type RequestContext } from "./routes.ts";
+import { registerScoringRoutes } from "./routes.ts";
 
 export const SERVER_VERSION = "0.1.0";
 
@@ -41,8 +41,6 @@ export interface PickrankServer {
   close(): Promise<void>;
 }
 
-const SCORING = new Set(["/v1/rank", "/v1/score"]);
-
 /**
  * Opens the model (unless `options.scorer` is given) and builds the server, not yet listening.
  * Throws BAD_INPUT for bad options (a non-loopback host without a token among them), and the
@@ -52,7 +50,9 @@ export async function createServer(options: ServerOptions): Promise<PickrankServ
   const o = resolveOptions(options);
   const own = options.scorer === undefined;
   if (own && (typeof options.model !== "string" || options.model === "")) {
-    throw new PickrankError("BAD_INPUT", "Expected a converted model folder for --model (or a scorer) but received none", { details: { parameter: "model" } });
+    throw new PickrankError("BAD_INPUT", "Expected a converted model folder for --model (or a scorer) but received none", {
+      details: { parameter: "model" },
+    });
   }
   const scorer =
     options.scorer ??
@@ -85,13 +85,55 @@ export async function startServer(options: ServerOptions): Promise<PickrankServe
 }
 
 async function build(o: ResolvedOptions, scorer: Scorer, ownScorer: boolean): Promise<PickrankServer> {
-  let inFlight = 0;
-  let draining = false;
   let url: string | undefined;
-  const idle: (() => void)[] = [];
-  const metrics: ServerMetrics = new ServerMetrics({ requests: () => inFlight, images: (): number => engine.queuedImages }, o.maxBatch);
+  const metrics: ServerMetrics = new ServerMetrics(
+    { requests: () => admission.inFlight, images: (): number => engine.queuedImages },
+    o.maxBatch,
+  );
   const engine: Engine = new Engine(scorer, o, metrics);
+  const admission: Admission = new Admission(o, engine, metrics);
   const modelId = scorer.manifest.source.repo ?? path.basename(scorer.modelDir);
+  const app = await buildApp(o, admission, metrics);
+  registerInfoRoutes(app, {
+    engine,
+    metrics,
+    modelId,
+    maxQueue: o.maxQueue,
+    inFlight: () => admission.inFlight,
+    draining: () => admission.draining,
+  });
+  registerScoringRoutes(app, { engine, options: o, modelId, context: (req) => admission.context(req) });
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    await admission.drain();
+    await app.close();
+    engine.close();
+    if (ownScorer) await scorer.dispose();
+  };
+  return {
+    app,
+    engine,
+    metrics,
+    options: o,
+    get url() {
+      return url;
+    },
+    get inFlight() {
+      return admission.inFlight;
+    },
+    async listen() {
+      await app.listen({ host: o.host, port: o.port });
+      const addr = app.server.address();
+      const port = typeof addr === "object" && addr ? addr.port : o.port;
+      url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
+      return url;
+    },
+    close: () => (closing ??= close()),
+  };
+}
+
+/** Fastify with the server's limits, hooks, error mapping and plugins; no routes yet. */
+async function buildApp(o: ResolvedOptions, admission: Admission, metrics: ServerMetrics): Promise<FastifyInstance> {
   const limits = { maxBodyBytes: o.maxBodyBytes, maxImages: o.maxImages };
   const app = Fastify({
     logger: o.logger ? { level: "info", stream: process.stderr } : false,
@@ -106,125 +148,34 @@ async function build(o: ResolvedOptions, scorer: Scorer, ownScorer: boolean): Pr
   app.server.headersTimeout = Math.min(o.requestTimeoutMs, 60_000);
   // Only JSON and multipart (registered below) are accepted: anything else is 400 BAD_INPUT.
   app.removeContentTypeParser("text/plain");
-  const contexts = new WeakMap<FastifyRequest, RequestContext & { abort: AbortController; timer: NodeJS.Timeout; admitted: boolean }>();
-  const check = o.token === undefined ? undefined : bearerChecker(o.token);
-
-  const release = (req: FastifyRequest): void => {
-    const c = contexts.get(req);
-    if (!c) return;
-    contexts.delete(req);
-    clearTimeout(c.timer);
-    if (c.admitted && --inFlight === 0) for (const f of idle.splice(0)) f();
-  };
-
-  app.addHook("onRequest", async (req, reply) => {
-    const route = req.routeOptions.url ?? "";
-    if (draining) {
-      reply.header("connection", "close");
-      throw new PickrankError("CLOSED", "pickrank serve is shutting down and takes no new requests", { details: { what: "server" } });
-    }
-    if (check && route !== "/openapi.json") check(req.headers.authorization);
-    const abort = new AbortController();
-    const admitted = SCORING.has(route);
-    const timer = setTimeout(() => onTimeout(req, reply, abort, o.requestTimeoutMs, metrics), o.requestTimeoutMs);
-    if (admitted) {
-      if (inFlight >= o.maxQueue) {
-        clearTimeout(timer);
-        const retryAfterS = Math.max(1, Math.min(60, Math.ceil((engine.queuedImages + 1) / Math.max(1, metrics.imagesPerSecond()))));
-        throw new PickrankError("BUSY", `Expected at most ${o.maxQueue} requests at once (the server's --max-queue); try again in ${retryAfterS} s`, {
-          details: { retryAfterS, limit: o.maxQueue },
-        });
-      }
-      inFlight++;
-    }
-    contexts.set(req, { t0: performance.now(), signal: abort.signal, abort, timer, admitted });
-    reply.raw.once("close", () => {
-      // A response closed before it finished: the client went away, so its queued images are dropped.
-      if (!reply.raw.writableFinished) abort.abort(abortedError("scoring", "the client closed the connection"));
-      release(req);
-    });
-  });
-  app.addHook("onSend", async (_req, reply) => {
-    if (draining) reply.header("connection", "close");
-  });
-  app.addHook("onResponse", async (req, reply) => {
-    const route = req.routeOptions.url ?? "unmatched";
-    metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    const c = contexts.get(req);
-    if (c) metrics.latency.observe({ route }, (performance.now() - c.t0) / 1000);
-    release(req);
-  });
+  admission.install(app);
   app.setErrorHandler(async (error, req, reply) => {
-    const c = contexts.get(req);
-    const reason = c?.signal.aborted ? c.signal.reason : undefined;
+    const reason = admission.abortReason(req);
     const err = normalizeError(reason instanceof PickrankError && reason.code === "TIMEOUT" ? reason : error, limits);
     if (["BUSY", "UNAUTHORIZED", "CLOSED", "PAYLOAD_TOO_LARGE"].includes(err.code)) metrics.rejected.inc({ code: err.code });
     if (err.code === "INTERNAL") req.log.error({ err: error }, "internal error");
     return sendError(reply, err);
   });
-  app.setNotFoundHandler(async (req, reply) =>
-    sendError(reply, new PickrankError("NOT_FOUND", `Expected one of the routes of GET /openapi.json but received ${req.method} ${req.url.split("?")[0]}`, {
-      details: { path: req.url.split("?")[0] },
-    })),
-  );
+  app.setNotFoundHandler(async (req, reply) => {
+    const route = req.url.split("?")[0];
+    return sendError(
+      reply,
+      new PickrankError("NOT_FOUND", `Expected one of the routes of GET /openapi.json but received ${req.method} ${route}`, {
+        details: { path: route },
+      }),
+    );
+  });
   await app.register(multipart, {
-    limits: { fileSize: o.maxBodyBytes, files: o.maxImages, fields: 16, fieldSize: Math.min(o.maxBodyBytes, 16 * 1024 * 1024), parts: o.maxImages + 16 },
+    limits: {
+      fileSize: o.maxBodyBytes,
+      files: o.maxImages,
+      fields: 16,
+      fieldSize: Math.min(o.maxBodyBytes, 16 * 1024 * 1024),
+      parts: o.maxImages + 16,
+    },
   });
   if (o.cors) await app.register(cors, { origin: o.cors.includes("*") ? "*" : o.cors, methods: ["GET", "POST"] });
-
-  const context = (req: FastifyRequest): RequestContext => {
-    const c = contexts.get(req);
-    if (!c) throw new PickrankError("INTERNAL", "A request reached a route without passing admission");
-    return { t0: c.t0, signal: c.signal };
-  };
-  registerInfoRoutes(app, { engine, metrics, modelId, maxQueue: o.maxQueue, inFlight: () => inFlight, draining: () => draining });
-  registerScoringRoutes(app, { engine, options: o, modelId, context });
-
-  let closing: Promise<void> | undefined;
-  const close = async (): Promise<void> => {
-    draining = true;
-    if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
-    await app.close();
-    engine.close();
-    if (ownScorer) await scorer.dispose();
-  };
-  return {
-    app,
-    engine,
-    metrics,
-    options: o,
-    get url() {
-      return url;
-    },
-    get inFlight() {
-      return inFlight;
-    },
-    async listen() {
-      await app.listen({ host: o.host, port: o.port });
-      const addr = app.server.address();
-      const port = typeof addr === "object" && addr ? addr.port : o.port;
-      url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
-      return url;
-    },
-    close: () => (closing ??= close()),
-  };
-}
-
-/**
- * A request past its time limit: its work is aborted (the route answers 504 TIMEOUT). A client still
- * sending its body is answered here and its connection closed: Node's own requestTimeout does not
- * cover a body that a handler or parser is still reading, so a slow sender would hold a slot forever.
- */
-function onTimeout(req: FastifyRequest, reply: FastifyReply, abort: AbortController, ms: number, metrics: ServerMetrics): void {
-  const err = new PickrankError("TIMEOUT", `Expected the whole request and its answer within ${ms} ms (the server's --request-timeout-ms)`, {
-    details: { timeoutMs: ms },
-  });
-  abort.abort(err);
-  if (req.raw.complete || reply.sent || reply.raw.headersSent) return;
-  metrics.rejected.inc({ code: "TIMEOUT" });
-  reply.hijack();
-  reply.raw.writeHead(err.httpStatus, { "content-type": "application/json; charset=utf-8", connection: "close" });
-  reply.raw.end(JSON.stringify({ error: err.toJSON() }), () => req.raw.socket?.destroy());
+  return app;
 }
 
 interface InfoDeps {

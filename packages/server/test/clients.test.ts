@@ -77,7 +77,9 @@ describe.skipIf(!hasPython)("examples/reward_server.py (Python standard library)
     expect(res.stderr).toBe("");
     const rewards = JSON.parse(res.stdout) as (number | null)[];
     expect(rewards[1]).toBeNull();
-    const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png().toBuffer();
+    const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
+      .png()
+      .toBuffer();
     expect(rewards[0]).toBeCloseTo((await scorer.score("raw a", [png]))[0]!.score, 5);
     expect(rewards[2]).toBeCloseTo((await scorer.score("raw c", [await imageBytes(IMAGE_NAMES[0])]))[0]!.score, 5);
   });
@@ -99,10 +101,14 @@ describe("pickrank serve", () => {
 
   it("serves, answers /v1/rank, and drains on SIGTERM with exit code 0", async () => {
     const model = await tinyModel();
-    const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/bin/pickrank.js"), "serve", "--model", model, "--port", "0", "--device", "cpu", "--json"], {
-      cwd: repoRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [path.join(repoRoot, "packages/cli/bin/pickrank.js"), "serve", "--model", model, "--port", "0", "--device", "cpu", "--json"],
+      {
+        cwd: repoRoot,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let stdout = "";
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -119,7 +125,10 @@ describe("pickrank serve", () => {
       void exited.then((code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
     });
     expect(started.device).toBe("cpu");
-    const res = await postJson(`${started.url}/v1/rank`, { prompt: "from the cli", images: [(await imageBytes(IMAGE_NAMES[0])).toString("base64")] });
+    const res = await postJson(`${started.url}/v1/rank`, {
+      prompt: "from the cli",
+      images: [(await imageBytes(IMAGE_NAMES[0])).toString("base64")],
+    });
     expect(res.status).toBe(200);
     child.kill("SIGTERM");
     expect(await exited).toBe(0);

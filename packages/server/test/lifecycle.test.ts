@@ -128,11 +128,22 @@ describe("GET routes", () => {
       expect(health.body).toMatchObject({ status: "ok", device: "cpu", queue: { requests: 0, images: 0, maxRequests: 64 } });
       const models = await getJson(`${url}/v1/models`);
       expect(models.body.models).toHaveLength(1);
-      expect(models.body.models[0]).toMatchObject({ dtype: "fp32", dir: scorer.modelDir, device: "cpu", projectionDim: scorer.manifest.dims.projection });
+      expect(models.body.models[0]).toMatchObject({
+        dtype: "fp32",
+        dir: scorer.modelDir,
+        device: "cpu",
+        projectionDim: scorer.manifest.dims.projection,
+      });
       const metrics = await fetch(`${url}/metrics`);
       expect(metrics.headers.get("content-type")).toMatch(/^text\/plain/);
       const text = await metrics.text();
-      for (const name of ["pickrank_http_request_duration_seconds_bucket", "pickrank_batch_size_bucket", "pickrank_queue_requests", "pickrank_images_per_second", "pickrank_process_resident_memory_bytes"]) {
+      for (const name of [
+        "pickrank_http_request_duration_seconds_bucket",
+        "pickrank_batch_size_bucket",
+        "pickrank_queue_requests",
+        "pickrank_images_per_second",
+        "pickrank_process_resident_memory_bytes",
+      ]) {
         expect(text).toContain(name);
       }
       expect(text).toMatch(/pickrank_images_scored_total 2/);

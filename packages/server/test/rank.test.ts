@@ -45,8 +45,12 @@ describe("POST /v1/rank", () => {
     const rgba = await sharp(imagePath("rgba_512.png")).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     const rgb = await sharp(imagePath("photo_768.jpg")).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const pngs = await Promise.all([
-      sharp(rgba.data, { raw: { width: rgba.info.width, height: rgba.info.height, channels: 4 } }).png().toBuffer(),
-      sharp(rgb.data, { raw: { width: rgb.info.width, height: rgb.info.height, channels: 3 } }).png().toBuffer(),
+      sharp(rgba.data, { raw: { width: rgba.info.width, height: rgba.info.height, channels: 4 } })
+        .png()
+        .toBuffer(),
+      sharp(rgb.data, { raw: { width: rgb.info.width, height: rgb.info.height, channels: 3 } })
+        .png()
+        .toBuffer(),
     ]);
     const expected = await scorer.score(prompt, pngs);
     const res = await postJson(`${url}/v1/rank`, {
@@ -75,8 +79,14 @@ describe("POST /v1/rank", () => {
   });
 
   it("multipart raw parts (width/height/channels fields) as the plugins send them", async () => {
-    const { data, info } = await sharp(imagePath("gray_300x200.png")).removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
-    const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png().toBuffer();
+    const { data, info } = await sharp(imagePath("gray_300x200.png"))
+      .removeAlpha()
+      .toColourspace("srgb")
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
+      .png()
+      .toBuffer();
     const [expected] = await scorer.score("a gray square", [png]);
     const form = new FormData();
     form.set("prompt", "a gray square");

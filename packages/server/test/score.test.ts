@@ -58,7 +58,10 @@ describe("POST /v1/score", () => {
     ];
     const res = await postJson(`${url}/v1/score`, { items });
     expect(res.status).toBe(200);
-    const g1 = await scorer.rank("g-one", [0, 1, 2].map((i) => Buffer.from(b64[i]!, "base64")));
+    const g1 = await scorer.rank(
+      "g-one",
+      [0, 1, 2].map((i) => Buffer.from(b64[i]!, "base64")),
+    );
     const byIndex = [0, 2, 4];
     for (const r of g1) {
       const got = res.body.results[byIndex[r.index]!];
@@ -88,7 +91,10 @@ describe("POST /v1/score", () => {
     expect(res.body.results[2].error.message).toMatch(/Expected 48 bytes of raw pixels/);
     expect(res.body.results[3].error.code).toBe("BAD_INPUT");
     const ok = [res.body.results[0], res.body.results[4]];
-    const expected = await scorer.rank("mixed", [0, 1].map((i) => Buffer.from(b64[i]!, "base64")));
+    const expected = await scorer.rank(
+      "mixed",
+      [0, 1].map((i) => Buffer.from(b64[i]!, "base64")),
+    );
     for (const r of expected) expect(ok[r.index].prob).toBeCloseTo(r.prob, 6);
     expect(ok.map((r: { rank: number }) => r.rank).sort()).toEqual([1, 2]);
   });
@@ -107,7 +113,14 @@ describe("POST /v1/score", () => {
 
   it("multipart: items as a JSON field whose images name file parts", async () => {
     const form = new FormData();
-    form.set("items", JSON.stringify([{ prompt: "mp", image: { part: "b" } }, { prompt: "mp", image: { part: "a" } }, { prompt: "mp", image: { part: "zz" } }]));
+    form.set(
+      "items",
+      JSON.stringify([
+        { prompt: "mp", image: { part: "b" } },
+        { prompt: "mp", image: { part: "a" } },
+        { prompt: "mp", image: { part: "zz" } },
+      ]),
+    );
     form.append("a", blobOf(await imageBytes(IMAGE_NAMES[0]), "image/png"), "a.png");
     form.append("b", blobOf(await imageBytes(IMAGE_NAMES[1]), "image/png"), "b.png");
     const res = await fetch(`${url}/v1/score`, { method: "POST", body: form });

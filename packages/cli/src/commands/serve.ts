@@ -29,7 +29,8 @@ interface ServeOptions {
 
 function parseNonNegativeInt(v: string): number {
   const n = Number(v);
-  if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n)) throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n))
+    throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
   return n;
 }
 
