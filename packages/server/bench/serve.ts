@@ -87,8 +87,25 @@ async function load(
 async function main(): Promise<void> {
   const rssStart = process.memoryUsage().rss;
   const model = args.model ?? (await tinyModel());
-  // PER_REQUEST distinct 256×256 PNGs cut from the reference images: decoding stays a small share.
-  const sources = await Promise.all(SOURCES.map((n) => readFile(path.join(referenceDir, "images", n))));
+  // PER_REQUEST distinct 256×256 PNGs cut from the reference images (noise where ../shared did not
+  // travel, as on a lent GPU machine): decoding stays a small share.
+  const sources = await Promise.all(
+    SOURCES.map((n, i) =>
+      readFile(path.join(referenceDir, "images", n)).catch(() =>
+        sharp({
+          create: {
+            width: 512,
+            height: 512,
+            channels: 3,
+            background: { r: 60 * i, g: 90, b: 200 - 40 * i },
+            noise: { type: "gaussian", mean: 128, sigma: 40 },
+          },
+        })
+          .png()
+          .toBuffer(),
+      ),
+    ),
+  );
   const images = await Promise.all(
     Array.from({ length: PER_REQUEST }, (_, i) =>
       sharp(sources[i % sources.length]!)
