@@ -8,9 +8,9 @@
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertModel } from "../src/convert/convert.ts";
+import { openSession } from "../src/runtime/ort.ts";
 import { readManifest } from "../src/model/manifest.ts";
 import { tinyClipDir } from "../../../test/helpers/paths.ts";
 import { bestImagePerPrompt, fp16Bound, loadReference, maxRelErr, referenceErrors, runTiny, scoreAll, type Reference, type TinyOutputs } from "./convert-helpers.ts";
@@ -67,15 +67,15 @@ describe("convertModel parity with the transformers reference (tiny CLIP, ORT CP
 
   it("declares input_ids/pixel_values and text_embeds/image_embeds with a dynamic batch, fp32 at the edges in fp16 too", async () => {
     for (const dtype of ["fp32", "fp16"]) {
-      const text = await ort.InferenceSession.create(path.join(tmp, dtype, "text.onnx"));
-      const vision = await ort.InferenceSession.create(path.join(tmp, dtype, "vision.onnx"));
+      const text = await openSession(path.join(tmp, dtype, "text.onnx"), "cpu");
+      const vision = await openSession(path.join(tmp, dtype, "vision.onnx"), "cpu");
       expect(text.inputNames).toEqual(["input_ids"]);
       expect(text.outputNames).toEqual(["text_embeds"]);
       expect(vision.inputNames).toEqual(["pixel_values"]);
       expect(vision.outputNames).toEqual(["image_embeds"]);
       // Batch of one through the same graph (the parity run used batches of 4 and 6).
       const ids = BigInt64Array.from(ref.input_ids[1]!.map(BigInt));
-      const r = await text.run({ input_ids: new ort.Tensor("int64", ids, [1, 77]) });
+      const r = await text.run({ input_ids: { type: "int64", data: ids, dims: [1, 77] } });
       const out = r.text_embeds!;
       expect(out.type).toBe("float32");
       expect(out.dims).toEqual([1, 16]);
