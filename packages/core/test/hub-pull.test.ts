@@ -29,6 +29,8 @@ beforeEach(() => {
   vi.stubEnv("HF_TOKEN_PATH", path.join(tmp, "no-such-token-file"));
   vi.stubEnv("HF_ENDPOINT", "");
   vi.stubEnv("HF_HUB_OFFLINE", "");
+  // Nor their huggingface_hub cache (hub-hf-cache.test.ts tests its reuse).
+  vi.stubEnv("HF_HUB_CACHE", path.join(tmp, "no-hub-cache"));
 });
 afterEach(async () => {
   vi.unstubAllEnvs();

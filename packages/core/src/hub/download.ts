@@ -16,6 +16,7 @@ import path from "node:path";
 import { z } from "zod";
 import { PickrankError } from "@pickrank/contract";
 import { writeFileAtomic } from "@pickrank/contract";
+import { findHfCachedFile, hashFile, linkInto } from "./hf-cache.ts";
 import { HubClient, RetryableError, abortedError, formatDuration, sleep } from "./http.ts";
 
 export interface RepoSibling {
@@ -355,8 +356,87 @@ export async function readVerifiedFiles(dir: string): Promise<VerifiedFile[] | u
 }
 
 /**
- * Downloads the wanted files of a resolved revision into `dir` (skipping those already verified there)
- * and records them in `.pickrank-source.json` so later calls, offline ones too, know what is complete.
+ * Adds verified files to a download folder's record (`.pickrank-source.json`), replacing entries of
+ * the same name, so later calls, offline ones too, know what is complete.
+ * @throws FILESYSTEM / NOT_FOUND naming the record file.
+ */
+export async function recordVerifiedFiles(dir: string, files: VerifiedFile[]): Promise<void> {
+  const known = (await readVerifiedFiles(dir)) ?? [];
+  const merged = [...known.filter((k) => !files.some((o) => o.name === k.name)), ...files];
+  await writeFileAtomic(path.join(dir, SOURCE_FILE), JSON.stringify(merged, null, 1));
+}
+
+/** A file taken from the huggingface_hub cache instead of the network. */
+export interface ReusedFile {
+  repo: string;
+  commit: string;
+  file: string;
+  /** The snapshot entry it came from (`…/models--owner--name/snapshots/<commit>/<file>`). */
+  from: string;
+  /**
+   * What was checked before use: "hub" (online: size and sha256, or git blob sha1 for a small file,
+   * against the hub's metadata, as a download is), "blob-name" (offline: the bytes hash to the name
+   * huggingface_hub stored them under, the hub's ETag when it downloaded them), "none" (offline, a plain
+   * copy with no blob name: only found, not verified).
+   */
+  verified: "hub" | "blob-name" | "none";
+  /** How it was put into pickrank's download folder. */
+  placed: "hardlink" | "symlink" | "copy";
+  /** One sentence for people: where from, what was checked. */
+  message: string;
+}
+
+/** Where downloadFiles looks before the network, and who hears about what it took or refused. */
+export interface HfCacheReuse {
+  /** The huggingface_hub cache folder (hfHubCacheDir()). */
+  hubCache: string;
+  onReused?: (r: ReusedFile) => void;
+  /** A hub-cache copy that did not match the hub and was left alone (the file is downloaded instead). */
+  onRejected?: (message: string) => void;
+}
+
+/**
+ * Online reuse of one file from the huggingface_hub cache: found in the commit's snapshot, checked like
+ * a download (size and hash against the hub's metadata), then linked into `dir`. Undefined when the
+ * hub cache does not hold it or it does not match (then it is downloaded as usual).
+ */
+async function reuseFromHfCache(client: HubClient, info: RepoRevisionInfo, sib: RepoSibling, dir: string, reuse: HfCacheReuse): Promise<VerifiedFile | undefined> {
+  const found = await findHfCachedFile(reuse.hubCache, info.repo, info.commit, sib.rfilename);
+  if (!found) return undefined;
+  const expected = await fileMetadata(client, info, sib);
+  const h = found.size === expected.size ? await hashFile(found.blobPath, found.size, client.signal) : undefined;
+  const problem =
+    found.size !== expected.size
+      ? `size ${found.size} bytes, expected ${expected.size}`
+      : expected.sha256 && h!.sha256 !== expected.sha256
+        ? `sha256 ${h!.sha256}, expected ${expected.sha256}`
+        : !expected.sha256 && expected.gitSha1 && h!.gitSha1 !== expected.gitSha1
+          ? `git blob sha1 ${h!.gitSha1}, expected ${expected.gitSha1}`
+          : undefined;
+  if (problem) {
+    reuse.onRejected?.(`${found.snapshotPath} does not match the hub (${problem}); downloading ${sib.rfilename} instead and leaving that file alone`);
+    return undefined;
+  }
+  const placed = await linkInto(found.blobPath, path.join(dir, sib.rfilename));
+  const check = expected.sha256 ? "sha256" : expected.gitSha1 ? "git blob sha1" : "size";
+  reuse.onReused?.({
+    repo: info.repo,
+    commit: info.commit,
+    file: sib.rfilename,
+    from: found.snapshotPath,
+    verified: "hub",
+    placed,
+    message: `${sib.rfilename} of ${info.repo}@${info.commit.slice(0, 12)} taken from the huggingface_hub cache (${found.snapshotPath}); its ${check} matches the hub's`,
+  });
+  return { name: sib.rfilename, size: found.size, sha256: h!.sha256 };
+}
+
+/**
+ * Downloads the wanted files of a resolved revision into `dir` (skipping those already verified there,
+ * and taking those the huggingface_hub cache holds when `reuse` is given and they verify) and records
+ * them in `.pickrank-source.json` so later calls, offline ones too, know what is complete.
+ * @throws DOWNLOAD_FAILED (hub errors, a file the repo does not list), INTEGRITY (a file that fails
+ * verification twice), ABORTED, FILESYSTEM.
  */
 export async function downloadFiles(
   client: HubClient,
@@ -364,6 +444,7 @@ export async function downloadFiles(
   wanted: string[],
   dir: string,
   onProgress?: DownloadProgress,
+  reuse?: HfCacheReuse,
 ): Promise<VerifiedFile[]> {
   const known = (await readVerifiedFiles(dir)) ?? [];
   const out: VerifiedFile[] = [];
@@ -381,9 +462,9 @@ export async function downloadFiles(
       out.push(have);
       continue;
     }
-    out.push(await downloadFile(client, info, sib, dir, onProgress));
+    const fromHf = reuse ? await reuseFromHfCache(client, info, sib, dir, reuse) : undefined;
+    out.push(fromHf ?? (await downloadFile(client, info, sib, dir, onProgress)));
   }
-  const merged = [...known.filter((k) => !out.some((o) => o.name === k.name)), ...out];
-  await writeFileAtomic(path.join(dir, SOURCE_FILE), JSON.stringify(merged, null, 1));
+  await recordVerifiedFiles(dir, out);
   return out;
 }
