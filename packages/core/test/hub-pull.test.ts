@@ -153,10 +153,10 @@ describe("pullModel", () => {
     expect(files.filter((f) => f.endsWith(".lock"))).toEqual([]);
   });
 
-  it("rejects an HF_ENDPOINT that is not a URL with DOWNLOAD_FAILED", async () => {
+  it("rejects an HF_ENDPOINT that is not a URL with BAD_INPUT", async () => {
     vi.stubEnv("HF_ENDPOINT", "huggingface dot co");
     const err = await errorOf(pullModel({ ...FAST, cacheDir: cacheIn() }));
-    expect(err.code).toBe("DOWNLOAD_FAILED");
+    expect(err.code).toBe("BAD_INPUT");
     expect(err.message).toBe(
       'HF_ENDPOINT "huggingface dot co" is not a URL; expected an http(s) URL such as https://huggingface.co (or unset HF_ENDPOINT to use it)',
     );
