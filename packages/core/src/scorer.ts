@@ -273,7 +273,7 @@ export class Scorer {
   }
 
   #assertOpen(): void {
-    if (this.#disposed) throw new PickrankError("BAD_INPUT", "This Scorer was disposed; create a new one with Scorer.create()");
+    if (this.#disposed) throw new PickrankError("CLOSED", "This Scorer was disposed; create a new one with Scorer.create()");
   }
 }
 

@@ -2,7 +2,8 @@ import { readFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Scorer, softmax } from "../src/index.ts";
+import { Scorer } from "../src/index.ts";
+import { softmax } from "../src/scorer.ts";
 import { referenceDir } from "../../../test/helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 import { loadReference, maxRelErr, type Reference } from "./convert-helpers.ts";
@@ -142,6 +143,7 @@ describe("Scorer bad inputs", () => {
     await s.dispose();
     await s.dispose(); // idempotent
     expect(() => s.embedText("x")).toThrowError(/disposed/);
+    await expect(s.score("x", [path.join(referenceDir, ref.images[0]!)])).rejects.toMatchObject({ code: "CLOSED" });
   });
 
   it("a missing model folder is BAD_MODEL naming the folder", async () => {
