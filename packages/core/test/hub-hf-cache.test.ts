@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { hfHubCacheDir } from "../src/hub/hf-cache.ts";
+import { pruneCache } from "../src/hub/prune.ts";
 import { pullModel, type PullOptions } from "../src/hub/pull.ts";
 import { PICKSCORE_REPO, TOKENIZER_REPO, startFakeHub, type FakeHub } from "../../../test/fakes/fake-hub.ts";
 import { pickrankRejection as errorOf } from "../../../test/helpers/async.ts";
@@ -115,6 +116,13 @@ describe("pullModel with a huggingface_hub cache", () => {
     const served = h.files[PICKSCORE_REPO]!["model.safetensors"]!;
     expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")).toEqual({ name: "model.safetensors", size: served.size, sha256: served.sha256 });
     expect(snapshotOf(hfCache)).toEqual(before);
+    // Same filesystem: hard links, so the checkpoint takes no second copy on disk, and pruning it frees nothing.
+    expect(model.map((f) => f.placed)).toEqual(["hardlink", "hardlink"]);
+    const pruned = await pruneCache({ cacheDir: path.join(tmp, "cache"), dryRun: true });
+    // Only pickrank's small record of the verified files (.pickrank-source.json) is its own.
+    expect(pruned.freedBytes).toBeGreaterThan(0);
+    expect(pruned.freedBytes).toBeLessThan(4096);
+    expect(served.size).toBeGreaterThan(1_000_000);
   });
 
   it("online: a cached copy that does not match the hub is left alone and the file is downloaded, saying so", async () => {
