@@ -11,7 +11,7 @@
  * one prompt (scores compare images of the same prompt only).
  */
 
-// ── Scoring ────────────────────────────────────────────────────────────────────────────────────────
+// ── Scoring
 /**
  * `Scorer.create({ model, device?, batchSize?, … })` loads a converted model folder onto a device
  * (`"auto"`: CUDA → WebGPU → CPU, the reasons for each skip in `deviceReport`) and scores images against
@@ -38,7 +38,7 @@ export type { DeviceName, DeviceRequest } from "./runtime/ort.ts";
 /** `{ requested, chosen, skipped: [{ device, reason, summary }] }`: how `auto` (or a named device) was chosen. */
 export type { DeviceReport } from "./runtime/device.ts";
 
-// ── Model download and cache ───────────────────────────────────────────────────────────────────────
+// ── Model download and cache
 /**
  * `pullModel(opts?)` → `{ dir, manifest, cached, reused?, notes? }`: resolves a revision of
  * yuvalkirstain/PickScore_v1 (or `repo`) on the Hugging Face hub, takes files the huggingface_hub cache
@@ -69,7 +69,7 @@ export { pruneCache, diskUsage } from "./hub/prune.ts";
 /** pruneCache's options and result. */
 export type { PruneOptions, PruneResult, PrunedEntry } from "./hub/prune.ts";
 
-// ── Conversion and model folders ───────────────────────────────────────────────────────────────────
+// ── Conversion and model folders
 /**
  * `convertModel(hfDir, { out, dtype?, tokenizerDir?, … })` → `{ dir, manifest }`: reads a transformers
  * CLIPModel folder (`config.json` + `model.safetensors`, F32/F16/BF16) and writes text.onnx, vision.onnx
@@ -86,7 +86,7 @@ export { readManifest } from "./model/manifest.ts";
 /** pickrank.json: source repo/revision/file hashes, dtype, logit_scale, dims, preprocessing, tokenizer and graph files. */
 export type { ModelManifest } from "./model/manifest.ts";
 
-// ── Tokenizer and preprocessing (the reference's, exactly) ───────────────────────────────────────────
+// ── Tokenizer and preprocessing (the reference's, exactly)
 /**
  * `ClipTokenizer.fromDir(dir)` (tokenizer.json, or vocab.json + merges.txt), `encode(text)` → 77 ids
  * (49406 … 49407, truncated and padded with 49407): identical to the CLIP fast tokenizer on every

@@ -23,7 +23,15 @@ let hub: FakeHub | undefined;
 
 beforeEach(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), "pickrank-hfcache-"));
-  for (const v of ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_DISABLE_IMPLICIT_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME", "HUGGINGFACE_HUB_CACHE"]) {
+  for (const v of [
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+    "HF_ENDPOINT",
+    "HF_HUB_OFFLINE",
+    "HF_HOME",
+    "HUGGINGFACE_HUB_CACHE",
+  ]) {
     vi.stubEnv(v, "");
   }
   vi.stubEnv("HF_TOKEN_PATH", path.join(tmp, "no-such-token-file"));
@@ -93,7 +101,7 @@ describe("hfHubCacheDir", () => {
 });
 
 describe("pullModel with a huggingface_hub cache", () => {
-  it("online: takes the cached files after checking them against the hub's metadata, downloads nothing, changes nothing there", async () => {
+  it("online: takes the cached files after checking them against the hub, downloads nothing, changes nothing there", async () => {
     const h = (hub = await startFakeHub());
     const hfCache = fakeHfCache(path.join(tmp, "hf-hub"), h);
     vi.stubEnv("HF_HUB_CACHE", hfCache);
@@ -109,12 +117,18 @@ describe("pullModel with a huggingface_hub cache", () => {
       ["config.json", "hub"],
       ["model.safetensors", "hub"],
     ]);
-    expect(model[1]!.from).toBe(path.join(hfCache, "models--yuvalkirstain--PickScore_v1", "snapshots", h.commits[PICKSCORE_REPO]!.main!, "model.safetensors"));
+    expect(model[1]!.from).toBe(
+      path.join(hfCache, "models--yuvalkirstain--PickScore_v1", "snapshots", h.commits[PICKSCORE_REPO]!.main!, "model.safetensors"),
+    );
     expect(model[1]!.message).toContain("its sha256 matches the hub's");
     expect(model[0]!.message).toContain("its git blob sha1 matches the hub's");
     expect(res.reused!.filter((f) => f.repo === TOKENIZER_REPO).length).toBeGreaterThanOrEqual(2);
     const served = h.files[PICKSCORE_REPO]!["model.safetensors"]!;
-    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")).toEqual({ name: "model.safetensors", size: served.size, sha256: served.sha256 });
+    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")).toEqual({
+      name: "model.safetensors",
+      size: served.size,
+      sha256: served.sha256,
+    });
     expect(snapshotOf(hfCache)).toEqual(before);
     // Same filesystem: hard links, so the checkpoint takes no second copy on disk, and pruning it frees nothing.
     expect(model.map((f) => f.placed)).toEqual(["hardlink", "hardlink"]);
@@ -140,8 +154,12 @@ describe("pullModel with a huggingface_hub cache", () => {
     expect(res.reused!.map((f) => f.file)).not.toContain("model.safetensors");
     expect(res.reused!.map((f) => f.file)).toContain("config.json");
     expect(res.notes).toHaveLength(1);
-    expect(res.notes![0]).toMatch(/models--yuvalkirstain--PickScore_v1\/snapshots\/[0-9a-f]{40}\/model\.safetensors does not match the hub \(sha256 [0-9a-f]{64}, expected [0-9a-f]{64}\); downloading model\.safetensors instead/);
-    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
+    const snapshotFile = /models--yuvalkirstain--PickScore_v1\/snapshots\/[0-9a-f]{40}\/model\.safetensors/.source;
+    const mismatch = / does not match the hub \(sha256 [0-9a-f]{64}, expected [0-9a-f]{64}\); downloading model\.safetensors/.source;
+    expect(res.notes![0]).toMatch(new RegExp(snapshotFile + mismatch));
+    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(
+      h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256,
+    );
     expect(snapshotOf(hfHome)).toEqual(before);
   });
 
@@ -163,7 +181,9 @@ describe("pullModel with a huggingface_hub cache", () => {
     expect(h.requests).toEqual([]);
     expect(res.cached).toBe(false);
     expect(res.manifest.source.revision).toBe(h.commits[PICKSCORE_REPO]!.main);
-    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
+    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(
+      h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256,
+    );
     const st = res.reused!.find((f) => f.file === "model.safetensors")!;
     expect(st.verified).toBe("blob-name");
     expect(st.message).toContain("its sha256 matches the name huggingface_hub stored it under");
@@ -184,7 +204,9 @@ describe("pullModel with a huggingface_hub cache", () => {
     vi.stubEnv("HF_HUB_OFFLINE", "1");
     const err = await errorOf(pullModel({ ...FAST, cacheDir: path.join(tmp, "cache") }));
     expect(err.code).toBe("DOWNLOAD_FAILED");
-    expect(err.message).toContain(`HF_HUB_OFFLINE is set and what pickrank needs of yuvalkirstain/PickScore_v1@main (commit ${h.commits[PICKSCORE_REPO]!.main!.slice(0, 12)}) is not in the cache`);
+    const commit12 = h.commits[PICKSCORE_REPO]!.main!.slice(0, 12);
+    const what = `what pickrank needs of yuvalkirstain/PickScore_v1@main (commit ${commit12})`;
+    expect(err.message).toContain(`HF_HUB_OFFLINE is set and ${what} is not in the cache`);
     expect(err.message).toContain(`huggingface_hub's at ${hfCache}`);
     expect(err.message).toContain("model.safetensors missing (pytorch_model.bin is there, but pickrank reads only model.safetensors)");
     expect(err.details?.missing).toContain("model.safetensors");
@@ -193,7 +215,10 @@ describe("pullModel with a huggingface_hub cache", () => {
 
   it("offline: names the tokenizer repo when only PickScore is cached", async () => {
     const h = (hub = await startFakeHub());
-    vi.stubEnv("HF_HUB_CACHE", fakeHfCache(path.join(tmp, "hf-hub"), h, { files: { [PICKSCORE_REPO]: ["config.json", "model.safetensors"] } }));
+    vi.stubEnv(
+      "HF_HUB_CACHE",
+      fakeHfCache(path.join(tmp, "hf-hub"), h, { files: { [PICKSCORE_REPO]: ["config.json", "model.safetensors"] } }),
+    );
     vi.stubEnv("HF_HUB_OFFLINE", "1");
     const err = await errorOf(pullModel({ ...FAST, cacheDir: path.join(tmp, "cache") }));
     expect(err.message).toContain(`HF_HUB_OFFLINE is set and ${TOKENIZER_REPO}@main is not in the cache`);
@@ -204,7 +229,10 @@ describe("pullModel with a huggingface_hub cache", () => {
     const h = (hub = await startFakeHub());
     const damaged = Buffer.from(h.files[PICKSCORE_REPO]!["model.safetensors"]!.bytes);
     damaged[7]! ^= 1;
-    vi.stubEnv("HF_HUB_CACHE", fakeHfCache(path.join(tmp, "hf-hub"), h, { replace: { [PICKSCORE_REPO]: { "model.safetensors": damaged } } }));
+    vi.stubEnv(
+      "HF_HUB_CACHE",
+      fakeHfCache(path.join(tmp, "hf-hub"), h, { replace: { [PICKSCORE_REPO]: { "model.safetensors": damaged } } }),
+    );
     vi.stubEnv("HF_HUB_OFFLINE", "1");
     const cacheDir = path.join(tmp, "cache");
     const err = await errorOf(pullModel({ ...FAST, cacheDir }));

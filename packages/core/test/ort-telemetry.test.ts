@@ -17,7 +17,20 @@ import { disableOrtTelemetryUnlessOptedIn, ORT_TELEMETRY_ENV } from "../src/runt
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CI_VARS = ["TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID", "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER", "ORT_RUNNING_UNIT_TESTS"];
+const CI_VARS = [
+  "TF_BUILD",
+  "GITHUB_ACTIONS",
+  "GITLAB_CI",
+  "CIRCLECI",
+  "TRAVIS",
+  "JENKINS_URL",
+  "CODEBUILD_BUILD_ID",
+  "BUILDKITE",
+  "TEAMCITY_VERSION",
+  "APPVEYOR",
+  "BITBUCKET_BUILD_NUMBER",
+  "ORT_RUNNING_UNIT_TESTS",
+];
 
 let tmp: string;
 let textGraph: string;
@@ -34,11 +47,17 @@ afterAll(async () => {
 /** Every file under a folder, relative paths. */
 async function files(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((d) => d.isFile()).map((d) => path.relative(dir, path.join(d.parentPath, d.name))).sort();
+  return entries
+    .filter((d) => d.isFile())
+    .map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
+    .sort();
 }
 
 /** Opens one session in a child process whose home is a fresh folder; returns what it printed and the folder. */
-async function sessionIn(name: string, telemetry: string | undefined): Promise<{ home: string; out: { off: boolean; value: string | null } }> {
+async function sessionIn(
+  name: string,
+  telemetry: string | undefined,
+): Promise<{ home: string; out: { off: boolean; value: string | null } }> {
   const home = path.join(tmp, name);
   await rm(home, { recursive: true, force: true });
   await mkdir(home);
@@ -47,7 +66,11 @@ async function sessionIn(name: string, telemetry: string | undefined): Promise<{
   delete env[ORT_TELEMETRY_ENV];
   for (const v of CI_VARS) delete env[v];
   if (telemetry !== undefined) env[ORT_TELEMETRY_ENV] = telemetry;
-  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", path.join(here, "ort-telemetry-child.ts"), textGraph], { env, cwd: here });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["--import", "tsx", path.join(here, "ort-telemetry-child.ts"), textGraph],
+    { env, cwd: here },
+  );
   return { home, out: JSON.parse(stdout.trim().split("\n").at(-1)!) as { off: boolean; value: string | null } };
 }
 

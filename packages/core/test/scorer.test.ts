@@ -44,7 +44,7 @@ describe("Scorer against the Python reference (fp32, cpu)", () => {
     for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(parityBound("fp32", k));
   });
 
-  it("rank from image files gives the reference's order, scores and probabilities (preprocessing is bit-exact on these images)", async () => {
+  it("rank from image files gives the reference's order, scores and probabilities (bit-exact preprocessing)", async () => {
     const files = ref.images.map((f) => path.join(referenceDir, f));
     const byPrompt: RankedImage[][] = [];
     for (let p = 0; p < ref.prompts.length; p++) {
@@ -57,7 +57,8 @@ describe("Scorer against the Python reference (fp32, cpu)", () => {
     }
     const logits = maxRelErr(ref.images.flatMap((_, i) => byPrompt.map((r) => r[i]!.score)), ref.logits_per_image.flat());
     const probs = maxRelErr(byPrompt.flatMap((r) => r.map((x) => x.prob)), ref.probs_over_images_per_prompt.flat());
-    console.log("Scorer.rank from files (cpu, fp32) max relative error:", JSON.stringify({ logits_per_image: logits, probs_over_images_per_prompt: probs }));
+    const measured = { logits_per_image: logits, probs_over_images_per_prompt: probs };
+    console.log("Scorer.rank from files (cpu, fp32) max relative error:", JSON.stringify(measured));
     expect(logits).toBeLessThan(parityBound("fp32", "logits_per_image"));
     expect(probs).toBeLessThan(parityBound("fp32", "probs_over_images_per_prompt"));
   });

@@ -47,12 +47,36 @@ export interface Tolerance {
 const PROBS_WHY = "softmax over the images of a prompt: the spread of absolute logit errors (logits up to 40) times p";
 
 const FP32: Record<ParityOutput, Tolerance> = {
-  text_embeds_unnormalized: { bound: 3e-6, measured: { cpu: 4.3e-7, "webgpu-swiftshader": 7.4e-7 }, what: "projected text embeddings (text.onnx output)" },
-  image_embeds_unnormalized: { bound: 3e-6, measured: { cpu: 4.3e-7, "webgpu-swiftshader": 2.6e-7 }, what: "projected image embeddings (vision.onnx output)" },
-  text_embeds: { bound: 3e-6, measured: { cpu: 4.7e-7, "webgpu-swiftshader": 9.3e-7, "cpu Scorer": 4.9e-7 }, what: "L2-normalized text embeddings" },
-  image_embeds: { bound: 3e-6, measured: { cpu: 3.2e-7, "webgpu-swiftshader": 2.5e-7, "cpu Scorer": 3.4e-7 }, what: "L2-normalized image embeddings" },
-  logits_per_image: { bound: 3e-6, measured: { cpu: 4.8e-7, "webgpu-swiftshader": 6.4e-7, "cpu Scorer": 4.5e-7 }, what: "scores: exp(logit_scale) · cos" },
-  probs_over_images_per_prompt: { bound: 2e-5, measured: { cpu: 4.6e-6, "webgpu-swiftshader": 3.0e-6, "cpu Scorer": 4.7e-6 }, what: `probabilities; ${PROBS_WHY}` },
+  text_embeds_unnormalized: {
+    bound: 3e-6,
+    measured: { cpu: 4.3e-7, "webgpu-swiftshader": 7.4e-7 },
+    what: "projected text embeddings (text.onnx output)",
+  },
+  image_embeds_unnormalized: {
+    bound: 3e-6,
+    measured: { cpu: 4.3e-7, "webgpu-swiftshader": 2.6e-7 },
+    what: "projected image embeddings (vision.onnx output)",
+  },
+  text_embeds: {
+    bound: 3e-6,
+    measured: { cpu: 4.7e-7, "webgpu-swiftshader": 9.3e-7, "cpu Scorer": 4.9e-7 },
+    what: "L2-normalized text embeddings",
+  },
+  image_embeds: {
+    bound: 3e-6,
+    measured: { cpu: 3.2e-7, "webgpu-swiftshader": 2.5e-7, "cpu Scorer": 3.4e-7 },
+    what: "L2-normalized image embeddings",
+  },
+  logits_per_image: {
+    bound: 3e-6,
+    measured: { cpu: 4.8e-7, "webgpu-swiftshader": 6.4e-7, "cpu Scorer": 4.5e-7 },
+    what: "scores: exp(logit_scale) · cos",
+  },
+  probs_over_images_per_prompt: {
+    bound: 2e-5,
+    measured: { cpu: 4.6e-6, "webgpu-swiftshader": 3.0e-6, "cpu Scorer": 4.7e-6 },
+    what: `probabilities; ${PROBS_WHY}`,
+  },
 };
 
 /**
@@ -76,7 +100,11 @@ const FP16: Record<ParityOutput, Tolerance> = {
   text_embeds: { bound: 3e-3, measured: { cpu: 9.8e-4 }, what: "L2-normalized text embeddings, fp16 graph" },
   image_embeds: { bound: 1.5e-3, measured: { cpu: 5.0e-4 }, what: "L2-normalized image embeddings, fp16 graph" },
   logits_per_image: { bound: 1.5e-3, measured: { cpu: 4.6e-4 }, what: "scores, fp16 graphs" },
-  probs_over_images_per_prompt: { bound: 1.5e-2, measured: { cpu: 4.8e-3, "cpu, GELU as Mul(x, 1/√2) before 44e8032": 2.4e-3 }, what: `probabilities, fp16 graphs; ${PROBS_WHY}` },
+  probs_over_images_per_prompt: {
+    bound: 1.5e-2,
+    measured: { cpu: 4.8e-3, "cpu, GELU as Mul(x, 1/√2) before 44e8032": 2.4e-3 },
+    what: `probabilities, fp16 graphs; ${PROBS_WHY}`,
+  },
 };
 
 /** The one table. */
@@ -85,8 +113,16 @@ export const TOLERANCES = {
   fp16: FP16,
   /** Checkpoints stored in lower precision, converted to fp32 graphs (convert-inputs.test.ts). */
   source: {
-    fp16: { bound: 3e-3, measured: { "cpu text": 9.0e-4, "cpu image": 2.6e-4, "cpu fp16 graphs text": 9.1e-4 }, what: "unnormalized embeddings from F16 weights: fp16's rounding of the weights (10 mantissa bits)" },
-    bf16: { bound: 1.5e-2, measured: { "cpu text": 4.2e-3, "cpu image": 2.1e-3 }, what: "unnormalized embeddings from BF16 weights: bf16 keeps 7 mantissa bits, 8× fp16's step" },
+    fp16: {
+      bound: 3e-3,
+      measured: { "cpu text": 9.0e-4, "cpu image": 2.6e-4, "cpu fp16 graphs text": 9.1e-4 },
+      what: "unnormalized embeddings from F16 weights: fp16's rounding of the weights (10 mantissa bits)",
+    },
+    bf16: {
+      bound: 1.5e-2,
+      measured: { "cpu text": 4.2e-3, "cpu image": 2.1e-3 },
+      what: "unnormalized embeddings from BF16 weights: bf16 keeps 7 mantissa bits, 8× fp16's step",
+    },
   },
   /** The Scorer on WebGPU against the Scorer on the CPU, same fp32 model and images (webgpu.test.ts). */
   webgpuVsCpuScores: {

@@ -40,7 +40,11 @@ let tmp: string;
 const title = "WebGPU provider on a software Vulkan driver (tiny CLIP vs the reference)";
 const why = icd || required ? "" : ` — skipped: no software Vulkan driver (looked for ${SWIFTSHADER}; Debian's chromium ships it, or set PICKRANK_TEST_VK_ICD)`;
 
-describe.runIf(icd || required)(title + why, () => {
+// SwiftShader runs every shader on the CPU: about 25 s per test alone, minutes on a loaded two-core
+// machine. The limit only stops a hung driver; nothing here measures time.
+const SWIFTSHADER_TIMEOUT_MS = 600_000;
+
+describe.runIf(icd || required)(title + why, { timeout: SWIFTSHADER_TIMEOUT_MS }, () => {
   beforeAll(async () => {
     if (!icd) throw new Error(`PICKRANK_REQUIRE_WEBGPU is set but no Vulkan ICD was found (looked for ${SWIFTSHADER}; install Debian's chromium, or set PICKRANK_TEST_VK_ICD)`);
     ref = await loadReference();

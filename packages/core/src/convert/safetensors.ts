@@ -76,7 +76,10 @@ export class SequentialHasher {
     while (this.pos < end) {
       const n = Math.min(chunk.length, end - this.pos);
       const { bytesRead } = await this.fh.read(chunk, 0, n, this.pos);
-      if (bytesRead === 0) throw bad(this.file, `unexpected end of file at byte ${this.pos} while hashing; expected ${this.size} bytes (did it change while being read?)`);
+      if (bytesRead === 0) {
+        const what = `unexpected end of file at byte ${this.pos} while hashing; expected ${this.size} bytes (did it change meanwhile?)`;
+        throw bad(this.file, what);
+      }
       this.hash.update(chunk.subarray(0, bytesRead));
       this.pos += bytesRead;
     }
@@ -191,7 +194,8 @@ export class SafetensorsFile {
   /** Reads `length` bytes of a tensor starting `start` bytes into it, into a fresh (aligned) buffer. */
   async read(entry: SafetensorsEntry, start = 0, length = entry.byteLength - start): Promise<Uint8Array> {
     if (start < 0 || length < 0 || start + length > entry.byteLength) {
-      throw new PickrankError("INTERNAL", `Expected a read inside tensor ${entry.name} (${entry.byteLength} bytes) but received [${start}, ${start + length})`, {
+      const range = `[${start}, ${start + length})`;
+      throw new PickrankError("INTERNAL", `Expected a read inside tensor ${entry.name} (${entry.byteLength} bytes) but received ${range}`, {
         details: { file: this.file, tensor: entry.name },
       });
     }
@@ -208,7 +212,9 @@ export class SafetensorsFile {
 
   /** sha256 of the whole file (only when opened with `hash: true`). */
   async sha256(): Promise<string> {
-    if (!this.hasher) throw new PickrankError("INTERNAL", `Expected ${this.file} opened with hash: true for sha256() but it was opened without`);
+    if (!this.hasher) {
+      throw new PickrankError("INTERNAL", `Expected ${this.file} opened with hash: true for sha256() but it was opened without`);
+    }
     return this.hasher.finish();
   }
 

@@ -287,7 +287,9 @@ async function transferToPart(
     return await retry(
       async () => {
         client.checkAborted();
-        const r = await client.withRetries(`download ${name} from ${ctx.repo}`, () => attemptDownload(client, url, part, name, expected, ctx, onProgress));
+        const r = await client.withRetries(`download ${name} from ${ctx.repo}`, () =>
+          attemptDownload(client, url, part, name, expected, ctx, onProgress),
+        );
         if (r.kind === "complete") return r;
         fruitless = r.got > 0 ? 1 : fruitless + 1;
         const why = r.error instanceof Error ? r.error.message : "connection dropped";
@@ -318,11 +320,17 @@ async function transferToPart(
 }
 
 /** What failed verification of a complete .part, or undefined when size and hash match. */
-async function verificationProblem(part: string, r: AttemptResult, expected: Expected): Promise<{ check: string; expected: string; actual: string } | undefined> {
+async function verificationProblem(
+  part: string,
+  r: AttemptResult,
+  expected: Expected,
+): Promise<{ check: string; expected: string; actual: string } | undefined> {
   const actualSize = (await sizeOf(part)) ?? 0;
   if (actualSize !== expected.size) return { check: "size", expected: `${expected.size} bytes`, actual: `${actualSize} bytes` };
   if (expected.sha256 && r.sha256 !== expected.sha256) return { check: "sha256", expected: expected.sha256, actual: r.sha256 ?? "" };
-  if (expected.gitSha1 && r.gitSha1 !== expected.gitSha1) return { check: "git blob sha1", expected: expected.gitSha1, actual: r.gitSha1 ?? "" };
+  if (expected.gitSha1 && r.gitSha1 !== expected.gitSha1) {
+    return { check: "git blob sha1", expected: expected.gitSha1, actual: r.gitSha1 ?? "" };
+  }
   return undefined;
 }
 
@@ -361,7 +369,9 @@ export async function downloadFile(
     if (pass === 1) continue;
     throw new PickrankError(
       "INTEGRITY",
-      `${name} from ${info.repo}@${info.commit.slice(0, 12)} failed verification twice: expected ${problem.check} ${problem.expected} but received ${problem.actual}. The file was deleted; try again later or report it to the repo owner.`,
+      `${name} from ${info.repo}@${info.commit.slice(0, 12)} failed verification twice: ` +
+        `expected ${problem.check} ${problem.expected} but received ${problem.actual}. ` +
+        `The file was deleted; try again later or report it to the repo owner.`,
       { details: { file: name, repo: info.repo, commit: info.commit, ...problem } },
     );
   }
@@ -425,7 +435,13 @@ export interface HfCacheReuse {
  * a download (size and hash against the hub's metadata), then linked into `dir`. Undefined when the
  * hub cache does not hold it or it does not match (then it is downloaded as usual).
  */
-async function reuseFromHfCache(client: HubClient, info: RepoRevisionInfo, sib: RepoSibling, dir: string, reuse: HfCacheReuse): Promise<VerifiedFile | undefined> {
+async function reuseFromHfCache(
+  client: HubClient,
+  info: RepoRevisionInfo,
+  sib: RepoSibling,
+  dir: string,
+  reuse: HfCacheReuse,
+): Promise<VerifiedFile | undefined> {
   const found = await findHfCachedFile(reuse.hubCache, info.repo, info.commit, sib.rfilename);
   if (!found) return undefined;
   const expected = await fileMetadata(client, info, sib);
@@ -439,7 +455,9 @@ async function reuseFromHfCache(client: HubClient, info: RepoRevisionInfo, sib: 
           ? `git blob sha1 ${h!.gitSha1}, expected ${expected.gitSha1}`
           : undefined;
   if (problem) {
-    reuse.onRejected?.(`${found.snapshotPath} does not match the hub (${problem}); downloading ${sib.rfilename} instead and leaving that file alone`);
+    reuse.onRejected?.(
+      `${found.snapshotPath} does not match the hub (${problem}); downloading ${sib.rfilename} instead and leaving that file alone`,
+    );
     return undefined;
   }
   const placed = await linkInto(found.blobPath, path.join(dir, sib.rfilename));
@@ -451,7 +469,9 @@ async function reuseFromHfCache(client: HubClient, info: RepoRevisionInfo, sib: 
     from: found.snapshotPath,
     verified: "hub",
     placed,
-    message: `${sib.rfilename} of ${info.repo}@${info.commit.slice(0, 12)} taken from the huggingface_hub cache (${found.snapshotPath}); its ${check} matches the hub's`,
+    message:
+      `${sib.rfilename} of ${info.repo}@${info.commit.slice(0, 12)} taken from the huggingface_hub cache ` +
+      `(${found.snapshotPath}); its ${check} matches the hub's`,
   });
   return { name: sib.rfilename, size: found.size, sha256: h!.sha256 };
 }

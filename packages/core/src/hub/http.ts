@@ -42,11 +42,15 @@ export type TransientError = PickrankError<"DOWNLOAD_FAILED"> & { details: Trans
  * The error for a failure worth another try; HubClient.withRetries retries it and, once the retries are
  * spent, replaces it with a DOWNLOAD_FAILED that names the endpoint and what to change.
  */
-export function transientError(message: string, opts: { retryAfterMs?: number | undefined; once?: boolean; cause?: unknown } = {}): TransientError {
+export function transientError(
+  message: string,
+  opts: { retryAfterMs?: number | undefined; once?: boolean; cause?: unknown } = {},
+): TransientError {
   const details: TransientDetails = { transient: true };
   if (opts.retryAfterMs !== undefined) details.retryAfterMs = opts.retryAfterMs;
   if (opts.once) details.once = true;
-  return new PickrankError("DOWNLOAD_FAILED", message, { details, ...(opts.cause !== undefined ? { cause: opts.cause } : {}) }) as TransientError;
+  const cause = opts.cause !== undefined ? { cause: opts.cause } : {};
+  return new PickrankError("DOWNLOAD_FAILED", message, { details, ...cause }) as TransientError;
 }
 
 /** True for errors made by transientError. */

@@ -190,8 +190,14 @@ function offlineMissing(r: Resolved, what: string, missing?: string): PickrankEr
     "DOWNLOAD_FAILED",
     `HF_HUB_OFFLINE is set and ${what} is not in the cache (${where})${missing ? `: ${missing}` : ""}; ` +
       `expected a model pulled earlier with the network on (by pickrank, or by huggingface_hub from Python). ` +
-      `Unset HF_HUB_OFFLINE (or pass a converted model folder with --model) and run: pickrank model pull --repo ${r.repo} --revision ${r.revision} --dtype ${r.dtype}`,
-    { details: { repo: r.repo, revision: r.revision, dtype: r.dtype, cacheDir: r.cacheDir, hfCache: r.hfCache, offline: true, ...(missing ? { missing } : {}) } },
+      `Unset HF_HUB_OFFLINE (or pass a converted model folder with --model) and run: ` +
+      `pickrank model pull --repo ${r.repo} --revision ${r.revision} --dtype ${r.dtype}`,
+    {
+      details: {
+        ...{ repo: r.repo, revision: r.revision, dtype: r.dtype, cacheDir: r.cacheDir, hfCache: r.hfCache, offline: true },
+        ...(missing ? { missing } : {}),
+      },
+    },
   );
 }
 
@@ -200,7 +206,14 @@ function offlineMissing(r: Resolved, what: string, missing?: string): PickrankEr
  * links to (the hub's ETag when huggingface_hub downloaded it), then linked into pickrank's folder.
  * @throws INTEGRITY when the bytes do not hash to the blob's name.
  */
-async function reuseOffline(r: Resolved, repo: string, commit: string, name: string, dir: string, signal?: AbortSignal): Promise<{ file: VerifiedFile; reused: ReusedFile } | undefined> {
+async function reuseOffline(
+  r: Resolved,
+  repo: string,
+  commit: string,
+  name: string,
+  dir: string,
+  signal?: AbortSignal,
+): Promise<{ file: VerifiedFile; reused: ReusedFile } | undefined> {
   const found = r.hfCache ? await findHfCachedFile(r.hfCache, repo, commit, name) : undefined;
   if (!found) return undefined;
   const h = await hashFile(found.blobPath, found.size, signal);
@@ -208,13 +221,17 @@ async function reuseOffline(r: Resolved, repo: string, commit: string, name: str
   if (found.blobName && !check) {
     throw new PickrankError(
       "INTEGRITY",
-      `${found.snapshotPath} (blob ${found.blobPath}) does not hash to its blob name: sha256 ${h.sha256}, git blob sha1 ${h.gitSha1}, expected one of them to be ${found.blobName}; ` +
+      `${found.snapshotPath} (blob ${found.blobPath}) does not hash to its blob name: ` +
+        `sha256 ${h.sha256}, git blob sha1 ${h.gitSha1}, expected one of them to be ${found.blobName}; ` +
         `the huggingface_hub cache copy is damaged. Delete it (or unset HF_HUB_OFFLINE to download ${name} again)`,
       { details: { file: name, repo, commit, path: found.blobPath, expected: found.blobName, actual: h.sha256 } },
     );
   }
   const placed = await linkInto(found.blobPath, path.join(dir, name));
-  const what = check ? `its ${check} matches the name huggingface_hub stored it under (the hub's ETag when it was downloaded); not re-checked against the hub, which HF_HUB_OFFLINE keeps us from asking` : "a plain copy with no blob name, so nothing could be checked offline";
+  const what = check
+    ? `its ${check} matches the name huggingface_hub stored it under (the hub's ETag when it was downloaded); ` +
+      `not re-checked against the hub, which HF_HUB_OFFLINE keeps us from asking`
+    : "a plain copy with no blob name, so nothing could be checked offline";
   return {
     file: { name, size: found.size, sha256: h.sha256 },
     reused: {
@@ -265,7 +282,10 @@ async function offlineRepo(
       continue;
     }
     const got = await reuseOffline(r, repo, commit, name, dir, signal);
-    if (!got) throw offlineMissing(r, `${name} of ${where}`, snapshot.length ? `the huggingface_hub snapshot holds ${snapshot.join(", ")}` : undefined);
+    if (!got) {
+      const holds = snapshot.length ? `the huggingface_hub snapshot holds ${snapshot.join(", ")}` : undefined;
+      throw offlineMissing(r, `${name} of ${where}`, holds);
+    }
     files.push(got.file);
     added.push(got.file);
     reused.push(got.reused);
@@ -274,17 +294,22 @@ async function offlineRepo(
   return { commit, dir, files };
 }
 
+/** "; found a, b" (sorted), or "" for none. */
+function foundList(available: Set<string>): string {
+  return available.size ? `; found ${[...available].sort().join(", ")}` : "";
+}
+
 function chooseModelFiles(available: Set<string>): { wanted: string[]; missing?: string } {
   const absent = MODEL_FILES.filter((f) => !available.has(f));
   if (absent.length === 0) return { wanted: [...MODEL_FILES] };
   const bin = available.has("pytorch_model.bin") ? " (pytorch_model.bin is there, but pickrank reads only model.safetensors)" : "";
-  return { wanted: [], missing: `${absent.join(" and ")} missing${bin}${available.size ? `; found ${[...available].sort().join(", ")}` : ""}` };
+  return { wanted: [], missing: `${absent.join(" and ")} missing${bin}${foundList(available)}` };
 }
 
 function chooseTokenizerFiles(available: Set<string>): { wanted: string[]; missing?: string } {
   const wanted = TOKENIZER_FILES.filter((f) => available.has(f));
   if (wanted.includes("tokenizer.json") || (wanted.includes("vocab.json") && wanted.includes("merges.txt"))) return { wanted };
-  return { wanted: [], missing: `no tokenizer.json, nor vocab.json and merges.txt${available.size ? `; found ${[...available].sort().join(", ")}` : ""}` };
+  return { wanted: [], missing: `no tokenizer.json, nor vocab.json and merges.txt${foundList(available)}` };
 }
 
 /**
@@ -293,7 +318,8 @@ function chooseTokenizerFiles(available: Set<string>): { wanted: string[]; missi
  */
 async function pullOffline(r: Resolved, opts: PullOptions): Promise<PullResult> {
   if (opts.refresh) {
-    throw new PickrankError("BAD_INPUT", `Expected refresh or HF_HUB_OFFLINE, not both: refresh asks the hub, which HF_HUB_OFFLINE forbids`, {
+    const msg = "Expected refresh or HF_HUB_OFFLINE, not both: refresh asks the hub, which HF_HUB_OFFLINE forbids";
+    throw new PickrankError("BAD_INPUT", msg, {
       details: { option: "refresh", offline: true },
     });
   }

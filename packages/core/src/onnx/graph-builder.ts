@@ -77,7 +77,9 @@ export class GraphBuilder {
   }
 
   initializer(t: TensorSource): string {
-    if (this.used.has(t.name)) throw new PickrankError("INTERNAL", `Expected a new initializer name in graph ${this.name} but ${t.name} is already used`);
+    if (this.used.has(t.name)) {
+      throw new PickrankError("INTERNAL", `Expected a new initializer name in graph ${this.name} but ${t.name} is already used`);
+    }
     this.used.add(t.name);
     this.initializers.push(t);
     return t.name;

@@ -118,7 +118,8 @@ export interface ModelDef {
 export function bytesTensor(name: string, dataType: DataType, dims: number[], data: Uint8Array): TensorSource {
   const expected = dims.reduce((a, b) => a * b, 1) * dataTypeSize(dataType);
   if (expected !== data.byteLength) {
-    throw new PickrankError("INTERNAL", `Expected ${expected} bytes for tensor ${name} of dims [${dims.join(",")}] but received ${data.byteLength}`);
+    const shape = `[${dims.join(",")}]`;
+    throw new PickrankError("INTERNAL", `Expected ${expected} bytes for tensor ${name} of dims ${shape} but received ${data.byteLength}`);
   }
   return { name, dataType, dims, byteLength: data.byteLength, write: (sink) => sink(data) };
 }
