@@ -9,7 +9,7 @@ export type {
   GenerateRequest,
   Generated,
   GenerationParams,
-} from "./types.ts";
+} from "@pickrank/contract";
 export { backendKinds, createBackend, registerBackend } from "./registry.ts";
 export { parseEndpoint, redactUrl } from "./http.ts";
 export { resolveSeeds } from "./util.ts";
@@ -26,7 +26,7 @@ import { ComfyUIBackend, type ComfyUIOptions } from "./comfyui/backend.ts";
 import { A1111Backend, type A1111Options } from "./a1111/backend.ts";
 import { createBackend } from "./registry.ts";
 import { PoolBackend, type PoolMember, type PoolOptions } from "./pool.ts";
-import type { Backend, BackendSpec } from "./types.ts";
+import type { Backend, BackendSpec } from "@pickrank/contract";
 
 registerBackend("comfyui", (spec) => {
   const o: ComfyUIOptions = { ...(spec.options as ComfyUIOptions | undefined) };

@@ -496,27 +496,25 @@ async function runPhase(ctx: Ctx, inp: PhaseInput): Promise<PhaseOutput> {
     const tGen0 = now();
     let genError: unknown;
     let fatal: unknown;
+    const pending = new Set(toRender);
     if (toRender.length > 0 && !ctl.signal.aborted) {
-      const mapIndex = (i: number | undefined) => (i === undefined ? undefined : toRender[i]);
+      // Each candidate's key is its index in the request, so results need no remapping.
       const req: GenerateRequest = {
         prompt,
         n: toRender.length,
-        seed: inp.seeds[toRender[0]!]!,
         seeds: toRender.map((i) => inp.seeds[i]!),
+        keys: toRender.map(String),
         params: inp.params,
         signal: ctl.signal,
-        onEvent: (e: BackendEvent) => {
-          const mapped = { ...e, index: mapIndex(e.index) } as BackendEvent;
-          ctx.emit({ type: "backend", promptIndex: pi, phase, event: mapped });
-        },
+        onEvent: (e: BackendEvent) => ctx.emit({ type: "backend", promptIndex: pi, phase, event: e }),
       };
       if (opts.negativePrompt !== undefined) req.negativePrompt = opts.negativePrompt;
       try {
         for await (const g of opts.backend.generate(req)) {
           // A backend slow to notice the abort: stop taking its candidates (return() ends its generator).
           if (ctl.signal.aborted) break;
-          const idx = toRender[g.index];
-          if (idx === undefined || arrived.has(idx)) continue; // out-of-range or duplicate: nothing to attach it to
+          const idx = Number(g.key);
+          if (!pending.has(idx) || arrived.has(idx)) continue; // unknown or duplicate: nothing to attach it to
           arrived.add(idx);
           if (!g.ok) {
             failed.push({ index: idx, seed: g.seed, backend: g.backend, phase, error: g.error });

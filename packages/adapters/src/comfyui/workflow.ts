@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { PickrankError, invalidParameter } from "@pickrank/contract";
-import type { GenerationParams } from "../types.ts";
+import type { GenerationParams } from "@pickrank/contract";
 
 /** ComfyUI's API format: `{ id: { class_type, inputs } }`; an input is a literal or a link `[node_id, output_index]`. */
 export type ComfyWorkflow = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }>;

@@ -236,17 +236,12 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     // Reachability before the model loads, so a stopped server is a 1-second message, not a 10-second one.
     const health = await backend.check(ctl.signal);
     if (!health.ok) {
-      const servers = Array.isArray(health.info?.["servers"]) ? (health.info["servers"] as { backend?: string; error?: string }[]) : [];
-      const why =
-        typeof health.info?.["error"] === "string"
-          ? `: ${health.info["error"]}`
-          : servers.length > 0
-            ? `: ${servers.map((x) => `${x.backend ?? "?"}: ${x.error ?? "down"}`).join("; ")}`
-            : "";
+      const down = health.members ?? [health];
+      const why = down.length > 1 ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}` : health.error ? `: ${health.error.message}` : "";
       throw new PickrankError(
         "BACKEND_UNREACHABLE",
         `Could not reach the ${opts.backend} server${urls.length > 1 ? "s" : ""} at ${where}${why}; expected ${urls.length > 1 ? "at least one" : "it"} running (start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
-        { details: { backend: opts.backend, urls: urls.map(redactUrl), ...(health.info ?? {}) } },
+        { details: { backend: opts.backend, urls: urls.map(redactUrl), health } },
       );
     }
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
