@@ -18,7 +18,19 @@ export { ComfyUIBackend, type ComfyUIOptions } from "./comfyui/backend.ts";
 export { DEFAULT_TXT2IMG_WORKFLOW } from "./comfyui/default-workflow.ts";
 export { A1111Backend, describeA1111Error, type A1111Options } from "./a1111/backend.ts";
 export { PoolBackend, type PoolMember, type PoolOptions, type PoolServerStats } from "./pool.ts";
-export { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type InputRef, type NodeOverrides, type WorkflowPlan } from "./comfyui/workflow.ts";
+export {
+  applyWorkflow,
+  detectWorkflow,
+  parseWorkflow,
+  NODE_FLAGS,
+  type ComfyWorkflow,
+  type DetectOptions,
+  type InputRef,
+  type NodeOverrides,
+  type ObjectInfo,
+  type ObjectInfoClass,
+  type WorkflowPlan,
+} from "./comfyui/workflow.ts";
 
 import { PickrankError } from "@pickrank/contract";
 import { registerBackend } from "./registry.ts";

@@ -226,8 +226,13 @@ describe("convertModel bad inputs", () => {
     await expectBadModel(convertModel(await hfDir({ config: null }), { out: path.join(tmp, "x1") }), /config\.json not found/);
   });
 
-  it("convertModel: missing model folder", async () => {
-    await expectBadModel(convertModel(path.join(tmp, "nope"), { out: path.join(tmp, "x2") }), /does not exist/);
+  it("convertModel: missing model folder → NOT_FOUND (a missing input, exit 2), not BAD_MODEL", async () => {
+    const missing = path.join(tmp, "nope");
+    await expect(convertModel(missing, { out: path.join(tmp, "x2") })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+      message: expect.stringMatching(/nope does not exist/),
+      details: { path: missing },
+    });
   });
 
   it("convertModel: config.json that is not JSON", async () => {

@@ -1,6 +1,8 @@
 import { readFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Scorer, type RankedImage } from "../src/index.ts";
 import { softmax } from "../src/scorer.ts";
@@ -9,6 +11,7 @@ import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts
 import { loadReference, maxRelErr, type Reference } from "./convert-helpers.ts";
 import { parityBound } from "./tolerances.ts";
 
+const here = path.dirname(fileURLToPath(import.meta.url));
 let ref: Reference;
 let scorer: Scorer;
 
@@ -157,10 +160,80 @@ describe("Scorer bad inputs", () => {
     await expect(s.score("x", [path.join(referenceDir, ref.images[0]!)])).rejects.toMatchObject({ code: "CLOSED" });
   });
 
-  it("a missing model folder is BAD_MODEL naming the folder", async () => {
+  it("a missing model folder is NOT_FOUND naming the folder; a folder that is no model is BAD_MODEL", async () => {
     await expect(Scorer.create({ model: "/nonexistent/model", device: "cpu" })).rejects.toMatchObject({
-      code: "BAD_MODEL",
+      code: "NOT_FOUND",
       message: expect.stringContaining("/nonexistent/model"),
     });
+    await expect(Scorer.create({ model: referenceDir, device: "cpu" })).rejects.toMatchObject({
+      code: "BAD_MODEL",
+      message: expect.stringContaining("pickrank.json is missing"),
+    });
+  });
+
+  it("maxPixels: images over it are BAD_IMAGE naming --max-pixels; a bad value is BAD_INPUT", async () => {
+    const capped = await Scorer.create({ model: await tinyModel(), device: "cpu", preprocessWorkers: 0, maxPixels: 300 * 200 });
+    try {
+      const file = path.join(referenceDir, ref.images[0]!);
+      const tooLarge = { code: "BAD_IMAGE", message: expect.stringContaining("--max-pixels") };
+      await expect(capped.score("x", [file])).rejects.toMatchObject(tooLarge);
+    } finally {
+      await capped.dispose();
+    }
+    await expect(Scorer.create({ model: await tinyModel(), device: "cpu", maxPixels: 0 })).rejects.toMatchObject({ code: "BAD_INPUT" });
+  });
+});
+
+describe("Scorer.rankSettled: one bad file does not stop the others", () => {
+  it("scores the good images, lists the bad ones with their error and input index", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "pickrank-settled-"));
+    try {
+      const files = ref.images.slice(0, 5).map((f) => path.join(referenceDir, f));
+      const png = await readFile(path.join(referenceDir, "images/tiny_64x48.png"));
+      const truncated = path.join(dir, "truncated.png");
+      await writeFile(truncated, png.subarray(0, Math.floor(png.length / 2)));
+      const missing = path.join(dir, "missing.png");
+      const inputs = [files[0]!, truncated, files[1]!, files[2]!, missing, files[3]!, files[4]!];
+      const { ranked, failed } = await scorer.rankSettled("a photo", inputs); // batch size 4: failures in both batches
+      expect(failed.map((f) => [f.index, f.error.code])).toEqual([
+        [1, "BAD_IMAGE"],
+        [4, "NOT_FOUND"],
+      ]);
+      expect(failed[0]!.error.message).toContain(truncated);
+      // The good ones score exactly as they do alone, and their probabilities sum to 1 among themselves.
+      const alone = await scorer.score("a photo", files);
+      expect(ranked.map((r) => r.index).sort()).toEqual([0, 2, 3, 5, 6]);
+      const fileIndex = [0, -1, 1, 2, -1, 3, 4];
+      for (const r of ranked) expect(r.score).toBeCloseTo(alone[fileIndex[r.index]!]!.score, 5);
+      expect(ranked.reduce((a, r) => a + r.prob, 0)).toBeCloseTo(1, 6);
+      expect(ranked.map((r) => r.rank)).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("only failures leave nothing ranked; other errors (abort) still throw", async () => {
+    const r = await scorer.rankSettled("x", [Buffer.from("nope")]);
+    expect(r.ranked).toEqual([]);
+    expect(r.failed.map((f) => f.error.code)).toEqual(["BAD_IMAGE"]);
+    const ac = new AbortController();
+    ac.abort();
+    const file = path.join(referenceDir, ref.images[0]!);
+    await expect(scorer.rankSettled("x", [file], { signal: ac.signal })).rejects.toMatchObject({ code: "ABORTED" });
+  });
+});
+
+describe("Scorer on inputs PIL decodes differently from libvips", () => {
+  it("a CMYK JPEG scores as PIL's RGB of it (shared/cases/cmyk_swatch.jpg)", async () => {
+    const doc = JSON.parse(await readFile(path.join(here, "data/decode/pil-rgb.json"), "utf8")) as {
+      fixtures: { file: string; width: number; height: number; rgb: string }[];
+    };
+    const row = doc.fixtures.find((f) => f.file.endsWith("cmyk_swatch.jpg"))!;
+    const pilRgb = new Uint8Array(zlib.inflateSync(Buffer.from(row.rgb, "base64")));
+    const [cmyk, pil] = await scorer.score("a photo", [
+      path.resolve(here, "../../../../shared/cases/cmyk_swatch.jpg"),
+      { data: pilRgb, width: row.width, height: row.height, channels: 3 },
+    ]);
+    expect(cmyk!.score).toBeCloseTo(pil!.score, 5);
   });
 });
