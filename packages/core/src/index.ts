@@ -31,6 +31,11 @@ export type { ScorerOptions } from "./scorer.ts";
 export type { ScoredImage } from "./scorer.ts";
 /** A ScoredImage with its `rank` (1 = best). */
 export type { RankedImage } from "./scorer.ts";
+/**
+ * `rankSettled(prompt, images)` → `{ ranked, failed }`: images that cannot be read or decoded (BAD_IMAGE,
+ * NOT_FOUND, FILESYSTEM) are listed in `failed` as `{ index, error }` and the others ranked among themselves.
+ */
+export type { ImageFailure, SettledRanking } from "./scorer.ts";
 /** `{ signal?, onProgress?(done, total) }` of every Scorer call; progress counts images after each device batch. */
 export type { CallOptions } from "./scorer.ts";
 /** "cpu" | "webgpu" | "cuda": where a Scorer runs; DeviceRequest adds "auto". */
@@ -101,5 +106,13 @@ export { ClipTokenizer, defaultTokenizerDir } from "./tokenizer/clip-tokenizer.t
  * BAD_IMAGE, BAD_INPUT.
  */
 export { preprocessImage, CLIP_PREPROCESS } from "./preprocess/image.ts";
+/**
+ * `decodeImage(image, maxPixels?)` → `{ data, width, height, channels }`: interleaved uint8 pixels after
+ * EXIF orientation, the pixel limit checked from the header before decoding (default 64 megapixels).
+ * Throws BAD_IMAGE (naming the limit and --max-pixels when it is passed), NOT_FOUND, BAD_INPUT.
+ */
+export { decodeImage } from "./preprocess/image.ts";
+/** decodeImage's result. */
+export type { DecodedImage } from "./preprocess/image.ts";
 /** An image as a path, encoded bytes, or `{ data, width, height, channels }` raw pixels (RawImage); preprocessing settings. */
 export type { ImageInput, RawImage, PreprocessSettings } from "./preprocess/image.ts";
