@@ -19,7 +19,8 @@
  * score = exp(logit_scale)·cos (unitless, at most exp(logit_scale), 100 for PickScore_v1) and prob = softmax
  * over the images given. Streaming pieces: `embedText(prompt)` → Float32Array[projection] (L2-normalized,
  * cached per prompt), `embedImages(images)` / `embedPixels([3·224·224 CHW float32])` → one normalized
- * Float32Array per image, `scoreEmbeddings(text, images)`. Images: a path, encoded bytes (PNG, JPEG,
+ * Float32Array per image, `scoreEmbeddings(text, images)`; `preprocess(image, { maxPixels? })` → the
+ * [3·224·224] tensor `embedPixels` takes, on the Scorer's worker threads (for callers that batch themselves). Images: a path, encoded bytes (PNG, JPEG,
  * WebP…) or raw pixels (RawImage). Throws BAD_INPUT, BAD_MODEL, BAD_TOKENIZER, BAD_IMAGE (naming the
  * image's index), DEVICE_UNAVAILABLE (a named device that cannot start), INFERENCE_FAILED, ABORTED,
  * CLOSED (after dispose()).
