@@ -19,7 +19,7 @@ if (!out) {
 
 /** Needed only by onnxruntime-node's install script (CUDA download), never at run time. */
 const SKIP = new Set(["adm-zip", "global-agent"]);
-const ROOTS = ["packages/contract", "packages/core", "packages/cli", "packages/adapters", "packages/selector", "packages/server"];
+const ROOTS = ["packages/core", "packages/cli", "packages/adapters", "packages/selector"];
 
 const readJson = (f) => JSON.parse(readFileSync(f, "utf8"));
 
