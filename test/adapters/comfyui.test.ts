@@ -61,9 +61,9 @@ describe("ComfyUIBackend.generate", () => {
     expect(new Set(other.map((m) => m.type))).toEqual(new Set(["status"]));
   });
 
-  it("batch mode: one prompt per batch, candidates share the seed and record the batch index", async () => {
+  it("params.batchSize: one prompt per batch, candidates share the seed and record the batch index", async () => {
     const f = await fake();
-    const b = new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, mode: "batch" });
+    const b = new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 });
     const got = await collect(b.generate({ prompt: "a boat", n: 5, seed: 7, params: { batchSize: 2 } }));
     expect(f.prompts.map((p) => p.prompt["5"]!.inputs.batch_size)).toEqual([2, 2, 1]);
     const ok = got.filter((g) => g.ok).sort((a, b) => Number(a.key) - Number(b.key));
@@ -139,8 +139,8 @@ describe("ComfyUIBackend.generate", () => {
 
     const wrong = new ComfyUIBackend(f.url.replace("http://", "http://ann:wrong-pw@"), { ...FAST, workflow: SD15 });
     const err = await rejection(collect(wrong.generate({ prompt: "x", n: 1 })));
-    expect(err.code).toBe("BACKEND_REJECTED");
-    expect(err.message).toMatch(/HTTP 401.*credentials/);
+    expect(err.code).toBe("BACKEND_AUTH");
+    expect(err.message).toMatch(/refused the credentials given for GET \/ws \(WebSocket\) \(HTTP 401\)/);
     expect(JSON.stringify({ m: err.message, d: err.details })).not.toMatch(/wrong-pw|s3cret/);
     const check = await wrong.check();
     expect(check.ok).toBe(false);
@@ -234,10 +234,11 @@ describe("ComfyUIBackend.generate", () => {
     expect(err.message).toMatch(/did not answer POST \/prompt within 500 ms/);
   });
 
-  it("fails the run with TIMEOUT when queued prompts never run (idle timeout)", async () => {
+  it("fails the run with BACKEND_STALLED when our prompts wait in a queue where nothing runs", async () => {
     const f = await fake({ faults: { hang: ["execute"] } });
-    const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, idleTimeoutMs: 300 }).generate({ prompt: "x", n: 2 }));
-    expect(got.map((g) => !g.ok && g.error.code)).toEqual(["TIMEOUT", "TIMEOUT"]);
+    const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, stallTimeoutMs: 300 }).generate({ prompt: "x", n: 2 }));
+    expect(got.map((g) => !g.ok && g.error.code)).toEqual(["BACKEND_STALLED", "BACKEND_STALLED"]);
+    expect(!got[0]!.ok && got[0]!.error.message).toMatch(/waiting for [\d.]+ s in a queue where nothing runs \(stall limit 0.3 s: --stall-timeout/);
     await new Promise((r) => setTimeout(r, 50));
     expect(f.deleted).toEqual(f.prompts.map((p) => p.id));
   });

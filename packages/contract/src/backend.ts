@@ -141,6 +141,11 @@ export interface Backend {
   readonly kind: string;
   /** Largest seed this backend accepts; the selector keeps seed + n below it. */
   readonly maxSeed: number;
+  /**
+   * Most generate() calls this backend usefully works on at once (default: no limit). A pool never
+   * gives a member more; Automatic1111 says 1, because its server renders one request at a time.
+   */
+  readonly maxConcurrency?: number;
   /** Yields as each candidate finishes; throws only when nothing can be done (unreachable, rejected workflow, aborted). */
   generate(req: GenerateRequest): AsyncIterable<Generated>;
   /** Reachability and what the server has; never throws for an unreachable server (ok: false, error). */
