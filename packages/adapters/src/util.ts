@@ -47,7 +47,7 @@ export function resolveSeeds(req: GenerateRequest, maxSeed = Number.MAX_SAFE_INT
   }
   if (req.seed !== undefined && !isSeed(req.seed, Number.MAX_SAFE_INTEGER)) throw invalidParameter("seed", "non-negative integer", req.seed);
   const first = req.seed ?? randomSeed();
-  if (first + req.n - 1 > maxSeed) {
+  if (first > maxSeed - (req.n - 1)) {
     const why = `${seedRange(maxSeed - req.n + 1, undefined)}, so that seed + n − 1 stays at or below ${maxSeed}${who === undefined ? "" : `, the largest seed ${who} accepts`}`;
     throw invalidParameter("seed", why, first);
   }
