@@ -4,7 +4,7 @@ import { readFakeImageInfo } from "../fakes/comfyui-server.ts";
 import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../fakes/a1111-server.ts";
 import { collect, rejection } from "../helpers/async.ts";
 
-const FAST: A1111Options = { timeoutMs: 500, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 2000 };
+const FAST: A1111Options = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 20_000 };
 
 const fakes: FakeA1111[] = [];
 async function fake(o: FakeA1111Options = {}): Promise<FakeA1111> {

@@ -7,7 +7,7 @@ import { FLUX, SD15, SD15_WEBSOCKET, SDXL_REFINER } from "./workflows.ts";
 import { collect, rejection } from "../helpers/async.ts";
 
 /** Short limits so fault tests finish in well under a second each. */
-const FAST: ComfyUIOptions = { timeoutMs: 500, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 500, reconnectAttempts: 3 };
+const FAST: ComfyUIOptions = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 5000, reconnectAttempts: 3 };
 
 const fakes: FakeComfyUI[] = [];
 async function fake(o: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
@@ -212,7 +212,7 @@ describe("ComfyUIBackend.generate", () => {
 
   it("gets by on /history when the WebSocket upgrade stalls or its frames are garbage", async () => {
     const stalled = await fake({ faults: { hang: ["ws"] } });
-    const a = await collect(new ComfyUIBackend(stalled.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 2, seed: 1 }));
+    const a = await collect(new ComfyUIBackend(stalled.url, { ...FAST, workflow: SD15, connectTimeoutMs: 500 }).generate({ prompt: "x", n: 2, seed: 1 }));
     expect(a.filter((g) => g.ok)).toHaveLength(2);
     const junk = await fake({ faults: { garbage: ["ws"] } });
     const b = await collect(new ComfyUIBackend(junk.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 2, seed: 1 }));
@@ -229,7 +229,7 @@ describe("ComfyUIBackend.generate", () => {
 
   it("times out on a server that never answers POST /prompt", async () => {
     const f = await fake({ faults: { hang: ["prompt"] } });
-    const err = await rejection(collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 1 })));
+    const err = await rejection(collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, timeoutMs: 500 }).generate({ prompt: "x", n: 1 })));
     expect(err.code).toBe("TIMEOUT");
     expect(err.message).toMatch(/did not answer POST \/prompt within 500 ms/);
   });
