@@ -18,13 +18,27 @@ afterEach(async () => {
 describe("A1111Backend candidate meta", () => {
   it("records each image's own infotext (after the grid's) and the settings from the answer's info", async () => {
     const f = await fake();
-    const got = await collect(new A1111Backend(f.url, FAST).generate({ prompt: "a lighthouse", negativePrompt: "fog", n: 2, seed: 10, params: { batchSize: 2, steps: 3, cfgScale: 6, width: 640, height: 448, sampler: "Euler" } }));
+    const got = await collect(
+      new A1111Backend(f.url, FAST).generate({
+        prompt: "a lighthouse",
+        negativePrompt: "fog",
+        n: 2,
+        seed: 10,
+        params: { batchSize: 2, steps: 3, cfgScale: 6, width: 640, height: 448, sampler: "Euler" },
+      }),
+    );
     expect(got.map((g) => g.ok && [g.seed, g.batchIndex, g.meta?.infotext])).toEqual([
       [10, 0, "a lighthouse\nNegative prompt: fog\nSteps: 3, Sampler: Euler, Seed: 10, Model: v1-5-pruned-emaonly.safetensors"],
       [11, 1, "a lighthouse\nNegative prompt: fog\nSteps: 3, Sampler: Euler, Seed: 11, Model: v1-5-pruned-emaonly.safetensors"],
     ]);
     expect(got[0]!.ok && got[0]!.meta?.settings).toEqual({
-      checkpoint: "v1-5-pruned-emaonly", steps: 3, cfgScale: 6, sampler: "Euler", width: 640, height: 448, negativePrompt: "fog",
+      checkpoint: "v1-5-pruned-emaonly",
+      steps: 3,
+      cfgScale: 6,
+      sampler: "Euler",
+      width: 640,
+      height: 448,
+      negativePrompt: "fog",
       other: { "Model hash": "6ce0161689", "Clip skip": 1 },
     });
   });
@@ -48,7 +62,9 @@ describe("A1111Backend: one request at a time, seeds, extra, close", () => {
     const f = await fake();
     const b = new A1111Backend(f.url, FAST);
     const e1 = await pickrankRejection(collect(b.generate({ prompt: "x", n: 1, seeds: [2 ** 32] })));
-    expect(e1.message).toBe(`Expected an integer between 0 and 4294967295 (the largest seed ${b.id} accepts) for seeds[0] but received 4294967296 of type number`);
+    expect(e1.message).toBe(
+      `Expected an integer between 0 and 4294967295 (the largest seed ${b.id} accepts) for seeds[0] but received 4294967296 of type number`,
+    );
     const e2 = await pickrankRejection(collect(b.generate({ prompt: "x", n: 3, seed: 2 ** 32 - 2 })));
     expect(e2).toMatchObject({ code: "BAD_INPUT", details: { parameter: "seed" } });
     const e3 = await pickrankRejection(collect(b.generate({ prompt: "x", n: 1, params: { extra: { seed: 5 } } })));

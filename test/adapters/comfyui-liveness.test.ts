@@ -5,7 +5,16 @@ import { SD15 } from "./workflows.ts";
 import { collect, pickrankRejection } from "../helpers/async.ts";
 
 /** Short limits: the stall limit is far below the foreign job's length, so only liveness by answers can pass. */
-const FAST: ComfyUIOptions = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, pollIntervalMs: 30, watchdogMs: 100, connectTimeoutMs: 5000, reconnectAttempts: 3, workflow: SD15 };
+const FAST: ComfyUIOptions = {
+  timeoutMs: 5000,
+  retries: 1,
+  retryDelayMs: 20,
+  pollIntervalMs: 30,
+  watchdogMs: 100,
+  connectTimeoutMs: 5000,
+  reconnectAttempts: 3,
+  workflow: SD15,
+};
 
 const fakes: FakeComfyUI[] = [];
 async function fake(o: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
@@ -31,7 +40,9 @@ describe("ComfyUIBackend liveness", () => {
     const warnings = events.filter((e) => e.type === "warning");
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ type: "warning", backend: b.id });
-    expect(warnings[0]!.type === "warning" && warnings[0]!.message).toMatch(/is busy with other clients' work: our prompts wait behind 1 of their prompt\(s\)/);
+    expect(warnings[0]!.type === "warning" && warnings[0]!.message).toMatch(
+      /is busy with other clients' work: our prompts wait behind 1 of their prompt\(s\)/,
+    );
   });
 
   it("stalls (BACKEND_STALLED) when our running prompt stops progressing, and interrupts it", async () => {
@@ -40,7 +51,9 @@ describe("ComfyUIBackend liveness", () => {
     const got = await collect(b.generate({ prompt: "x", n: 3, seed: 10, params: { steps: 2 } }));
     expect(got.map((g) => (g.ok ? "ok" : g.error.code))).toEqual(["ok", "BACKEND_STALLED", "BACKEND_STALLED"]);
     const failed = got[1]!;
-    expect(!failed.ok && failed.error.message).toMatch(/has been running our prompt [\w-]+ for [\d.]+ s without a sign of progress \(stall limit 1\.0 s: --stall-timeout/);
+    expect(!failed.ok && failed.error.message).toMatch(
+      /has been running our prompt [\w-]+ for [\d.]+ s without a sign of progress \(stall limit 1\.0 s: --stall-timeout/,
+    );
     expect(!failed.ok && failed.error.details).toMatchObject({ backend: b.id, stallMs: 1000, promptId: f.prompts[1]!.id });
     expect(f.interrupts.map((i) => i.promptId)).toEqual([f.prompts[1]!.id]);
     await vi.waitFor(() => expect(f.finished).toContain(f.prompts[1]!.id));
@@ -60,7 +73,9 @@ describe("ComfyUIBackend liveness", () => {
     expect(f2.prompts).toHaveLength(6);
     expect(f2.maxInFlight).toBe(2);
     const f1 = await fake({ stepDelayMs: 2 });
-    const b = await collect(new ComfyUIBackend(f1.url, { ...FAST, maxQueued: 1 }).generate({ prompt: "x", n: 4, seed: 1, params: { steps: 3 } }));
+    const b = await collect(
+      new ComfyUIBackend(f1.url, { ...FAST, maxQueued: 1 }).generate({ prompt: "x", n: 4, seed: 1, params: { steps: 3 } }),
+    );
     expect(b.filter((g) => g.ok)).toHaveLength(4);
     expect(f1.maxInFlight).toBe(1);
   });
@@ -74,8 +89,10 @@ describe("ComfyUIBackend liveness", () => {
     ac.abort();
     expect((await pickrankRejection(run)).code).toBe("ABORTED");
     expect(f.prompts).toHaveLength(2);
-    expect(f.deleted).toEqual(expect.arrayContaining([f.prompts[1]!.id]));
-    expect(f.interrupts.map((i) => i.promptId)).toEqual([f.prompts[0]!.id]);
+    // Each of ours was deleted from the queue, or interrupted if it had started (a loaded machine decides which).
+    for (const p of f.prompts) expect(f.deleted.includes(p.id) || f.interrupts.some((i) => i.promptId === p.id)).toBe(true);
+    expect(f.interrupts.every((i) => i.promptId === i.running)).toBe(true);
+    await vi.waitFor(() => expect(f.finished.length + f.deleted.filter((id) => !f.finished.includes(id)).length).toBe(2));
   });
 });
 
@@ -104,13 +121,30 @@ describe("ComfyUIBackend candidate meta", () => {
   it("records the API prompt queued (with its seed) and the settings read from it", async () => {
     const f = await fake();
     const b = new ComfyUIBackend(f.url, { ...FAST, workflow: undefined });
-    const got = await collect(b.generate({ prompt: "a red fox", negativePrompt: "ugly", n: 2, seed: 40, params: { steps: 3, width: 64, height: 48, cfgScale: 5.5, sampler: "dpmpp_2m" } }));
+    const got = await collect(
+      b.generate({
+        prompt: "a red fox",
+        negativePrompt: "ugly",
+        n: 2,
+        seed: 40,
+        params: { steps: 3, width: 64, height: 48, cfgScale: 5.5, sampler: "dpmpp_2m" },
+      }),
+    );
     for (const g of got) {
       if (!g.ok) throw g.error;
       const sent = f.prompts.find((p) => p.id === g.meta?.promptId)!;
       expect(g.meta?.comfyPrompt).toEqual(sent.prompt);
       expect((g.meta?.comfyPrompt as Record<string, { inputs: Record<string, unknown> }>)["3"]!.inputs.seed).toBe(g.seed);
-      expect(g.meta?.settings).toEqual({ checkpoint: "sd15.safetensors", steps: 3, cfgScale: 5.5, sampler: "dpmpp_2m", scheduler: "normal", width: 64, height: 48, negativePrompt: "ugly" });
+      expect(g.meta?.settings).toEqual({
+        checkpoint: "sd15.safetensors",
+        steps: 3,
+        cfgScale: 5.5,
+        sampler: "dpmpp_2m",
+        scheduler: "normal",
+        width: 64,
+        height: 48,
+        negativePrompt: "ugly",
+      });
       expect(readFakeImageInfo(g.image)?.seed).toBe(g.seed);
     }
   });
@@ -119,8 +153,14 @@ describe("ComfyUIBackend candidate meta", () => {
     const f = await fake();
     const got = await collect(new ComfyUIBackend(f.url, { ...FAST, batchSize: 2 }).generate({ prompt: "x", n: 3, seed: 7 }));
     const ok = got.filter((g) => g.ok).sort((a, b) => Number(a.key) - Number(b.key));
-    expect(ok.map((g) => [g.key, g.seed, g.batchIndex, g.meta?.requestedSeed])).toEqual([["0", 7, 0, undefined], ["1", 7, 1, 8], ["2", 9, 0, undefined]]);
-    expect(() => new ComfyUIBackend(f.url, { ...FAST, mode: "batch" } as ComfyUIOptions)).toThrow(/Expected params.batchSize \(or options.batchSize\) for batches but received options.mode/);
+    expect(ok.map((g) => [g.key, g.seed, g.batchIndex, g.meta?.requestedSeed])).toEqual([
+      ["0", 7, 0, undefined],
+      ["1", 7, 1, 8],
+      ["2", 9, 0, undefined],
+    ]);
+    expect(() => new ComfyUIBackend(f.url, { ...FAST, mode: "batch" } as ComfyUIOptions)).toThrow(
+      /Expected params.batchSize \(or options.batchSize\) for batches but received options.mode/,
+    );
   });
 
   it("refuses seeds past 2^53 − 1 before anything is sent", async () => {

@@ -19,9 +19,18 @@ function message(type: string, data: unknown): ComfyMessage {
 
 describe("messages: parseTextFrame", () => {
   it("types every message pickrank reads, node ids as strings", () => {
-    expect(parseTextFrame(msg("executing", { node: 9, prompt_id: "p" }))).toEqual({ kind: "message", message: { type: "executing", data: { node: "9", prompt_id: "p" } } });
-    expect(parseTextFrame(msg("executing", { node: null, prompt_id: "p" }))).toMatchObject({ kind: "message", message: { data: { node: null } } });
-    expect(parseTextFrame(msg("progress", { value: 3, max: 20, prompt_id: "p", node: "3" }))).toMatchObject({ kind: "message", message: { type: "progress", data: { value: 3, max: 20 } } });
+    expect(parseTextFrame(msg("executing", { node: 9, prompt_id: "p" }))).toEqual({
+      kind: "message",
+      message: { type: "executing", data: { node: "9", prompt_id: "p" } },
+    });
+    expect(parseTextFrame(msg("executing", { node: null, prompt_id: "p" }))).toMatchObject({
+      kind: "message",
+      message: { data: { node: null } },
+    });
+    expect(parseTextFrame(msg("progress", { value: 3, max: 20, prompt_id: "p", node: "3" }))).toMatchObject({
+      kind: "message",
+      message: { type: "progress", data: { value: 3, max: 20 } },
+    });
     expect(parseTextFrame(msg("execution_cached", { prompt_id: "p" }))).toMatchObject({ message: { data: { nodes: [] } } });
     for (const t of ["execution_start", "execution_success", "execution_interrupted", "execution_error"]) {
       expect(parseTextFrame(msg(t, { prompt_id: "p" })).kind).toBe("message");
@@ -33,7 +42,10 @@ describe("messages: parseTextFrame", () => {
     expect(parseTextFrame(msg("crystools.monitor", { cpu: 3 }))).toEqual({ kind: "ignored", type: "crystools.monitor" });
     expect(parseTextFrame("<<not json>>")).toEqual({ kind: "invalid", reason: "not JSON" });
     expect(parseTextFrame("[1,2]")).toEqual({ kind: "invalid", reason: "not { type, data }" });
-    expect(parseTextFrame(msg("progress", { value: "3", max: 20 }))).toMatchObject({ kind: "invalid", reason: expect.stringMatching(/^progress: value/) });
+    expect(parseTextFrame(msg("progress", { value: "3", max: 20 }))).toMatchObject({
+      kind: "invalid",
+      reason: expect.stringMatching(/^progress: value/),
+    });
     expect(parseTextFrame(msg("execution_start", {}))).toMatchObject({ kind: "invalid" });
   });
 });
@@ -46,11 +58,19 @@ describe("messages: parseBinaryFrame", () => {
     return b;
   };
   it("reads PREVIEW_IMAGE (format 1 JPEG, 2 PNG) and PREVIEW_IMAGE_WITH_METADATA (prompt and node)", () => {
-    expect(parseBinaryFrame(Buffer.concat([head(BINARY_EVENT.PREVIEW_IMAGE, 2), Buffer.from("png!")]))).toEqual({ image: Buffer.from("png!"), format: "png" });
+    expect(parseBinaryFrame(Buffer.concat([head(BINARY_EVENT.PREVIEW_IMAGE, 2), Buffer.from("png!")]))).toEqual({
+      image: Buffer.from("png!"),
+      format: "png",
+    });
     expect(parseBinaryFrame(Buffer.concat([head(BINARY_EVENT.PREVIEW_IMAGE, 1), Buffer.from("jpg")]))?.format).toBe("jpeg");
     const meta = Buffer.from(JSON.stringify({ prompt_id: "p1", node_id: 19, image_type: "image/webp" }));
-    expect(parseBinaryFrame(Buffer.concat([head(BINARY_EVENT.PREVIEW_IMAGE_WITH_METADATA, meta.length), meta, Buffer.from("img")]))).toEqual({
-      image: Buffer.from("img"), format: "webp", promptId: "p1", nodeId: "19",
+    expect(
+      parseBinaryFrame(Buffer.concat([head(BINARY_EVENT.PREVIEW_IMAGE_WITH_METADATA, meta.length), meta, Buffer.from("img")])),
+    ).toEqual({
+      image: Buffer.from("img"),
+      format: "webp",
+      promptId: "p1",
+      nodeId: "19",
     });
   });
   it("drops short frames, other events and broken metadata", () => {
@@ -72,7 +92,12 @@ class FakeSocket extends EventEmitter implements SocketLike {
 }
 
 function transportWith(opens: (() => Promise<FakeSocket>)[]) {
-  const seen: { messages: string[]; images: number; reconnected: number; lost: number } = { messages: [], images: 0, reconnected: 0, lost: 0 };
+  const seen: { messages: string[]; images: number; reconnected: number; lost: number } = {
+    messages: [],
+    images: 0,
+    reconnected: 0,
+    lost: 0,
+  };
   let i = 0;
   const t = new ComfyTransport(
     () => {
@@ -119,7 +144,7 @@ describe("ComfyTransport", () => {
     expect(t.state).toBe("closed");
   });
 
-  it("gives up after reconnectAttempts and says so; a server that refuses the upgrade leaves it lost, one that is down throws", async () => {
+  it("gives up after reconnectAttempts; a refused upgrade leaves it lost, a server that is down throws", async () => {
     const only = new FakeSocket();
     const { t, seen } = transportWith([async () => only]);
     await t.connect();
@@ -145,7 +170,11 @@ describe("PromptTracker", () => {
     const t = new PromptTracker("ours-1", "comfyui@x", 1000);
     expect(t.onMessage(message("execution_start", { prompt_id: "ours-1" }), 1500)).toEqual({ kind: "none" });
     expect(t).toMatchObject({ phase: "running", startedAt: 1500, lastProgressAt: 1500 });
-    expect(t.onMessage(message("progress", { prompt_id: "ours-1", value: 2, max: 4 }), 1600)).toEqual({ kind: "progress", step: 2, steps: 4 });
+    expect(t.onMessage(message("progress", { prompt_id: "ours-1", value: 2, max: 4 }), 1600)).toEqual({
+      kind: "progress",
+      step: 2,
+      steps: 4,
+    });
     expect(t.stalledFor(1700, true)).toBe(100);
     expect(t.onMessage(message("executing", { prompt_id: "ours-1", node: null }), 1800)).toEqual({ kind: "collect" });
     expect(t.phase).toBe("finishing");
@@ -156,10 +185,28 @@ describe("PromptTracker", () => {
 
   it("fails on execution_error and execution_interrupted with the node and the exception", () => {
     const t = new PromptTracker("ours-1", "comfyui@x", 0);
-    const a = t.onMessage(message("execution_error", { prompt_id: "ours-1", node_id: "3", node_type: "KSampler", exception_type: "torch.OutOfMemoryError", exception_message: "CUDA out of memory" }), 5);
-    expect(a).toMatchObject({ kind: "failed", error: { code: "BACKEND_REJECTED", message: "comfyui@x failed prompt ours-1 at KSampler #3: torch.OutOfMemoryError: CUDA out of memory" } });
+    const a = t.onMessage(
+      message("execution_error", {
+        prompt_id: "ours-1",
+        node_id: "3",
+        node_type: "KSampler",
+        exception_type: "torch.OutOfMemoryError",
+        exception_message: "CUDA out of memory",
+      }),
+      5,
+    );
+    expect(a).toMatchObject({
+      kind: "failed",
+      error: {
+        code: "BACKEND_REJECTED",
+        message: "comfyui@x failed prompt ours-1 at KSampler #3: torch.OutOfMemoryError: CUDA out of memory",
+      },
+    });
     const u = new PromptTracker("ours-2", "comfyui@x", 0);
-    expect(u.onMessage(message("execution_interrupted", { prompt_id: "ours-2", node_id: "3", node_type: "KSampler" }), 5)).toMatchObject({ kind: "failed", error: { code: "ABORTED" } });
+    expect(u.onMessage(message("execution_interrupted", { prompt_id: "ours-2", node_id: "3", node_type: "KSampler" }), 5)).toMatchObject({
+      kind: "failed",
+      error: { code: "ABORTED" },
+    });
   });
 
   it("waiting behind other clients' running work never counts as a stall; waiting in a queue where nothing runs does", () => {
@@ -180,21 +227,44 @@ describe("PromptTracker", () => {
     const t = new PromptTracker("ours-1", "comfyui@x", 1000);
     expect(t.onQueue({ running: [], pending: [], askedAt: 999 }, ours, 1001)).toEqual({ kind: "none" });
     expect(t.onQueue({ running: [], pending: [], askedAt: 1000 }, ours, 1001)).toEqual({ kind: "check-history" });
-    const entry = { outputs: { "9": { images: [{ filename: "a.png", subfolder: "", type: "output" }] } }, status: { status_str: "success", completed: true } };
+    const entry = {
+      outputs: { "9": { images: [{ filename: "a.png", subfolder: "", type: "output" }] } },
+      status: { status_str: "success", completed: true },
+    };
     expect(t.onHistory(entry)).toEqual({ kind: "collect", entry });
     const bad = new PromptTracker("ours-2", "comfyui@x", 0);
-    expect(bad.onHistory({ outputs: {}, status: { status_str: "error", messages: [["execution_interrupted", {}]] } })).toMatchObject({ kind: "failed", error: { code: "ABORTED" } });
+    expect(bad.onHistory({ outputs: {}, status: { status_str: "error", messages: [["execution_interrupted", {}]] } })).toMatchObject({
+      kind: "failed",
+      error: { code: "ABORTED" },
+    });
     const gone = new PromptTracker("ours-3", "comfyui@x", 0);
     expect(gone.onMissing()).toEqual({ kind: "none" });
-    expect(gone.onMissing()).toMatchObject({ kind: "failed", error: { code: "BACKEND_REJECTED", message: expect.stringContaining("neither in the queue nor in the history") } });
+    expect(gone.onMissing()).toMatchObject({
+      kind: "failed",
+      error: { code: "BACKEND_REJECTED", message: expect.stringContaining("neither in the queue nor in the history") },
+    });
   });
 });
 
 describe("settingsFromWorkflow", () => {
   it("reads the settings where the plan says they live, leaving out what has no node", () => {
     const plan = detectWorkflow(DEFAULT_TXT2IMG_WORKFLOW);
-    const wf = applyWorkflow(DEFAULT_TXT2IMG_WORKFLOW, plan, { prompt: "p", negativePrompt: "n", seed: 3, params: { steps: 9, checkpoint: "m.safetensors" } });
-    expect(settingsFromWorkflow(wf, plan)).toEqual({ checkpoint: "m.safetensors", steps: 9, cfgScale: 7, sampler: "euler", scheduler: "normal", width: 512, height: 512, negativePrompt: "n" });
+    const wf = applyWorkflow(DEFAULT_TXT2IMG_WORKFLOW, plan, {
+      prompt: "p",
+      negativePrompt: "n",
+      seed: 3,
+      params: { steps: 9, checkpoint: "m.safetensors" },
+    });
+    expect(settingsFromWorkflow(wf, plan)).toEqual({
+      checkpoint: "m.safetensors",
+      steps: 9,
+      cfgScale: 7,
+      sampler: "euler",
+      scheduler: "normal",
+      width: 512,
+      height: 512,
+      negativePrompt: "n",
+    });
     // Flux: no negative conditioning, settings on helper nodes.
     const fplan = detectWorkflow(FLUX);
     const s = settingsFromWorkflow(applyWorkflow(FLUX, fplan, { prompt: "p", seed: 1 }), fplan);

@@ -5,7 +5,16 @@ import { startFakeA1111, type FakeA1111 } from "../fakes/a1111-server.ts";
 import { SD15 } from "./workflows.ts";
 import { collect, pickrankRejection } from "../helpers/async.ts";
 
-const COMFY = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 5000, reconnectAttempts: 2, workflow: SD15 };
+const COMFY = {
+  timeoutMs: 5000,
+  retries: 1,
+  retryDelayMs: 20,
+  pollIntervalMs: 50,
+  watchdogMs: 400,
+  connectTimeoutMs: 5000,
+  reconnectAttempts: 2,
+  workflow: SD15,
+};
 const A1111 = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 20_000 };
 
 const closers: (() => Promise<void>)[] = [];
@@ -35,7 +44,12 @@ describe("PoolBackend warnings", () => {
     expect(got.every((g) => g.ok)).toBe(true);
     const w = warnings(events);
     expect(w).toHaveLength(1);
-    expect(w[0]).toEqual({ type: "warning", backend: dead.backend.id, code: "BACKEND_UNREACHABLE", message: expect.stringMatching(/^comfyui@.* is down and left out of this run: .*could not be reached.*; 1 of 2 servers render$/) });
+    expect(w[0]).toEqual({
+      type: "warning",
+      backend: dead.backend.id,
+      code: "BACKEND_UNREACHABLE",
+      message: expect.stringMatching(/^comfyui@.* is down and left out of this run: .*could not be reached.*; 1 of 2 servers render$/),
+    });
     // The next run (the next prompt of a --prompts file) does not repeat it.
     const again: BackendEvent[] = [];
     await collect(pool.generate({ prompt: "y", n: 1, seed: 1, onEvent: (e) => again.push(e) }));
@@ -76,7 +90,9 @@ describe("PoolBackend limits", () => {
     const b = await a1111();
     const pool = new PoolBackend([a.backend, b.backend]);
     const err = await pickrankRejection(collect(pool.generate({ prompt: "x", n: 1, params: { extra: { restore_faces: true } } })));
-    expect(err.message).toBe("Expected no params.extra for a pool of different kinds (comfyui, a1111): its shape is each kind's own for extra but received object");
+    expect(err.message).toBe(
+      "Expected no params.extra for a pool of different kinds (comfyui, a1111): its shape is each kind's own for extra but received object",
+    );
   });
 
   it("close() during a run: CLOSED from the pool, the members' prompts taken off; generate() after close: CLOSED", async () => {

@@ -32,7 +32,9 @@ export interface ResolvedAuth {
  */
 export async function resolveAuth(s: AuthSources): Promise<ResolvedAuth | undefined> {
   if (s.auth !== undefined && s.authFile !== undefined) {
-    throw new PickrankError("BAD_INPUT", "Expected one of --auth or --auth-file but received both", { details: { parameter: "--auth-file" } });
+    throw new PickrankError("BAD_INPUT", "Expected one of --auth or --auth-file but received both", {
+      details: { parameter: "--auth-file" },
+    });
   }
   if (s.auth !== undefined) return { auth: nonEmpty(s.auth, "--auth"), source: "--auth" };
   if (s.authFile !== undefined) {
@@ -40,13 +42,25 @@ export async function resolveAuth(s: AuthSources): Promise<ResolvedAuth | undefi
     try {
       text = await readFile(s.authFile, "utf8");
     } catch (e) {
-      throw fsError(e, { action: "read the credentials file", path: s.authFile, option: "--auth-file", expected: "a readable file holding user:password" });
-    }
-    const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
-    if (lines.length !== 1) {
-      throw new PickrankError("BAD_INPUT", `Expected one line (user:password or an Authorization header value) in the --auth-file ${s.authFile} but found ${lines.length}`, {
-        details: { parameter: "--auth-file", option: "--auth-file" },
+      throw fsError(e, {
+        action: "read the credentials file",
+        path: s.authFile,
+        option: "--auth-file",
+        expected: "a readable file holding user:password",
       });
+    }
+    const lines = text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l !== "");
+    if (lines.length !== 1) {
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected one line (user:password or an Authorization header value) in the --auth-file ${s.authFile} but found ${lines.length}`,
+        {
+          details: { parameter: "--auth-file", option: "--auth-file" },
+        },
+      );
     }
     return { auth: lines[0]!, source: "--auth-file" };
   }
@@ -57,6 +71,9 @@ export async function resolveAuth(s: AuthSources): Promise<ResolvedAuth | undefi
 
 function nonEmpty(v: string, where: string): string {
   const t = v.trim();
-  if (t === "") throw new PickrankError("BAD_INPUT", `Expected user:password or an Authorization header value in ${where} but it is empty`, { details: { parameter: where } });
+  if (t === "")
+    throw new PickrankError("BAD_INPUT", `Expected user:password or an Authorization header value in ${where} but it is empty`, {
+      details: { parameter: where },
+    });
   return t;
 }

@@ -27,7 +27,11 @@ registerBackend("a1111", (spec) => {
 registerBackend("pool", (spec) => {
   const { backends, ...rest } = (spec.options ?? {}) as { backends?: unknown } & PoolOptions;
   if (!Array.isArray(backends) || backends.length === 0) {
-    throw invalidParameter("options.backends", `a non-empty array of backends or specs for kind "pool"`, Array.isArray(backends) ? "an empty array" : backends);
+    throw invalidParameter(
+      "options.backends",
+      `a non-empty array of backends or specs for kind "pool"`,
+      Array.isArray(backends) ? "an empty array" : backends,
+    );
   }
   const members = backends.map((b): Backend | PoolMember => {
     const o = b as Partial<BackendSpec & PoolMember & Backend>;

@@ -62,7 +62,12 @@ export function parseEndpoint(url: unknown, auth: unknown, kind: string): Endpoi
   }
   if (auth !== undefined) {
     if (typeof auth !== "string" || auth.trim() === "") {
-      throw new PickrankError("BAD_INPUT", `Expected "user:password" or a full Authorization header value for auth but received ${auth === "" ? "an empty string" : typeof auth}`, { details: { parameter: "auth" } });
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected "user:password" or a full Authorization header value for auth but received ` +
+          `${auth === "" ? "an empty string" : typeof auth}`,
+        { details: { parameter: "auth" } },
+      );
     }
     authorization = authorizationHeader(auth.trim());
   }
@@ -152,17 +157,25 @@ export class HttpClient {
   private failure(e: unknown, route: string, timeoutMs: number, timedOut: boolean, signal: AbortSignal | undefined): PickrankError {
     if (signal?.aborted) return abortedRequest(this.who, route.split(" ")[0]!, route.split(" ")[1]!, signal.reason);
     if (timedOut) {
-      return new PickrankError("TIMEOUT", `${this.who} did not answer ${route} within ${timeoutMs} ms (raise the backend's timeoutMs if the server is just slow)`, {
-        cause: e,
-        details: { backend: this.who, route, timeoutMs },
-      });
+      return new PickrankError(
+        "TIMEOUT",
+        `${this.who} did not answer ${route} within ${timeoutMs} ms (raise the backend's timeoutMs if the server is just slow)`,
+        {
+          cause: e,
+          details: { backend: this.who, route, timeoutMs },
+        },
+      );
     }
     const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
     const why = cause instanceof Error ? cause.message : String(cause);
-    return new PickrankError("BACKEND_UNREACHABLE", `${this.who} could not be reached for ${route}: ${why} (is the server running and the URL right?)`, {
-      cause: e,
-      details: { backend: this.who, route },
-    });
+    return new PickrankError(
+      "BACKEND_UNREACHABLE",
+      `${this.who} could not be reached for ${route}: ${why} (is the server running and the URL right?)`,
+      {
+        cause: e,
+        details: { backend: this.who, route },
+      },
+    );
   }
 
   private httpError(res: Response, text: string, route: string): PickrankError {
@@ -183,7 +196,11 @@ export class HttpClient {
     let res: Response;
     let body: Buffer;
     try {
-      const init: RequestInit = { method, headers: this.headers(o.json === undefined ? undefined : { "content-type": "application/json" }), signal };
+      const init: RequestInit = {
+        method,
+        headers: this.headers(o.json === undefined ? undefined : { "content-type": "application/json" }),
+        signal,
+      };
       if (o.json !== undefined) init.body = JSON.stringify(o.json);
       res = await fetch(this.url(path, o.query), init);
       // A connection cut while the body streams is the same failure as one cut before the headers.
@@ -208,10 +225,17 @@ export class HttpClient {
  * BACKEND_AUTH for an HTTP 401/403 (or a refused WebSocket upgrade): the credentials given were
  * refused, or the server wants some and none were given. Never contains the credentials.
  */
-export function authError(who: string, route: string, status: number, serverWords: string, hadCredentials: boolean): PickrankError<"BACKEND_AUTH"> {
+export function authError(
+  who: string,
+  route: string,
+  status: number,
+  serverWords: string,
+  hadCredentials: boolean,
+): PickrankError<"BACKEND_AUTH"> {
   const words = serverWords === "" || serverWords === "an empty body" ? "" : `: ${serverWords}`;
   const message = hadCredentials
-    ? `${who} refused the credentials given for ${route} (HTTP ${status}${words}); expected a user:password (or Authorization header value) the server accepts, through the URL or ${AUTH_HINT}`
+    ? `${who} refused the credentials given for ${route} (HTTP ${status}${words}); ` +
+      `expected a user:password (or Authorization header value) the server accepts, through the URL or ${AUTH_HINT}`
     : `${who} asks for credentials for ${route} (HTTP ${status}${words}) and none were given; pass user:password through ${AUTH_HINT}`;
   return new PickrankError("BACKEND_AUTH", message, { details: { backend: who, status, route } });
 }

@@ -60,7 +60,15 @@ export { DEFAULT_TXT2IMG_WORKFLOW } from "./comfyui/default-workflow.ts";
  * UI format), detectWorkflow (where prompt, seed, size, settings and outputs live, BAD_INPUT naming
  * what is ambiguous), applyWorkflow (a copy with the values written in).
  */
-export { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type InputRef, type NodeOverrides, type WorkflowPlan } from "./comfyui/workflow.ts";
+export {
+  applyWorkflow,
+  detectWorkflow,
+  parseWorkflow,
+  type ComfyWorkflow,
+  type InputRef,
+  type NodeOverrides,
+  type WorkflowPlan,
+} from "./comfyui/workflow.ts";
 
 /** Automatic1111 / Forge / SD.Next: the backend and its options. */
 export { A1111Backend, type A1111Options } from "./a1111/backend.ts";

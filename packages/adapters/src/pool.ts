@@ -63,7 +63,8 @@ interface MemberState {
 const SERVER_LEVEL = new Set(["BACKEND_UNREACHABLE", "BACKEND_AUTH", "BACKEND_STALLED", "TIMEOUT", "CLOSED"]);
 
 function memberOf(m: Backend | PoolMember, i: number, concurrency: number): MemberState {
-  const pm: PoolMember = "backend" in m && typeof (m as PoolMember).backend?.generate === "function" ? (m as PoolMember) : { backend: m as Backend };
+  const pm: PoolMember =
+    "backend" in m && typeof (m as PoolMember).backend?.generate === "function" ? (m as PoolMember) : { backend: m as Backend };
   if (typeof pm.backend?.generate !== "function") throw invalidParameter(`members[${i}]`, "a Backend or { backend, concurrency }", m);
   const c = pm.concurrency ?? concurrency;
   if (!isPositiveInt(c)) throw invalidParameter(`members[${i}].concurrency`, "positive integer", c);
@@ -73,7 +74,17 @@ function memberOf(m: Backend | PoolMember, i: number, concurrency: number): Memb
     concurrency: isPositiveInt(cap) ? Math.min(c, cap) : c,
     renderSum: 0,
     reported: "up",
-    stats: { backend: pm.backend.id, kind: pm.backend.kind, up: true, completed: 0, failed: 0, retriedElsewhere: 0, busyMs: 0, imagesPerMinute: 0, meanRenderMs: 0 },
+    stats: {
+      backend: pm.backend.id,
+      kind: pm.backend.kind,
+      up: true,
+      completed: 0,
+      failed: 0,
+      retriedElsewhere: 0,
+      busyMs: 0,
+      imagesPerMinute: 0,
+      meanRenderMs: 0,
+    },
   };
 }
 
@@ -164,7 +175,11 @@ export class PoolBackend implements Backend {
     const { seeds, keys, emit } = beginRun(this, req);
     const kinds = new Set(this.members.map((m) => m.backend.kind));
     if (req.params?.extra !== undefined && kinds.size > 1) {
-      throw invalidParameter("extra", `no params.extra for a pool of different kinds (${[...kinds].join(", ")}): its shape is each kind's own`, req.params.extra);
+      throw invalidParameter(
+        "extra",
+        `no params.extra for a pool of different kinds (${[...kinds].join(", ")}): its shape is each kind's own`,
+        req.params.extra,
+      );
     }
     const up = await this.upMembers(req.signal, emit);
     const { ac, release } = runController(req.signal, this.live);
@@ -203,16 +218,25 @@ export class PoolBackend implements Backend {
       } else m.stats.lastError = c.error?.message ?? "check failed";
     });
     if (up.size === 0) {
-      throw new PickrankError("BACKEND_UNREACHABLE", `No server of ${this.id} is up: ${checks.map((c) => `${c.backend} (${c.error?.message ?? "check failed"})`).join("; ")}`, {
-        details: { backend: this.id, members: checks },
-      });
+      throw new PickrankError(
+        "BACKEND_UNREACHABLE",
+        `No server of ${this.id} is up: ${checks.map((c) => `${c.backend} (${c.error?.message ?? "check failed"})`).join("; ")}`,
+        {
+          details: { backend: this.id, members: checks },
+        },
+      );
     }
     checks.forEach((c, i) => {
       const m = this.members[i]!;
       if (c.ok || m.reported === "down") return;
       m.reported = "down";
-      const message = `${c.backend} is down and left out of this run: ${c.error?.message ?? "check failed"}; ${up.size} of ${this.members.length} servers render`;
-      emit(c.error?.code === undefined ? { type: "warning", backend: c.backend, message } : { type: "warning", backend: c.backend, message, code: c.error.code });
+      const why = c.error?.message ?? "check failed";
+      const message = `${c.backend} is down and left out of this run: ${why}; ${up.size} of ${this.members.length} servers render`;
+      emit(
+        c.error?.code === undefined
+          ? { type: "warning", backend: c.backend, message }
+          : { type: "warning", backend: c.backend, message, code: c.error.code },
+      );
     });
     return up;
   }
@@ -261,7 +285,11 @@ class PoolRun {
   }
 
   private giveUp(item: Item): void {
-    const error = item.lastError ?? new PickrankError("BACKEND_UNREACHABLE", `No server of ${this.id} is left to render candidate ${item.key} (seed ${item.seed})`, { details: { backend: this.id } });
+    const error =
+      item.lastError ??
+      new PickrankError("BACKEND_UNREACHABLE", `No server of ${this.id} is left to render candidate ${item.key} (seed ${item.seed})`, {
+        details: { backend: this.id },
+      });
     const backend = item.lastBackend ?? this.id;
     this.emit({ type: "candidate-failed", backend, key: item.key, seed: item.seed, error });
     this.settle({ ok: false, key: item.key, seed: item.seed, backend, error });
@@ -288,7 +316,12 @@ class PoolRun {
     m.stats.up = false;
     m.reported = "down";
     const rest = this.up.size === 0 ? "no server is left for its candidates" : `its candidates go to the other ${this.up.size} server(s)`;
-    this.emit({ type: "warning", backend: m.backend.id, code: err.code, message: `${m.backend.id} was taken off this run: ${err.message}; ${rest}` });
+    this.emit({
+      type: "warning",
+      backend: m.backend.id,
+      code: err.code,
+      message: `${m.backend.id} was taken off this run: ${err.message}; ${rest}`,
+    });
   }
 
   private launch(mi: number, chunk: Item[]): void {
@@ -328,7 +361,11 @@ class PoolRun {
         }
       }
       const missing = chunk.filter((it) => !done.has(it.key));
-      const err = new PickrankError("BACKEND_PROTOCOL", `${m.backend.id} ended its run without a result for ${missing.length} candidate(s)`, { details: { backend: m.backend.id } });
+      const err = new PickrankError(
+        "BACKEND_PROTOCOL",
+        `${m.backend.id} ended its run without a result for ${missing.length} candidate(s)`,
+        { details: { backend: m.backend.id } },
+      );
       for (const it of missing) this.fail(mi, it, err, true);
     } catch (e) {
       // A member that throws can do nothing with this request: off the list for this run.
@@ -351,12 +388,12 @@ class PoolRun {
 
   /** Hands out work: each server that is up takes what it has not tried yet, up to its concurrency. */
   private schedule(): void {
-    for (let progress = true; progress; ) {
+    for (let progress = true; progress;) {
       progress = false;
       for (const mi of this.up) {
         if (this.inFlight[mi]! >= this.members[mi]!.concurrency) continue;
         const chunk: Item[] = [];
-        for (let k = 0; k < this.pending.length && chunk.length < this.o.chunkSize; ) {
+        for (let k = 0; k < this.pending.length && chunk.length < this.o.chunkSize;) {
           if (!this.pending[k]!.tried.has(mi)) chunk.push(...this.pending.splice(k, 1));
           else k++;
         }

@@ -45,10 +45,12 @@ export function resolveSeeds(req: GenerateRequest, maxSeed = Number.MAX_SAFE_INT
     });
     return [...req.seeds];
   }
-  if (req.seed !== undefined && !isSeed(req.seed, Number.MAX_SAFE_INTEGER)) throw invalidParameter("seed", "non-negative integer", req.seed);
+  if (req.seed !== undefined && !isSeed(req.seed, Number.MAX_SAFE_INTEGER))
+    throw invalidParameter("seed", "non-negative integer", req.seed);
   const first = req.seed ?? randomSeed();
   if (first > maxSeed - (req.n - 1)) {
-    const why = `${seedRange(maxSeed - req.n + 1, undefined)}, so that seed + n − 1 stays at or below ${maxSeed}${who === undefined ? "" : `, the largest seed ${who} accepts`}`;
+    const whose = who === undefined ? "" : `, the largest seed ${who} accepts`;
+    const why = `${seedRange(maxSeed - req.n + 1, undefined)}, so that seed + n − 1 stays at or below ${maxSeed}${whose}`;
     throw invalidParameter("seed", why, first);
   }
   return Array.from({ length: req.n }, (_, i) => first + i);

@@ -17,10 +17,12 @@ export interface A1111Options extends Partial<HttpOptions> {
   batchSize?: number;
 }
 
-const progressSchema = z.object({
-  progress: z.number().optional(),
-  state: z.object({ sampling_step: z.number().optional(), sampling_steps: z.number().optional() }).loose().optional(),
-}).loose();
+const progressSchema = z
+  .object({
+    progress: z.number().optional(),
+    state: z.object({ sampling_step: z.number().optional(), sampling_steps: z.number().optional() }).loose().optional(),
+  })
+  .loose();
 
 /** Body fields pickrank sets itself: params.extra may not override them (the candidates' seeds would lie). */
 const RESERVED = ["prompt", "negative_prompt", "seed", "subseed_strength", "batch_size", "n_iter", "send_images", "save_images"];
@@ -123,7 +125,12 @@ export class A1111Backend implements Backend {
   constructor(url: string, opts: A1111Options = {}) {
     const ep = parseEndpoint(url, opts.auth, "Automatic1111");
     this.id = `a1111@${ep.base}`;
-    this.http = new HttpClient(ep, this.id, { timeoutMs: opts.timeoutMs ?? 30_000, retries: opts.retries ?? 2, retryDelayMs: opts.retryDelayMs ?? 250 }, describeA1111Error);
+    this.http = new HttpClient(
+      ep,
+      this.id,
+      { timeoutMs: opts.timeoutMs ?? 30_000, retries: opts.retries ?? 2, retryDelayMs: opts.retryDelayMs ?? 250 },
+      describeA1111Error,
+    );
     this.generationTimeoutMs = opts.generationTimeoutMs ?? 600_000;
     this.progressIntervalMs = opts.progressIntervalMs ?? 1000;
     this.batchSize = opts.batchSize ?? 1;
@@ -133,7 +140,8 @@ export class A1111Backend implements Backend {
   /** Checkpoint titles the server offers (GET /sdapi/v1/sd-models). Throws like every request (BACKEND_*). */
   async listCheckpoints(signal?: AbortSignal): Promise<string[]> {
     const body = await this.http.request("GET", "/sdapi/v1/sd-models", { signal });
-    if (!Array.isArray(body)) throw protocolError(this.id, "GET /sdapi/v1/sd-models", preview(JSON.stringify(body) ?? ""), "an array of { title, model_name }");
+    if (!Array.isArray(body))
+      throw protocolError(this.id, "GET /sdapi/v1/sd-models", preview(JSON.stringify(body) ?? ""), "an array of { title, model_name }");
     return body.map((m) => String((m as { title?: unknown }).title ?? (m as { model_name?: unknown }).model_name ?? ""));
   }
 
@@ -141,7 +149,8 @@ export class A1111Backend implements Backend {
   async check(signal?: AbortSignal): Promise<HealthReport> {
     try {
       const options = await this.http.request("GET", "/sdapi/v1/options", { signal });
-      if (options === null || typeof options !== "object") throw protocolError(this.id, "GET /sdapi/v1/options", preview(JSON.stringify(options) ?? ""), "an object of settings");
+      if (options === null || typeof options !== "object")
+        throw protocolError(this.id, "GET /sdapi/v1/options", preview(JSON.stringify(options) ?? ""), "an object of settings");
       const o = options as Record<string, unknown>;
       const report: HealthReport = { ok: true, backend: this.id, kind: this.kind };
       if (typeof o.sd_model_checkpoint === "string") report.checkpoint = o.sd_model_checkpoint;
@@ -175,7 +184,11 @@ export class A1111Backend implements Backend {
     const { seeds, keys, emit } = beginRun(this, req);
     const clash = Object.keys(req.params?.extra ?? {}).find((k) => RESERVED.includes(k));
     if (clash !== undefined) {
-      throw invalidParameter(`extra.${clash}`, "no field pickrank sets itself (use prompt, negativePrompt, seed/seeds, n and params.batchSize)", req.params!.extra![clash]);
+      throw invalidParameter(
+        `extra.${clash}`,
+        "no field pickrank sets itself (use prompt, negativePrompt, seed/seeds, n and params.batchSize)",
+        req.params!.extra![clash],
+      );
     }
     const chunks = seedRuns(seeds, req.params?.batchSize ?? this.batchSize);
     const { ac, release } = runController(req.signal, this.live);
@@ -235,22 +248,32 @@ export class A1111Backend implements Backend {
   }
 
   /** One txt2img request with progress polling; interrupts the server's render when cancelled mid-way. */
-  private async renderChunk(st: RunState, chunk: number[]): Promise<{ images: string[]; info: A1111Info; postAt: number; startedAt: number | undefined }> {
+  private async renderChunk(
+    st: RunState,
+    chunk: number[],
+  ): Promise<{ images: string[]; info: A1111Info; postAt: number; startedAt: number | undefined }> {
     const postAt = Date.now();
     const progress = { startedAt: undefined as number | undefined };
     const stopPolling = this.pollProgress(st, chunk, progress);
     let raw: unknown;
     try {
-      raw = await this.http.request("POST", "/sdapi/v1/txt2img", { json: txt2imgBody(st.req, st.seeds[chunk[0]!]!, chunk.length), timeoutMs: this.generationTimeoutMs, retries: 0, signal: st.signal });
+      raw = await this.http.request("POST", "/sdapi/v1/txt2img", {
+        json: txt2imgBody(st.req, st.seeds[chunk[0]!]!, chunk.length),
+        timeoutMs: this.generationTimeoutMs,
+        retries: 0,
+        signal: st.signal,
+      });
     } catch (e) {
-      if (st.signal.aborted) await this.http.request("POST", "/sdapi/v1/interrupt", { expect: "none", timeoutMs: 5000, retries: 0 }).catch(() => undefined);
+      if (st.signal.aborted)
+        await this.http.request("POST", "/sdapi/v1/interrupt", { expect: "none", timeoutMs: 5000, retries: 0 }).catch(() => undefined);
       throw e;
     } finally {
       stopPolling();
     }
     const route = "POST /sdapi/v1/txt2img";
     const r = txt2imgResponse.safeParse(raw);
-    if (!r.success) throw protocolError(this.id, route, preview(JSON.stringify(raw) ?? ""), "{ images: base64[], parameters, info: JSON string }");
+    if (!r.success)
+      throw protocolError(this.id, route, preview(JSON.stringify(raw) ?? ""), "{ images: base64[], parameters, info: JSON string }");
     return { images: r.data.images, info: parseInfo(this.id, route, r.data.info), postAt, startedAt: progress.startedAt };
   }
 
@@ -282,7 +305,11 @@ export class A1111Backend implements Backend {
     };
   }
 
-  private deliver(st: RunState, chunk: number[], r: { images: string[]; info: A1111Info; postAt: number; startedAt: number | undefined }): void {
+  private deliver(
+    st: RunState,
+    chunk: number[],
+    r: { images: string[]; info: A1111Info; postAt: number; startedAt: number | undefined },
+  ): void {
     const doneAt = Date.now();
     const first = r.info.index_of_first_image ?? 0;
     // A grid image comes first when the server is set to return grids; skip it.
@@ -291,12 +318,28 @@ export class A1111Backend implements Backend {
       const requested = st.seeds[index]!;
       const b64 = images[k];
       if (b64 === undefined) {
-        return this.fail(st, [index], new PickrankError("BACKEND_PROTOCOL", `${this.id} returned ${images.length} image(s) for a batch of ${chunk.length} (interrupted on the server?)`, { details: { backend: this.id, seed: requested } }));
+        return this.fail(
+          st,
+          [index],
+          new PickrankError(
+            "BACKEND_PROTOCOL",
+            `${this.id} returned ${images.length} image(s) for a batch of ${chunk.length} (interrupted on the server?)`,
+            { details: { backend: this.id, seed: requested } },
+          ),
+        );
       }
       const image = Buffer.from(b64.replace(/^data:image\/\w+;base64,/, ""), "base64");
       const format = sniffFormat(image);
       if (format === undefined) {
-        return this.fail(st, [index], new PickrankError("BACKEND_PROTOCOL", `${this.id} returned images[${k + first}] that is not a base64 PNG, JPEG or WebP (${preview(b64, 24)})`, { details: { backend: this.id, seed: requested } }));
+        return this.fail(
+          st,
+          [index],
+          new PickrankError(
+            "BACKEND_PROTOCOL",
+            `${this.id} returned images[${k + first}] that is not a base64 PNG, JPEG or WebP (${preview(b64, 24)})`,
+            { details: { backend: this.id, seed: requested } },
+          ),
+        );
       }
       const seed = r.info.all_seeds?.[k] ?? requested;
       const start = r.startedAt ?? r.postAt;

@@ -8,26 +8,28 @@ import { preview, protocolError } from "../http.ts";
 
 export const txt2imgResponse = z.object({ images: z.array(z.string()), info: z.string(), parameters: z.unknown().optional() }).loose();
 
-const infoSchema = z.object({
-  all_seeds: z.array(z.number()).optional(),
-  seed: z.number().optional(),
-  index_of_first_image: z.number().int().nonnegative().optional(),
-  infotexts: z.array(z.string()).optional(),
-  negative_prompt: z.string().nullable().optional(),
-  all_negative_prompts: z.array(z.string()).optional(),
-  sd_model_name: z.string().nullable().optional(),
-  sd_model_hash: z.string().nullable().optional(),
-  sd_vae_name: z.string().nullable().optional(),
-  steps: z.number().optional(),
-  cfg_scale: z.number().optional(),
-  sampler_name: z.string().nullable().optional(),
-  scheduler: z.string().nullable().optional(),
-  width: z.number().optional(),
-  height: z.number().optional(),
-  clip_skip: z.number().nullable().optional(),
-  denoising_strength: z.number().nullable().optional(),
-  extra_generation_params: z.record(z.string(), z.unknown()).nullable().optional(),
-}).loose();
+const infoSchema = z
+  .object({
+    all_seeds: z.array(z.number()).optional(),
+    seed: z.number().optional(),
+    index_of_first_image: z.number().int().nonnegative().optional(),
+    infotexts: z.array(z.string()).optional(),
+    negative_prompt: z.string().nullable().optional(),
+    all_negative_prompts: z.array(z.string()).optional(),
+    sd_model_name: z.string().nullable().optional(),
+    sd_model_hash: z.string().nullable().optional(),
+    sd_vae_name: z.string().nullable().optional(),
+    steps: z.number().optional(),
+    cfg_scale: z.number().optional(),
+    sampler_name: z.string().nullable().optional(),
+    scheduler: z.string().nullable().optional(),
+    width: z.number().optional(),
+    height: z.number().optional(),
+    clip_skip: z.number().nullable().optional(),
+    denoising_strength: z.number().nullable().optional(),
+    extra_generation_params: z.record(z.string(), z.unknown()).nullable().optional(),
+  })
+  .loose();
 export type A1111Info = z.infer<typeof infoSchema>;
 
 /** Parses the `info` JSON string; BACKEND_PROTOCOL naming the route when it is not the expected JSON. */
@@ -36,12 +38,23 @@ export function parseInfo(who: string, route: string, text: string): A1111Info {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw protocolError(who, route, `an info field that is not JSON (${preview(text)})`, "a JSON string with all_seeds and index_of_first_image", e);
+    throw protocolError(
+      who,
+      route,
+      `an info field that is not JSON (${preview(text)})`,
+      "a JSON string with all_seeds and index_of_first_image",
+      e,
+    );
   }
   const r = infoSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw protocolError(who, route, `an info field where ${issue?.path.join(".") || "the value"} does not fit (${issue?.message ?? "invalid"})`, "a JSON object with all_seeds and index_of_first_image");
+    throw protocolError(
+      who,
+      route,
+      `an info field where ${issue?.path.join(".") || "the value"} does not fit (${issue?.message ?? "invalid"})`,
+      "a JSON object with all_seeds and index_of_first_image",
+    );
   }
   return r.data;
 }
@@ -77,7 +90,8 @@ export function settingsFromInfo(info: A1111Info, k: number): RenderSettings {
   if (info.sd_vae_name) other.VAE = info.sd_vae_name;
   if (typeof info.clip_skip === "number") other["Clip skip"] = info.clip_skip;
   if (typeof info.denoising_strength === "number") other["Denoising strength"] = info.denoising_strength;
-  for (const [name, v] of Object.entries(extra)) if (name !== "Schedule type" && (typeof v === "string" || typeof v === "number")) other[name] = v;
+  for (const [name, v] of Object.entries(extra))
+    if (name !== "Schedule type" && (typeof v === "string" || typeof v === "number")) other[name] = v;
   if (Object.keys(other).length > 0) s.other = other;
   return s;
 }

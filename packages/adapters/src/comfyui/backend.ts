@@ -74,7 +74,12 @@ export class ComfyUIBackend implements Backend {
     this.workflow = options.workflow === undefined ? structuredClone(DEFAULT_TXT2IMG_WORKFLOW) : parseWorkflow(options.workflow);
     this.plan = detectWorkflow(this.workflow, options.nodes);
     if ("mode" in options) {
-      throw new PickrankError("BAD_INPUT", "Expected params.batchSize (or options.batchSize) for batches but received options.mode, which is gone: batchSize > 1 renders batches sharing a seed", { details: { parameter: "mode" } });
+      throw new PickrankError(
+        "BAD_INPUT",
+        "Expected params.batchSize (or options.batchSize) for batches but received options.mode, which is gone: " +
+          "batchSize > 1 renders batches sharing a seed",
+        { details: { parameter: "mode" } },
+      );
     }
     this.batchSize = positiveInt(options, "batchSize", 1);
     this.limits = {
@@ -98,7 +103,12 @@ export class ComfyUIBackend implements Backend {
       const stats = await this.client.systemStats(signal);
       const q = await this.client.queue(signal);
       const system = (stats.system ?? {}) as Record<string, unknown>;
-      const report: HealthReport = { ok: true, backend: this.id, kind: this.kind, queue: { running: q.running.length, pending: q.pending.length } };
+      const report: HealthReport = {
+        ok: true,
+        backend: this.id,
+        kind: this.kind,
+        queue: { running: q.running.length, pending: q.pending.length },
+      };
       if (typeof system.comfyui_version === "string") report.version = system.comfyui_version;
       return report;
     } catch (e) {
@@ -134,7 +144,10 @@ export class ComfyUIBackend implements Backend {
     try {
       const params = await this.withCheckpoint(req.params ?? {}, ac.signal);
       const jobs = this.jobs(req, seeds, keys, params);
-      run = new ComfyRun({ who: this.id, client: this.client, plan: this.plan, limits: this.limits, emit, signal: ac.signal, busy: this.busy }, jobs);
+      run = new ComfyRun(
+        { who: this.id, client: this.client, plan: this.plan, limits: this.limits, emit, signal: ac.signal, busy: this.busy },
+        jobs,
+      );
       await run.start();
       void run.drive();
       for (;;) {
@@ -160,8 +173,19 @@ export class ComfyUIBackend implements Backend {
       const end = Math.min(start + size, req.n);
       const seed = seeds[start]!;
       const v = { prompt: req.prompt, seed, batchSize: end - start, params };
-      const workflow = applyWorkflow(this.workflow, this.plan, req.negativePrompt === undefined ? v : { ...v, negativePrompt: req.negativePrompt });
-      jobs.push({ keys: keys.slice(start, end), seed, requested: seeds.slice(start, end), workflow, settings: settingsFromWorkflow(workflow, this.plan), batched: size > 1 });
+      const workflow = applyWorkflow(
+        this.workflow,
+        this.plan,
+        req.negativePrompt === undefined ? v : { ...v, negativePrompt: req.negativePrompt },
+      );
+      jobs.push({
+        keys: keys.slice(start, end),
+        seed,
+        requested: seeds.slice(start, end),
+        workflow,
+        settings: settingsFromWorkflow(workflow, this.plan),
+        batched: size > 1,
+      });
     }
     return jobs;
   }
@@ -181,7 +205,11 @@ export class ComfyUIBackend implements Backend {
     }
     const first = list[0];
     if (first === undefined) {
-      throw new PickrankError("BACKEND_REJECTED", `${this.id} lists no checkpoints for CheckpointLoaderSimple; put a model in ComfyUI's models/checkpoints or pass params.checkpoint`, { details: { backend: this.id } });
+      throw new PickrankError(
+        "BACKEND_REJECTED",
+        `${this.id} lists no checkpoints for CheckpointLoaderSimple; put a model in ComfyUI's models/checkpoints or pass params.checkpoint`,
+        { details: { backend: this.id } },
+      );
     }
     return { ...params, checkpoint: first };
   }

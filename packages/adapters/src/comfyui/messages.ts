@@ -12,10 +12,15 @@ const maybeNode = nodeId.nullable().optional();
 /** One schema per message type pickrank reads; other types (crystools.monitor, progress_state …) are ignored. */
 const SCHEMAS = {
   /** Queue length, to every socket; `sid` on the first message of a connection. */
-  status: z.object({
-    status: z.object({ exec_info: z.object({ queue_remaining: z.number() }).loose() }).loose().optional(),
-    sid: z.string().optional(),
-  }).loose(),
+  status: z
+    .object({
+      status: z
+        .object({ exec_info: z.object({ queue_remaining: z.number() }).loose() })
+        .loose()
+        .optional(),
+      sid: z.string().optional(),
+    })
+    .loose(),
   execution_start: z.object({ prompt_id: z.string() }).loose(),
   execution_cached: z.object({ prompt_id: z.string(), nodes: z.array(nodeId).default([]) }).loose(),
   /** A node starts; `node: null` (with the prompt_id) means the prompt is finished and its history written. */
@@ -24,13 +29,15 @@ const SCHEMAS = {
   progress: z.object({ prompt_id: z.string().optional(), node: maybeNode, value: z.number(), max: z.number() }).loose(),
   executed: z.object({ prompt_id: z.string(), node: nodeId, output: z.record(z.string(), z.unknown()).nullable().optional() }).loose(),
   execution_success: z.object({ prompt_id: z.string() }).loose(),
-  execution_error: z.object({
-    prompt_id: z.string(),
-    node_id: maybeNode,
-    node_type: z.string().nullable().optional(),
-    exception_type: z.string().nullable().optional(),
-    exception_message: z.string().nullable().optional(),
-  }).loose(),
+  execution_error: z
+    .object({
+      prompt_id: z.string(),
+      node_id: maybeNode,
+      node_type: z.string().nullable().optional(),
+      exception_type: z.string().nullable().optional(),
+      exception_message: z.string().nullable().optional(),
+    })
+    .loose(),
   execution_interrupted: z.object({ prompt_id: z.string(), node_id: maybeNode, node_type: z.string().nullable().optional() }).loose(),
 } as const;
 
@@ -44,7 +51,8 @@ export type ExecutionErrorData = z.infer<Schemas["execution_error"]>;
 const envelope = z.object({ type: z.string(), data: z.unknown() });
 
 /** What reading one text frame gave: a message, a type pickrank does not read, or a frame that breaks the protocol. */
-export type ParsedText = { kind: "message"; message: ComfyMessage } | { kind: "ignored"; type: string } | { kind: "invalid"; reason: string };
+export type ParsedText =
+  { kind: "message"; message: ComfyMessage } | { kind: "ignored"; type: string } | { kind: "invalid"; reason: string };
 
 /** Reads one text frame. Never throws. */
 export function parseTextFrame(text: string): ParsedText {
@@ -60,7 +68,8 @@ export function parseTextFrame(text: string): ParsedText {
   if (!Object.hasOwn(SCHEMAS, type)) return { kind: "ignored", type };
   const schema = SCHEMAS[type as ComfyMessageType];
   const r = schema.safeParse(data);
-  if (!r.success) return { kind: "invalid", reason: `${type}: ${r.error.issues[0]?.path.join(".") ?? ""} ${r.error.issues[0]?.message ?? "invalid"}` };
+  if (!r.success)
+    return { kind: "invalid", reason: `${type}: ${r.error.issues[0]?.path.join(".") ?? ""} ${r.error.issues[0]?.message ?? "invalid"}` };
   return { kind: "message", message: { type, data: r.data } as ComfyMessage };
 }
 

@@ -142,9 +142,14 @@ export class PromptTracker {
     this.missing++;
     if (this.missing < MISSING_LIMIT) return NONE;
     return this.toFailed(
-      new PickrankError("BACKEND_REJECTED", `${this.who} dropped prompt ${this.promptId}: it is neither in the queue nor in the history (deleted by another client, or the server restarted)`, {
-        details: { backend: this.who, promptId: this.promptId },
-      }),
+      new PickrankError(
+        "BACKEND_REJECTED",
+        `${this.who} dropped prompt ${this.promptId}: it is neither in the queue nor in the history ` +
+          "(deleted by another client, or the server restarted)",
+        {
+          details: { backend: this.who, promptId: this.promptId },
+        },
+      ),
     );
   }
 
@@ -213,7 +218,8 @@ function interruptedError(who: string, pid: string, where: string): PickrankErro
 /** The error a history entry with status "error" records. */
 export function historyError(who: string, pid: string, h: HistoryEntry): PickrankError {
   for (const m of h.status?.messages ?? []) {
-    if (m[0] === "execution_error" && m[1] && typeof m[1] === "object") return executionErrorFromMessage(who, pid, m[1] as Partial<ExecutionErrorData>);
+    if (m[0] === "execution_error" && m[1] && typeof m[1] === "object")
+      return executionErrorFromMessage(who, pid, m[1] as Partial<ExecutionErrorData>);
     if (m[0] === "execution_interrupted") return interruptedError(who, pid, "(history)");
   }
   return new PickrankError("BACKEND_REJECTED", `${who} reports prompt ${pid} as failed (status "error") without a message`, {

@@ -244,9 +244,10 @@ export class ComfyRun {
     const t = this.jobs.map((j) => j.tracker).find((x) => x !== undefined && x.stalledFor(now, visible) > limit);
     if (t === undefined) return false;
     const s = seconds(t.stalledFor(now, visible));
-    const what = t.phase === "running"
-      ? `has been running our prompt ${t.promptId} for ${s} without a sign of progress`
-      : `has kept our prompt ${t.promptId} waiting for ${s} in a queue where nothing runs`;
+    const what =
+      t.phase === "running"
+        ? `has been running our prompt ${t.promptId} for ${s} without a sign of progress`
+        : `has kept our prompt ${t.promptId} waiting for ${s} in a queue where nothing runs`;
     this.failAll(stalled(this.ctx.who, limit, what, t.promptId));
     return true;
   }
@@ -295,8 +296,10 @@ export class ComfyRun {
     }
     if (this.ctx.busy.warned) return;
     this.ctx.busy.warned = true;
-    const message = `${this.ctx.who} is busy with other clients' work: our prompts wait behind ${ahead} of their prompt(s); ` +
-      `pickrank waits while the server answers (the ${seconds(this.ctx.limits.stallTimeoutMs)} stall limit applies to our running prompt only)`;
+    const message =
+      `${this.ctx.who} is busy with other clients' work: our prompts wait behind ${ahead} of their prompt(s); ` +
+      `pickrank waits while the server answers (the ${seconds(this.ctx.limits.stallTimeoutMs)} stall limit ` +
+      "applies to our running prompt only)";
     this.ctx.emit({ type: "warning", backend: this.ctx.who, message });
   }
 
@@ -335,12 +338,19 @@ export class ComfyRun {
     const t = job.tracker!;
     if (!plan.websocketOutput) {
       const refs = plan.outputs.flatMap((out) => h.outputs[out.node]?.images ?? []);
-      return Promise.all(refs.slice(0, job.keys.length).map((r) => client.view({ filename: r.filename, subfolder: r.subfolder, type: r.type }, signal)));
+      return Promise.all(
+        refs.slice(0, job.keys.length).map((r) => client.view({ filename: r.filename, subfolder: r.subfolder, type: r.type }, signal)),
+      );
     }
     if (t.images.length > 0) return t.images;
-    throw new PickrankError("BACKEND_PROTOCOL", `${who} finished prompt ${t.promptId} but sent no SaveImageWebsocket frames on our socket (the socket may have dropped while it ran, or ComfyUI reused a cached result); use SaveImage to survive reconnects`, {
-      details: { backend: who, promptId: t.promptId },
-    });
+    throw new PickrankError(
+      "BACKEND_PROTOCOL",
+      `${who} finished prompt ${t.promptId} but sent no SaveImageWebsocket frames on our socket ` +
+        "(the socket may have dropped while it ran, or ComfyUI reused a cached result); use SaveImage to survive reconnects",
+      {
+        details: { backend: who, promptId: t.promptId },
+      },
+    );
   }
 
   private deliver(job: Job, images: Buffer[]): void {
@@ -356,10 +366,16 @@ export class ComfyRun {
       const format = image ? sniffFormat(image) : undefined;
       if (image === undefined || format === undefined) {
         const outputs = plan.outputs.map((x) => `${x.classType} #${x.node}`).join(", ");
-        const why = image === undefined
-          ? `returned ${images.length} image(s) for prompt ${t.promptId} but ${job.keys.length} were expected from ${outputs}`
-          : `sent image bytes for prompt ${t.promptId} that are not PNG, JPEG or WebP (first bytes ${image.subarray(0, 8).toString("hex")})`;
-        return this.failOne(job, b, new PickrankError("BACKEND_PROTOCOL", `${who} ${why}`, { details: { backend: who, promptId: t.promptId } }));
+        const why =
+          image === undefined
+            ? `returned ${images.length} image(s) for prompt ${t.promptId} but ${job.keys.length} were expected from ${outputs}`
+            : `sent image bytes for prompt ${t.promptId} that are not PNG, JPEG or WebP ` +
+              `(first bytes ${image.subarray(0, 8).toString("hex")})`;
+        return this.failOne(
+          job,
+          b,
+          new PickrankError("BACKEND_PROTOCOL", `${who} ${why}`, { details: { backend: who, promptId: t.promptId } }),
+        );
       }
       const c: Candidate = {
         ok: true,
@@ -368,7 +384,11 @@ export class ComfyRun {
         image,
         format,
         backend: who,
-        timings: { queuedMs: Math.max(0, startedAt - t.queuedAt), renderMs: Math.max(0, doneAt - startedAt), totalMs: Date.now() - (job.postAt ?? t.queuedAt) },
+        timings: {
+          queuedMs: Math.max(0, startedAt - t.queuedAt),
+          renderMs: Math.max(0, doneAt - startedAt),
+          totalMs: Date.now() - (job.postAt ?? t.queuedAt),
+        },
         meta: { promptId: t.promptId, comfyPrompt: job.workflow, settings: job.settings },
       };
       if (job.batched) c.batchIndex = b;
@@ -414,9 +434,13 @@ function seconds(ms: number): string {
 }
 
 function stalled(who: string, limitMs: number, what: string, promptId?: string): PickrankError<"BACKEND_STALLED"> {
-  return new PickrankError("BACKEND_STALLED", `${who} ${what} (stall limit ${seconds(limitMs)}: --stall-timeout, or the backend's stallTimeoutMs, raises it for slow model loads)`, {
-    details: { backend: who, stallMs: limitMs, ...(promptId === undefined ? {} : { promptId }) },
-  });
+  return new PickrankError(
+    "BACKEND_STALLED",
+    `${who} ${what} (stall limit ${seconds(limitMs)}: --stall-timeout, or the backend's stallTimeoutMs, raises it for slow model loads)`,
+    {
+      details: { backend: who, stallMs: limitMs, ...(promptId === undefined ? {} : { promptId }) },
+    },
+  );
 }
 
 /** Deletes our queued prompts and interrupts ours if it runs (/interrupt with its prompt_id, so never another client's job). */
