@@ -101,10 +101,13 @@ describe("ComfyUIBackend.close", () => {
     const f = await fake({ stepDelayMs: 20 });
     const b = new ComfyUIBackend(f.url, FAST);
     const got: Generated[] = [];
+    const events: BackendEvent[] = [];
     const run = (async () => {
-      for await (const g of b.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 } })) got.push(g);
+      for await (const g of b.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 }, onEvent: (e) => events.push(e) })) got.push(g);
     })();
-    await vi.waitFor(() => expect(f.prompts).toHaveLength(2));
+    // Close once our first prompt renders (and the second waits).
+    await vi.waitFor(() => expect(events.some((e) => e.type === "progress")).toBe(true), { timeout: 10_000 });
+    expect(f.prompts).toHaveLength(2);
     await b.close();
     const err = await pickrankRejection(run);
     expect(err.code).toBe("CLOSED");

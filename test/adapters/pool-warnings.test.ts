@@ -99,10 +99,12 @@ describe("PoolBackend limits", () => {
     const a = await comfy({ stepDelayMs: 20 });
     const pool = new PoolBackend([a.backend]);
     const got: Generated[] = [];
+    const events: BackendEvent[] = [];
     const run = (async () => {
-      for await (const g of pool.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 } })) got.push(g);
+      for await (const g of pool.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 }, onEvent: (e) => events.push(e) })) got.push(g);
     })();
-    await vi.waitFor(() => expect(a.fake.prompts.length).toBeGreaterThanOrEqual(1));
+    // Close once a prompt renders.
+    await vi.waitFor(() => expect(events.some((e) => e.type === "progress")).toBe(true), { timeout: 10_000 });
     await pool.close();
     expect((await pickrankRejection(run)).code).toBe("CLOSED");
     await vi.waitFor(() => expect(a.fake.interrupts.length).toBe(1));
