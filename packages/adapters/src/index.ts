@@ -58,15 +58,20 @@ export { DEFAULT_TXT2IMG_WORKFLOW } from "./comfyui/default-workflow.ts";
 /**
  * ComfyUI workflows in API format: parseWorkflow (object or JSON text → workflow, BAD_INPUT for the
  * UI format), detectWorkflow (where prompt, seed, size, settings and outputs live, BAD_INPUT naming
- * what is ambiguous), applyWorkflow (a copy with the values written in).
+ * what is ambiguous; DetectOptions.objectInfo: the server's node definitions), applyWorkflow (a copy
+ * with the values written in), NODE_FLAGS (the node overrides as command-line flags).
  */
 export {
   applyWorkflow,
   detectWorkflow,
   parseWorkflow,
+  NODE_FLAGS,
   type ComfyWorkflow,
+  type DetectOptions,
   type InputRef,
   type NodeOverrides,
+  type ObjectInfo,
+  type ObjectInfoClass,
   type WorkflowPlan,
 } from "./comfyui/workflow.ts";
 

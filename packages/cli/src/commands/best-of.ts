@@ -19,6 +19,7 @@ import {
 } from "@pickrank/selector";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
+import { addNodeFlags, nodeOverridesFromFlags, type NodeFlagOptions } from "../node-flags.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
 import { deviceLine, renderTable, writeJson, type Io } from "../ui.ts";
@@ -28,7 +29,7 @@ export const DEFAULT_URLS: Record<string, string> = {
   a1111: "http://127.0.0.1:7860",
 };
 
-interface BestOfCliOptions {
+interface BestOfCliOptions extends NodeFlagOptions {
   prompt?: string;
   prompts?: string;
   negative?: string;
@@ -122,7 +123,7 @@ async function readWorkflow(file: string): Promise<unknown> {
 }
 
 export function registerBestOf(program: Command, ctx: CommandContext): void {
-  program
+  const cmd = program
     .command("best-of")
     .description("Generate N candidates per prompt on ComfyUI or Automatic1111, score them with PickScore as they arrive, keep the best")
     .option("--prompt <text>", "the prompt")
@@ -185,6 +186,7 @@ with --out, running the same command again resumes).`,
         await runBestOf(ctx, opts);
       }),
     );
+  addNodeFlags(cmd);
 }
 
 async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<void> {
@@ -209,6 +211,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   if (urls.length === 0) throw new PickrankError("BAD_INPUT", `Expected --url for --backend ${opts.backend} (no default URL for that kind)`);
   const prompts = opts.prompts !== undefined ? await readPromptsFile(opts.prompts) : undefined;
   const workflow = opts.workflow !== undefined ? await readWorkflow(opts.workflow) : undefined;
+  const nodes = nodeOverridesFromFlags(opts, opts.backend);
 
   const params: GenerationParams = {};
   if (opts.steps !== undefined) params.steps = opts.steps;
@@ -227,7 +230,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     url,
     ...(auth !== undefined ? { auth } : {}),
     ...(workflow !== undefined ? { workflow } : {}),
-    ...(options !== undefined ? { options } : {}),
+    ...(options !== undefined || nodes !== undefined ? { options: { ...options, ...(nodes !== undefined ? { nodes } : {}) } } : {}),
   });
   // Several --url: one pool that spreads the candidates and retries a failed one on another server.
   const backend: Backend = urls.length === 1 ? createBackend(spec(urls[0]!)) : createBackend({ kind: "pool", url: "", options: { backends: urls.map(spec) } });
@@ -287,7 +290,9 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     if (opts.diverse !== undefined) bo.diverse = opts.diverse === true ? true : { threshold: opts.diverse };
     if (opts.out !== undefined) {
       // The workflow shapes the pixels but lives in the backend: resuming must require the same one.
-      const fingerprint = workflow !== undefined ? { workflow: createHash("sha256").update(JSON.stringify(workflow)).digest("hex") } : undefined;
+      const fingerprint = workflow !== undefined
+        ? { workflow: createHash("sha256").update(JSON.stringify(workflow)).update(nodes !== undefined ? JSON.stringify(nodes) : "").digest("hex") }
+        : undefined;
       bo.out = { dir: opts.out, keep: opts.keep, ...(fingerprint ? { fingerprint } : {}) };
     }
 
