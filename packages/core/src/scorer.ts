@@ -132,6 +132,14 @@ export class Scorer {
     return describeDeviceReport(this.deviceReport, verbose);
   }
 
+  /**
+   * CLIP tokens of `prompt` before truncation (start and end ids not counted): the text encoder reads
+   * the first 75 of them, so more than 75 means the rest is cut. Throws BAD_INPUT for a non-string.
+   */
+  countTokens(prompt: string): number {
+    return this.#tokenizer.countTokens(prompt);
+  }
+
   /** L2-normalized text embedding of a prompt, cached. */
   embedText(prompt: string): Promise<Float32Array> {
     this.#assertOpen();

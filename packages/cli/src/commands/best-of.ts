@@ -11,6 +11,8 @@ import { Scorer } from "@pickrank/core";
 import { invalidParameter, PickrankError, toPickrankError } from "@pickrank/contract";
 import {
   bestOf,
+  formatProb,
+  formatScore,
   serializeResult,
   type BestOfBatchResult,
   type BestOfEvent,
@@ -22,7 +24,7 @@ import { action, type CommandContext } from "../main.ts";
 import { addNodeFlags, nodeOverridesFromFlags, type NodeFlagOptions } from "../node-flags.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
-import { deviceLine, renderTable, writeJson, type Io } from "../ui.ts";
+import { deviceLine, formatBytes, renderTable, writeJson, type Io } from "../ui.ts";
 
 export const DEFAULT_URLS: Record<string, string> = {
   comfyui: "http://127.0.0.1:8188",
@@ -61,6 +63,9 @@ interface BestOfCliOptions extends NodeFlagOptions {
   diverse?: number | true;
   json?: boolean;
   quiet?: boolean;
+  // scoring prompt (selector/score-prompt.ts)
+  scorePrompt?: string;
+  scoreRawPrompt?: boolean;
 }
 
 function parseNonNegativeInt(v: string): number {
@@ -160,6 +165,12 @@ export function registerBestOf(program: Command, ctx: CommandContext): void {
     .option("--draft-size <WxH>", "draft-then-refine: render the N drafts at this size (e.g. 512x512)", parseSize)
     .option("--refine <k>", "draft-then-refine: re-render the best k drafts at full settings, same seeds (default max(top, min(n, 4)))", parsePositiveInt)
     .option("--diverse [threshold]", "with --top > 1: skip near-duplicates (image-embedding cosine above threshold, default 0.9)", parseThreshold)
+    // scoring prompt: what PickScore compares the images with (selector/score-prompt.ts)
+    .option(
+      "--score-prompt <text>",
+      "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
+    )
+    .option("--score-raw-prompt", "score against the prompt exactly as written, weights and tags included")
     .option("--json", "print the result object as JSON on stdout (what the bestOf API returns, without image bytes)")
     .option("--quiet", "no progress on stderr")
     .addHelpText(
@@ -196,6 +207,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     throw new PickrankError("BAD_INPUT", `Expected exactly one of --prompt <text> or --prompts <file> but received ${opts.prompt === undefined ? "neither" : "both"}`);
   }
   if (opts.prompt !== undefined && opts.prompt.trim() === "") throw invalidParameter("--prompt", "a non-empty prompt", opts.prompt);
+  checkScorePromptFlags(opts);
   if (opts.top > opts.n) throw invalidParameter("--top", `integer between 1 and -n (${opts.n})`, opts.top);
   if (opts.minSurvivors !== undefined && opts.minSurvivors > opts.n) throw invalidParameter("--min-survivors", `integer between 1 and -n (${opts.n})`, opts.minSurvivors);
   const drafting = opts.draftSteps !== undefined || opts.draftSize !== undefined;
@@ -288,6 +300,8 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
       };
     }
     if (opts.diverse !== undefined) bo.diverse = opts.diverse === true ? true : { threshold: opts.diverse };
+    if (opts.scorePrompt !== undefined) bo.scorePrompt = opts.scorePrompt;
+    if (opts.scoreRawPrompt) bo.scoreRawPrompt = true;
     if (opts.out !== undefined) {
       // The workflow shapes the pixels but lives in the backend: resuming must require the same one.
       const fingerprint = workflow !== undefined
@@ -330,13 +344,28 @@ function shortPath(file: string, cwd = process.cwd()): string {
   return rel === "" || rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
 }
 
-function fmtScore(x: number): string {
-  return x.toFixed(3);
+/** --score-prompt and --score-raw-prompt exclude each other; --score-prompt names one prompt's scoring text. */
+function checkScorePromptFlags(opts: BestOfCliOptions): void {
+  if (opts.scorePrompt !== undefined && opts.scoreRawPrompt) {
+    throw new PickrankError("BAD_INPUT", "Expected either --score-prompt <text> or --score-raw-prompt but received both");
+  }
+  if (opts.scorePrompt !== undefined && opts.prompts !== undefined) {
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected --score-prompt only with --prompt (one scoring text for one prompt) but received --prompts",
+    );
+  }
+  if (opts.scorePrompt !== undefined && opts.scorePrompt.trim() === "") {
+    throw invalidParameter("--score-prompt", "a non-empty text", opts.scorePrompt);
+  }
 }
+
+const fmtScore = formatScore;
 
 function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
   const out = io.stdout;
   if (header) out.write(`${header}\n`);
+  if (r.scorePrompt !== r.prompt) out.write(`scored as: ${r.scorePrompt}\n`);
   const picked = new Set(r.top.map((c) => c.index));
   const cwd = process.cwd();
   const headers = ["rank", "seed", "score", "prob"];
@@ -348,7 +377,7 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
   headers.push("top", "saved");
   align.push("left", "left");
   const rows = r.ranked.map((c) => {
-    const row = [String(c.rank), String(c.seed), fmtScore(c.score), c.prob.toFixed(4)];
+    const row = [String(c.rank), String(c.seed), fmtScore(c.score), formatProb(c.prob)];
     if (r.refine) row.push(c.draft ? `${c.draft.rank}/${r.refine.drafts.length}` : "", c.draft ? fmtScore(c.draft.score) : "");
     row.push(picked.has(c.index) ? "*" : "", c.file ? shortPath(c.file, cwd) : "");
     return row;
@@ -379,6 +408,13 @@ function printResult(io: Io, result: BestOfResult | BestOfBatchResult): void {
   } else {
     printRun(io, result, undefined);
     if (result.out) io.stdout.write(`result: ${shortPath(result.out.resultFile)}\n`);
+  }
+  if (result.out?.work && result.out.work.files > 0) {
+    const w = result.out.work;
+    io.stdout.write(
+      `work: ${w.files} rendered candidates (${formatBytes(w.bytes)}) kept in ${shortPath(w.dir)}, ` +
+        "so the same command with another --top, --diverse or --keep re-selects without rendering; delete that folder to free the space\n",
+    );
   }
 }
 

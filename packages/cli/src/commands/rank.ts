@@ -2,6 +2,7 @@ import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { PickrankError } from "@pickrank/contract";
 import { Scorer } from "@pickrank/core";
+import { formatProb, formatScore, resolveScorePrompt } from "@pickrank/selector";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
@@ -44,6 +45,8 @@ interface RankOptions {
   device: DeviceOption;
   batchSize: number;
   json?: boolean;
+  scorePrompt?: string;
+  scoreRawPrompt?: boolean;
 }
 
 export function registerRank(program: Command, ctx: CommandContext): void {
@@ -55,26 +58,38 @@ export function registerRank(program: Command, ctx: CommandContext): void {
     .option("--model <dir>", "converted model folder (default: the cached PickScore model, pulled on first use)")
     .option("--device <device>", "auto, cpu, webgpu or cuda; auto tries cuda, then webgpu, then cpu", parseDevice, "auto")
     .option("--batch-size <n>", "images per device run", parsePositiveInt, 8)
-    .option("--json", 'print {"prompt","device","results":[{file,score,prob,rank}]} best first')
+    .option(
+      "--score-prompt <text>",
+      "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
+    )
+    .option("--score-raw-prompt", "score against the prompt exactly as written, weights and tags included")
+    .option("--json", 'print {"prompt","scorePrompt","device","results":[{file,score,prob,rank}]} best first')
     .addHelpText("after", "\nScores compare images of the same prompt only; prob is the softmax of the scores over these images.")
     .action(
       action(ctx, async (args: string[], opts: RankOptions) => {
+        // The scoring prompt (selector/score-prompt.ts): checked before the model loads, its length after.
+        const scoring = { prompt: opts.prompt, scorePrompt: opts.scorePrompt, raw: opts.scoreRawPrompt };
+        resolveScorePrompt(scoring);
         const images = await expandImageArgs(args);
         const model = await resolveModel(ctx.io, opts.model, Boolean(opts.json));
         const scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize });
         try {
           ctx.io.stderr.write(deviceLine(scorer));
+          const { text: scorePrompt, warnings } = resolveScorePrompt({ ...scoring, countTokens: (t) => scorer.countTokens(t) });
+          for (const w of warnings) ctx.io.stderr.write(`pickrank: warning: ${w}\n`);
           const bar = new ProgressBar(ctx.io, "scoring", "items", Boolean(opts.json) || images.length <= scorer.batchSize);
-          const ranked = await scorer.rank(opts.prompt, images, { onProgress: (done, total) => bar.update(done, total) }).finally(() => bar.finish());
+          const onProgress = (done: number, total: number) => bar.update(done, total);
+          const ranked = await scorer.rank(scorePrompt, images, { onProgress }).finally(() => bar.finish());
           const results = ranked.map((r) => ({ file: images[r.index]!, score: r.score, prob: r.prob, rank: r.rank }));
           if (opts.json) {
-            writeJson(ctx.io, { prompt: opts.prompt, device: scorer.device, results });
+            writeJson(ctx.io, { prompt: opts.prompt, scorePrompt, device: scorer.device, results });
             return;
           }
+          if (scorePrompt !== opts.prompt) ctx.io.stdout.write(`scored as: ${scorePrompt}\n`);
           ctx.io.stdout.write(
             renderTable(
               ["rank", "score", "prob", "file"],
-              results.map((r) => [String(r.rank), r.score.toFixed(3), r.prob.toFixed(4), r.file]),
+              results.map((r) => [String(r.rank), formatScore(r.score), formatProb(r.prob), r.file]),
               ["right", "right", "right", "left"],
             ),
           );

@@ -205,7 +205,25 @@ export class ClipTokenizer {
   /** Exactly 77 ids: 49406, up to 75 content ids, 49407, then 49407 padding. */
   encode(text: string): number[] {
     if (typeof text !== "string") throw invalidParameter("text", "a string", text);
-    const max = this.contextLength - 2;
+    const content = this.contentIds(text, this.contextLength - 2);
+    const ids = new Array<number>(this.contextLength).fill(this.padId);
+    ids[0] = this.bosId;
+    for (let i = 0; i < content.length; i++) ids[i + 1] = content[i] as number;
+    ids[content.length + 1] = this.eosId;
+    return ids;
+  }
+
+  /**
+   * How many content ids `text` has before truncation (without the start and end ids): more than
+   * `contextLength - 2` (75) means {@link encode} cuts the rest. Throws BAD_INPUT for a non-string.
+   */
+  countTokens(text: string): number {
+    if (typeof text !== "string") throw invalidParameter("text", "a string", text);
+    return this.contentIds(text, Infinity).length;
+  }
+
+  /** The content ids of `text`, stopping after `max`. */
+  private contentIds(text: string, max: number): number[] {
     const content: number[] = [];
     outer: for (const raw of splitOn(text, EOS_TOKEN)) {
       if (raw.special) {
@@ -227,11 +245,7 @@ export class ClipTokenizer {
         }
       }
     }
-    const ids = new Array<number>(this.contextLength).fill(this.padId);
-    ids[0] = this.bosId;
-    for (let i = 0; i < content.length; i++) ids[i + 1] = content[i] as number;
-    ids[content.length + 1] = this.eosId;
-    return ids;
+    return content;
   }
 
   encodeBatch(texts: string[]): number[][] {
