@@ -126,18 +126,14 @@ export class ClipTokenizer {
 
   /**
    * Loads `tokenizer.json` (HF fast tokenizer) when the folder has one, else `vocab.json` + `merges.txt`.
-   * Throws BAD_TOKENIZER naming the file and what was expected.
+   * Throws NOT_FOUND when `dir` does not exist, BAD_TOKENIZER naming the file and what was expected otherwise.
    */
   static async fromDir(dir: string): Promise<ClipTokenizer> {
     if (typeof dir !== "string" || dir.length === 0) throw invalidParameter("dir", "a tokenizer folder path", dir);
     const st = await stat(dir).catch(() => undefined);
-    if (!st?.isDirectory()) {
-      throw new PickrankError(
-        "BAD_TOKENIZER",
-        `Expected a tokenizer folder with tokenizer.json or vocab.json + merges.txt but ${dir} ${st ? "is not a folder" : "does not exist"}`,
-        { details: { dir } },
-      );
-    }
+    const expected = "Expected a tokenizer folder with tokenizer.json or vocab.json + merges.txt";
+    if (!st) throw new PickrankError("NOT_FOUND", `${expected} but ${dir} does not exist`, { details: { path: dir } });
+    if (!st.isDirectory()) throw new PickrankError("BAD_TOKENIZER", `${expected} but ${dir} is not a folder`, { details: { dir } });
     const tokenizerJson = path.join(dir, "tokenizer.json");
     if (await isFile(tokenizerJson)) return ClipTokenizer.fromTokenizerJson(tokenizerJson);
     const vocabPath = path.join(dir, "vocab.json");
