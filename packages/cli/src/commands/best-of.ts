@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { createBackend, redactUrl, type Backend, type GenerationParams } from "@pickrank/adapters";
+import { createBackend, redactUrl, resolveAuth, type Backend, type GenerationParams } from "@pickrank/adapters";
 import { Scorer } from "@pickrank/core";
 import { invalidParameter, PickrankError, toPickrankError } from "@pickrank/contract";
 import {
@@ -39,6 +39,8 @@ interface BestOfCliOptions extends NodeFlagOptions {
   backend: string;
   url: string[];
   auth?: string;
+  authFile?: string;
+  stallTimeout?: number;
   workflow?: string;
   checkpoint?: string;
   seed?: number;
@@ -140,7 +142,9 @@ export function registerBestOf(program: Command, ctx: CommandContext): void {
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
-    .option("--auth <user:pass>", "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed")
+    .option("--auth <user:pass>", "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed, but visible in ps: prefer --auth-file or PICKRANK_AUTH")
+    .option("--auth-file <file>", "read the credentials (user:password, or a full Authorization header value) from the first line of this file")
+    .option("--stall-timeout <seconds>", "ComfyUI: fail when the server answers nothing, or our running prompt shows no progress, for this long (default 300); waiting behind other clients' work never counts", parsePositiveNumber)
     .option("--workflow <file>", "ComfyUI workflow in API format (default: the shipped txt2img workflow)")
     .option("--checkpoint <name>", "checkpoint to load (default: the workflow's, else the first the server lists)")
     .option("--seed <n>", "first seed; candidate i gets seed + i (default: random)", parseNonNegativeInt)
@@ -230,12 +234,15 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   if (opts.scheduler !== undefined) params.scheduler = opts.scheduler;
   if (opts.checkpoint !== undefined) params.checkpoint = opts.checkpoint;
 
+  // --auth, else --auth-file, else PICKRANK_AUTH: the last two stay out of ps and shell history.
+  const auth = (await resolveAuth({ auth: opts.auth, authFile: opts.authFile }))?.auth;
+  const options = opts.stallTimeout !== undefined ? { stallTimeoutMs: Math.round(opts.stallTimeout * 1000) } : undefined;
   const spec = (url: string) => ({
     kind: opts.backend,
     url,
-    ...(opts.auth !== undefined ? { auth: opts.auth } : {}),
+    ...(auth !== undefined ? { auth } : {}),
     ...(workflow !== undefined ? { workflow } : {}),
-    ...(nodes !== undefined ? { options: { nodes } } : {}),
+    ...(options !== undefined || nodes !== undefined ? { options: { ...options, ...(nodes !== undefined ? { nodes } : {}) } } : {}),
   });
   // Several --url: one pool that spreads the candidates and retries a failed one on another server.
   const backend: Backend = urls.length === 1 ? createBackend(spec(urls[0]!)) : createBackend({ kind: "pool", url: "", options: { backends: urls.map(spec) } });
@@ -253,6 +260,9 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     const health = await backend.check(ctl.signal);
     if (!health.ok) {
       const down = health.members ?? [health];
+      // Refused credentials are not a stopped server: say so with their own code.
+      const refused = down.find((x) => x.error?.code === "BACKEND_AUTH");
+      if (refused?.error) throw new PickrankError("BACKEND_AUTH", refused.error.message, { details: { backend: refused.backend } });
       const why = down.length > 1 ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}` : health.error ? `: ${health.error.message}` : "";
       throw new PickrankError(
         "BACKEND_UNREACHABLE",
