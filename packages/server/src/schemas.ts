@@ -88,7 +88,7 @@ export const TimingsSchema = z
   .object({
     preprocessMs: z.number().meta({ description: "decoding, resizing and normalizing this request's images" }),
     queuedMs: z.number().meta({ description: "waiting for a vision run (other requests' images, the batching window)" }),
-    inferenceMs: z.number().meta({ description: "the vision runs that carried this request's images, and text runs it waited for" }),
+    inferenceMs: z.number().meta({ description: "the vision runs that carried this request's images" }),
     totalMs: z.number().meta({ description: "from the request's arrival to its answer" }),
     batches: z.number().int().meta({ description: "vision runs that carried this request's images" }),
   })
