@@ -7,7 +7,7 @@
  * schema checks them and its messages name the flag (`minSurvivors` → `--min`).
  */
 import { readFile } from "node:fs/promises";
-import { createBackend, redactUrl, type Backend } from "@pickrank/adapters";
+import { createBackend, redactUrl, resolveAuth, type Backend } from "@pickrank/adapters";
 import { PickrankError, toPickrankError, type GenerationParams } from "@pickrank/contract";
 import { Scorer } from "@pickrank/core";
 import { bestOf, checkSettings, serializeResult, type BestOfBatchResult, type BestOfOptions, type BestOfResult } from "@pickrank/selector";
@@ -36,6 +36,8 @@ export interface BestOfCliOptions extends NodeFlagOptions {
   backend: string;
   url: string[];
   auth?: string;
+  authFile?: string;
+  stallTimeout?: number;
   workflow?: string;
   checkpoint?: string;
   seed?: number;
@@ -127,7 +129,21 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
     parse: collect as FlagSpec["parse"],
     default: [] as string[],
   },
-  { flags: "--auth <user:pass>", description: "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed" },
+  {
+    flags: "--auth <user:pass>",
+    description: "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed, but visible in ps: prefer --auth-file or PICKRANK_AUTH",
+  },
+  {
+    flags: "--auth-file <file>",
+    description: "read the credentials (user:password, or a full Authorization header value) from the first line of this file",
+  },
+  {
+    flags: "--stall-timeout <seconds>",
+    description:
+      "ComfyUI: fail when the server answers nothing, or our running prompt shows no progress, for this long (default 300); " +
+      "waiting behind other clients' work never counts",
+    parse: parsePositiveNumber,
+  },
   { flags: "--workflow <file>", description: "ComfyUI workflow in API format (default: the shipped txt2img workflow)" },
   {
     flags: "--checkpoint <name>",
@@ -368,14 +384,20 @@ export function settingsFromFlags(opts: BestOfCliOptions, prompts: string[] | un
 }
 
 /** The backend for the flags: one server, or a pool over every --url (it spreads the candidates and retries a failed one elsewhere). */
-function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow: unknown): Backend {
+async function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow: unknown): Promise<Backend> {
   const nodes = nodeOverridesFromFlags(opts, opts.backend);
+  // --auth, else --auth-file, else PICKRANK_AUTH: the last two stay out of ps and shell history.
+  const auth = (await resolveAuth({ auth: opts.auth, authFile: opts.authFile }))?.auth;
+  const options = {
+    ...(opts.stallTimeout !== undefined ? { stallTimeoutMs: Math.round(opts.stallTimeout * 1000) } : {}),
+    ...(nodes !== undefined ? { nodes } : {}),
+  };
   const spec = (url: string) => ({
     kind: opts.backend,
     url,
-    ...(opts.auth !== undefined ? { auth: opts.auth } : {}),
+    ...(auth !== undefined ? { auth } : {}),
     ...(workflow !== undefined ? { workflow } : {}),
-    ...(nodes !== undefined ? { options: { nodes } } : {}),
+    ...(Object.keys(options).length > 0 ? { options } : {}),
   });
   return urls.length === 1
     ? createBackend(spec(urls[0]!))
@@ -402,7 +424,7 @@ async function prepare(
   const settings = settingsFromFlags(opts, prompts);
   checkSettings(settings, CLI_OPTION_NAMES);
   const workflow = opts.workflow !== undefined ? await readWorkflow(opts.workflow) : undefined;
-  const backend = backendFromFlags(opts, urls, workflow);
+  const backend = await backendFromFlags(opts, urls, workflow);
   try {
     checkSettings({ ...settings, backend }, CLI_OPTION_NAMES); // the seed range is the backend's
   } catch (e) {
@@ -418,6 +440,9 @@ async function checkServer(backend: Backend, opts: BestOfCliOptions, urls: strin
   if (health.ok) return;
   const where = urls.map(redactUrl).join(", ");
   const down = health.members ?? [health];
+  // Refused credentials are not a stopped server: say so with their own code.
+  const refused = down.find((x) => x.error?.code === "BACKEND_AUTH");
+  if (refused?.error) throw new PickrankError("BACKEND_AUTH", refused.error.message, { details: { backend: refused.backend } });
   const why =
     down.length > 1
       ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}`
