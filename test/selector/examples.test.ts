@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeComfyUI, type FakeComfyUI } from "../fakes/comfyui-server.ts";
 import { repoRoot } from "../helpers/paths.ts";
 import { tinyModel } from "../helpers/tiny-model.ts";
-import { comfySettings } from "./cli-harness.ts";
+import { comfySettings } from "../helpers/best-of.ts";
 
 let fake: FakeComfyUI;
 let model: string;

@@ -9,10 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../../test/helpers/cli.ts";
 import { closedPort } from "../../../test/helpers/net.ts";
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await runCli(["best-of", ...args]);
-  return { code: r.code, out: r.stdout, err: r.stderr };
-}
+const run = (args: string[]) => runCli(["best-of", ...args]);
 
 
 let tmp: string;
@@ -29,7 +26,7 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of -n 0 says n must be a positive integer (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "0", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/-n, --n <count>.*Expected a positive integer but received "0"/s);
+    expect(r.stderr).toMatch(/-n, --n <count>.*Expected a positive integer but received "0"/s);
   });
 
   it("best-of -n -3 is refused too (exit 2)", async () => {
@@ -40,21 +37,21 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of --top larger than -n (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "4", "--top", "5", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected integer between 1 and -n (4) for --top but received 5 of type number [BAD_INPUT]");
+    expect(r.stderr).toContain("Expected integer between 1 and -n (4) for --top but received 5 of type number [BAD_INPUT]");
   });
 
   it("best-of without --prompt or --prompts (exit 2)", async () => {
     const r = await run(["-n", "4", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected exactly one of --prompt <text> or --prompts <file> but received neither");
+    expect(r.stderr).toContain("Expected exactly one of --prompt <text> or --prompts <file> but received neither");
   });
 
   it("best-of --workflow naming a missing file (exit 1, NOT_FOUND)", async () => {
     const missing = path.join(tmp, "nope.json");
     const r = await run(["--prompt", "p", "--workflow", missing, "--url", deadUrl]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`Expected a ComfyUI workflow in API format`);
-    expect(r.err).toContain(`at ${missing} but it could not be read (ENOENT) [NOT_FOUND]`);
+    expect(r.stderr).toContain(`Expected a ComfyUI workflow in API format`);
+    expect(r.stderr).toContain(`at ${missing} but it could not be read (ENOENT) [NOT_FOUND]`);
   });
 
   it("best-of --workflow that is not JSON (exit 2)", async () => {
@@ -62,7 +59,7 @@ describe("pickrank best-of bad arguments", () => {
     await writeFile(bad, "{ not json");
     const r = await run(["--prompt", "p", "--workflow", bad, "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/Expected JSON in the workflow file .* but it does not parse/);
+    expect(r.stderr).toMatch(/Expected JSON in the workflow file .* but it does not parse/);
   });
 
   it("best-of --prompts with an empty file (exit 2)", async () => {
@@ -70,53 +67,53 @@ describe("pickrank best-of bad arguments", () => {
     await writeFile(f, "\n# only a comment\n\n");
     const r = await run(["--prompts", f, "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected at least one prompt");
+    expect(r.stderr).toContain("Expected at least one prompt");
   });
 
   it("best-of against an unreachable server says where it looked, without the password (exit 1)", async () => {
     const url = deadUrl.replace("http://", "http://artist:s3cret@");
     const r = await run(["--prompt", "p", "--url", url, "--json"]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain("Could not reach the comfyui server at http://***@127.0.0.1:");
-    expect(r.err).toContain("[BACKEND_UNREACHABLE]");
-    expect(r.err + r.out).not.toContain("s3cret");
-    expect(JSON.parse(r.out).error.code).toBe("BACKEND_UNREACHABLE");
+    expect(r.stderr).toContain("Could not reach the comfyui server at http://***@127.0.0.1:");
+    expect(r.stderr).toContain("[BACKEND_UNREACHABLE]");
+    expect(r.stderr + r.stdout).not.toContain("s3cret");
+    expect(JSON.parse(r.stdout).error.code).toBe("BACKEND_UNREACHABLE");
   });
 
   it("best-of --auth is never echoed either", async () => {
     const r = await run(["--prompt", "p", "--backend", "a1111", "--url", deadUrl, "--auth", "artist:hunter2"]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain("Could not reach the a1111 server");
-    expect(r.err + r.out).not.toContain("hunter2");
+    expect(r.stderr).toContain("Could not reach the a1111 server");
+    expect(r.stderr + r.stdout).not.toContain("hunter2");
   });
 
   it("best-of --device with an unknown device (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--device", "tpu", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain('Expected one of auto, cpu, webgpu, cuda but received "tpu"');
+    expect(r.stderr).toContain('Expected one of auto, cpu, webgpu, cuda but received "tpu"');
   });
 
   it("best-of --backend with an unknown kind (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--backend", "midjourney", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/Expected one of .*"comfyui".* for kind but received "midjourney"/);
+    expect(r.stderr).toMatch(/Expected one of .*"comfyui".* for kind but received "midjourney"/);
   });
 
   it("best-of --refine without a draft setting (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "8", "--refine", "2", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected --draft-steps or --draft-size with --refine");
+    expect(r.stderr).toContain("Expected --draft-steps or --draft-size with --refine");
   });
 
   it("best-of --draft-size that is not WxH (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--draft-size", "big", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected WIDTHxHEIGHT");
+    expect(r.stderr).toContain("Expected WIDTHxHEIGHT");
   });
 
   it("best-of --keep with an unknown value (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--keep", "some", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/Allowed choices are top, all/);
+    expect(r.stderr).toMatch(/Allowed choices are top, all/);
   });
 });

@@ -6,17 +6,10 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { createBackend, redactUrl, type Backend, type GenerationParams } from "@pickrank/adapters";
-import { Scorer } from "@pickrank/core";
+import type { Backend, GenerationParams } from "@pickrank/adapters";
+import type { Scorer } from "@pickrank/core";
 import { invalidParameter, PickrankError, toPickrankError } from "@pickrank/contract";
-import {
-  bestOf,
-  serializeResult,
-  type BestOfBatchResult,
-  type BestOfEvent,
-  type BestOfOptions,
-  type BestOfResult,
-} from "@pickrank/selector";
+import type { BestOfBatchResult, BestOfEvent, BestOfOptions, BestOfResult } from "@pickrank/selector";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
@@ -215,6 +208,12 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   if (opts.scheduler !== undefined) params.scheduler = opts.scheduler;
   if (opts.checkpoint !== undefined) params.checkpoint = opts.checkpoint;
 
+  // The packages behind the command load once the arguments are known to be good: startup stays fast.
+  const [{ createBackend, redactUrl }, { Scorer }, { bestOf, serializeResult }] = await Promise.all([
+    import("@pickrank/adapters"),
+    import("@pickrank/core"),
+    import("@pickrank/selector"),
+  ]);
   const spec = (url: string) => ({
     kind: opts.backend,
     url,

@@ -1,5 +1,4 @@
 import { writeFileAtomic } from "@pickrank/contract";
-import { preprocessImage, CLIP_PREPROCESS } from "@pickrank/core";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { writeJson } from "../ui.ts";
@@ -13,6 +12,7 @@ export function registerPreprocess(program: Command, ctx: CommandContext): void 
     .option("--json", "print a summary as JSON")
     .action(
       action(ctx, async (image: string, opts: { out: string; json?: boolean }) => {
+        const { preprocessImage, CLIP_PREPROCESS } = await import("@pickrank/core");
         const px = await preprocessImage(image);
         await writeFileAtomic(opts.out, Buffer.from(px.buffer, px.byteOffset, px.byteLength));
         let sum = 0;

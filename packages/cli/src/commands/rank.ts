@@ -1,7 +1,6 @@
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { PickrankError } from "@pickrank/contract";
-import { Scorer } from "@pickrank/core";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
@@ -61,6 +60,7 @@ export function registerRank(program: Command, ctx: CommandContext): void {
       action(ctx, async (args: string[], opts: RankOptions) => {
         const images = await expandImageArgs(args);
         const model = await resolveModel(ctx.io, opts.model, Boolean(opts.json));
+        const { Scorer } = await import("@pickrank/core");
         const scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize });
         try {
           ctx.io.stderr.write(deviceLine(scorer));

@@ -10,7 +10,6 @@
  * The older PIL path (transformers 4's slow processor) is kept as `flavour: "pil"` for comparison.
  */
 import { readFile, stat } from "node:fs/promises";
-import sharp from "sharp";
 import type { Metadata } from "sharp";
 import { PickrankError, invalidParameter } from "@pickrank/contract";
 import { bicubicResizeCrop } from "./resample.ts";
@@ -131,8 +130,14 @@ function checkRaw(raw: RawImage, maxPixels: number): DecodedImage {
   return { data, width, height, channels };
 }
 
+/** sharp (libvips), imported on first decode so that loading pickrank does not load libvips. */
+async function loadSharp(): Promise<typeof import("sharp").default> {
+  return (await import("sharp")).default;
+}
+
 async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | undefined): Promise<DecodedImage> {
   const what = file ?? "the image";
+  const sharp = await loadSharp();
   if (bytes.length === 0) {
     throw new PickrankError("BAD_IMAGE", `Expected an encoded image (PNG, JPEG, WebP, …) but ${file ? `${file} is an empty file` : "the bytes are empty"}`, {
       details: { path: file },
