@@ -36,7 +36,7 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
   });
 }
 
-const tsx = (file: string, args: string[], env: Record<string, string>) => run(process.execPath, ["--import", "tsx", path.join("examples", file), ...args], env);
+const tsx = (file: string, args: string[], env: Record<string, string>) => run(process.execPath, ["--conditions=development", "--import", "tsx", path.join("examples", file), ...args], env);
 
 describe("examples", () => {
   it("select-best-of.ts (pipeline author) ranks N candidates and saves the top ones", async () => {

@@ -4,7 +4,7 @@
  * a progress bar, so the first run works out of the box.
  */
 // @pickrank/core is imported when a model is needed, not when the CLI starts (it loads the runtime).
-import type { ModelManifest, pullModel } from "@pickrank/core";
+import type { ModelManifest, PullOptions, PullResult } from "@pickrank/core";
 import { StepProgress, type Io } from "./ui.ts";
 
 export const DEFAULT_REPO = "yuvalkirstain/PickScore_v1";
@@ -20,11 +20,7 @@ export async function resolveModel(io: Io, model: string | undefined, quiet = fa
   return (await pullWithProgress(io, {}, quiet)).dir;
 }
 
-export async function pullWithProgress(
-  io: Io,
-  opts: Parameters<typeof pullModel>[0],
-  quiet = false,
-): Promise<Awaited<ReturnType<typeof pullModel>>> {
+export async function pullWithProgress(io: Io, opts: PullOptions, quiet = false): Promise<PullResult> {
   const { pullModel } = await import("@pickrank/core");
   const progress = new StepProgress(io, quiet);
   try {
