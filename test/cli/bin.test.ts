@@ -14,7 +14,10 @@ import { referenceDir, repoRoot } from "../helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../helpers/tiny-model.ts";
 
 const HEAVY = ["@pickrank/core", "@pickrank/adapters", "@pickrank/selector", "onnxruntime-node", "sharp"];
-const forbidHeavy = { nodeArgs: ["--import", path.join(repoRoot, "test/helpers/forbid-imports.mjs")], env: { PICKRANK_FORBID_IMPORTS: HEAVY.join(",") } };
+const forbidHeavy = {
+  nodeArgs: ["--import", path.join(repoRoot, "test/helpers/forbid-imports.mjs")],
+  env: { PICKRANK_FORBID_IMPORTS: HEAVY.join(",") },
+};
 const image = path.join(referenceDir, "images", "photo_768.jpg");
 
 let tmp: string;

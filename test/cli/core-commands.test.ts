@@ -255,14 +255,16 @@ describe("pickrank model pull / list / prune (fake hub, temp cache)", () => {
 
   it("an unreachable HF_ENDPOINT fails with DOWNLOAD_FAILED naming it", async () => {
     const port = await closedPort();
-    const r = await runCli(["model", "pull", "--json"], { env: { HF_ENDPOINT: `http://127.0.0.1:${port}`, PICKRANK_CACHE: path.join(tmp, "cache2") } });
+    const env2 = { HF_ENDPOINT: `http://127.0.0.1:${port}`, PICKRANK_CACHE: path.join(tmp, "cache2") };
+    const r = await runCli(["model", "pull", "--json"], { env: env2 });
     expect(r.code).toBe(1);
     expect(r.json<{ error: { code: string; message: string } }>().error.code).toBe("DOWNLOAD_FAILED");
     expect(r.stderr).toContain(`127.0.0.1:${port}`);
   });
 
   it("a reserved port in HF_ENDPOINT fails at once, saying fetch refuses it", async () => {
-    const r = await runCli(["model", "pull", "--json"], { env: { HF_ENDPOINT: "http://127.0.0.1:9", PICKRANK_CACHE: path.join(tmp, "cache3") } });
+    const env3 = { HF_ENDPOINT: "http://127.0.0.1:9", PICKRANK_CACHE: path.join(tmp, "cache3") };
+    const r = await runCli(["model", "pull", "--json"], { env: env3 });
     expect(r.code).toBe(1);
     expect(r.json<{ error: { code: string; message: string } }>().error.message).toMatch(/fetch refuses port 9 \(a reserved port\)/);
   });

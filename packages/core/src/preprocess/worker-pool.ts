@@ -39,7 +39,8 @@ type Reply = { id: number; px: Float32Array } | { id: number; error: { code: Err
  */
 function workerEntry(): { url: URL; execArgv: string[] } {
   if (!import.meta.url.endsWith(".ts")) return { url: new URL("./worker.js", import.meta.url), execArgv: process.execArgv };
-  const execArgv = process.execArgv.includes("--conditions=development") ? process.execArgv : [...process.execArgv, "--conditions=development"];
+  const dev = "--conditions=development";
+  const execArgv = process.execArgv.includes(dev) ? process.execArgv : [...process.execArgv, dev];
   return { url: new URL("./worker-dev.js", import.meta.url), execArgv };
 }
 

@@ -6,7 +6,9 @@ import { preprocessImage } from "./image.ts";
 
 const port = parentPort!;
 
-port.on("message", async (msg: { id: number; input: Parameters<typeof preprocessImage>[0]; settings: Parameters<typeof preprocessImage>[1] }) => {
+type Job = { id: number; input: Parameters<typeof preprocessImage>[0]; settings: Parameters<typeof preprocessImage>[1] };
+
+port.on("message", async (msg: Job) => {
   try {
     const px = await preprocessImage(msg.input, msg.settings);
     port.postMessage({ id: msg.id, px }, [px.buffer as ArrayBuffer]);
