@@ -46,21 +46,21 @@ export async function generateToDisk(o: PipelineOptions): Promise<PipelineResult
   await mkdir(o.out, { recursive: true });
   const result: PipelineResult = { files: [], failed: [] };
   const onEvent = (e: BackendEvent): void => {
-    if (e.type === "progress" && e.step === e.steps) log(`  ${e.backend}: candidate ${e.index ?? "?"} sampled`);
-    if (e.type === "retry") log(`  candidate ${e.index} (seed ${e.seed}) moves off ${e.backend}: ${e.reason}`);
+    if (e.type === "progress" && e.step === e.steps) log(`  ${e.backend}: candidate ${e.key ?? "?"} sampled`);
+    if (e.type === "retry") log(`  candidate ${e.key} (seed ${e.seed}) moves off ${e.backend}: ${e.reason}`);
   };
   try {
     const req = { prompt: o.prompt, n: o.n, onEvent, ...(o.negativePrompt !== undefined ? { negativePrompt: o.negativePrompt } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.params ? { params: o.params } : {}), ...(o.signal ? { signal: o.signal } : {}) };
     for await (const c of backend.generate(req)) {
       if (!c.ok) {
-        log(`✗ candidate ${c.index} (seed ${c.seed}) failed on ${c.backend}: ${c.error.message}`);
-        result.failed.push({ index: c.index, seed: c.seed, backend: c.backend, error: c.error });
+        log(`✗ candidate ${c.key} (seed ${c.seed}) failed on ${c.backend}: ${c.error.message}`);
+        result.failed.push({ index: Number(c.key), seed: c.seed, backend: c.backend, error: c.error });
         continue;
       }
-      const file = path.join(o.out, `${String(c.index).padStart(3, "0")}-seed${c.seed}${c.batchIndex === undefined ? "" : `-b${c.batchIndex}`}.${c.format === "jpeg" ? "jpg" : c.format}`);
+      const file = path.join(o.out, `${c.key.padStart(3, "0")}-seed${c.seed}${c.batchIndex === undefined ? "" : `-b${c.batchIndex}`}.${c.format === "jpeg" ? "jpg" : c.format}`);
       await writeFile(file, c.image);
       log(`✓ ${path.basename(file)} from ${c.backend} (queued ${c.timings.queuedMs} ms, render ${c.timings.renderMs} ms)`);
-      result.files.push({ index: c.index, seed: c.seed, backend: c.backend, file });
+      result.files.push({ index: Number(c.key), seed: c.seed, backend: c.backend, file });
     }
   } finally {
     if (backend instanceof PoolBackend) result.stats = backend.stats();

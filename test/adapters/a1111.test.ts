@@ -22,7 +22,7 @@ describe("A1111Backend.generate", () => {
     const events: BackendEvent[] = [];
     const b = new A1111Backend(f.url, FAST);
     const got = await collect(b.generate({ prompt: "a lighthouse", negativePrompt: "fog", n: 3, seed: 40, params: { steps: 3 }, onEvent: (e) => events.push(e) }));
-    expect(got.map((g) => [g.ok, g.index, g.seed])).toEqual([[true, 0, 40], [true, 1, 41], [true, 2, 42]]);
+    expect(got.map((g) => [g.ok, Number(g.key), g.seed])).toEqual([[true, 0, 40], [true, 1, 41], [true, 2, 42]]);
     for (const g of got) if (g.ok) expect(readFakeImageInfo(g.image)).toMatchObject({ seed: g.seed, prompt: "a lighthouse", negative: "fog" });
     expect(got[0]).toMatchObject({ format: "png", backend: `a1111@${f.url}` });
     expect(f.requests.map((r) => [r.seed, r.batch_size, r.n_iter])).toEqual([[40, 1, 1], [41, 1, 1], [42, 1, 1]]);
@@ -35,7 +35,7 @@ describe("A1111Backend.generate", () => {
     const got = await collect(new A1111Backend(f.url, FAST).generate({ prompt: "x", n: 4, seed: 10, params: { batchSize: 4, steps: 2 } }));
     expect(f.requests).toHaveLength(1);
     expect(f.requests[0]).toMatchObject({ seed: 10, batch_size: 4, n_iter: 1 });
-    expect(got.map((g) => (g.ok ? [g.index, g.seed, g.batchIndex, readFakeImageInfo(g.image)?.seed] : g.error.message))).toEqual([
+    expect(got.map((g) => (g.ok ? [Number(g.key), g.seed, g.batchIndex, readFakeImageInfo(g.image)?.seed] : g.error.message))).toEqual([
       [0, 10, 0, 10], [1, 11, 1, 11], [2, 12, 2, 12], [3, 13, 3, 13],
     ]);
   });
@@ -66,7 +66,7 @@ describe("A1111Backend.generate", () => {
     await collect(new A1111Backend(f.url, { ...FAST, progressIntervalMs: 10 }).generate({ prompt: "x", n: 1, seed: 1, params: { steps: 10 }, onEvent: (e) => events.push(e) }));
     const progress = events.filter((e) => e.type === "progress");
     expect(progress.length).toBeGreaterThan(2);
-    expect(progress[0]).toMatchObject({ index: 0, steps: 10 });
+    expect(progress[0]).toMatchObject({ key: "0", steps: 10 });
   });
 
   it("sends --api-auth credentials; a wrong password is a readable 401 without the secret", async () => {
@@ -113,7 +113,7 @@ describe("A1111Backend.generate", () => {
     const got: Generated[] = [];
     // Cancel once the server reports it is rendering the second candidate.
     const onEvent = (e: BackendEvent): void => {
-      if (e.type === "progress" && e.index === 1) ac.abort();
+      if (e.type === "progress" && Number(e.key) === 1) ac.abort();
     };
     const b = new A1111Backend(f.url, { ...FAST, progressIntervalMs: 10 });
     const err = await rejection(
@@ -122,7 +122,7 @@ describe("A1111Backend.generate", () => {
       })(),
     );
     expect(err.code).toBe("ABORTED");
-    expect(got.map((g) => g.index)).toEqual([0]);
+    expect(got.map((g) => Number(g.key))).toEqual([0]);
     expect(f.interrupts).toBe(1);
     await new Promise((r) => setTimeout(r, 50));
     expect(f.requests).toHaveLength(2);
@@ -151,7 +151,7 @@ describe("A1111Backend.check / listCheckpoints", () => {
   it("reports the loaded checkpoint and the model list", async () => {
     const f = await fake();
     const b = new A1111Backend(f.url, FAST);
-    expect(await b.check()).toMatchObject({ ok: true, info: { checkpoint: "v1-5-pruned-emaonly.safetensors [6ce0161689]" } });
+    expect(await b.check()).toMatchObject({ ok: true, kind: "a1111", checkpoint: "v1-5-pruned-emaonly.safetensors [6ce0161689]" });
     expect(await b.listCheckpoints()).toEqual(["v1-5-pruned-emaonly.safetensors [6ce0161689]", "sd_xl_base_1.0.safetensors [31e35c80fc]"]);
     await f.kill();
     expect((await b.check()).ok).toBe(false);

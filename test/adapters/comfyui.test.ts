@@ -26,10 +26,10 @@ describe("ComfyUIBackend.generate", () => {
     const events: BackendEvent[] = [];
     const got = await collect(b.generate({ prompt: "a red fox", negativePrompt: "ugly", n: 4, seed: 100, params: { width: 64, height: 64, steps: 3 }, onEvent: (e) => events.push(e) }));
     expect(got.map((g) => g.ok)).toEqual([true, true, true, true]);
-    expect(got.map((g) => g.index).sort()).toEqual([0, 1, 2, 3]);
+    expect(got.map((g) => Number(g.key)).sort()).toEqual([0, 1, 2, 3]);
     for (const g of got) {
       if (!g.ok) continue;
-      expect(g.seed).toBe(100 + g.index);
+      expect(g.seed).toBe(100 + Number(g.key));
       expect(g.format).toBe("png");
       expect(g.backend).toBe(`comfyui@${f.url}`);
       expect(readFakeImageInfo(g.image)).toEqual({ seed: g.seed, prompt: "a red fox", negative: "ugly", batchIndex: 0 });
@@ -43,7 +43,7 @@ describe("ComfyUIBackend.generate", () => {
     expect(events.filter((e) => e.type === "candidate")).toHaveLength(4);
     const progress = events.filter((e) => e.type === "progress");
     expect(progress.length).toBeGreaterThanOrEqual(12);
-    expect(progress[0]).toMatchObject({ index: 0, step: 1, steps: 3 });
+    expect(progress[0]).toMatchObject({ key: "0", step: 1, steps: 3 });
   });
 
   it("routes events by client_id: another client's socket sees status only", async () => {
@@ -66,8 +66,8 @@ describe("ComfyUIBackend.generate", () => {
     const b = new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, mode: "batch" });
     const got = await collect(b.generate({ prompt: "a boat", n: 5, seed: 7, params: { batchSize: 2 } }));
     expect(f.prompts.map((p) => p.prompt["5"]!.inputs.batch_size)).toEqual([2, 2, 1]);
-    const ok = got.filter((g) => g.ok).sort((a, b) => a.index - b.index);
-    expect(ok.map((g) => [g.index, g.seed, g.batchIndex])).toEqual([[0, 7, 0], [1, 7, 1], [2, 9, 0], [3, 9, 1], [4, 11, 0]]);
+    const ok = got.filter((g) => g.ok).sort((a, b) => Number(a.key) - Number(b.key));
+    expect(ok.map((g) => [Number(g.key), g.seed, g.batchIndex])).toEqual([[0, 7, 0], [1, 7, 1], [2, 9, 0], [3, 9, 1], [4, 11, 0]]);
     expect(ok.map((g) => readFakeImageInfo(g.image)?.batchIndex)).toEqual([0, 1, 0, 1, 0]);
   });
 
@@ -112,9 +112,9 @@ describe("ComfyUIBackend.generate", () => {
     const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 3, seed: 20, onEvent: (e) => events.push(e) }));
     const failed = got.filter((g) => !g.ok);
     expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ index: 1, seed: 21, error: { code: "BACKEND_REJECTED" } });
+    expect(failed[0]).toMatchObject({ key: "1", seed: 21, error: { code: "BACKEND_REJECTED" } });
     expect(!failed[0]!.ok && failed[0]!.error.message).toMatch(/at KSampler #3: torch.OutOfMemoryError: CUDA out of memory/);
-    expect(events.some((e) => e.type === "candidate-failed" && e.index === 1)).toBe(true);
+    expect(events.some((e) => e.type === "candidate-failed" && Number(e.key) === 1)).toBe(true);
   });
 
   it("works under the /api prefix (apiPrefix option, or a URL ending in /api)", async () => {
@@ -197,16 +197,16 @@ describe("ComfyUIBackend.generate", () => {
     const f = await fake({ stepDelayMs: 10, faults: { dropSocketsAfterMessages: 12 } });
     const events: BackendEvent[] = [];
     const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 4, seed: 3, params: { steps: 10 }, onEvent: (e) => events.push(e) }));
-    expect(got.filter((g) => g.ok).map((g) => g.index).sort()).toEqual([0, 1, 2, 3]);
+    expect(got.filter((g) => g.ok).map((g) => Number(g.key)).sort()).toEqual([0, 1, 2, 3]);
     expect(f.connections).toBeGreaterThanOrEqual(2);
     // Progress of the last prompt arrived over the new socket.
-    expect(events.some((e) => e.type === "progress" && e.index === 3)).toBe(true);
+    expect(events.some((e) => e.type === "progress" && Number(e.key) === 3)).toBe(true);
   });
 
   it("falls back to /history when the socket cannot come back", async () => {
     const f = await fake({ faults: { dropSocketsAfterMessages: 5, refuseReconnect: true } });
     const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 3, seed: 3 }));
-    expect(got.filter((g) => g.ok).map((g) => g.index).sort()).toEqual([0, 1, 2]);
+    expect(got.filter((g) => g.ok).map((g) => Number(g.key)).sort()).toEqual([0, 1, 2]);
     expect(f.connections).toBe(1);
   });
 
@@ -272,14 +272,14 @@ describe("ComfyUIBackend.check / listCheckpoints", () => {
     const f = await fake({ comboV2: true, checkpoints: ["a.safetensors", "b.ckpt"] });
     const b = new ComfyUIBackend(f.url, FAST);
     const c = await b.check();
-    expect(c).toMatchObject({ ok: true, info: { version: "0.3.99-fake", running: 0, pending: 0 } });
+    expect(c).toMatchObject({ ok: true, kind: "comfyui", version: "0.3.99-fake", queue: { running: 0, pending: 0 } });
     expect(await b.listCheckpoints()).toEqual(["a.safetensors", "b.ckpt"]);
     const old = await fake({ checkpoints: ["x.safetensors"] });
     expect(await new ComfyUIBackend(old.url, FAST).listCheckpoints()).toEqual(["x.safetensors"]);
     await f.kill();
     const down = await b.check();
     expect(down.ok).toBe(false);
-    expect(down.info?.code).toBe("BACKEND_UNREACHABLE");
+    expect(down.error?.code).toBe("BACKEND_UNREACHABLE");
   });
 
   it("errors are PickrankErrors", async () => {

@@ -22,9 +22,9 @@ async function a1111(o: FakeA1111Options = {}): Promise<{ fake: FakeA1111; backe
   closers.push(() => fake.close());
   return { fake, backend: new A1111Backend(fake.url, A1111) };
 }function expectAllOnce(got: Generated[], n: number, firstSeed: number): void {
-  expect(got.map((g) => g.index).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+  expect(got.map((g) => Number(g.key)).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
   for (const g of got) {
-    expect(g.seed).toBe(firstSeed + g.index);
+    expect(g.seed).toBe(firstSeed + Number(g.key));
     if (g.ok) expect(readFakeImageInfo(g.image)?.seed).toBe(g.seed);
   }
 }
@@ -105,9 +105,9 @@ describe("PoolBackend", () => {
     const pool = new PoolBackend([a.backend, b.backend], { concurrency: 1 });
     const got = await collect(pool.generate({ prompt: "x", n: 3, seed: 7, params: { steps: 1 }, onEvent: (e) => events.push(e) }));
     const failed = got.filter((g) => !g.ok);
-    expect(failed.map((g) => g.index)).toEqual([1]);
-    expect(events.filter((e) => e.type === "retry").map((e) => e.index)).toEqual([1]);
-    expect(events.filter((e) => e.type === "candidate-failed").map((e) => e.index)).toEqual([1]);
+    expect(failed.map((g) => Number(g.key))).toEqual([1]);
+    expect(events.filter((e) => e.type === "retry").map((e) => Number(e.key))).toEqual([1]);
+    expect(events.filter((e) => e.type === "candidate-failed").map((e) => Number(e.key))).toEqual([1]);
     expect(got.filter((g) => g.ok)).toHaveLength(2);
   });
 

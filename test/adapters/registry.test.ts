@@ -19,12 +19,14 @@ describe("registry", () => {
       const b: Backend = {
         id: `echo-test@${spec.url}`,
         kind: "echo-test",
+        maxSeed: 2 ** 32 - 1,
+        fingerprint: () => ({ kind: "echo-test" }),
         async *generate(req): AsyncGenerator<Generated> {
           for (const [index, seed] of resolveSeeds(req).entries()) {
-            yield { ok: true, index, seed, image: Buffer.from([0x89, 0x50, 0x4e, 0x47]), format: "png", backend: `echo-test@${spec.url}`, timings: { queuedMs: 0, renderMs: 0, totalMs: 0 } };
+            yield { ok: true, key: String(index), seed, image: Buffer.from([0x89, 0x50, 0x4e, 0x47]), format: "png", backend: `echo-test@${spec.url}`, timings: { queuedMs: 0, renderMs: 0, totalMs: 0 } };
           }
         },
-        check: async () => ({ ok: true }),
+        check: async () => ({ ok: true, backend: `echo-test@${spec.url}`, kind: "echo-test" }),
         close: async () => undefined,
       };
       return b;

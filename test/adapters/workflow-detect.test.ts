@@ -22,7 +22,7 @@ describe("detectWorkflow", () => {
     expect(plan.websocketOutput).toBe(false);
   });
 
-  it("treats SDXL base + refiner as one chain: both text encoders, both seeds, the refined output", () => {
+  it("treats SDXL base + refiner as one chain: both text encoders, the base's seed (the refiner adds no noise), the refined output", () => {
     const plan = detectWorkflow(SDXL_REFINER);
     expect(plan.samplers).toEqual(["10", "11"]);
     expect(plan.positive).toEqual([
@@ -31,7 +31,7 @@ describe("detectWorkflow", () => {
       { node: "15", input: "text" },
     ]);
     expect(plan.negative.map((r) => r.node)).toEqual(["7", "7", "16"]);
-    expect(plan.seed).toEqual([{ node: "10", input: "noise_seed" }, { node: "11", input: "noise_seed" }]);
+    expect(plan.seed).toEqual([{ node: "10", input: "noise_seed" }]);
     expect(plan.checkpoint).toEqual({ node: "4", input: "ckpt_name" }); // the base loader, not the refiner's
     expect(plan.outputs).toEqual([{ node: "19", classType: "SaveImage" }]);
   });
@@ -73,12 +73,15 @@ describe("detectWorkflow", () => {
     expect(msg).toContain("2 independent samplers with different positive prompts");
     expect(msg).toContain('KSampler #3 (positive prompt from CLIPTextEncode #6 "a cat")');
     expect(msg).toContain('KSampler #13 (positive prompt from CLIPTextEncode #16 "a dog")');
-    expect(msg).toContain("options.nodes.sampler");
+    expect(msg).toContain('Name its output with --output-node 9 (from code: nodes.output = "9") or the sampler with --sampler-node 3');
+    expect(msg).not.toContain("options.nodes");
 
-    const plan = detectWorkflow(TWO_SAMPLERS, { sampler: "13" });
-    expect(plan.positive).toEqual([{ node: "16", input: "text" }]);
-    expect(plan.seed).toEqual([{ node: "13", input: "seed" }]);
-    expect(plan.outputs).toEqual([{ node: "19", classType: "SaveImage" }]);
+    for (const nodes of [{ sampler: "13" }, { output: "19" }, { positive: "16" }]) {
+      const plan = detectWorkflow(TWO_SAMPLERS, nodes);
+      expect(plan.positive).toEqual([{ node: "16", input: "text" }]);
+      expect(plan.seed).toEqual([{ node: "13", input: "seed" }]);
+      expect(plan.outputs).toEqual([{ node: "19", classType: "SaveImage" }]);
+    }
   });
 
   it("handles a hires-fix chain, a prompt behind a primitive node, and ignores the first pass preview", () => {
@@ -99,7 +102,7 @@ describe("detectWorkflow", () => {
     const plan = detectWorkflow(SDXL_REFINER, { positive: ["6.text_g", "15"], seed: "10", output: "19" });
     expect(plan.positive).toEqual([{ node: "6", input: "text_g" }, { node: "15", input: "text" }]);
     expect(plan.seed).toEqual([{ node: "10", input: "noise_seed" }]);
-    expect(() => detectWorkflow(SD15, { positive: "99" })).toThrow(/no node "99"/);
+    expect(() => detectWorkflow(SD15, { positive: "99" })).toThrow(/for --prompt-node but it has no node "99"/);
     expect(() => detectWorkflow(SD15, { positive: "6.nope" })).toThrow(/has no input "nope"/);
   });
 
@@ -107,13 +110,13 @@ describe("detectWorkflow", () => {
     expect(() => detectWorkflow({ "1": { class_type: "SaveImage", inputs: {} } })).toThrow(/Expected a workflow with a sampler node/);
     const noSeed = structuredClone(FLUX);
     noSeed["25"] = { class_type: "DisableNoise", inputs: {} };
-    expect(() => detectWorkflow(noSeed)).toThrow(/seed input .* N candidates would be identical/);
+    expect(() => detectWorkflow(noSeed)).toThrow(/none of SamplerCustomAdvanced #13 adds noise .* N candidates would be identical/);
     const noOut = structuredClone(SD15);
     delete noOut["9"];
-    expect(() => detectWorkflow(noOut)).toThrow(/Expected an output node/);
+    expect(() => detectWorkflow(noOut)).toThrow(/Expected a node that saves or previews the images of KSampler #3 .* \(nodes at the end of its branch: VAEDecode #8 "VAE Decode"\); add one after its VAEDecode, or name it with --output-node <id or title>/);
     const twoOut = structuredClone(SD15);
     twoOut["10"] = { class_type: "SaveImage", inputs: { filename_prefix: "b", images: ["8", 0] } };
-    expect(() => detectWorkflow(twoOut)).toThrow(/2 SaveImage nodes \(SaveImage #9, SaveImage #10\).*nodes.output/);
+    expect(() => detectWorkflow(twoOut)).toThrow(/2 nodes save the images of KSampler #3: SaveImage #9 "Save Image" \(saves\); SaveImage #10 \(saves\)\. .*--output-node 9 .*, or --output-node 10$/);
   });
 });
 
@@ -145,7 +148,7 @@ describe("applyWorkflow", () => {
     expect(wf["15"]!.inputs.text).toBe("a red fox");
     expect(wf["16"]!.inputs.text).toBe("ugly");
     expect(wf["10"]!.inputs.noise_seed).toBe(42);
-    expect(wf["11"]!.inputs.noise_seed).toBe(42);
+    expect(wf["11"]!.inputs.noise_seed).toBe(0); // add_noise disabled: its seed changes nothing
     expect(wf["10"]!.inputs.steps).toBe(30);
     expect(wf["11"]!.inputs.cfg).toBe(5);
     expect(wf["5"]!.inputs).toMatchObject({ width: 832, height: 1216, batch_size: 1 });
@@ -164,6 +167,10 @@ describe("applyWorkflow", () => {
 
   it("refuses params the workflow has no place for", () => {
     expect(() => applyWorkflow(FLUX, detectWorkflow(FLUX), { prompt: "x", seed: 1, params: { cfgScale: 4 } })).toThrow(/Cannot set cfgScale/);
+    // BasicGuider carries no negative conditioning: a negative prompt would be dropped silently.
+    expect(() => applyWorkflow(FLUX, detectWorkflow(FLUX), { prompt: "x", negativePrompt: "y", seed: 1 })).toThrow(
+      /^Cannot set the negative prompt: the negative conditioning of sampler 13 leads to no text .*--negative-node/,
+    );
     expect(() => applyWorkflow(SD15, detectWorkflow(SD15), { prompt: "x", seed: 1, params: { extra: { "77": { a: 1 } } } })).toThrow(/no node "77"/);
   });
 });

@@ -68,9 +68,37 @@ describe("pickrank preprocess", () => {
     await writeFile(bad, "hello");
     const out = path.join(tmp, "bad.bin");
     const r = await runCli(["preprocess", bad, "--out", out]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2); // BAD_IMAGE is a bad input file: USAGE in the contract's table
     expect(r.stderr).toMatch(/BAD_IMAGE/);
     await expect(stat(out)).rejects.toThrow();
+  });
+
+  it("--max-pixels lowers the cap (the error names the flag) and takes only positive integers", async () => {
+    const out = path.join(tmp, "capped.bin");
+    const r = await runCli(["preprocess", images[0]!, "--out", out, "--max-pixels", "1000", "--json"]);
+    expect(r.code).toBe(2);
+    expect(r.json<{ error: { code: string; message: string } }>().error).toMatchObject({
+      code: "BAD_IMAGE",
+      message: expect.stringMatching(/at most 1000 pixels .* 1024×1024 .* --max-pixels/),
+    });
+    await expect(stat(out)).rejects.toThrow();
+    for (const bad of ["0", "-5", "1.5", "lots"]) {
+      const b = await runCli(["preprocess", images[0]!, "--out", out, "--max-pixels", bad]);
+      expect(b.code).toBe(2);
+      expect(b.stderr).toMatch(/Expected a positive integer number of pixels/);
+    }
+    expect((await runCli(["preprocess", images[0]!, "--out", out, "--max-pixels", "1_048_576"])).code).toBe(0);
+  });
+
+  it("a 10240×7168 upscale (73 MP, which PIL opens without a warning) passes the default cap; --max-pixels refuses it", async () => {
+    const upscale = path.join(sharedDir, "cases/upscaled_73mp_1bit.png");
+    const r = await runCli(["preprocess", upscale, "--out", path.join(tmp, "up.bin"), "--max-pixels", "73400319", "--json"]);
+    expect(r.code).toBe(2);
+    expect(r.json<{ error: { message: string } }>().error.message).toMatch(/10240×7168 = 73\.4 megapixels; .*--max-pixels/);
+    // The default: the header check passes and the whole image decodes (the resize is left out: seconds of CPU).
+    const { decodeImage } = await import("@pickrank/core");
+    const d = await decodeImage(upscale);
+    expect([d.width, d.height]).toEqual([10240, 7168]);
   });
 
   it("without --out is a usage error (exit 2)", async () => {
@@ -140,10 +168,74 @@ describe("pickrank rank", () => {
     expect(r.json<{ error: { code: string } }>().error.code).toBe("DEVICE_UNAVAILABLE");
   });
 
-  it("a missing image file fails naming it", async () => {
-    const r = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "x", path.join(tmp, "nope.png")]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("nope.png");
+  it("a missing image file is NOT_FOUND (exit 2) naming it, before any model loads", async () => {
+    const r = await runCli(["rank", "--model", "/nonexistent/model", "--prompt", "x", "--json", images[0]!, path.join(tmp, "nope.png")]);
+    expect(r.code).toBe(2);
+    expect(r.json<{ error: { code: string; message: string } }>().error).toMatchObject({
+      code: "NOT_FOUND",
+      message: expect.stringContaining(path.join(tmp, "nope.png")),
+    });
+  });
+
+  it("an empty or blank --prompt is BAD_INPUT (exit 2), as best-of has it", async () => {
+    for (const prompt of ["", "   "]) {
+      const r = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", prompt, "--json", images[0]!]);
+      expect(r.code).toBe(2);
+      expect(r.json<{ error: { code: string; message: string } }>().error).toMatchObject({
+        code: "BAD_INPUT",
+        message: expect.stringContaining("Expected a non-empty prompt for --prompt"),
+      });
+    }
+  });
+
+  it("one truncated PNG in a folder: the others are scored, the bad one listed with its error, exit 3 (PARTIAL)", async () => {
+    const dir = path.join(tmp, "folder-partial");
+    await mkdir(dir, { recursive: true });
+    for (const [i, n] of ["a.png", "c.jpg", "d.png"].entries()) await copyFile(images[i]!, path.join(dir, n));
+    const png = await readFile(images[0]!);
+    await writeFile(path.join(dir, "b-truncated.png"), png.subarray(0, Math.floor(png.length / 3)));
+    const r = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", "--json", dir]);
+    expect(r.code, r.stderr).toBe(3);
+    type Out = {
+      results: { file: string; score: number; prob: number; rank: number }[];
+      failed: { file: string; error: { code: string; message: string } }[];
+    };
+    const j = r.json<Out>();
+    expect(j.results.map((x) => path.basename(x.file)).sort()).toEqual(["a.png", "c.jpg", "d.png"]);
+    expect(j.results.map((x) => x.rank)).toEqual([1, 2, 3]);
+    expect(j.results.reduce((a, x) => a + x.prob, 0)).toBeCloseTo(1, 5);
+    expect(j.failed).toEqual([
+      {
+        file: path.join(dir, "b-truncated.png"),
+        error: expect.objectContaining({ code: "BAD_IMAGE", message: expect.stringContaining("b-truncated.png") }),
+      },
+    ]);
+    // The same scores as the good files alone.
+    const rank = (...args: string[]) => runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", ...args]);
+    const good = await rank("--json", ...j.results.map((x) => x.file));
+    expect(good.code).toBe(0);
+    expect(good.json<Out>().results).toEqual(j.results);
+    expect(r.stderr).toMatch(/scored 3 of 4 images; 1 could not be read .*\[PARTIAL\]/);
+    // People: the table, then the file that was not scored with its error.
+    const t = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", dir]);
+    expect(t.code).toBe(3);
+    expect(t.stdout).toMatch(/not scored \(1\):[\s\S]*b-truncated\.png\s+BAD_IMAGE: Expected a complete, decodable image/);
+  });
+
+  it("--max-pixels applies to rank: an image over it is listed, the rest scored (exit 3); none scored: exit 2", async () => {
+    const rank = (...args: string[]) => runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", "--json", ...args]);
+    const r = await rank("--max-pixels", "600000", ...images);
+    expect(r.code, r.stderr).toBe(3);
+    const j = r.json<{ results: { file: string }[]; failed: { file: string; error: { code: string; message: string } }[] }>();
+    expect(j.results.map((x) => x.file).sort()).toEqual([images[1]!, images[2]!].sort());
+    expect(j.failed.map((f) => [f.file, f.error.code])).toEqual([[images[0]!, "BAD_IMAGE"]]);
+    expect(j.failed[0]!.error.message).toMatch(/--max-pixels/);
+    const none = await rank("--max-pixels", "1000", ...images);
+    expect(none.code).toBe(2);
+    expect(none.json<{ error: { code: string; message: string } }>().error).toMatchObject({
+      code: "BAD_IMAGE",
+      message: expect.stringContaining("None of the 3 images could be scored"),
+    });
   });
 
   it("a folder stands for the images inside it (not other files, not subfolders), scored like the files named one by one", async () => {
@@ -181,6 +273,41 @@ describe("pickrank rank", () => {
     expect(r.stderr).toMatch(/scoring .* 4\/10/);
     expect(r.stderr).toMatch(/scoring .* 100% 10\/10/);
     expect(r.stdout).not.toContain("scoring");
+  });
+});
+
+describe("missing input files are NOT_FOUND (exit 2), like malformed ones, in every command that reads them", () => {
+  const missing = "/nonexistent/pickrank-input";
+  const cases: [string, string[]][] = [
+    ["tokenize --tokenizer", ["tokenize", "--tokenizer", missing, "--json", "x"]],
+    ["model convert <hf-dir>", ["model", "convert", missing, "--out", "/nonexistent/out", "--json"]],
+    ["preprocess <image>", ["preprocess", `${missing}.png`, "--out", "/nonexistent/out.bin", "--json"]],
+    ["rank <image>", ["rank", "--prompt", "x", "--json", `${missing}.png`]],
+  ];
+  for (const [name, args] of cases) {
+    it(name, async () => {
+      const r = await runCli(args);
+      expect(r.code).toBe(2);
+      expect(r.json<{ error: { code: string } }>().error.code).toBe("NOT_FOUND");
+      expect(r.stderr).toContain(missing);
+    });
+  }
+  it("model convert --tokenizer and rank --model", async () => {
+    const convert = await runCli(["model", "convert", tinyClipDir, "--out", path.join(tmp, "nf-out"), "--tokenizer", missing, "--json"]);
+    expect(convert.code).toBe(2);
+    expect(convert.json<{ error: { code: string; details: { option: string } } }>().error).toMatchObject({
+      code: "NOT_FOUND",
+      details: { option: "--tokenizer" },
+    });
+    const rank = await runCli(["rank", "--model", missing, "--prompt", "x", "--json", images[0]!]);
+    expect(rank.code).toBe(2);
+    const error = rank.json<{ error: { code: string; details: { option: string } } }>().error;
+    expect(error).toMatchObject({ code: "NOT_FOUND", details: { option: "--model" } });
+  });
+  it("a folder that is not a tokenizer stays BAD_TOKENIZER (exit 1)", async () => {
+    const r = await runCli(["tokenize", "--tokenizer", tmp, "--json", "x"]);
+    expect(r.code).toBe(1);
+    expect(r.json<{ error: { code: string } }>().error.code).toBe("BAD_TOKENIZER");
   });
 });
 

@@ -15,6 +15,7 @@ import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { deflateSync } from "node:zlib";
 import { WebSocketServer, type WebSocket } from "ws";
+import { coreObjectInfo } from "./comfyui-object-info.ts";
 
 // ---- deterministic PNGs -------------------------------------------------------------------------
 
@@ -142,6 +143,12 @@ export interface FakeComfyUIOptions {
   previews?: boolean;
   /** Newer servers' object_info combo format ["COMBO", {options}] instead of [[names], {}]. */
   comboV2?: boolean;
+  /**
+   * Custom node classes the server has, as /object_info describes them (see comfyui-object-info.ts
+   * customClass): served by /object_info, accepted in prompts, run as pass-through nodes, and those with
+   * output_node true save images like SaveImage.
+   */
+  nodeClasses?: Record<string, Record<string, unknown>>;
   faults?: {
     /** Routes that never answer ("execute": prompts are accepted but never run). */
     hang?: (ComfyRoute | "execute")[];
@@ -206,6 +213,8 @@ function isLink(v: unknown): v is [string, number] {
 
 export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
   const checkpoints = opts.checkpoints ?? ["sd15.safetensors", "sdxl_base_1.0.safetensors"];
+  const nodeClasses = opts.nodeClasses ?? {};
+  const isOutputClass = (ct: string): boolean => OUTPUT_CLASSES.has(ct) || nodeClasses[ct]?.output_node === true;
   const stepDelay = opts.stepDelayMs ?? 1;
   const maxSide = opts.maxImageSide ?? 64;
   const faults = opts.faults ?? {};
@@ -298,7 +307,7 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       if (!n || typeof n.class_type !== "string") {
         return { ok: false, error: { type: "invalid_prompt", message: "Cannot execute because a node is missing the class_type property.", details: `Node ID '#${id}'`, extra_info: {} }, nodeErrors: {} };
       }
-      if (!KNOWN.has(n.class_type)) {
+      if (!KNOWN.has(n.class_type) && !Object.hasOwn(nodeClasses, n.class_type)) {
         return {
           ok: false,
           error: { type: "missing_node_type", message: `Cannot execute because node ${n.class_type} does not exist.`, details: `Node ID '#${id}'`, extra_info: { node_id: id, class_type: n.class_type, node_title: n._meta?.title ?? n.class_type } },
@@ -306,7 +315,7 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
         };
       }
     }
-    const outputs = Object.keys(p).filter((id) => OUTPUT_CLASSES.has(String(p[id]!.class_type)));
+    const outputs = Object.keys(p).filter((id) => isOutputClass(String(p[id]!.class_type)));
     if (outputs.length === 0) return { ok: false, error: { type: "prompt_no_outputs", message: "Prompt has no outputs", details: "", extra_info: {} }, nodeErrors: {} };
     const nodeErrors: Record<string, { errors: unknown[]; dependent_outputs: string[]; class_type: string }> = {};
     const bad = (id: string, err: Record<string, unknown>): void => {
@@ -441,7 +450,7 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
           value = { latent: { ...latent, seeds: [...latent.seeds, seed], texts: [...latent.texts, text], negatives: [...latent.negatives, negative] } };
         } else if (ct === "VAEDecode") {
           value = { images: linked(ins.samples).latent };
-        } else if (OUTPUT_CLASSES.has(ct)) {
+        } else if (isOutputClass(ct)) {
           const l = linked(ins.images).images as Latent | undefined;
           const lat: Latent = l ?? { w: 64, h: 64, batch: 1, seeds: [0], texts: [""], negatives: [""] };
           const scale = Math.min(1, maxSide / Math.max(lat.w, lat.h));
@@ -650,24 +659,9 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       }
       if (req.method === "GET" && (path === "/object_info" || path.startsWith("/object_info/"))) {
         const cls = path.startsWith("/object_info/") ? decodeURIComponent(path.slice("/object_info/".length)) : undefined;
-        const ckpt = opts.comboV2 ? ["COMBO", { options: checkpoints, tooltip: "The name of the checkpoint (model) to load." }] : [checkpoints, { tooltip: "The name of the checkpoint (model) to load." }];
-        const info = {
-          CheckpointLoaderSimple: {
-            input: { required: { ckpt_name: ckpt } },
-            input_order: { required: ["ckpt_name"] },
-            output: ["MODEL", "CLIP", "VAE"],
-            output_is_list: [false, false, false],
-            output_name: ["MODEL", "CLIP", "VAE"],
-            name: "CheckpointLoaderSimple",
-            display_name: "Load Checkpoint",
-            description: "Loads a diffusion model checkpoint.",
-            python_module: "nodes",
-            category: "loaders",
-            output_node: false,
-          },
-        };
+        const info: Record<string, unknown> = { ...coreObjectInfo(checkpoints, opts.comboV2), ...nodeClasses };
         if (cls === undefined) return json(res, 200, info);
-        return json(res, 200, cls === "CheckpointLoaderSimple" ? info : {});
+        return json(res, 200, cls !== undefined && Object.hasOwn(info, cls) ? { [cls]: info[cls] } : {});
       }
       if (req.method === "GET" && path === "/system_stats") {
         return json(res, 200, {

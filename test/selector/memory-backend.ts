@@ -4,7 +4,7 @@
  * for failures, a backend dying mid-run, delays, JPEG output and near-duplicates.
  */
 import sharp from "sharp";
-import type { Backend, BackendEvent, GenerateRequest, Generated } from "@pickrank/adapters";
+import type { Backend, BackendEvent, GenerateRequest, Generated, HealthReport } from "@pickrank/contract";
 import { PickrankError } from "@pickrank/contract";
 
 export interface MemoryBackendOptions {
@@ -32,8 +32,14 @@ export class MemoryBackend implements Backend {
 
   constructor(private readonly o: MemoryBackendOptions = {}) {}
 
-  async check(): Promise<{ ok: boolean; info?: Record<string, unknown> }> {
-    return { ok: !this.o.unreachable };
+  readonly maxSeed = Number.MAX_SAFE_INTEGER;
+
+  fingerprint(): Record<string, unknown> {
+    return { kind: this.kind };
+  }
+
+  async check(): Promise<HealthReport> {
+    return { ok: !this.o.unreachable, backend: this.id, kind: this.kind };
   }
 
   async close(): Promise<void> {
@@ -44,6 +50,7 @@ export class MemoryBackend implements Backend {
     this.requests.push({ ...req, signal: undefined, onEvent: undefined });
     if (this.o.unreachable) throw new PickrankError("BACKEND_UNREACHABLE", "Could not reach memory backend; expected it to be running");
     const seeds = req.seeds ?? Array.from({ length: req.n }, (_, i) => (req.seed ?? 0) + i);
+    const keys = req.keys ?? seeds.map((_, i) => String(i));
     const emit = (e: BackendEvent) => req.onEvent?.(e);
     for (let i = 0; i < seeds.length; i++) {
       if (req.signal?.aborted) throw new PickrankError("ABORTED", "generation aborted", { cause: req.signal.reason });
@@ -51,20 +58,20 @@ export class MemoryBackend implements Backend {
         throw new PickrankError("BACKEND_UNREACHABLE", "memory backend went away mid-run; expected it to stay up");
       }
       const seed = seeds[i]!;
-      emit({ type: "queued", backend: this.id, index: i, seed });
+      emit({ type: "queued", backend: this.id, key: keys[i]!, seed });
       if (this.o.delayMs) await sleep(this.o.delayMs, req.signal);
       if (this.o.failSeeds?.includes(seed)) {
         const error = new PickrankError("BACKEND_REJECTED", `render of seed ${seed} failed`);
-        emit({ type: "candidate-failed", backend: this.id, index: i, seed, error });
-        yield { ok: false, index: i, seed, backend: this.id, error };
+        emit({ type: "candidate-failed", backend: this.id, key: keys[i]!, seed, error });
+        yield { ok: false, key: keys[i]!, seed, backend: this.id, error };
         continue;
       }
       const image = this.o.garbageSeeds?.includes(seed)
         ? Buffer.from("not an image at all")
         : await renderSeed(this.o.duplicateOf?.[seed] ?? seed, req.params?.steps ?? 20, req.params?.width ?? 64, this.o.format ?? "png");
       this.rendered.push(seed);
-      emit({ type: "candidate", backend: this.id, index: i, seed });
-      yield { ok: true, index: i, seed, image, format: this.o.format ?? "png", backend: this.id, timings: { queuedMs: 0, renderMs: 1, totalMs: 1 } };
+      emit({ type: "candidate", backend: this.id, key: keys[i]!, seed });
+      yield { ok: true, key: keys[i]!, seed, image, format: this.o.format ?? "png", backend: this.id, timings: { queuedMs: 0, renderMs: 1, totalMs: 1 } };
     }
   }
 }

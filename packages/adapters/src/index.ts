@@ -9,7 +9,7 @@ export type {
   GenerateRequest,
   Generated,
   GenerationParams,
-} from "./types.ts";
+} from "@pickrank/contract";
 export { backendKinds, createBackend, registerBackend } from "./registry.ts";
 export { parseEndpoint, redactUrl } from "./http.ts";
 export { resolveSeeds } from "./util.ts";
@@ -18,7 +18,19 @@ export { ComfyUIBackend, type ComfyUIOptions } from "./comfyui/backend.ts";
 export { DEFAULT_TXT2IMG_WORKFLOW } from "./comfyui/default-workflow.ts";
 export { A1111Backend, describeA1111Error, type A1111Options } from "./a1111/backend.ts";
 export { PoolBackend, type PoolMember, type PoolOptions, type PoolServerStats } from "./pool.ts";
-export { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type InputRef, type NodeOverrides, type WorkflowPlan } from "./comfyui/workflow.ts";
+export {
+  applyWorkflow,
+  detectWorkflow,
+  parseWorkflow,
+  NODE_FLAGS,
+  type ComfyWorkflow,
+  type DetectOptions,
+  type InputRef,
+  type NodeOverrides,
+  type ObjectInfo,
+  type ObjectInfoClass,
+  type WorkflowPlan,
+} from "./comfyui/workflow.ts";
 
 import { PickrankError } from "@pickrank/contract";
 import { registerBackend } from "./registry.ts";
@@ -26,7 +38,7 @@ import { ComfyUIBackend, type ComfyUIOptions } from "./comfyui/backend.ts";
 import { A1111Backend, type A1111Options } from "./a1111/backend.ts";
 import { createBackend } from "./registry.ts";
 import { PoolBackend, type PoolMember, type PoolOptions } from "./pool.ts";
-import type { Backend, BackendSpec } from "./types.ts";
+import type { Backend, BackendSpec } from "@pickrank/contract";
 
 registerBackend("comfyui", (spec) => {
   const o: ComfyUIOptions = { ...(spec.options as ComfyUIOptions | undefined) };

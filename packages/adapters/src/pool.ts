@@ -1,5 +1,5 @@
 import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
-import type { Backend, BackendEvent, GenerateRequest, Generated } from "./types.ts";
+import type { Backend, GenerateRequest, Generated, HealthReport } from "@pickrank/contract";
 import { Channel, abortError, beginRun, isPositiveInt } from "./util.ts";
 
 export interface PoolMember {
@@ -39,7 +39,7 @@ export interface PoolServerStats {
 }
 
 interface Item {
-  index: number;
+  key: string;
   seed: number;
   tried: Set<number>;
   attempts: number;
@@ -99,21 +99,32 @@ export class PoolBackend implements Backend {
     return this.members.map((m) => ({ ...m.stats }));
   }
 
-  async check(signal?: AbortSignal): Promise<{ ok: boolean; info?: Record<string, unknown> }> {
-    const results = await Promise.all(this.members.map((m) => this.checkMember(m, signal)));
-    return { ok: results.some((r) => r.ok), info: { servers: results.map((r, i) => ({ backend: this.members[i]!.backend.id, ok: r.ok, ...r.info })) } };
+  /** Every member's check() (each under checkTimeoutMs); up when at least one member is. */
+  async check(signal?: AbortSignal): Promise<HealthReport> {
+    const members = await Promise.all(this.members.map((m) => this.checkMember(m, signal)));
+    return { ok: members.some((r) => r.ok), backend: this.id, kind: this.kind, members };
+  }
+
+  /** The members' fingerprints, in order (a resumed run must use the same servers' settings). */
+  fingerprint(): Record<string, unknown> {
+    return { kind: this.kind, members: this.members.map((m) => m.backend.fingerprint()) };
+  }
+
+  /** The smallest maxSeed of the members: every seed must be valid on whichever server renders it. */
+  get maxSeed(): number {
+    return Math.min(...this.members.map((m) => m.backend.maxSeed));
   }
 
   async close(): Promise<void> {
     await Promise.all(this.members.map((m) => m.backend.close()));
   }
 
-  private async checkMember(m: MemberState, signal?: AbortSignal): Promise<{ ok: boolean; info?: Record<string, unknown> }> {
+  private async checkMember(m: MemberState, signal?: AbortSignal): Promise<HealthReport> {
     const timeout = AbortSignal.timeout(this.checkTimeoutMs);
     try {
       return await m.backend.check(signal ? AbortSignal.any([signal, timeout]) : timeout);
     } catch (e) {
-      return { ok: false, info: { error: toPickrankError(e, "BACKEND_UNREACHABLE").message } };
+      return { ok: false, backend: m.backend.id, kind: m.backend.kind, error: toPickrankError(e, "BACKEND_UNREACHABLE").toJSON() };
     }
   }
 
@@ -122,7 +133,7 @@ export class PoolBackend implements Backend {
   }
 
   private async *run(req: GenerateRequest): AsyncGenerator<Generated> {
-    const { seeds, emit } = beginRun(this.id, req);
+    const { seeds, keys, emit } = beginRun(this.id, req);
     const members = this.members;
     const up = new Set<number>();
     if (this.checkFirst) {
@@ -130,11 +141,11 @@ export class PoolBackend implements Backend {
       checks.forEach((c, i) => {
         members[i]!.stats.up = c.ok;
         if (c.ok) up.add(i);
-        else members[i]!.stats.lastError = String(c.info?.error ?? "check failed");
+        else members[i]!.stats.lastError = c.error?.message ?? "check failed";
       });
       if (up.size === 0) {
-        throw new PickrankError("BACKEND_UNREACHABLE", `No server of ${this.id} is up: ${checks.map((c, i) => `${members[i]!.backend.id} (${String(c.info?.error ?? "check failed")})`).join("; ")}`, {
-          details: { backend: this.id, servers: checks.map((c, i) => ({ backend: members[i]!.backend.id, ...c.info })) },
+        throw new PickrankError("BACKEND_UNREACHABLE", `No server of ${this.id} is up: ${checks.map((c) => `${c.backend} (${c.error?.message ?? "check failed"})`).join("; ")}`, {
+          details: { backend: this.id, members: checks },
         });
       }
     } else members.forEach((_, i) => up.add(i));
@@ -144,7 +155,7 @@ export class PoolBackend implements Backend {
     req.signal?.addEventListener("abort", onUserAbort, { once: true });
     const channel = new Channel<Generated>();
     ac.signal.addEventListener("abort", () => channel.close(abortError(this.id, ac.signal.reason)), { once: true });
-    const pending: Item[] = seeds.map((seed, index) => ({ index, seed, tried: new Set(), attempts: 0 }));
+    const pending: Item[] = seeds.map((seed, i) => ({ key: keys[i]!, seed, tried: new Set(), attempts: 0 }));
     const inFlight = members.map(() => 0);
     const busySince: (number | undefined)[] = members.map(() => undefined);
     const tasks = new Set<Promise<void>>();
@@ -156,10 +167,10 @@ export class PoolBackend implements Backend {
       if (resolved >= req.n) channel.close();
     };
     const giveUp = (item: Item): void => {
-      const error = item.lastError ?? new PickrankError("BACKEND_UNREACHABLE", `No server of ${this.id} is left to render candidate ${item.index}`, { details: { backend: this.id } });
+      const error = item.lastError ?? new PickrankError("BACKEND_UNREACHABLE", `No server of ${this.id} is left to render candidate ${item.key} (seed ${item.seed})`, { details: { backend: this.id } });
       const backend = item.lastBackend ?? this.id;
-      emit({ type: "candidate-failed", backend, index: item.index, seed: item.seed, error });
-      settle({ ok: false, index: item.index, seed: item.seed, backend, error });
+      emit({ type: "candidate-failed", backend, key: item.key, seed: item.seed, error });
+      settle({ ok: false, key: item.key, seed: item.seed, backend, error });
     };
     const fail = (mi: number, item: Item, err: PickrankError, serverGone: boolean): void => {
       if (ac.signal.aborted) return;
@@ -173,7 +184,7 @@ export class PoolBackend implements Backend {
       const elsewhere = [...up].some((u) => !item.tried.has(u));
       if (elsewhere && item.attempts < this.maxAttempts) {
         m.stats.retriedElsewhere++;
-        emit({ type: "retry", backend: m.backend.id, index: item.index, seed: item.seed, reason: err.message });
+        emit({ type: "retry", backend: m.backend.id, key: item.key, seed: item.seed, reason: err.message });
         pending.push(item);
       } else giveUp(item);
     };
@@ -183,49 +194,40 @@ export class PoolBackend implements Backend {
       if (inFlight[mi]! === 0) busySince[mi] = Date.now();
       inFlight[mi]!++;
       for (const it of chunk) it.attempts++;
-      const done = new Set<number>();
+      const done = new Set<string>();
+      const byKey = new Map(chunk.map((it) => [it.key, it]));
       const task = (async () => {
         const sub: GenerateRequest = {
           prompt: req.prompt,
           n: chunk.length,
           seeds: chunk.map((it) => it.seed),
+          keys: chunk.map((it) => it.key),
           signal: ac.signal,
           onEvent: (e) => {
             // Failures and retries are the pool's to report: a failed candidate may yet succeed elsewhere.
-            if (e.type === "candidate-failed" || e.type === "retry") return;
-            if (e.type === "progress") {
-              const pe: BackendEvent = { type: "progress", backend: e.backend, step: e.step, steps: e.steps };
-              const it = e.index === undefined ? undefined : chunk[e.index];
-              if (it) pe.index = it.index;
-              emit(pe);
-              return;
-            }
-            const it = chunk[e.index];
-            if (it) emit({ ...e, index: it.index });
+            if (e.type !== "candidate-failed" && e.type !== "retry") emit(e);
           },
         };
         if (req.negativePrompt !== undefined) sub.negativePrompt = req.negativePrompt;
         if (req.params !== undefined) sub.params = req.params;
         try {
           for await (const g of m.backend.generate(sub)) {
-            const it = chunk[g.index];
-            if (it === undefined || done.has(g.index)) continue;
-            done.add(g.index);
+            const it = byKey.get(g.key);
+            if (it === undefined || done.has(g.key)) continue;
+            done.add(g.key);
             if (g.ok) {
               m.stats.completed++;
               m.renderSum += g.timings.renderMs;
-              settle({ ...g, index: it.index });
+              settle(g);
             } else fail(mi, it, g.error, SERVER_LEVEL.has(g.error.code));
           }
-          const missing = chunk.filter((_, k) => !done.has(k));
+          const missing = chunk.filter((it) => !done.has(it.key));
           const err = new PickrankError("BACKEND_PROTOCOL", `${m.backend.id} ended its run without a result for ${missing.length} candidate(s)`, { details: { backend: m.backend.id } });
           for (const it of missing) fail(mi, it, err, true);
         } catch (e) {
           // A member that throws can do nothing with this request: off the list for this run.
           const err = toPickrankError(e, "BACKEND_UNREACHABLE");
-          chunk.forEach((it, k) => {
-            if (!done.has(k)) fail(mi, it, err, true);
-          });
+          for (const it of chunk) if (!done.has(it.key)) fail(mi, it, err, true);
         } finally {
           inFlight[mi]!--;
           if (inFlight[mi] === 0 && busySince[mi] !== undefined) {

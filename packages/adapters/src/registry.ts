@@ -1,5 +1,5 @@
 import { PickrankError, invalidParameter } from "@pickrank/contract";
-import type { Backend, BackendFactory, BackendSpec } from "./types.ts";
+import type { Backend, BackendFactory, BackendSpec } from "@pickrank/contract";
 
 const factories = new Map<string, BackendFactory>();
 

@@ -1,6 +1,6 @@
 import { abortedError, invalidParameter, type PickrankError } from "@pickrank/contract";
 export { Channel, sleep } from "@pickrank/contract";
-import type { BackendEvent, GenerateRequest } from "./types.ts";
+import type { BackendEvent, GenerateRequest } from "@pickrank/contract";
 
 /** Largest seed every backend accepts (A1111 and the SD samplers use 32-bit seeds). */
 export const MAX_SEED = 0xffff_ffff;
@@ -39,6 +39,16 @@ export function resolveSeeds(req: GenerateRequest): number[] {
   return Array.from({ length: req.n }, (_, i) => first + i);
 }
 
+/** The caller's key of each candidate (GenerateRequest.keys), or "0".."n-1". */
+export function resolveKeys(req: GenerateRequest): string[] {
+  if (req.keys === undefined) return Array.from({ length: req.n }, (_, i) => String(i));
+  if (!Array.isArray(req.keys) || req.keys.length !== req.n || req.keys.some((k) => typeof k !== "string")) {
+    throw invalidParameter("keys", `an array of exactly n = ${req.n} strings`, req.keys);
+  }
+  if (new Set(req.keys).size !== req.keys.length) throw invalidParameter("keys", "unique strings", req.keys);
+  return [...req.keys];
+}
+
 export function validateParams(params: GenerateRequest["params"]): void {
   if (params === undefined) return;
   if (params === null || typeof params !== "object") throw invalidParameter("params", "an object", params);
@@ -62,8 +72,9 @@ export function validateParams(params: GenerateRequest["params"]): void {
  * What every backend's generate() does first: validate the request, refuse an already aborted one,
  * and wrap the caller's event listener so that a listener that throws cannot break the run.
  */
-export function beginRun(backend: string, req: GenerateRequest): { seeds: number[]; emit: (e: BackendEvent) => void } {
+export function beginRun(backend: string, req: GenerateRequest): { seeds: number[]; keys: string[]; emit: (e: BackendEvent) => void } {
   const seeds = resolveSeeds(req);
+  const keys = resolveKeys(req);
   validateParams(req.params);
   if (req.signal?.aborted) throw abortError(backend, req.signal.reason);
   const emit = (e: BackendEvent): void => {
@@ -73,7 +84,7 @@ export function beginRun(backend: string, req: GenerateRequest): { seeds: number
       // A failing listener must not break the run.
     }
   };
-  return { seeds, emit };
+  return { seeds, keys, emit };
 }
 
 export function sniffFormat(b: Uint8Array): "png" | "jpeg" | "webp" | undefined {

@@ -2,7 +2,7 @@
  * What people see: progress on stderr (bars on a terminal, sparse lines otherwise), tables on
  * stdout, errors printed readably with an exit code. Programs use --json and read stdout only.
  */
-import { isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
+import { ERROR_TABLE, isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -15,16 +15,13 @@ export function writeJson(io: Io, value: unknown): void {
   io.stdout.write(JSON.stringify(value, null, 2) + "\n");
 }
 
-/** Exit codes: 2 for a bad command line or argument, 130 for an interrupted run, 1 for the rest. */
+/**
+ * Exit code of an error: the contract's code table (`ERROR_TABLE[code].exit`): 2 (USAGE) for bad
+ * arguments and input files (BAD_INPUT, BAD_IMAGE, NOT_FOUND, …), 3 (PARTIAL) for part of the work
+ * done, 130 for an interrupted run, 1 for the rest.
+ */
 export function exitCodeFor(code: ErrorCode): number {
-  switch (code) {
-    case "BAD_INPUT":
-      return 2;
-    case "ABORTED":
-      return 130;
-    default:
-      return 1;
-  }
+  return ERROR_TABLE[code].exit;
 }
 
 /** Prints an error (and, with --json, the same error as JSON on stdout) and returns the exit code. */

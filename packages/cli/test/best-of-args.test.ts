@@ -46,10 +46,10 @@ describe("pickrank best-of bad arguments", () => {
     expect(r.stderr).toContain("Expected exactly one of --prompt <text> or --prompts <file> but received neither");
   });
 
-  it("best-of --workflow naming a missing file (exit 1, NOT_FOUND)", async () => {
+  it("best-of --workflow naming a missing file (exit 2, NOT_FOUND: the contract's table)", async () => {
     const missing = path.join(tmp, "nope.json");
     const r = await run(["--prompt", "p", "--workflow", missing, "--url", deadUrl]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(`Expected a ComfyUI workflow in API format`);
     expect(r.stderr).toContain(`at ${missing} but it could not be read (ENOENT) [NOT_FOUND]`);
   });

@@ -72,11 +72,35 @@ export interface Candidate {
   /** e.g. "comfyui@http://127.0.0.1:8188" (never credentials). */
   backend: string;
   timings: CandidateTimings;
-  /**
-   * The settings that produced the image, as the server reported them (A1111's infotext, ComfyUI's
-   * prompt graph with its seed) for the PNG metadata and result.json.
-   */
-  meta?: Record<string, unknown>;
+  /** The settings that produced the image, for result.json and the PNG metadata. */
+  meta?: CandidateMeta;
+}
+
+/** The generation settings of one candidate, as far as the backend knows them. */
+export interface RenderSettings {
+  checkpoint?: string;
+  steps?: number;
+  cfgScale?: number;
+  sampler?: string;
+  scheduler?: string;
+  width?: number;
+  height?: number;
+  negativePrompt?: string;
+  /** Anything else the server reported (denoising strength, clip skip …), by A1111's infotext names. */
+  other?: Record<string, string | number>;
+}
+
+/** What a backend knows about how a candidate was made. */
+export interface CandidateMeta {
+  settings?: RenderSettings;
+  /** A1111: the infotext the server wrote for this image (its "parameters" text). */
+  infotext?: string;
+  /** ComfyUI: the API-format prompt (workflow) actually queued, with its seed, to embed as the PNG "prompt" chunk. */
+  comfyPrompt?: Record<string, unknown>;
+  /** ComfyUI: the prompt_id on the server. */
+  promptId?: string;
+  /** The seed asked for, when the server rendered another one. */
+  requestedSeed?: number;
 }
 
 /** A candidate that could not be rendered or scored; the same shape in every package. */
@@ -102,6 +126,8 @@ export interface HealthReport {
   error?: ErrorJSON;
   /** The server's version, when it says. */
   version?: string;
+  /** The checkpoint the server has loaded (A1111), when it says. */
+  checkpoint?: string;
   /** Prompts on the server (everyone's, not only ours), when it says. */
   queue?: { running: number; pending: number };
   /** For a pool: each member's report. */

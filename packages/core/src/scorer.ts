@@ -35,6 +35,11 @@ export interface ScorerOptions {
   threads?: number;
   /** Prompts whose text embedding is kept. Default 1024. */
   textCacheSize?: number;
+  /**
+   * Largest width×height of an image to decode, checked from its header (BAD_IMAGE above it).
+   * Default `DEFAULT_MAX_PIXELS` (178,956,970, PIL's DecompressionBombError bound); the CLI's `--max-pixels`.
+   */
+  maxPixels?: number;
 }
 
 export interface ScoredImage {
@@ -46,6 +51,21 @@ export interface ScoredImage {
 export interface RankedImage extends ScoredImage {
   rank: number;
 }
+
+/** An image that could not be scored: its input position and why (BAD_IMAGE, NOT_FOUND or FILESYSTEM). */
+export interface ImageFailure {
+  index: number;
+  error: PickrankError;
+}
+
+/** `rankSettled`'s result: the images scored (ranked among themselves) and the ones that failed. */
+export interface SettledRanking {
+  ranked: RankedImage[];
+  failed: ImageFailure[];
+}
+
+/** Error codes that belong to one image (its file or bytes), not to the scorer: settled per image. */
+const PER_IMAGE_CODES: ReadonlySet<string> = new Set(["BAD_IMAGE", "NOT_FOUND", "FILESYSTEM"]);
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;
@@ -83,6 +103,7 @@ export class Scorer {
     concurrency: number;
     textCacheSize: number;
     workers: number;
+    maxPixels: number | undefined;
   }) {
     this.modelDir = init.modelDir;
     this.manifest = init.manifest;
@@ -95,7 +116,7 @@ export class Scorer {
     this.batchSize = init.batchSize;
     this.#concurrency = init.concurrency;
     this.#textCacheSize = init.textCacheSize;
-    this.#preprocess = init.manifest.preprocess;
+    this.#preprocess = init.maxPixels === undefined ? init.manifest.preprocess : { ...init.manifest.preprocess, maxPixels: init.maxPixels };
     this.#pool = init.workers > 0 ? new PreprocessPool(init.workers) : undefined;
   }
 
@@ -110,6 +131,7 @@ export class Scorer {
     const concurrency = positiveInt("preprocessConcurrency", opts.preprocessConcurrency ?? Math.max(4, batchSize, 2 * workers));
     const textCacheSize = positiveInt("textCacheSize", opts.textCacheSize ?? 1024);
     if (opts.threads !== undefined) positiveInt("threads", opts.threads);
+    const maxPixels = opts.maxPixels === undefined ? undefined : positiveInt("maxPixels", opts.maxPixels);
     const modelDir = path.resolve(opts.model);
     const manifest = await readManifest(modelDir);
     const tokenizer = await ClipTokenizer.fromDir(path.join(modelDir, manifest.tokenizer.dir));
@@ -124,12 +146,20 @@ export class Scorer {
         throw e;
       }
     });
-    return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize, workers });
+    return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize, workers, maxPixels });
   }
 
   /** One line for logs: which device runs and why the others were skipped (`verbose`: the whole reasons). */
   describeDevice(verbose = false): string {
     return describeDeviceReport(this.deviceReport, verbose);
+  }
+
+  /**
+   * CLIP tokens of `prompt` before truncation (start and end ids not counted): the text encoder reads
+   * the first 75 of them, so more than 75 means the rest is cut. Throws BAD_INPUT for a non-string.
+   */
+  countTokens(prompt: string): number {
+    return this.#tokenizer.countTokens(prompt);
   }
 
   /** L2-normalized text embedding of a prompt, cached. */
@@ -167,6 +197,15 @@ export class Scorer {
    * `preprocessConcurrency` images, so decoding the next batch overlaps inference of this one.
    */
   async embedImages(images: readonly ImageInput[], opts: CallOptions = {}): Promise<Float32Array[]> {
+    return (await this.#embed(images, opts, false)) as Float32Array[];
+  }
+
+  /**
+   * Embeds what it can: one entry per input, the embedding or the image's own error (BAD_IMAGE,
+   * NOT_FOUND, FILESYSTEM) when `settle`; other errors (device, abort) still throw. Without `settle`
+   * the first image error throws, naming the image.
+   */
+  async #embed(images: readonly ImageInput[], opts: CallOptions, settle: boolean): Promise<(Float32Array | PickrankError)[]> {
     this.#assertOpen();
     if (!Array.isArray(images)) throw invalidParameter("images", "an array of image paths, Buffers or raw pixels", images);
     const { signal } = opts;
@@ -190,19 +229,27 @@ export class Scorer {
       while (next < images.length && next < limit) startOne();
     };
     fill(this.#concurrency);
-    const result: Float32Array[] = [];
+    const result: (Float32Array | PickrankError)[] = [];
     for (let start = 0; start < images.length; start += this.batchSize) {
       const end = Math.min(images.length, start + this.batchSize);
       fill(end + this.#concurrency);
       const batch = new Float32Array((end - start) * plane);
+      const errors = new Map<number, PickrankError>();
+      let count = 0;
       for (let i = start; i < end; i++) {
-        const px = await pending[i]!;
+        const px = await pending[i]!.catch((e: unknown) => {
+          const err = e as PickrankError;
+          if (!settle || !PER_IMAGE_CODES.has(err.code)) throw err;
+          errors.set(i, err);
+          return undefined;
+        });
         throwIfAborted(signal, "scoring");
-        batch.set(px, (i - start) * plane);
+        if (px) batch.set(px, count++ * plane);
       }
       // Keep the decoder busy while the device runs this batch.
       fill(end + this.#concurrency + this.batchSize);
-      result.push(...(await this.#runVision(batch, end - start)));
+      const embeds = count > 0 ? await this.#runVision(batch.subarray(0, count * plane), count) : [];
+      for (let i = start, k = 0; i < end; i++) result.push(errors.get(i) ?? (embeds[k++] as Float32Array));
       throwIfAborted(signal, "scoring");
       opts.onProgress?.(end, images.length);
     }
@@ -265,6 +312,23 @@ export class Scorer {
     return rankScores(await this.score(prompt, images, opts));
   }
 
+  /**
+   * Like `rank`, but an image that cannot be read (BAD_IMAGE, NOT_FOUND, FILESYSTEM) is listed in
+   * `failed` instead of stopping the others; probabilities are the softmax over the images scored.
+   * Other failures (device, model, abort) still throw. `index` is always the position in `images`.
+   */
+  async rankSettled(prompt: string, images: readonly ImageInput[], opts: CallOptions = {}): Promise<SettledRanking> {
+    if (!Array.isArray(images) || images.length === 0) {
+      throw invalidParameter("images", "a non-empty array of image paths, Buffers or raw pixels", images);
+    }
+    const [text, embeds] = await Promise.all([this.embedText(prompt), this.#embed(images, opts, true)]);
+    const failed: ImageFailure[] = [];
+    const ok: { index: number; embed: Float32Array }[] = [];
+    embeds.forEach((e, index) => (e instanceof PickrankError ? failed.push({ index, error: e }) : ok.push({ index, embed: e })));
+    const scored = this.scoreEmbeddings(text, ok.map((o) => o.embed)).map((s, k) => ({ index: ok[k]!.index, ...s }));
+    return { ranked: rankScores(scored), failed };
+  }
+
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
@@ -273,7 +337,7 @@ export class Scorer {
   }
 
   #assertOpen(): void {
-    if (this.#disposed) throw new PickrankError("BAD_INPUT", "This Scorer was disposed; create a new one with Scorer.create()");
+    if (this.#disposed) throw new PickrankError("CLOSED", "This Scorer was disposed; create a new one with Scorer.create()");
   }
 }
 

@@ -77,17 +77,6 @@ export function referenceErrors(o: TinyOutputs, ref: Reference): Record<string, 
   };
 }
 
-/**
- * The fp16 bound per output, measured on ORT 1.30's CPU provider (x86): 1.1e-3 text, 5.2e-4 image
- * embeddings, 4.6e-4 logits, 4.8e-3 probabilities (exp(logit_scale) = 100 amplifies logit errors in
- * the softmax). The CPU provider runs some fp16 ops through fp32 (inserted casts), so this is mostly the
- * fp16 rounding of weights and of activations between ops. The bounds leave ~4x headroom; a wiring
- * mistake shows as errors of order 1 (fp32 reaches ~5e-7).
- */
-export function fp16Bound(output: string): number {
-  return output.startsWith("probs") ? 2e-2 : 5e-3;
-}
-
 /** For each prompt, the index of the image with the highest logit ([image][prompt] row-major). */
 export function bestImagePerPrompt(logitsPerImage: ArrayLike<number>, ref: Reference): number[] {
   return ref.prompts.map((_, p) => {

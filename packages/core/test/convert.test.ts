@@ -8,12 +8,22 @@
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertModel } from "../src/convert/convert.ts";
+import { openSession } from "../src/runtime/ort.ts";
 import { readManifest } from "../src/model/manifest.ts";
 import { tinyClipDir } from "../../../test/helpers/paths.ts";
-import { bestImagePerPrompt, fp16Bound, loadReference, maxRelErr, referenceErrors, runTiny, scoreAll, type Reference, type TinyOutputs } from "./convert-helpers.ts";
+import {
+  bestImagePerPrompt,
+  loadReference,
+  maxRelErr,
+  referenceErrors,
+  runTiny,
+  scoreAll,
+  type Reference,
+  type TinyOutputs,
+} from "./convert-helpers.ts";
+import { parityBound } from "./tolerances.ts";
 
 let ref: Reference;
 let tmp: string;
@@ -33,16 +43,16 @@ afterAll(async () => {
 });
 
 describe("convertModel parity with the transformers reference (tiny CLIP, ORT CPU)", () => {
-  it("fp32 graphs match every output within 1e-4", () => {
+  it("fp32 graphs match every output within the fp32 bounds of tolerances.ts", () => {
     const e = referenceErrors(outputs.fp32!, ref);
     console.log("fp32 max relative error per output:", JSON.stringify(e));
-    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(1e-4);
+    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(parityBound("fp32", k));
   });
 
-  it("fp16 graphs stay within the measured fp16 bound and rank images like the reference", () => {
+  it("fp16 graphs stay within the fp16 bounds of tolerances.ts and rank images like the reference", () => {
     const e = referenceErrors(outputs.fp16!, ref);
     console.log("fp16 max relative error per output:", JSON.stringify(e));
-    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(fp16Bound(k));
+    for (const [k, v] of Object.entries(e)) expect(v, k).toBeLessThan(parityBound("fp16", k));
     // Same best image for every prompt as the reference.
     const s = scoreAll(outputs.fp16!, ref.logit_scale);
     expect(bestImagePerPrompt(s.logitsPerImage, ref)).toEqual(bestImagePerPrompt(ref.logits_per_image.flat(), ref));
@@ -66,20 +76,21 @@ describe("convertModel parity with the transformers reference (tiny CLIP, ORT CP
   });
 
   it("declares input_ids/pixel_values and text_embeds/image_embeds with a dynamic batch, fp32 at the edges in fp16 too", async () => {
-    for (const dtype of ["fp32", "fp16"]) {
-      const text = await ort.InferenceSession.create(path.join(tmp, dtype, "text.onnx"));
-      const vision = await ort.InferenceSession.create(path.join(tmp, dtype, "vision.onnx"));
+    for (const dtype of ["fp32", "fp16"] as const) {
+      const text = await openSession(path.join(tmp, dtype, "text.onnx"), "cpu");
+      const vision = await openSession(path.join(tmp, dtype, "vision.onnx"), "cpu");
       expect(text.inputNames).toEqual(["input_ids"]);
       expect(text.outputNames).toEqual(["text_embeds"]);
       expect(vision.inputNames).toEqual(["pixel_values"]);
       expect(vision.outputNames).toEqual(["image_embeds"]);
       // Batch of one through the same graph (the parity run used batches of 4 and 6).
       const ids = BigInt64Array.from(ref.input_ids[1]!.map(BigInt));
-      const r = await text.run({ input_ids: new ort.Tensor("int64", ids, [1, 77]) });
+      const r = await text.run({ input_ids: { type: "int64", data: ids, dims: [1, 77] } });
       const out = r.text_embeds!;
       expect(out.type).toBe("float32");
       expect(out.dims).toEqual([1, 16]);
-      expect(maxRelErr(out.data as Float32Array, ref.text_embeds_unnormalized[1]!)).toBeLessThan(dtype === "fp32" ? 1e-4 : 5e-3);
+      const err = maxRelErr(out.data as Float32Array, ref.text_embeds_unnormalized[1]!);
+      expect(err).toBeLessThan(parityBound(dtype, "text_embeds_unnormalized"));
       await text.release();
       await vision.release();
     }

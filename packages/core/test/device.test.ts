@@ -2,7 +2,9 @@ import { mkdtemp, rm, writeFile, cp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cudaProviderMissing, describeDeviceReport, openOnDevice, openSession, parseDeviceRequest, Scorer } from "../src/index.ts";
+import { Scorer } from "../src/index.ts";
+import { describeDeviceReport, openOnDevice, parseDeviceRequest } from "../src/runtime/device.ts";
+import { cudaProviderMissing, openSession } from "../src/runtime/ort.ts";
 import { PickrankError } from "@pickrank/contract";
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 

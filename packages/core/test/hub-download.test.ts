@@ -80,7 +80,7 @@ describe("fetchRevisionInfo", () => {
 });
 
 describe("parseEndpoint", () => {
-  it("rejects a value that is not an http(s) URL with DOWNLOAD_FAILED", () => {
+  it("rejects a value that is not an http(s) URL with BAD_INPUT (a malformed setting, not a failed download)", () => {
     for (const bad of ["not a url", "ftp://example.com", "huggingface.co"]) {
       let err: unknown;
       try {
@@ -89,7 +89,7 @@ describe("parseEndpoint", () => {
         err = e;
       }
       expect(err).toBeInstanceOf(PickrankError);
-      expect((err as PickrankError).code).toBe("DOWNLOAD_FAILED");
+      expect((err as PickrankError).code).toBe("BAD_INPUT");
       expect((err as PickrankError).message).toContain(`HF_ENDPOINT ${JSON.stringify(bad)}`);
       expect((err as PickrankError).message).toContain("expected an http(s) URL");
     }

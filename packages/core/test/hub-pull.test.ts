@@ -29,6 +29,8 @@ beforeEach(() => {
   vi.stubEnv("HF_TOKEN_PATH", path.join(tmp, "no-such-token-file"));
   vi.stubEnv("HF_ENDPOINT", "");
   vi.stubEnv("HF_HUB_OFFLINE", "");
+  // Nor their huggingface_hub cache (hub-hf-cache.test.ts tests its reuse).
+  vi.stubEnv("HF_HUB_CACHE", path.join(tmp, "no-hub-cache"));
 });
 afterEach(async () => {
   vi.unstubAllEnvs();
@@ -151,10 +153,10 @@ describe("pullModel", () => {
     expect(files.filter((f) => f.endsWith(".lock"))).toEqual([]);
   });
 
-  it("rejects an HF_ENDPOINT that is not a URL with DOWNLOAD_FAILED", async () => {
+  it("rejects an HF_ENDPOINT that is not a URL with BAD_INPUT", async () => {
     vi.stubEnv("HF_ENDPOINT", "huggingface dot co");
     const err = await errorOf(pullModel({ ...FAST, cacheDir: cacheIn() }));
-    expect(err.code).toBe("DOWNLOAD_FAILED");
+    expect(err.code).toBe("BAD_INPUT");
     expect(err.message).toBe(
       'HF_ENDPOINT "huggingface dot co" is not a URL; expected an http(s) URL such as https://huggingface.co (or unset HF_ENDPOINT to use it)',
     );

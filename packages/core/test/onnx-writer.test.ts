@@ -6,13 +6,13 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { f16BitsToF32Bits, fromFloat16Bits, toFloat16Bits } from "../src/onnx/float16.ts";
 import { GraphBuilder } from "../src/onnx/graph-builder.ts";
 import { writeOnnxModel } from "../src/onnx/model-writer.ts";
 import { attr, DataType, type ModelDef, type TensorSource } from "../src/onnx/onnx-types.ts";
 import { lenFieldSize, ProtoEncoder, varintSize } from "../src/onnx/protobuf.ts";
+import { openSession } from "../src/runtime/ort.ts";
 
 let tmp: string;
 beforeAll(async () => {
@@ -85,8 +85,8 @@ function smallModel(w: TensorSource = chunkedTensor("W", Float32Array.from({ len
 }
 
 async function runSmall(file: string): Promise<Float32Array> {
-  const s = await ort.InferenceSession.create(file);
-  const r = await s.run({ x: new ort.Tensor("float32", Float32Array.from([1, 2, 3, 4, -1, 0, 1, 0]), [2, 4]) });
+  const s = await openSession(file, "cpu");
+  const r = await s.run({ x: { type: "float32", data: Float32Array.from([1, 2, 3, 4, -1, 0, 1, 0]), dims: [2, 4] } });
   await s.release();
   return r.y!.data as Float32Array;
 }
@@ -219,8 +219,8 @@ describe("writeOnnxModel", () => {
     g.output(ln, { name: "y", elemType: DataType.FLOAT, shape: [3, 2] });
     const file = path.join(tmp, "attrs.onnx");
     await writeOnnxModel(file, { irVersion: 8, opsets: [{ domain: "", version: 17 }], producerName: "t", producerVersion: "0", graph: g.build() });
-    const sess = await ort.InferenceSession.create(file);
-    const r = await sess.run({ x: new ort.Tensor("float32", Float32Array.from([0, 1, 2, 10, 11, 12]), [2, 3]) });
+    const sess = await openSession(file, "cpu");
+    const r = await sess.run({ x: { type: "float32", data: Float32Array.from([0, 1, 2, 10, 11, 12]), dims: [2, 3] } });
     expect(r.y!.dims).toEqual([3, 2]);
     // Each row of softmax over 2 values a, b with b − a = 10 → layer norm gives ≈ [−1, 1].
     for (let i = 0; i < 3; i++) {

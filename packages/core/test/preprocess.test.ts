@@ -6,7 +6,15 @@ import zlib from "node:zlib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PickrankError } from "@pickrank/contract";
-import { CLIP_PREPROCESS, decodeImage, preprocessDecoded, preprocessImage, type RawImage } from "../src/preprocess/image.ts";
+import {
+  CLIP_PREPROCESS,
+  DEFAULT_MAX_PIXELS,
+  PIL_MAX_IMAGE_PIXELS,
+  decodeImage,
+  preprocessDecoded,
+  preprocessImage,
+  type RawImage,
+} from "../src/preprocess/image.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const fixtures = path.resolve(repoRoot, "../shared/fixtures/pickscore-reference");
@@ -297,8 +305,27 @@ describe("preprocessImage bad input", () => {
     const e = await codeOf(preprocessImage(bomb));
     expect(e.code).toBe("BAD_IMAGE");
     expect(e.message).toMatch(/50000×50000/);
-    expect(e.message).toMatch(/at most 67\.1 megapixels/);
-    expect(e.details).toMatchObject({ width: 50000, height: 50000, maxPixels: 64 * 1024 * 1024 });
+    expect(e.message).toMatch(/at most 179\.0 megapixels/);
+    expect(e.message).toMatch(/raise the limit with --max-pixels \(maxPixels in the API\)/);
+    expect(e.details).toMatchObject({ width: 50000, height: 50000, maxPixels: 178_956_970 });
+  });
+  it("preprocessImage: the default cap is PIL's: 2 × MAX_IMAGE_PIXELS (its DecompressionBombError), not below", async () => {
+    expect(DEFAULT_MAX_PIXELS).toBe(2 * PIL_MAX_IMAGE_PIXELS);
+    expect(PIL_MAX_IMAGE_PIXELS).toBe(Math.floor((1024 * 1024 * 1024) / 4 / 3)); // PIL.Image.MAX_IMAGE_PIXELS
+    // 10240×7168 (73.4 MP, a 4× upscale; PIL opens it without a warning) passes the header check, so
+    // what fails on this truncated file is the decoding, not the cap. 13378×13378 (past PIL's DecompressionBombError) does not.
+    const header = (w: number, h: number) => {
+      const b = Buffer.from(png);
+      b.writeUInt32BE(w, 16);
+      b.writeUInt32BE(h, 20);
+      b.writeUInt32BE(zlib.crc32(b.subarray(12, 29)) >>> 0, 29);
+      return b;
+    };
+    const upscale = await codeOf(preprocessImage(header(10240, 7168)));
+    expect(upscale.message).not.toMatch(/at most/);
+    expect(upscale.message).toMatch(/complete, decodable image/);
+    const over = await codeOf(preprocessImage(header(13378, 13378)));
+    expect(over.message).toMatch(/at most 179\.0 megapixels .* 13378×13378/);
   });
   it("preprocessImage: maxPixels is configurable (files and RawImage)", async () => {
     const e = await codeOf(preprocessImage(png, { maxPixels: 1000 }));

@@ -165,8 +165,13 @@ describe("ClipTokenizer.fromDir bad tokenizer folders", () => {
     return d;
   }
 
-  it("fromDir: missing folder", async () => {
-    await expectBad(path.join(tmp, "nope"), /nope does not exist/);
+  it("fromDir: missing folder → NOT_FOUND (a missing input), not BAD_TOKENIZER", async () => {
+    const missing = path.join(tmp, "nope");
+    await expect(ClipTokenizer.fromDir(missing)).rejects.toMatchObject({
+      code: "NOT_FOUND",
+      message: expect.stringMatching(/nope does not exist/),
+      details: { path: missing },
+    });
   });
   it("fromDir: a file instead of a folder", async () => {
     const f = path.join(tmp, "file.txt");

@@ -16,10 +16,11 @@
  */
 import { appendFile, mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
 import path from "node:path";
-import { PickrankError, toPickrankError } from "@pickrank/contract";
+import { PickrankError, toPickrankError, type CandidateMeta, type RenderSettings } from "@pickrank/contract";
 import { acquireLock, type HeldLock, pathExists as exists, writeFileAtomic } from "@pickrank/contract";
+import { formatProb, formatScore } from "./format.ts";
 import { isPng, readPngText, setPngText } from "./png-text.ts";
-import type { BestOfResult, CandidateTimings, ModelInfo, Phase, RankedCandidate } from "./types.ts";
+import type { BestOfResult, CandidateTimings, ModelInfo, Phase, RankedCandidate, WorkUsage } from "./types.ts";
 
 export const JOURNAL_DIR = ".pickrank";
 export const JOURNAL_FILE = "journal.jsonl";
@@ -34,6 +35,8 @@ export interface StoredCandidate {
   timings: CandidateTimings;
   /** Relative to the journal folder. */
   file: string;
+  /** What the backend said about how it was made (settings, A1111 infotext, the ComfyUI prompt sent). */
+  meta?: CandidateMeta;
 }
 
 type JournalLine =
@@ -198,6 +201,7 @@ export class OutputDir {
     const file = `work/p${promptIndex}-${phase}-${c.index}-seed-${c.seed}.${c.format === "jpeg" ? "jpg" : c.format}`;
     await writeFileAtomic(path.join(this.journalDir, file), c.image);
     const rec: StoredCandidate = { index: c.index, seed: c.seed, backend: c.backend, format: c.format, timings: c.timings, file };
+    if (c.meta !== undefined) rec.meta = c.meta;
     await this.append({ t: "cand", p: promptIndex, phase, ...rec });
     this.candidates.set(`${promptIndex}/${phase}/${c.index}`, rec);
   }
@@ -240,6 +244,26 @@ export class OutputDir {
     await writeFileAtomic(this.resultFile, JSON.stringify(json, null, 2) + "\n");
   }
 
+  /**
+   * The candidates' bytes kept under `.pickrank/work`: every rendered candidate stays there after a
+   * complete run, also with keep "top", because re-running the same command with another top k,
+   * --diverse or keep re-selects from them without rendering again. Deleting the folder frees the
+   * space; a later re-run then renders what it needs again.
+   */
+  async workUsage(): Promise<WorkUsage> {
+    const dir = path.join(this.journalDir, "work");
+    let files = 0;
+    let bytes = 0;
+    for (const d of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (!d.isFile() || d.name.endsWith(".tmp")) continue;
+      const st = await stat(path.join(dir, d.name)).catch(() => undefined);
+      if (!st) continue;
+      files++;
+      bytes += st.size;
+    }
+    return { dir, files, bytes };
+  }
+
   /** Removes outputs an earlier pass of this same run wrote that this pass did not select again. */
   async pruneStale(): Promise<void> {
     for (const rel of this.outputs) {
@@ -262,44 +286,93 @@ function parseJournal(text: string): JournalLine[] {
   return out;
 }
 
-function fmt(x: number, digits: number): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : String(x);
+/** A1111's `quote()` for infotext values: JSON-quoted when it holds a comma, a colon, a quote or a newline. */
+function quote(v: string | number): string {
+  const s = String(v);
+  return /[,:"\n]/.test(s) ? JSON.stringify(s) : s;
 }
 
-/** The Automatic1111 infotext ("parameters") for a candidate, with the PickScore fields appended. */
-export function infotext(c: RankedCandidate, r: BestOfResult, existing?: string, draft = false): string {
+/** The checkpoint as A1111 names it in "Model:": the file name without folder and extension. */
+function modelName(checkpoint: string): string {
+  return path.basename(checkpoint.replace(/\\/g, "/")).replace(/\.(safetensors|ckpt|pt|pth|bin|gguf|sft)$/i, "");
+}
+
+/**
+ * The settings a candidate was rendered with: what the backend reported (CandidateMeta.settings)
+ * over what was asked (the run's params, or the draft params for a draft).
+ */
+export function renderSettings(c: RankedCandidate, r: BestOfResult, draft = false): RenderSettings {
+  const p = draft && r.refine ? r.refine.draftParams : r.params;
+  const asked: RenderSettings = {};
+  for (const k of ["checkpoint", "steps", "cfgScale", "sampler", "scheduler", "width", "height"] as const) {
+    if (p[k] !== undefined) (asked as Record<string, unknown>)[k] = p[k];
+  }
+  if (r.negativePrompt !== undefined) asked.negativePrompt = r.negativePrompt;
+  const got = Object.fromEntries(Object.entries(c.meta?.settings ?? {}).filter(([, v]) => v !== undefined)) as RenderSettings;
+  return { ...asked, ...got };
+}
+
+/** "PickScore: 21.341, PickScore prob: 0.4100, PickScore rank: 1/8, PickScore model: …[, PickScore prompt: …]". */
+function pickScoreFields(c: RankedCandidate, r: BestOfResult, draft: boolean): string {
   // Draft images are entries of refine.drafts: their score/prob/rank are the draft pass's own.
   const of = draft && r.refine ? r.refine.drafts.length : r.ranked.length;
-  const ours = [
-    `PickScore: ${fmt(c.score, 4)}`,
-    `PickScore prob: ${fmt(c.prob, 4)}`,
+  const fields = [
+    `PickScore: ${formatScore(c.score)}`,
+    `PickScore prob: ${formatProb(c.prob)}`,
     `PickScore rank: ${c.rank}/${of}`,
-    `PickScore model: ${r.model.repo ?? path.basename(r.model.dir)}`,
-  ].join(", ");
-  if (existing && existing.trim()) {
-    // A1111's parser reads the last line as "key: value" pairs, so ours go at its end.
-    return `${existing.replace(/\s+$/, "")}, ${ours}`;
-  }
-  const p = draft && r.refine ? r.refine.draftParams : r.params;
+    `PickScore model: ${quote(r.model.repo ?? path.basename(r.model.dir))}`,
+  ];
+  if (r.scorePrompt !== undefined && r.scorePrompt !== r.prompt)
+    fields.push(`PickScore prompt: ${quote(r.scorePrompt.replace(/\n/g, " "))}`);
+  return fields.join(", ");
+}
+
+/**
+ * The Automatic1111 infotext (the PNG's `parameters` text) for a candidate, in A1111's own format:
+ *
+ *   prompt
+ *   Negative prompt: …
+ *   Steps: 20, Sampler: Euler a, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x512, Model: name, …, PickScore: 21.341,
+ *   PickScore prob: 0.4100, PickScore rank: 1/8, PickScore model: yuvalkirstain/PickScore_v1[, PickScore prompt: "…"]
+ *
+ * When the server wrote its own infotext (`existing`, the image's `parameters` chunk, else
+ * CandidateMeta.infotext from A1111) that text is kept as it is and the PickScore fields are appended
+ * to its last line, which is where A1111's parser reads "key: value" pairs. Otherwise it is built from
+ * {@link renderSettings}. Values with a comma, colon or quote are JSON-quoted as A1111's `quote()` does;
+ * "PickScore prompt" is there only when the scoring prompt differs from the prompt. Score and prob
+ * are printed as the CLI prints them ({@link formatScore}, {@link formatProb}).
+ */
+export function infotext(c: RankedCandidate, r: BestOfResult, existing?: string, draft = false): string {
+  const ours = pickScoreFields(c, r, draft);
+  const server = existing?.trim() ? existing : c.meta?.infotext?.trim() ? c.meta.infotext : undefined;
+  if (server !== undefined) return `${server.replace(/\s+$/, "")}, ${ours}`;
+  const s = renderSettings(c, r, draft);
   const fields: string[] = [];
-  if (p.steps !== undefined) fields.push(`Steps: ${p.steps}`);
-  if (p.sampler !== undefined) fields.push(`Sampler: ${p.sampler}`);
-  if (p.scheduler !== undefined) fields.push(`Schedule type: ${p.scheduler}`);
-  if (p.cfgScale !== undefined) fields.push(`CFG scale: ${p.cfgScale}`);
+  if (s.steps !== undefined) fields.push(`Steps: ${s.steps}`);
+  if (s.sampler !== undefined) fields.push(`Sampler: ${quote(s.sampler)}`);
+  if (s.scheduler !== undefined) fields.push(`Schedule type: ${quote(s.scheduler)}`);
+  if (s.cfgScale !== undefined) fields.push(`CFG scale: ${s.cfgScale}`);
   fields.push(`Seed: ${c.seed}`);
-  if (p.width !== undefined && p.height !== undefined) fields.push(`Size: ${p.width}x${p.height}`);
-  if (p.checkpoint !== undefined) fields.push(`Model: ${p.checkpoint}`);
+  if (s.width !== undefined && s.height !== undefined) fields.push(`Size: ${s.width}x${s.height}`);
+  if (s.checkpoint !== undefined) fields.push(`Model: ${quote(modelName(s.checkpoint))}`);
+  for (const [k, v] of Object.entries(s.other ?? {})) fields.push(`${k}: ${quote(v)}`);
   const lines = [r.prompt.replace(/\n/g, " ")];
-  if (r.negativePrompt) lines.push(`Negative prompt: ${r.negativePrompt.replace(/\n/g, " ")}`);
+  if (s.negativePrompt) lines.push(`Negative prompt: ${s.negativePrompt.replace(/\n/g, " ")}`);
   lines.push(`${fields.join(", ")}, ${ours}`);
   return lines.join("\n");
 }
 
+/** JSON with every non-ASCII character escaped (\uXXXX), so it fits a tEXt chunk, as Python's json.dumps writes it. */
+function asciiJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** Everything about the candidate as JSON in the `pickrank` chunk (ASCII-only, so it fits a tEXt chunk). */
 export function pickrankChunk(c: RankedCandidate, r: BestOfResult, draft = false): string {
-  const json = JSON.stringify({
+  return asciiJson({
     version: 1,
     prompt: r.prompt,
+    scorePrompt: r.scorePrompt,
     negativePrompt: r.negativePrompt,
     seed: c.seed,
     score: c.score,
@@ -311,10 +384,22 @@ export function pickrankChunk(c: RankedCandidate, r: BestOfResult, draft = false
     backend: c.backend,
     draftScores: !draft && c.draft ? c.draft : undefined,
     params: draft && r.refine ? r.refine.draftParams : r.params,
+    settings: c.meta?.settings,
+    promptId: c.meta?.promptId,
+    requestedSeed: c.meta?.requestedSeed,
   });
-  return json.replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/**
+ * The candidate as a PNG carrying its metadata in text chunks before the image data: `parameters`
+ * (the A1111 infotext, see {@link infotext}), `pickrank` (JSON, see {@link pickrankChunk}) and, for a
+ * ComfyUI candidate whose image has no `prompt` chunk of the server's own, `prompt`: the API-format
+ * prompt that was queued (CandidateMeta.comfyPrompt, with this candidate's seed), which ComfyUI's
+ * loader opens when the image is dropped on it. ComfyUI's UI-format `workflow` chunk (node positions,
+ * groups) is only there when the server wrote it: the API prompt is all pickrank sends. Chunks the
+ * server wrote are kept; JPEG/WebP candidates are converted to PNG first. Throws BAD_IMAGE when the
+ * bytes do not decode.
+ */
 export async function toPngWithMetadata(c: RankedCandidate, r: BestOfResult, draft = false): Promise<Buffer> {
   let png: Buffer;
   if (c.format === "png" && isPng(c.image)) png = c.image;
@@ -326,8 +411,13 @@ export async function toPngWithMetadata(c: RankedCandidate, r: BestOfResult, dra
       throw toPickrankError(e, "BAD_IMAGE", `Could not convert the ${c.format} candidate with seed ${c.seed} to PNG`);
     }
   }
-  const existing = readPngText(png)["parameters"];
-  return setPngText(png, { parameters: infotext(c, r, existing, draft), pickrank: pickrankChunk(c, r, draft) });
+  const present = readPngText(png);
+  const entries: Record<string, string> = {
+    parameters: infotext(c, r, present["parameters"], draft),
+    pickrank: pickrankChunk(c, r, draft),
+  };
+  if (c.meta?.comfyPrompt !== undefined && present["prompt"] === undefined) entries["prompt"] = asciiJson(c.meta.comfyPrompt);
+  return setPngText(png, entries);
 }
 
 export type { ModelInfo };

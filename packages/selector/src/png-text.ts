@@ -80,7 +80,7 @@ export function textChunk(keyword: string, text: string): PngChunk {
 export function readPngText(bytes: Uint8Array): Record<string, string> {
   const out: Record<string, string> = {};
   for (const c of readPngChunks(bytes)) {
-    if (c.type !== "tEXt" && c.type !== "zTXt" && c.type !== "iTXt") continue;
+    if (!isText(c)) continue;
     const z = c.data.indexOf(0);
     if (z <= 0) continue;
     const key = c.data.toString("latin1", 0, z);
@@ -100,20 +100,31 @@ export function readPngText(bytes: Uint8Array): Record<string, string> {
   return out;
 }
 
+function isText(c: PngChunk): boolean {
+  return c.type === "tEXt" || c.type === "zTXt" || c.type === "iTXt";
+}
+
+function keywordOf(c: PngChunk): string {
+  const z = c.data.indexOf(0);
+  return c.data.toString("latin1", 0, z < 0 ? c.data.length : z);
+}
+
 /**
  * Returns the PNG with the given text entries set: existing chunks with the same keyword are dropped
- * (a re-run replaces its own metadata instead of stacking copies), all other chunks are kept as they
- * were, and the new ones go just before IEND.
+ * (a re-run replaces its own metadata instead of stacking copies), all other chunks are kept, and
+ * every text chunk (the ones already there first, in their order, then the new ones) goes just before
+ * the first IDAT, where Automatic1111 and ComfyUI (through Pillow) write theirs: Pillow's
+ * `Image.open(f).info`, which most "PNG info" readers use, only sees text chunks that come before the
+ * image data until the image is loaded. Throws BAD_IMAGE for a PNG that does not parse or has no
+ * IDAT, BAD_INPUT for a keyword PNG does not allow.
  */
 export function setPngText(png: Uint8Array, entries: Record<string, string>): Buffer {
   const keys = new Set(Object.keys(entries));
-  const kept = readPngChunks(png).filter((c) => {
-    if (c.type !== "tEXt" && c.type !== "zTXt" && c.type !== "iTXt") return true;
-    const z = c.data.indexOf(0);
-    return !keys.has(c.data.toString("latin1", 0, z < 0 ? c.data.length : z));
-  });
-  const iend = kept.pop()!;
-  for (const [k, v] of Object.entries(entries)) kept.push(textChunk(k, v));
-  kept.push(iend);
-  return encodePngChunks(kept);
+  const chunks = readPngChunks(png);
+  const texts = chunks.filter((c) => isText(c) && !keys.has(keywordOf(c)));
+  for (const [k, v] of Object.entries(entries)) texts.push(textChunk(k, v));
+  const rest = chunks.filter((c) => !isText(c));
+  const idat = rest.findIndex((c) => c.type === "IDAT");
+  if (idat < 0) throw new PickrankError("BAD_IMAGE", "Expected at least one IDAT chunk (the image data) in the PNG but found none");
+  return encodePngChunks([...rest.slice(0, idat), ...texts, ...rest.slice(idat)]);
 }

@@ -4,10 +4,12 @@
  */
 import { randomInt } from "node:crypto";
 import type { BackendEvent, GenerateRequest, GenerationParams } from "@pickrank/adapters";
+import type { CandidateMeta } from "@pickrank/contract";
 import { invalidParameter, isPickrankError, PickrankError, toPickrankError } from "@pickrank/contract";
 import { DEFAULT_DIVERSE_THRESHOLD, selectDiverse } from "./diverse.ts";
 import { OutputDir, type StoredCandidate } from "./output.ts";
 import { kendall, spearman } from "./rank-stats.ts";
+import { checkScorePromptOptions, scorePromptFor } from "./score-prompt.ts";
 import type {
   BestOfBatchResult,
   BestOfEvent,
@@ -36,6 +38,7 @@ interface Arrival {
   image: Buffer;
   timings: CandidateTimings;
   reused: boolean;
+  meta?: CandidateMeta | undefined;
 }
 interface Scored extends Arrival {
   embedding: Float32Array;
@@ -124,6 +127,7 @@ function validate(opts: BestOfOptions): { prompts: string[]; batch: boolean } {
     const keep = typeof opts.out === "string" ? undefined : opts.out.keep;
     if (keep !== undefined && keep !== "top" && keep !== "all") throw invalidParameter("out.keep", '"top" or "all"', keep);
   }
+  checkScorePromptOptions(opts, prompts.length, opts.prompts !== undefined);
   return { prompts, batch: opts.prompts !== undefined };
 }
 
@@ -231,7 +235,7 @@ async function runAll(ctx: Ctx, prompts: string[], batch: boolean, t0: number): 
     const r = runs[0]!;
     if (out) {
       await out.pruneStale();
-      r.out = { dir: out.dir, resultFile: out.resultFile, files, resumed: out.resumedCount };
+      r.out = { dir: out.dir, resultFile: out.resultFile, files, resumed: out.resumedCount, work: await out.workUsage() };
       await out.writeResult(serializeResult(r));
     }
     return r;
@@ -239,7 +243,7 @@ async function runAll(ctx: Ctx, prompts: string[], batch: boolean, t0: number): 
   const res: BestOfBatchResult = { runs, errors, model, device: opts.scorer.device, timings: { totalMs: now() - t0 } };
   if (out) {
     await out.pruneStale();
-    res.out = { dir: out.dir, resultFile: out.resultFile, files, resumed: out.resumedCount };
+    res.out = { dir: out.dir, resultFile: out.resultFile, files, resumed: out.resumedCount, work: await out.workUsage() };
     await out.writeResult(serializeResult(res));
   }
   return res;
@@ -249,9 +253,11 @@ async function runPrompt(ctx: Ctx, pi: number, prompt: string): Promise<BestOfRe
   const t0 = now();
   const { scorer, n, opts } = ctx;
   const seeds = Array.from({ length: n }, (_, i) => ctx.seed + i);
-  const text = await scorer.embedText(prompt);
+  // The scoring prompt: the prompt without A1111/ComfyUI syntax unless the caller says otherwise.
+  const scorePrompt = scorePromptFor(opts, pi, prompt, scorer.countTokens?.bind(scorer));
+  const text = await scorer.embedText(scorePrompt.text);
   const all = seeds.map((_, i) => i);
-  const warnings: string[] = [];
+  const warnings: string[] = [...scorePrompt.warnings];
   let ranked: RankedCandidate[];
   let failed: FailedCandidate[];
   let refine: RefineReport | undefined;
@@ -319,6 +325,7 @@ async function runPrompt(ctx: Ctx, pi: number, prompt: string): Promise<BestOfRe
 
   const result: BestOfResult = {
     prompt,
+    scorePrompt: scorePrompt.text,
     n,
     seeds,
     params: ctx.params,
@@ -363,6 +370,7 @@ function rankSurvivors(scorer: SelectorScorer, text: Float32Array, survivors: Sc
     embedding: x.embedding,
     timings: x.timings,
     reused: x.reused,
+    ...(x.meta !== undefined ? { meta: x.meta } : {}),
   }));
   // Ties keep request order so a rerun ranks identically.
   ranked.sort((a, b) => b.score - a.score || a.index - b.index);
@@ -425,7 +433,8 @@ async function runPhase(ctx: Ctx, inp: PhaseInput): Promise<PhaseOutput> {
       const st: StoredCandidate | undefined = out?.stored(pi, phase, idx);
       if (st && out) {
         const image = await out.load(st);
-        queue.push({ index: idx, seed: st.seed, backend: st.backend, format: st.format, image, timings: st.timings, reused: true });
+        const { seed, backend, format, timings, meta } = st;
+        queue.push({ index: idx, seed, backend, format, image, timings, reused: true, meta });
         arrived.add(idx);
         out.resumedCount++;
       } else {
@@ -496,34 +505,33 @@ async function runPhase(ctx: Ctx, inp: PhaseInput): Promise<PhaseOutput> {
     const tGen0 = now();
     let genError: unknown;
     let fatal: unknown;
+    const pending = new Set(toRender);
     if (toRender.length > 0 && !ctl.signal.aborted) {
-      const mapIndex = (i: number | undefined) => (i === undefined ? undefined : toRender[i]);
+      // Each candidate's key is its index in the request, so results need no remapping.
       const req: GenerateRequest = {
         prompt,
         n: toRender.length,
-        seed: inp.seeds[toRender[0]!]!,
         seeds: toRender.map((i) => inp.seeds[i]!),
+        keys: toRender.map(String),
         params: inp.params,
         signal: ctl.signal,
-        onEvent: (e: BackendEvent) => {
-          const mapped = { ...e, index: mapIndex(e.index) } as BackendEvent;
-          ctx.emit({ type: "backend", promptIndex: pi, phase, event: mapped });
-        },
+        onEvent: (e: BackendEvent) => ctx.emit({ type: "backend", promptIndex: pi, phase, event: e }),
       };
       if (opts.negativePrompt !== undefined) req.negativePrompt = opts.negativePrompt;
       try {
         for await (const g of opts.backend.generate(req)) {
           // A backend slow to notice the abort: stop taking its candidates (return() ends its generator).
           if (ctl.signal.aborted) break;
-          const idx = toRender[g.index];
-          if (idx === undefined || arrived.has(idx)) continue; // out-of-range or duplicate: nothing to attach it to
+          const idx = Number(g.key);
+          if (!pending.has(idx) || arrived.has(idx)) continue; // unknown or duplicate: nothing to attach it to
           arrived.add(idx);
           if (!g.ok) {
             failed.push({ index: idx, seed: g.seed, backend: g.backend, phase, error: g.error });
             ctx.emit({ type: "failed", promptIndex: pi, phase, index: idx, seed: g.seed, backend: g.backend, error: g.error });
             continue;
           }
-          const a: Arrival = { index: idx, seed: g.seed, backend: g.backend, format: g.format, image: g.image, timings: g.timings, reused: false };
+          const { seed, backend, format, image, timings, meta } = g;
+          const a: Arrival = { index: idx, seed, backend, format, image, timings, reused: false, meta };
           if (out) {
             try {
               await out.save(pi, phase, a);
@@ -580,7 +588,8 @@ export function serializeResult(r: BestOfResult | BestOfBatchResult): unknown {
     if (v && typeof v === "object") {
       const o: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v)) {
-        if (k === "image" || k === "embedding" || x === undefined) continue;
+        // comfyPrompt (CandidateMeta): the whole API prompt per candidate; the kept PNGs and the journal hold it.
+        if (k === "image" || k === "embedding" || k === "comfyPrompt" || x === undefined) continue;
         o[k] = walk(x);
       }
       return o;

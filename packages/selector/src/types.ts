@@ -1,10 +1,12 @@
 import type { Backend, BackendEvent, GenerationParams } from "@pickrank/adapters";
 import type { Scorer } from "@pickrank/core";
-import type { PickrankError } from "@pickrank/contract";
+import type { CandidateMeta, PickrankError } from "@pickrank/contract";
 import type { DiverseSkip } from "./diverse.ts";
 
 /** What bestOf needs of a Scorer (a real `Scorer` fits; tests may pass anything of this shape). */
-export type SelectorScorer = Pick<Scorer, "device" | "modelDir" | "manifest" | "embedText" | "embedImages" | "scoreEmbeddings">;
+export type SelectorScorer = Pick<Scorer, "device" | "modelDir" | "manifest" | "embedText" | "embedImages" | "scoreEmbeddings"> &
+  /** With countTokens, a scoring prompt longer than CLIP reads gets a warning. */
+  Partial<Pick<Scorer, "countTokens">>;
 
 export type Phase = "draft" | "final";
 
@@ -60,6 +62,15 @@ export interface BestOfOptions {
   refine?: RefineOptions;
   diverse?: boolean | DiverseOptions;
   out?: string | OutputOptions;
+  /**
+   * The text PickScore scores the candidates against. Default: the prompt with its A1111 / ComfyUI
+   * syntax removed (weights, `<lora:…>` tags, prompt editing, BREAK …: see `scoringPrompt`). One
+   * string for `prompt`, or one per entry of `prompts`. Changing it never re-renders (a resumed run
+   * re-scores).
+   */
+  scorePrompt?: string | string[];
+  /** Score against the prompt exactly as written (CLI --score-raw-prompt); not with scorePrompt. */
+  scoreRawPrompt?: boolean;
 }
 
 export interface CandidateTimings {
@@ -87,6 +98,12 @@ export interface RankedCandidate {
   file?: string;
   /** Its draft scores, in draft-then-refine mode. */
   draft?: { score: number; prob: number; rank: number };
+  /**
+   * What the backend said about how it was made (the settings it rendered with, A1111's infotext,
+   * the ComfyUI prompt sent). result.json carries it without `comfyPrompt` (that goes into the kept
+   * PNGs' `prompt` chunk and the journal).
+   */
+  meta?: CandidateMeta;
 }
 
 export interface FailedCandidate {
@@ -114,6 +131,8 @@ export interface RefineReport {
 
 export interface BestOfResult {
   prompt: string;
+  /** The text PickScore scored against (see BestOfOptions.scorePrompt). */
+  scorePrompt: string;
   negativePrompt?: string;
   n: number;
   seeds: number[];
@@ -173,6 +192,19 @@ export interface OutputReport {
   files: string[];
   /** Candidates taken from the progress journal instead of rendered again. */
   resumed: number;
+  /**
+   * The rendered candidates kept in `<dir>/.pickrank/work` (every one, whatever `keep` says) so a
+   * re-run with another top, keep or diverse re-selects without rendering (see OutputDir.workUsage).
+   */
+  work: WorkUsage;
+}
+
+/** The candidates' bytes under `<out>/.pickrank/work`. */
+export interface WorkUsage {
+  dir: string;
+  /** Candidate image files. */
+  files: number;
+  bytes: number;
 }
 
 export type BestOfEvent =

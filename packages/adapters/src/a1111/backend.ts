@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { PickrankError, isPickrankError, toPickrankError } from "@pickrank/contract";
 import { HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
-import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated } from "../types.ts";
+import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated, HealthReport } from "@pickrank/contract";
 import { Channel, abortError, beginRun, sniffFormat } from "../util.ts";
 
 export interface A1111Options extends Partial<HttpOptions> {
@@ -51,6 +51,8 @@ export function describeA1111Error(status: number, body: string): { message: str
 /** Automatic1111 / Forge / SD.Next over HTTP: txt2img per group of consecutive seeds, progress from /sdapi/v1/progress. */
 export class A1111Backend implements Backend {
   readonly kind = "a1111";
+  /** A1111 draws its own random seeds below 2^32 and its variation seeds assume 32-bit values. */
+  readonly maxSeed = 0xffff_ffff;
   readonly id: string;
   readonly http: HttpClient;
   private readonly generationTimeoutMs: number;
@@ -74,16 +76,23 @@ export class A1111Backend implements Backend {
     return body.map((m) => String((m as { title?: unknown }).title ?? (m as { model_name?: unknown }).model_name ?? ""));
   }
 
-  async check(signal?: AbortSignal): Promise<{ ok: boolean; info?: Record<string, unknown> }> {
+  /** GET /sdapi/v1/options: up when it answers with an object; the loaded checkpoint when it names one. */
+  async check(signal?: AbortSignal): Promise<HealthReport> {
     try {
       const options = await this.http.request("GET", "/sdapi/v1/options", { signal });
       if (options === null || typeof options !== "object") throw protocolError(this.id, "GET /sdapi/v1/options", preview(JSON.stringify(options) ?? ""), "an object of settings");
       const o = options as Record<string, unknown>;
-      return { ok: true, info: { backend: this.id, checkpoint: o.sd_model_checkpoint, samplesFormat: o.samples_format } };
+      const report: HealthReport = { ok: true, backend: this.id, kind: this.kind };
+      if (typeof o.sd_model_checkpoint === "string") report.checkpoint = o.sd_model_checkpoint;
+      return report;
     } catch (e) {
-      const err = toPickrankError(e, "BACKEND_UNREACHABLE");
-      return { ok: false, info: { backend: this.id, error: err.message, code: err.code } };
+      return { ok: false, backend: this.id, kind: this.kind, error: toPickrankError(e, "BACKEND_UNREACHABLE").toJSON() };
     }
+  }
+
+  /** What decides the pixels beyond the request: images per txt2img call (seeds within a call follow A1111's own rule). */
+  fingerprint(): Record<string, unknown> {
+    return { kind: this.kind, batchSize: this.batchSize };
   }
 
   async close(): Promise<void> {
@@ -96,7 +105,7 @@ export class A1111Backend implements Backend {
   }
 
   private async *run(req: GenerateRequest): AsyncGenerator<Generated> {
-    const { seeds, emit } = beginRun(this.id, req);
+    const { seeds, keys, emit } = beginRun(this.id, req);
     const who = this.id;
     const p = req.params ?? {};
     const size = Math.max(1, p.batchSize ?? this.batchSize);
@@ -123,8 +132,8 @@ export class A1111Backend implements Backend {
     };
     const fail = (indices: number[], error: PickrankError): void => {
       for (const index of indices) {
-        emit({ type: "candidate-failed", backend: who, index, seed: seeds[index]!, error });
-        settle({ ok: false, index, seed: seeds[index]!, backend: who, error });
+        emit({ type: "candidate-failed", backend: who, key: keys[index]!, seed: seeds[index]!, error });
+        settle({ ok: false, key: keys[index]!, seed: seeds[index]!, backend: who, error });
       }
     };
 
@@ -169,7 +178,7 @@ export class A1111Backend implements Backend {
               if (inFlight && st?.sampling_steps && st.sampling_step !== undefined && st.sampling_step > 0) {
                 startedAt ??= Date.now();
                 const e: BackendEvent = { type: "progress", backend: who, step: st.sampling_step, steps: st.sampling_steps };
-                if (chunk.length === 1) e.index = chunk[0]!;
+                if (chunk.length === 1) e.key = keys[chunk[0]!]!;
                 emit(e);
               }
             })
@@ -217,7 +226,7 @@ export class A1111Backend implements Backend {
         const start = startedAt ?? postAt;
         const c: Candidate = {
           ok: true,
-          index,
+          key: keys[index]!,
           seed,
           image,
           format,
@@ -226,12 +235,12 @@ export class A1111Backend implements Backend {
         };
         if (chunk.length > 1) c.batchIndex = k;
         if (seed !== requested) c.meta = { requestedSeed: requested };
-        emit({ type: "candidate", backend: who, index, seed });
+        emit({ type: "candidate", backend: who, key: keys[index]!, seed });
         settle(c);
       });
     };
 
-    for (const chunk of chunks) for (const index of chunk) emit({ type: "queued", backend: who, index, seed: seeds[index]! });
+    for (const chunk of chunks) for (const index of chunk) emit({ type: "queued", backend: who, key: keys[index]!, seed: seeds[index]! });
     // Requests run one after another (the server serializes them anyway) while the caller consumes.
     const producer = (async () => {
       for (let c = 0; c < chunks.length; c++) {

@@ -4,7 +4,7 @@ import { PickrankError, invalidParameter, isPickrankError, toPickrankError } fro
 import { ComfyClient, type ComfyClientOptions, type HistoryEntry } from "./client.ts";
 import { DEFAULT_TXT2IMG_WORKFLOW } from "./default-workflow.ts";
 import { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type NodeOverrides, type WorkflowPlan } from "./workflow.ts";
-import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated, GenerationParams } from "../types.ts";
+import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated, GenerationParams, HealthReport } from "@pickrank/contract";
 import { Channel, abortError, beginRun, sleep, sniffFormat } from "../util.ts";
 
 export interface ComfyUIOptions extends ComfyClientOptions {
@@ -45,6 +45,8 @@ const SERVER_LEVEL = new Set(["BACKEND_UNREACHABLE", "TIMEOUT", "BACKEND_PROTOCO
 /** ComfyUI over HTTP + WebSocket: N seeds queued as N prompts, images read from /history + /view or binary frames. */
 export class ComfyUIBackend implements Backend {
   readonly kind = "comfyui";
+  /** ComfyUI accepts seeds up to 2^64 − 1; JSON numbers in JavaScript stay exact up to 2^53 − 1. */
+  readonly maxSeed = Number.MAX_SAFE_INTEGER;
   readonly id: string;
   readonly client: ComfyClient;
   readonly workflow: ComfyWorkflow;
@@ -78,19 +80,23 @@ export class ComfyUIBackend implements Backend {
     return this.client.listCheckpoints(signal);
   }
 
-  async check(signal?: AbortSignal): Promise<{ ok: boolean; info?: Record<string, unknown> }> {
+  /** GET /system_stats and /queue: up when both answer; ComfyUI's version and the queue's length. */
+  async check(signal?: AbortSignal): Promise<HealthReport> {
     try {
       const stats = await this.client.systemStats(signal);
       const q = await this.client.queue(signal);
       const system = (stats.system ?? {}) as Record<string, unknown>;
-      return {
-        ok: true,
-        info: { backend: this.id, version: system.comfyui_version, devices: stats.devices, running: q.running.length, pending: q.pending.length },
-      };
+      const report: HealthReport = { ok: true, backend: this.id, kind: this.kind, queue: { running: q.running.length, pending: q.pending.length } };
+      if (typeof system.comfyui_version === "string") report.version = system.comfyui_version;
+      return report;
     } catch (e) {
-      const err = toPickrankError(e, "BACKEND_UNREACHABLE");
-      return { ok: false, info: { backend: this.id, error: err.message, code: err.code } };
+      return { ok: false, backend: this.id, kind: this.kind, error: toPickrankError(e, "BACKEND_UNREACHABLE").toJSON() };
     }
+  }
+
+  /** What decides the pixels beyond the request: the API workflow (before our prompt and seeds go in) and the mode. */
+  fingerprint(): Record<string, unknown> {
+    return { kind: this.kind, workflow: this.workflow, mode: this.opts.mode };
   }
 
   async close(): Promise<void> {
@@ -123,7 +129,7 @@ export class ComfyUIBackend implements Backend {
   }
 
   private async *run(req: GenerateRequest): AsyncGenerator<Generated> {
-    const { seeds, emit } = beginRun(this.id, req);
+    const { seeds, keys, emit } = beginRun(this.id, req);
     const who = this.id;
     const client = this.client;
     const plan = this.plan;
@@ -159,8 +165,8 @@ export class ComfyUIBackend implements Backend {
       job.state = "done";
       for (const index of job.indices) {
         const seed = job.seed;
-        emit({ type: "candidate-failed", backend: who, index, seed, error });
-        resolveIndex({ ok: false, index, seed, backend: who, error });
+        emit({ type: "candidate-failed", backend: who, key: keys[index]!, seed, error });
+        resolveIndex({ ok: false, key: keys[index]!, seed, backend: who, error });
       }
     };
     const failAllPending = (error: PickrankError): void => {
@@ -224,13 +230,13 @@ export class ComfyUIBackend implements Backend {
               const error = image === undefined
                 ? new PickrankError("BACKEND_PROTOCOL", `${who} returned ${images.length} image(s) for prompt ${pid} but ${job.indices.length} were expected from ${plan.outputs.map((x) => `${x.classType} #${x.node}`).join(", ")}`, { details: { backend: who, promptId: pid } })
                 : new PickrankError("BACKEND_PROTOCOL", `${who} sent image bytes for prompt ${pid} that are not PNG, JPEG or WebP (first bytes ${image.subarray(0, 8).toString("hex")})`, { details: { backend: who, promptId: pid } });
-              emit({ type: "candidate-failed", backend: who, index, seed: job.seed, error });
-              resolveIndex({ ok: false, index, seed: job.seed, backend: who, error });
+              emit({ type: "candidate-failed", backend: who, key: keys[index]!, seed: job.seed, error });
+              resolveIndex({ ok: false, key: keys[index]!, seed: job.seed, backend: who, error });
               return;
             }
             const c: Candidate = {
               ok: true,
-              index,
+              key: keys[index]!,
               seed: job.seed,
               image,
               format,
@@ -239,7 +245,7 @@ export class ComfyUIBackend implements Backend {
               meta: { promptId: pid },
             };
             if (o.mode === "batch") c.batchIndex = b;
-            emit({ type: "candidate", backend: who, index, seed: job.seed });
+            emit({ type: "candidate", backend: who, key: keys[index]!, seed: job.seed });
             resolveIndex(c);
           });
         } catch (e) {
@@ -278,7 +284,7 @@ export class ComfyUIBackend implements Backend {
           case "progress":
             if (typeof data.value === "number" && typeof data.max === "number") {
               const e: BackendEvent = { type: "progress", backend: who, step: data.value, steps: data.max };
-              if (job.indices.length === 1) e.index = job.indices[0]!;
+              if (job.indices.length === 1) e.key = keys[job.indices[0]!]!;
               emit(e);
             }
             break;
@@ -402,7 +408,7 @@ export class ComfyUIBackend implements Backend {
         job.promptId = promptId;
         job.state = "queued";
         byPrompt.set(promptId, job);
-        for (const index of job.indices) emit({ type: "queued", backend: who, index, seed: job.seed });
+        for (const index of job.indices) emit({ type: "queued", backend: who, key: keys[index]!, seed: job.seed });
         for (const m of early.get(promptId) ?? []) handle(m.type, m.data);
         early.delete(promptId);
       };

@@ -2,7 +2,7 @@ import WebSocket from "ws";
 import { z } from "zod";
 import { PickrankError } from "@pickrank/contract";
 import { HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
-import type { ComfyWorkflow } from "./workflow.ts";
+import type { ComfyWorkflow, ObjectInfo } from "./workflow.ts";
 
 export interface ComfyClientOptions extends Partial<HttpOptions> {
   /** "user:password" (Basic) or a full Authorization header value, for servers behind a proxy. */
@@ -29,6 +29,7 @@ const historyEntry = z.object({
 export type HistoryEntry = z.infer<typeof historyEntry>;
 const historySchema = z.record(z.string(), historyEntry);
 const promptResponse = z.object({ prompt_id: z.string(), number: z.number().optional(), node_errors: z.unknown().optional() }).loose();
+const objectInfoSchema = z.record(z.string(), z.object({}).loose());
 const queueSchema = z.object({ queue_running: z.array(z.array(z.unknown())), queue_pending: z.array(z.array(z.unknown())) }).loose();
 
 /** Reads ComfyUI's 400 body ({error:{type,message,details}, node_errors:{id:{errors,class_type}}}) into one readable line. */
@@ -130,11 +131,17 @@ export class ComfyClient {
     return { running: ids(r.data.queue_running), pending: ids(r.data.queue_pending) };
   }
 
-  async objectInfo(nodeClass?: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  /**
+   * GET /object_info (every node class the server has) or /object_info/{class}: per class its inputs as
+   * `[type, options]` tuples, outputs and the output_node flag, as detectWorkflow's `objectInfo` takes it.
+   * Throws BACKEND_PROTOCOL when the answer is not an object of class objects, and the HTTP client's codes.
+   */
+  async objectInfo(signal?: AbortSignal, nodeClass?: string): Promise<ObjectInfo> {
     const route = nodeClass === undefined ? "/object_info" : `/object_info/${encodeURIComponent(nodeClass)}`;
     const body = await this.http.request("GET", this.p(route), { signal });
-    if (body === null || typeof body !== "object" || Array.isArray(body)) throw protocolError(this.id, `GET ${route}`, preview(JSON.stringify(body) ?? ""), "an object of node classes");
-    return body as Record<string, unknown>;
+    const r = objectInfoSchema.safeParse(body);
+    if (!r.success) throw protocolError(this.id, `GET ${route}`, preview(JSON.stringify(body) ?? ""), "an object of node classes");
+    return r.data as ObjectInfo;
   }
 
   async systemStats(signal?: AbortSignal): Promise<Record<string, unknown>> {
@@ -147,7 +154,7 @@ export class ComfyClient {
 
   /** Checkpoint file names the server offers (CheckpointLoaderSimple's ckpt_name list). */
   async listCheckpoints(signal?: AbortSignal): Promise<string[]> {
-    const info = await this.objectInfo("CheckpointLoaderSimple", signal);
+    const info = await this.objectInfo(signal, "CheckpointLoaderSimple");
     const spec = (info.CheckpointLoaderSimple as { input?: { required?: { ckpt_name?: unknown } } } | undefined)?.input?.required?.ckpt_name;
     // Old servers: [["a.safetensors", …], {…}]; newer: ["COMBO", { options: [...] }].
     if (Array.isArray(spec)) {

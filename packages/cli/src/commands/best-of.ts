@@ -9,19 +9,20 @@ import path from "node:path";
 import type { Backend, GenerationParams } from "@pickrank/adapters";
 import type { Scorer } from "@pickrank/core";
 import { invalidParameter, PickrankError, toPickrankError } from "@pickrank/contract";
-import type { BestOfBatchResult, BestOfEvent, BestOfOptions, BestOfResult } from "@pickrank/selector";
+import type { BestOfBatchResult, BestOfEvent, BestOfOptions, BestOfResult, formatProb, formatScore } from "@pickrank/selector";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
+import { addNodeFlags, nodeOverridesFromFlags, type NodeFlagOptions } from "../node-flags.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
-import { deviceLine, renderTable, writeJson, type Io } from "../ui.ts";
+import { deviceLine, formatBytes, renderTable, writeJson, type Io } from "../ui.ts";
 
 export const DEFAULT_URLS: Record<string, string> = {
   comfyui: "http://127.0.0.1:8188",
   a1111: "http://127.0.0.1:7860",
 };
 
-interface BestOfCliOptions {
+interface BestOfCliOptions extends NodeFlagOptions {
   prompt?: string;
   prompts?: string;
   negative?: string;
@@ -51,6 +52,9 @@ interface BestOfCliOptions {
   diverse?: number | true;
   json?: boolean;
   quiet?: boolean;
+  // scoring prompt (selector/score-prompt.ts)
+  scorePrompt?: string;
+  scoreRawPrompt?: boolean;
 }
 
 function parseNonNegativeInt(v: string): number {
@@ -113,7 +117,7 @@ async function readWorkflow(file: string): Promise<unknown> {
 }
 
 export function registerBestOf(program: Command, ctx: CommandContext): void {
-  program
+  const cmd = program
     .command("best-of")
     .description("Generate N candidates per prompt on ComfyUI or Automatic1111, score them with PickScore as they arrive, keep the best")
     .option("--prompt <text>", "the prompt")
@@ -148,6 +152,12 @@ export function registerBestOf(program: Command, ctx: CommandContext): void {
     .option("--draft-size <WxH>", "draft-then-refine: render the N drafts at this size (e.g. 512x512)", parseSize)
     .option("--refine <k>", "draft-then-refine: re-render the best k drafts at full settings, same seeds (default max(top, min(n, 4)))", parsePositiveInt)
     .option("--diverse [threshold]", "with --top > 1: skip near-duplicates (image-embedding cosine above threshold, default 0.9)", parseThreshold)
+    // scoring prompt: what PickScore compares the images with (selector/score-prompt.ts)
+    .option(
+      "--score-prompt <text>",
+      "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
+    )
+    .option("--score-raw-prompt", "score against the prompt exactly as written, weights and tags included")
     .option("--json", "print the result object as JSON on stdout (what the bestOf API returns, without image bytes)")
     .option("--quiet", "no progress on stderr")
     .addHelpText(
@@ -174,6 +184,7 @@ with --out, running the same command again resumes).`,
         await runBestOf(ctx, opts);
       }),
     );
+  addNodeFlags(cmd);
 }
 
 async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<void> {
@@ -183,6 +194,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     throw new PickrankError("BAD_INPUT", `Expected exactly one of --prompt <text> or --prompts <file> but received ${opts.prompt === undefined ? "neither" : "both"}`);
   }
   if (opts.prompt !== undefined && opts.prompt.trim() === "") throw invalidParameter("--prompt", "a non-empty prompt", opts.prompt);
+  checkScorePromptFlags(opts);
   if (opts.top > opts.n) throw invalidParameter("--top", `integer between 1 and -n (${opts.n})`, opts.top);
   if (opts.minSurvivors !== undefined && opts.minSurvivors > opts.n) throw invalidParameter("--min-survivors", `integer between 1 and -n (${opts.n})`, opts.minSurvivors);
   const drafting = opts.draftSteps !== undefined || opts.draftSize !== undefined;
@@ -198,6 +210,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   if (urls.length === 0) throw new PickrankError("BAD_INPUT", `Expected --url for --backend ${opts.backend} (no default URL for that kind)`);
   const prompts = opts.prompts !== undefined ? await readPromptsFile(opts.prompts) : undefined;
   const workflow = opts.workflow !== undefined ? await readWorkflow(opts.workflow) : undefined;
+  const nodes = nodeOverridesFromFlags(opts, opts.backend);
 
   const params: GenerationParams = {};
   if (opts.steps !== undefined) params.steps = opts.steps;
@@ -209,7 +222,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   if (opts.checkpoint !== undefined) params.checkpoint = opts.checkpoint;
 
   // The packages behind the command load once the arguments are known to be good: startup stays fast.
-  const [{ createBackend, redactUrl }, { Scorer }, { bestOf, serializeResult }] = await Promise.all([
+  const [{ createBackend, redactUrl }, { Scorer }, { bestOf, formatProb, formatScore, serializeResult }] = await Promise.all([
     import("@pickrank/adapters"),
     import("@pickrank/core"),
     import("@pickrank/selector"),
@@ -219,6 +232,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     url,
     ...(opts.auth !== undefined ? { auth: opts.auth } : {}),
     ...(workflow !== undefined ? { workflow } : {}),
+    ...(nodes !== undefined ? { options: { nodes } } : {}),
   });
   // Several --url: one pool that spreads the candidates and retries a failed one on another server.
   const backend: Backend = urls.length === 1 ? createBackend(spec(urls[0]!)) : createBackend({ kind: "pool", url: "", options: { backends: urls.map(spec) } });
@@ -235,17 +249,12 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     // Reachability before the model loads, so a stopped server is a 1-second message, not a 10-second one.
     const health = await backend.check(ctl.signal);
     if (!health.ok) {
-      const servers = Array.isArray(health.info?.["servers"]) ? (health.info["servers"] as { backend?: string; error?: string }[]) : [];
-      const why =
-        typeof health.info?.["error"] === "string"
-          ? `: ${health.info["error"]}`
-          : servers.length > 0
-            ? `: ${servers.map((x) => `${x.backend ?? "?"}: ${x.error ?? "down"}`).join("; ")}`
-            : "";
+      const down = health.members ?? [health];
+      const why = down.length > 1 ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}` : health.error ? `: ${health.error.message}` : "";
       throw new PickrankError(
         "BACKEND_UNREACHABLE",
         `Could not reach the ${opts.backend} server${urls.length > 1 ? "s" : ""} at ${where}${why}; expected ${urls.length > 1 ? "at least one" : "it"} running (start it${opts.backend === "a1111" ? " with --api" : ""}, or pass --url)`,
-        { details: { backend: opts.backend, urls: urls.map(redactUrl), ...(health.info ?? {}) } },
+        { details: { backend: opts.backend, urls: urls.map(redactUrl), health } },
       );
     }
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
@@ -278,9 +287,13 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
       };
     }
     if (opts.diverse !== undefined) bo.diverse = opts.diverse === true ? true : { threshold: opts.diverse };
+    if (opts.scorePrompt !== undefined) bo.scorePrompt = opts.scorePrompt;
+    if (opts.scoreRawPrompt) bo.scoreRawPrompt = true;
     if (opts.out !== undefined) {
       // The workflow shapes the pixels but lives in the backend: resuming must require the same one.
-      const fingerprint = workflow !== undefined ? { workflow: createHash("sha256").update(JSON.stringify(workflow)).digest("hex") } : undefined;
+      const fingerprint = workflow !== undefined
+        ? { workflow: createHash("sha256").update(JSON.stringify(workflow)).update(nodes !== undefined ? JSON.stringify(nodes) : "").digest("hex") }
+        : undefined;
       bo.out = { dir: opts.out, keep: opts.keep, ...(fingerprint ? { fingerprint } : {}) };
     }
 
@@ -297,7 +310,7 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     }
     progress.stop();
     if (opts.json) writeJson(io, serializeResult(result));
-    else printResult(io, result);
+    else printResult(io, result, { formatProb, formatScore });
     for (const r of "runs" in result ? result.runs : [result]) {
       for (const w of r.warnings) io.stderr.write(`pickrank: warning: ${"runs" in result ? `prompt ${JSON.stringify(r.prompt)}: ` : ""}${w}\n`);
     }
@@ -318,13 +331,33 @@ function shortPath(file: string, cwd = process.cwd()): string {
   return rel === "" || rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
 }
 
-function fmtScore(x: number): string {
-  return x.toFixed(3);
+/** --score-prompt and --score-raw-prompt exclude each other; --score-prompt names one prompt's scoring text. */
+function checkScorePromptFlags(opts: BestOfCliOptions): void {
+  if (opts.scorePrompt !== undefined && opts.scoreRawPrompt) {
+    throw new PickrankError("BAD_INPUT", "Expected either --score-prompt <text> or --score-raw-prompt but received both");
+  }
+  if (opts.scorePrompt !== undefined && opts.prompts !== undefined) {
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected --score-prompt only with --prompt (one scoring text for one prompt) but received --prompts",
+    );
+  }
+  if (opts.scorePrompt !== undefined && opts.scorePrompt.trim() === "") {
+    throw invalidParameter("--score-prompt", "a non-empty text", opts.scorePrompt);
+  }
 }
 
-function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
+/** selector's score and probability formatters, handed down by runBestOf (selector loads with the action). */
+interface Formatters {
+  formatProb: typeof formatProb;
+  formatScore: typeof formatScore;
+}
+
+function printRun(io: Io, r: BestOfResult, header: string | undefined, fmt: Formatters): void {
+  const { formatScore: fmtScore, formatProb: fmtProb } = fmt;
   const out = io.stdout;
   if (header) out.write(`${header}\n`);
+  if (r.scorePrompt !== r.prompt) out.write(`scored as: ${r.scorePrompt}\n`);
   const picked = new Set(r.top.map((c) => c.index));
   const cwd = process.cwd();
   const headers = ["rank", "seed", "score", "prob"];
@@ -336,7 +369,7 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
   headers.push("top", "saved");
   align.push("left", "left");
   const rows = r.ranked.map((c) => {
-    const row = [String(c.rank), String(c.seed), fmtScore(c.score), c.prob.toFixed(4)];
+    const row = [String(c.rank), String(c.seed), fmtScore(c.score), fmtProb(c.prob)];
     if (r.refine) row.push(c.draft ? `${c.draft.rank}/${r.refine.drafts.length}` : "", c.draft ? fmtScore(c.draft.score) : "");
     row.push(picked.has(c.index) ? "*" : "", c.file ? shortPath(c.file, cwd) : "");
     return row;
@@ -357,16 +390,23 @@ function printRun(io: Io, r: BestOfResult, header: string | undefined): void {
   }
 }
 
-function printResult(io: Io, result: BestOfResult | BestOfBatchResult): void {
+function printResult(io: Io, result: BestOfResult | BestOfBatchResult, fmt: Formatters): void {
   if ("runs" in result) {
     result.runs.forEach((r, i) => {
       if (i > 0) io.stdout.write("\n");
-      printRun(io, r, `prompt: ${r.prompt}`);
+      printRun(io, r, `prompt: ${r.prompt}`, fmt);
     });
     if (result.out) io.stdout.write(`\nresult: ${shortPath(result.out.resultFile)}\n`);
   } else {
-    printRun(io, result, undefined);
+    printRun(io, result, undefined, fmt);
     if (result.out) io.stdout.write(`result: ${shortPath(result.out.resultFile)}\n`);
+  }
+  if (result.out?.work && result.out.work.files > 0) {
+    const w = result.out.work;
+    io.stdout.write(
+      `work: ${w.files} rendered candidates (${formatBytes(w.bytes)}) kept in ${shortPath(w.dir)}, ` +
+        "so the same command with another --top, --diverse or --keep re-selects without rendering; delete that folder to free the space\n",
+    );
   }
 }
 

@@ -58,8 +58,12 @@ export function registerModel(program: Command, ctx: CommandContext): void {
             dtype: opts.dtype,
             refresh: Boolean(opts.refresh),
           });
-          if (opts.json) writeJson(ctx.io, { dir: res.dir, cached: res.cached, manifest: res.manifest });
+          const reused = res.reused ?? [];
+          const notes = res.notes ?? [];
+          if (opts.json) writeJson(ctx.io, { dir: res.dir, cached: res.cached, manifest: res.manifest, reused, notes });
           else ctx.io.stdout.write(res.dir + "\n");
+          // What came from the huggingface_hub cache and what was checked; a copy there that did not verify.
+          if (!opts.json) for (const line of [...reused.map((f) => f.message), ...notes]) ctx.io.stderr.write(line + "\n");
           if (!res.cached && !opts.json) {
             ctx.io.stderr.write(
               `The downloaded checkpoint stays in the cache so another --dtype converts without downloading again; \`pickrank model prune\` frees it.\n`,

@@ -212,6 +212,10 @@ function tmpSuffix(): string {
 async function copyTokenizer(hfDir: string, out: string, explicit: string | undefined): Promise<void> {
   let from: string;
   if (explicit !== undefined) {
+    if (!(await exists(explicit))) {
+      const message = `Tokenizer folder ${explicit} does not exist; expected tokenizer.json, or vocab.json and merges.txt`;
+      throw new PickrankError("NOT_FOUND", message, { details: { path: explicit, option: "--tokenizer" } });
+    }
     if (!(await hasTokenizerFiles(explicit))) {
       throw new PickrankError(
         "BAD_TOKENIZER",
@@ -303,7 +307,11 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
   if (os.endianness() !== "LE") throw new PickrankError("INTERNAL", "The converter needs a little-endian machine (safetensors and ONNX store little-endian)");
   const graphOpts: ClipGraphOptions = { ...DEFAULT_GRAPH_OPTIONS, ...opts.graph, dtype };
 
-  if (!(await exists(hfDir))) throw badModel(`Model folder ${hfDir} does not exist; expected a folder with config.json and model.safetensors`, { dir: hfDir });
+  if (!(await exists(hfDir))) {
+    throw new PickrankError("NOT_FOUND", `Model folder ${hfDir} does not exist; expected a folder with config.json and model.safetensors`, {
+      details: { path: hfDir },
+    });
+  }
   const configFile = path.join(hfDir, "config.json");
   const cfg = await readClipConfig(configFile);
   const weightsFile = path.join(hfDir, "model.safetensors");

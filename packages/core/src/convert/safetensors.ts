@@ -56,6 +56,8 @@ export class SequentialHasher {
     private readonly size: number,
     /** Gaps up to this size are read immediately to keep the hash going; larger ones wait for finish(). */
     private readonly maxGap = 256 << 20,
+    /** The file's path, for errors. */
+    private readonly file = "the safetensors file",
   ) {}
 
   async observe(offset: number, data: Uint8Array): Promise<void> {
@@ -74,7 +76,10 @@ export class SequentialHasher {
     while (this.pos < end) {
       const n = Math.min(chunk.length, end - this.pos);
       const { bytesRead } = await this.fh.read(chunk, 0, n, this.pos);
-      if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${this.pos}`);
+      if (bytesRead === 0) {
+        const what = `unexpected end of file at byte ${this.pos} while hashing; expected ${this.size} bytes (did it change meanwhile?)`;
+        throw bad(this.file, what);
+      }
       this.hash.update(chunk.subarray(0, bytesRead));
       this.pos += bytesRead;
     }
@@ -170,7 +175,7 @@ export class SafetensorsFile {
         const c = sorted[i]!;
         if (c.offset < p.offset + p.byteLength) throw bad(file, `tensors ${p.name} and ${c.name} overlap`);
       }
-      const hasher = opts.hash ? new SequentialHasher(fh, size) : undefined;
+      const hasher = opts.hash ? new SequentialHasher(fh, size, undefined, file) : undefined;
       if (hasher) {
         await hasher.observe(0, lenBuf);
         await hasher.observe(8, headerBytes);
@@ -189,7 +194,10 @@ export class SafetensorsFile {
   /** Reads `length` bytes of a tensor starting `start` bytes into it, into a fresh (aligned) buffer. */
   async read(entry: SafetensorsEntry, start = 0, length = entry.byteLength - start): Promise<Uint8Array> {
     if (start < 0 || length < 0 || start + length > entry.byteLength) {
-      throw new RangeError(`read of ${entry.name} [${start}, ${start + length}) outside its ${entry.byteLength} bytes`);
+      const range = `[${start}, ${start + length})`;
+      throw new PickrankError("INTERNAL", `Expected a read inside tensor ${entry.name} (${entry.byteLength} bytes) but received ${range}`, {
+        details: { file: this.file, tensor: entry.name },
+      });
     }
     const buf = new Uint8Array(length);
     let got = 0;
@@ -204,7 +212,9 @@ export class SafetensorsFile {
 
   /** sha256 of the whole file (only when opened with `hash: true`). */
   async sha256(): Promise<string> {
-    if (!this.hasher) throw new Error("SafetensorsFile opened without hash: true");
+    if (!this.hasher) {
+      throw new PickrankError("INTERNAL", `Expected ${this.file} opened with hash: true for sha256() but it was opened without`);
+    }
     return this.hasher.finish();
   }
 

@@ -14,9 +14,9 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { PickrankError } from "@pickrank/contract";
-import { writeFileAtomic } from "@pickrank/contract";
-import { HubClient, RetryableError, abortedError, formatDuration, sleep } from "./http.ts";
+import { PickrankError, retry, writeFileAtomic } from "@pickrank/contract";
+import { findHfCachedFile, hashFile, linkInto } from "./hf-cache.ts";
+import { HubClient, abortedError, formatDuration, transientError } from "./http.ts";
 
 export interface RepoSibling {
   rfilename: string;
@@ -67,7 +67,7 @@ export async function fetchRevisionInfo(client: HubClient, repo: string, revisio
     try {
       text = await res.text();
     } catch (e) {
-      throw new RetryableError(`the connection to ${new URL(url).host} dropped`, undefined, { cause: e });
+      throw transientError(`the connection to ${new URL(url).host} dropped`, { cause: e });
     }
     try {
       return JSON.parse(text) as unknown;
@@ -158,7 +158,7 @@ interface AttemptResult {
 
 /**
  * One GET into the .part file, resuming from its current length. Returns "dropped" on a broken
- * connection (the .part keeps what arrived), throws for HTTP errors (RetryableError for 5xx).
+ * connection (the .part keeps what arrived), throws for HTTP errors (transient ones for 5xx).
  */
 async function attemptDownload(
   client: HubClient,
@@ -224,12 +224,12 @@ async function attemptDownload(
   const armIdle = () => {
     clearTimeout(idle);
     idle = setTimeout(
-      () => abort(new RetryableError(`no data for ${formatDuration(client.idleTimeoutMs)}`)),
+      () => abort(transientError(`no data for ${formatDuration(client.idleTimeoutMs)}`)),
       client.idleTimeoutMs,
     );
   };
   try {
-    if (!res.body) throw new RetryableError("empty body");
+    if (!res.body) throw transientError("empty body");
     const reader = res.body.getReader();
     armIdle();
     for (;;) {
@@ -257,14 +257,88 @@ async function attemptDownload(
   await fh.sync().catch(() => undefined);
   await fh.close();
   onProgress?.({ stage: "download", file: name, done, total: expected.size });
-  if (done < expected.size) return { kind: "dropped", got, error: new Error(`body ended at ${done} of ${expected.size} bytes`) };
+  if (done < expected.size) return { kind: "dropped", got, error: transientError(`body ended at ${done} of ${expected.size} bytes`) };
   return { kind: "complete", got, ...digests() };
+}
+
+/** A dropped transfer, for the resume loop: how many tries in a row brought nothing new. */
+type DroppedError = PickrankError<"DOWNLOAD_FAILED"> & { details: { dropped: true; fruitless: number } };
+
+function isDropped(e: unknown): e is DroppedError {
+  return e instanceof PickrankError && e.code === "DOWNLOAD_FAILED" && e.details?.dropped === true;
+}
+
+/**
+ * Brings `part` to the complete file through the contract's retry(): each try resumes from the .part's
+ * length; a dropped connection is retried while tries make progress, and after `retries` tries in a
+ * row that bring nothing (the wait doubling from `retryDelayMs` with each, capped at 10 s), the .part
+ * is kept for the next pull and DOWNLOAD_FAILED says so. HTTP-level failures of each try have their
+ * own retries (HubClient.withRetries).
+ */
+async function transferToPart(
+  client: HubClient,
+  file: { url: string; part: string; name: string; expected: Expected },
+  ctx: { repo: string; revision: string },
+  onProgress: DownloadProgress | undefined,
+): Promise<AttemptResult> {
+  const { url, part, name, expected } = file;
+  let fruitless = 0;
+  try {
+    return await retry(
+      async () => {
+        client.checkAborted();
+        const r = await client.withRetries(`download ${name} from ${ctx.repo}`, () =>
+          attemptDownload(client, url, part, name, expected, ctx, onProgress),
+        );
+        if (r.kind === "complete") return r;
+        fruitless = r.got > 0 ? 1 : fruitless + 1;
+        const why = r.error instanceof Error ? r.error.message : "connection dropped";
+        throw new PickrankError("DOWNLOAD_FAILED", why, { cause: r.error, details: { dropped: true, fruitless } });
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        // Constant base delay; the doubling follows the fruitless tries in a row, not all tries.
+        minDelayMs: client.retryDelayMs,
+        factor: 1,
+        ...(client.signal ? { signal: client.signal } : {}),
+        shouldRetry: (e) => isDropped(e) && e.details.fruitless <= client.retries,
+        retryAfterMs: (e) => (isDropped(e) ? Math.min(10_000, client.retryDelayMs * 2 ** Math.max(0, e.details.fruitless - 1)) : undefined),
+      },
+    );
+  } catch (e) {
+    if (client.signal?.aborted) throw abortedError(client.signal);
+    if (!isDropped(e)) throw e;
+    const have = (await sizeOf(part)) ?? 0;
+    throw new PickrankError(
+      "DOWNLOAD_FAILED",
+      `Downloading ${name} from ${ctx.repo} kept failing (${e.message}); ` +
+        `${have} of ${expected.size} bytes are kept in ${part} and the next pull resumes from there. ` +
+        `Check the network connection or HF_ENDPOINT (${client.endpointText}).`,
+      { cause: e.cause, details: { file: name, part, have, size: expected.size } },
+    );
+  }
+}
+
+/** What failed verification of a complete .part, or undefined when size and hash match. */
+async function verificationProblem(
+  part: string,
+  r: AttemptResult,
+  expected: Expected,
+): Promise<{ check: string; expected: string; actual: string } | undefined> {
+  const actualSize = (await sizeOf(part)) ?? 0;
+  if (actualSize !== expected.size) return { check: "size", expected: `${expected.size} bytes`, actual: `${actualSize} bytes` };
+  if (expected.sha256 && r.sha256 !== expected.sha256) return { check: "sha256", expected: expected.sha256, actual: r.sha256 ?? "" };
+  if (expected.gitSha1 && r.gitSha1 !== expected.gitSha1) {
+    return { check: "git blob sha1", expected: expected.gitSha1, actual: r.gitSha1 ?? "" };
+  }
+  return undefined;
 }
 
 /**
  * Downloads one file of a resolved revision into `dir`, resuming a .part left by an earlier try,
  * verifying size and hash; a corrupt result is deleted and downloaded once more from zero before
  * INTEGRITY is thrown. Returns the verified name, size and sha256.
+ * @throws DOWNLOAD_FAILED (hub errors; a transfer that kept dropping, its .part kept), INTEGRITY, ABORTED.
  */
 export async function downloadFile(
   client: HubClient,
@@ -282,62 +356,24 @@ export async function downloadFile(
   const expected = await fileMetadata(client, info, sib);
   const url = client.url(`${info.repo}/resolve/${info.commit}/${encodePath(name)}`);
   const ctx = { repo: info.repo, revision: info.revision };
-
-  // A dropped connection is retried (resuming) while it makes progress, up to `retries` fruitless tries.
-  let fruitless = 0;
-  let redownloaded = false;
-  for (;;) {
-    client.checkAborted();
-    const r = await client.withRetries(`download ${name} from ${info.repo}`, () =>
-      attemptDownload(client, url, part, name, expected, ctx, onProgress),
+  // Two passes at most: the bad bytes of a first failure may come from an earlier, interrupted try;
+  // one clean download from zero settles it.
+  for (let pass = 1; ; pass++) {
+    const r = await transferToPart(client, { url, part, name, expected }, ctx, onProgress);
+    const problem = await verificationProblem(part, r, expected);
+    if (!problem) {
+      await rename(part, final);
+      return { name, size: expected.size, sha256: r.sha256! };
+    }
+    await rm(part, { force: true });
+    if (pass === 1) continue;
+    throw new PickrankError(
+      "INTEGRITY",
+      `${name} from ${info.repo}@${info.commit.slice(0, 12)} failed verification twice: ` +
+        `expected ${problem.check} ${problem.expected} but received ${problem.actual}. ` +
+        `The file was deleted; try again later or report it to the repo owner.`,
+      { details: { file: name, repo: info.repo, commit: info.commit, ...problem } },
     );
-    if (r.kind === "dropped") {
-      fruitless = r.got > 0 ? 1 : fruitless + 1;
-      if (fruitless > client.retries) {
-        const have = (await sizeOf(part)) ?? 0;
-        throw new PickrankError(
-          "DOWNLOAD_FAILED",
-          `Downloading ${name} from ${info.repo} kept failing (${r.error instanceof Error ? r.error.message : "connection dropped"}); ` +
-            `${have} of ${expected.size} bytes are kept in ${part} and the next pull resumes from there. ` +
-            `Check the network connection or HF_ENDPOINT (${client.endpointText}).`,
-          { cause: r.error, details: { file: name, part, have, size: expected.size } },
-        );
-      }
-      await sleep(Math.min(10_000, client.retryDelayMs * 2 ** Math.max(0, fruitless - 1)), client.signal);
-      continue;
-    }
-    const actualSize = (await sizeOf(part)) ?? 0;
-    let problem: string | undefined;
-    let expectedText = "";
-    let actualText = "";
-    if (actualSize !== expected.size) {
-      problem = "size";
-      expectedText = `${expected.size} bytes`;
-      actualText = `${actualSize} bytes`;
-    } else if (expected.sha256 && r.sha256 !== expected.sha256) {
-      problem = "sha256";
-      expectedText = expected.sha256;
-      actualText = r.sha256 ?? "";
-    } else if (expected.gitSha1 && r.gitSha1 !== expected.gitSha1) {
-      problem = "git blob sha1";
-      expectedText = expected.gitSha1;
-      actualText = r.gitSha1 ?? "";
-    }
-    if (problem) {
-      await rm(part, { force: true });
-      if (!redownloaded) {
-        // The bad bytes may come from an earlier, interrupted try; one clean download settles it.
-        redownloaded = true;
-        continue;
-      }
-      throw new PickrankError(
-        "INTEGRITY",
-        `${name} from ${info.repo}@${info.commit.slice(0, 12)} failed verification twice: expected ${problem} ${expectedText} but received ${actualText}. The file was deleted; try again later or report it to the repo owner.`,
-        { details: { file: name, repo: info.repo, commit: info.commit, check: problem, expected: expectedText, actual: actualText } },
-      );
-    }
-    await rename(part, final);
-    return { name, size: actualSize, sha256: r.sha256! };
   }
 }
 
@@ -355,8 +391,97 @@ export async function readVerifiedFiles(dir: string): Promise<VerifiedFile[] | u
 }
 
 /**
- * Downloads the wanted files of a resolved revision into `dir` (skipping those already verified there)
- * and records them in `.pickrank-source.json` so later calls, offline ones too, know what is complete.
+ * Adds verified files to a download folder's record (`.pickrank-source.json`), replacing entries of
+ * the same name, so later calls, offline ones too, know what is complete.
+ * @throws FILESYSTEM / NOT_FOUND naming the record file.
+ */
+export async function recordVerifiedFiles(dir: string, files: VerifiedFile[]): Promise<void> {
+  const known = (await readVerifiedFiles(dir)) ?? [];
+  const merged = [...known.filter((k) => !files.some((o) => o.name === k.name)), ...files];
+  await writeFileAtomic(path.join(dir, SOURCE_FILE), JSON.stringify(merged, null, 1));
+}
+
+/** A file taken from the huggingface_hub cache instead of the network. */
+export interface ReusedFile {
+  repo: string;
+  commit: string;
+  file: string;
+  /** The snapshot entry it came from (`…/models--owner--name/snapshots/<commit>/<file>`). */
+  from: string;
+  /**
+   * What was checked before use: "hub" (online: size and sha256, or git blob sha1 for a small file,
+   * against the hub's metadata, as a download is), "blob-name" (offline: the bytes hash to the name
+   * huggingface_hub stored them under, the hub's ETag when it downloaded them), "none" (offline, a plain
+   * copy with no blob name: only found, not verified).
+   */
+  verified: "hub" | "blob-name" | "none";
+  /** How it was put into pickrank's download folder. */
+  placed: "hardlink" | "symlink" | "copy";
+  /** One sentence for people: where from, what was checked. */
+  message: string;
+}
+
+/** Where downloadFiles looks before the network, and who hears about what it took or refused. */
+export interface HfCacheReuse {
+  /** The huggingface_hub cache folder (hfHubCacheDir()). */
+  hubCache: string;
+  onReused?: (r: ReusedFile) => void;
+  /** A hub-cache copy that did not match the hub and was left alone (the file is downloaded instead). */
+  onRejected?: (message: string) => void;
+}
+
+/**
+ * Online reuse of one file from the huggingface_hub cache: found in the commit's snapshot, checked like
+ * a download (size and hash against the hub's metadata), then linked into `dir`. Undefined when the
+ * hub cache does not hold it or it does not match (then it is downloaded as usual).
+ */
+async function reuseFromHfCache(
+  client: HubClient,
+  info: RepoRevisionInfo,
+  sib: RepoSibling,
+  dir: string,
+  reuse: HfCacheReuse,
+): Promise<VerifiedFile | undefined> {
+  const found = await findHfCachedFile(reuse.hubCache, info.repo, info.commit, sib.rfilename);
+  if (!found) return undefined;
+  const expected = await fileMetadata(client, info, sib);
+  const h = found.size === expected.size ? await hashFile(found.blobPath, found.size, client.signal) : undefined;
+  const problem =
+    found.size !== expected.size
+      ? `size ${found.size} bytes, expected ${expected.size}`
+      : expected.sha256 && h!.sha256 !== expected.sha256
+        ? `sha256 ${h!.sha256}, expected ${expected.sha256}`
+        : !expected.sha256 && expected.gitSha1 && h!.gitSha1 !== expected.gitSha1
+          ? `git blob sha1 ${h!.gitSha1}, expected ${expected.gitSha1}`
+          : undefined;
+  if (problem) {
+    reuse.onRejected?.(
+      `${found.snapshotPath} does not match the hub (${problem}); downloading ${sib.rfilename} instead and leaving that file alone`,
+    );
+    return undefined;
+  }
+  const placed = await linkInto(found.blobPath, path.join(dir, sib.rfilename));
+  const check = expected.sha256 ? "sha256" : expected.gitSha1 ? "git blob sha1" : "size";
+  reuse.onReused?.({
+    repo: info.repo,
+    commit: info.commit,
+    file: sib.rfilename,
+    from: found.snapshotPath,
+    verified: "hub",
+    placed,
+    message:
+      `${sib.rfilename} of ${info.repo}@${info.commit.slice(0, 12)} taken from the huggingface_hub cache ` +
+      `(${found.snapshotPath}); its ${check} matches the hub's`,
+  });
+  return { name: sib.rfilename, size: found.size, sha256: h!.sha256 };
+}
+
+/**
+ * Downloads the wanted files of a resolved revision into `dir` (skipping those already verified there,
+ * and taking those the huggingface_hub cache holds when `reuse` is given and they verify) and records
+ * them in `.pickrank-source.json` so later calls, offline ones too, know what is complete.
+ * @throws DOWNLOAD_FAILED (hub errors, a file the repo does not list), INTEGRITY (a file that fails
+ * verification twice), ABORTED, FILESYSTEM.
  */
 export async function downloadFiles(
   client: HubClient,
@@ -364,6 +489,7 @@ export async function downloadFiles(
   wanted: string[],
   dir: string,
   onProgress?: DownloadProgress,
+  reuse?: HfCacheReuse,
 ): Promise<VerifiedFile[]> {
   const known = (await readVerifiedFiles(dir)) ?? [];
   const out: VerifiedFile[] = [];
@@ -381,9 +507,9 @@ export async function downloadFiles(
       out.push(have);
       continue;
     }
-    out.push(await downloadFile(client, info, sib, dir, onProgress));
+    const fromHf = reuse ? await reuseFromHfCache(client, info, sib, dir, reuse) : undefined;
+    out.push(fromHf ?? (await downloadFile(client, info, sib, dir, onProgress)));
   }
-  const merged = [...known.filter((k) => !out.some((o) => o.name === k.name)), ...out];
-  await writeFileAtomic(path.join(dir, SOURCE_FILE), JSON.stringify(merged, null, 1));
+  await recordVerifiedFiles(dir, out);
   return out;
 }

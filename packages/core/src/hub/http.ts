@@ -5,8 +5,8 @@
  * huggingface_hub's requests session does), and hub errors turned into DOWNLOAD_FAILED messages that
  * say what to do.
  */
-import { PickrankError } from "@pickrank/contract";
-import { abortedError as contractAbortedError, sleep as abortableSleep } from "@pickrank/contract";
+import { PickrankError, retry } from "@pickrank/contract";
+import { abortedError as contractAbortedError } from "@pickrank/contract";
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
 
@@ -26,19 +26,36 @@ export interface HubClientOptions {
   idleTimeoutMs?: number;
 }
 
-/** Raised inside the client for failures worth another try (5xx, 429, network, timeouts). */
-export class RetryableError extends Error {
-  constructor(
-    message: string,
-    readonly retryAfterMs?: number,
-    options?: { cause?: unknown; once?: boolean },
-  ) {
-    super(message, options);
-    this.name = "RetryableError";
-    this.once = options?.once ?? false;
-  }
+/** What a transient hub failure carries for the retry policy. */
+export interface TransientDetails extends Record<string, unknown> {
+  transient: true;
+  /** The server's Retry-After, in ms. */
+  retryAfterMs?: number;
   /** Worth one more try only (refused connection, unknown host): rarely transient, and a user waiting on a typo deserves a quick answer. */
-  readonly once: boolean;
+  once?: boolean;
+}
+
+/** A hub failure worth another try (5xx, 429, network errors, timeouts): DOWNLOAD_FAILED marked transient. */
+export type TransientError = PickrankError<"DOWNLOAD_FAILED"> & { details: TransientDetails };
+
+/**
+ * The error for a failure worth another try; HubClient.withRetries retries it and, once the retries are
+ * spent, replaces it with a DOWNLOAD_FAILED that names the endpoint and what to change.
+ */
+export function transientError(
+  message: string,
+  opts: { retryAfterMs?: number | undefined; once?: boolean; cause?: unknown } = {},
+): TransientError {
+  const details: TransientDetails = { transient: true };
+  if (opts.retryAfterMs !== undefined) details.retryAfterMs = opts.retryAfterMs;
+  if (opts.once) details.once = true;
+  const cause = opts.cause !== undefined ? { cause: opts.cause } : {};
+  return new PickrankError("DOWNLOAD_FAILED", message, { details, ...cause }) as TransientError;
+}
+
+/** True for errors made by transientError. */
+export function isTransient(e: unknown): e is TransientError {
+  return e instanceof PickrankError && e.code === "DOWNLOAD_FAILED" && e.details?.transient === true;
 }
 
 /** The errno-style code of a network failure, from undici's nested causes. */
@@ -65,23 +82,26 @@ export function networkReason(e: unknown): string {
   return parts.join(": ") || String(e);
 }
 
-/** Parses and checks an endpoint; DOWNLOAD_FAILED when it is not an http(s) URL. */
+/**
+ * Parses and checks an endpoint (HF_ENDPOINT or the `endpoint` option).
+ * @throws BAD_INPUT when it is not an http(s) URL: a malformed setting, not a failed download.
+ */
 export function parseEndpoint(raw: string): URL {
   let u: URL;
   try {
     u = new URL(raw);
   } catch (e) {
     throw new PickrankError(
-      "DOWNLOAD_FAILED",
+      "BAD_INPUT",
       `HF_ENDPOINT ${JSON.stringify(raw)} is not a URL; expected an http(s) URL such as ${DEFAULT_ENDPOINT} (or unset HF_ENDPOINT to use it)`,
-      { cause: e, details: { endpoint: raw } },
+      { cause: e, details: { parameter: "HF_ENDPOINT", expected: "an http(s) URL", endpoint: raw } },
     );
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     throw new PickrankError(
-      "DOWNLOAD_FAILED",
+      "BAD_INPUT",
       `HF_ENDPOINT ${JSON.stringify(raw)} uses ${u.protocol.replace(/:$/, "")}; expected an http(s) URL such as ${DEFAULT_ENDPOINT}`,
-      { details: { endpoint: raw } },
+      { details: { parameter: "HF_ENDPOINT", expected: "an http(s) URL", endpoint: raw } },
     );
   }
   // Mirrors may live under a path prefix (https://host/hf); keep it, without the trailing slash.
@@ -102,16 +122,6 @@ export interface HubResponse {
 /** "30 s", or "200 ms" below a second (tests use short timeouts). */
 export function formatDuration(ms: number): string {
   return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
-}
-
-/** Waits `ms`, abortably; an abort rejects with the download's ABORTED error. */
-export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  try {
-    await abortableSleep(ms, signal);
-  } catch (e) {
-    if (signal?.aborted) throw abortedError(signal);
-    throw e;
-  }
 }
 
 /** The ABORTED error of a cancelled download (the signal's own PickrankError when it carries one). */
@@ -161,7 +171,7 @@ export class HubClient {
    * One request, redirects followed by hand: `follow: "relative"` follows only Location headers that
    * are relative (a renamed repo on the same site), stopping at absolute ones (the LFS CDN) the way
    * huggingface_hub's HEAD does; `"all"` follows every redirect. Network errors and timeouts throw
-   * RetryableError; HTTP errors come back as the response.
+   * transient errors (transientError); HTTP errors come back as the response.
    */
   async request(
     method: "GET" | "HEAD",
@@ -183,7 +193,7 @@ export class HubClient {
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
-        ctl.abort(new RetryableError(`no answer within ${formatDuration(this.connectTimeoutMs)}`));
+        ctl.abort(transientError(`no answer within ${formatDuration(this.connectTimeoutMs)}`));
       }, this.connectTimeoutMs);
       let res: Response;
       try {
@@ -202,7 +212,7 @@ export class HubClient {
             { cause: e, details: { endpoint: this.endpointText } },
           );
         }
-        throw new RetryableError(`could not reach ${host} (${reason})`, undefined, {
+        throw transientError(`could not reach ${host} (${reason})`, {
           cause: e,
           once: !timedOut && (code === "ECONNREFUSED" || code === "ENOTFOUND"),
         });
@@ -221,27 +231,40 @@ export class HubClient {
     }
   }
 
-  /** Runs `fn` with retries for RetryableError, backing off exponentially (Retry-After honoured, capped). */
+  /**
+   * Runs `fn` through the contract's retry(): transient failures (transientError) are retried with
+   * exponential backoff from `retryDelayMs` (doubling, capped at 10 s), a server's Retry-After wins
+   * when longer (capped at 30 s), and a refused connection or unknown host gets one more try only.
+   * @throws DOWNLOAD_FAILED naming the endpoint when the retries are spent; ABORTED; whatever else
+   * `fn` throws, as it is.
+   */
   async withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    let lastErr: RetryableError | undefined;
-    for (let attempt = 0; attempt <= this.retries; attempt++) {
-      if (attempt > 0) {
-        const backoff = Math.min(10_000, this.retryDelayMs * 2 ** (attempt - 1));
-        await sleep(Math.min(30_000, Math.max(backoff, lastErr?.retryAfterMs ?? 0)), this.signal);
-      }
-      try {
-        return await fn();
-      } catch (e) {
-        if (!(e instanceof RetryableError)) throw e;
-        lastErr = e;
-        if (e.once && attempt >= 1) throw this.unreachable(what, e, attempt + 1);
-      }
+    let attempts = 0;
+    try {
+      return await retry(
+        async () => {
+          attempts++;
+          return fn();
+        },
+        {
+          retries: this.retries,
+          minDelayMs: this.retryDelayMs,
+          maxDelayMs: 10_000,
+          factor: 2,
+          ...(this.signal ? { signal: this.signal } : {}),
+          shouldRetry: (e, attempt) => isTransient(e) && !(e.details.once && attempt >= 2),
+          retryAfterMs: (e) => (isTransient(e) ? e.details.retryAfterMs : undefined),
+        },
+      );
+    } catch (e) {
+      if (this.signal?.aborted) throw abortedError(this.signal);
+      if (isTransient(e)) throw this.unreachable(what, e, attempts);
+      throw e;
     }
-    throw this.unreachable(what, lastErr!, this.retries + 1);
   }
 
   /** The error for a hub that kept failing: names the host and says what to change. */
-  unreachable(what: string, err: RetryableError, attempts: number): PickrankError {
+  unreachable(what: string, err: TransientError, attempts: number): PickrankError {
     return new PickrankError(
       "DOWNLOAD_FAILED",
       `Could not ${what}: ${err.message} after ${attempts} attempt${attempts === 1 ? "" : "s"} (hub endpoint ${this.endpointText}). ` +
@@ -251,13 +274,13 @@ export class HubClient {
   }
 
   /**
-   * Turns a non-2xx answer into an error: RetryableError for 5xx/429 (the caller's retry loop gets
+   * Turns a non-2xx answer into an error: a transient one for 5xx/429 (the caller's retry loop gets
    * another go), else DOWNLOAD_FAILED that names the repo, revision or file and what to do.
    */
   async statusError(
     res: Response,
     ctx: { repo: string; revision?: string; file?: string; url: string },
-  ): Promise<Error> {
+  ): Promise<PickrankError> {
     const status = res.status;
     const errorCode = res.headers.get("x-error-code") ?? undefined;
     let serverMsg = res.headers.get("x-error-message") ?? undefined;
@@ -274,10 +297,9 @@ export class HubClient {
     }
     if (status >= 500 || status === 429) {
       const ra = Number(res.headers.get("retry-after"));
-      return new RetryableError(
-        `${new URL(ctx.url).host} answered ${status}${serverMsg ? ` (${serverMsg})` : ""}`,
-        Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined,
-      );
+      return transientError(`${new URL(ctx.url).host} answered ${status}${serverMsg ? ` (${serverMsg})` : ""}`, {
+        retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined,
+      });
     }
     const details = { status, url: ctx.url, repo: ctx.repo, revision: ctx.revision, file: ctx.file, errorCode, endpoint: this.endpointText };
     const where = `${ctx.repo}${ctx.revision ? `@${ctx.revision}` : ""}`;

@@ -10,7 +10,7 @@
  * from), converted models, refs. Each checkpoint is removed while holding the locks a pull of it would
  * take, so a pull or conversion in progress is waited for, never cut off.
  */
-import { readdir, rm, rmdir, stat } from "node:fs/promises";
+import { lstat, readdir, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import { invalidParameter } from "@pickrank/contract";
 import { cacheRoot, downloadDir, isCommitSha, listModels, lockPath, modelDirName, modelsDir, repoDirName } from "./cache.ts";
@@ -39,15 +39,20 @@ export interface PruneResult {
   freedBytes: number;
 }
 
-/** Bytes of every file under a path (0 when it is gone). */
+/**
+ * Bytes that removing a path would free: every file under it, except symlinks and files with other
+ * hard links (a checkpoint taken from the huggingface_hub cache shares its blob), which free nothing.
+ * 0 when the path is gone. Never throws.
+ */
 export async function diskUsage(p: string): Promise<number> {
   let st;
   try {
-    st = await stat(p);
+    st = await lstat(p);
   } catch {
     return 0;
   }
-  if (!st.isDirectory()) return st.size;
+  if (st.isSymbolicLink()) return 0;
+  if (!st.isDirectory()) return st.nlink > 1 ? 0 : st.size;
   let total = 0;
   for (const name of await readdir(p)) total += await diskUsage(path.join(p, name));
   return total;

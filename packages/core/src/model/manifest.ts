@@ -79,7 +79,7 @@ export function parseManifest(raw: unknown, where = MANIFEST_FILE): ModelManifes
 
 /**
  * Reads and validates `<dir>/pickrank.json`, then checks that the graphs and tokenizer folder it names
- * are there. BAD_MODEL names the folder and what is missing.
+ * are there. NOT_FOUND when `dir` does not exist; BAD_MODEL names the folder and what is missing otherwise.
  */
 export async function readManifest(dir: string): Promise<ModelManifest> {
   const file = path.join(dir, MANIFEST_FILE);
@@ -88,6 +88,10 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
     text = await readFile(file, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && !(await exists(dir))) {
+      const message = `Model folder ${dir} does not exist; expected a converted model folder (pickrank.json, text.onnx, vision.onnx)`;
+      throw new PickrankError("NOT_FOUND", message, { cause: e, details: { path: dir, option: "--model" } });
+    }
     throw new PickrankError(
       "BAD_MODEL",
       code === "ENOENT"

@@ -2,6 +2,7 @@
  * A small helper for writing ONNX graphs by hand: unique value names, nodes, and constant initializers
  * in the graph's compute precision. It knows nothing about CLIP; convert/clip-graph.ts uses it.
  */
+import { PickrankError } from "@pickrank/contract";
 import { float32ToFloat16Array } from "./float16.ts";
 import {
   bytesTensor,
@@ -76,7 +77,9 @@ export class GraphBuilder {
   }
 
   initializer(t: TensorSource): string {
-    if (this.used.has(t.name)) throw new Error(`initializer name ${t.name} already used in graph ${this.name}`);
+    if (this.used.has(t.name)) {
+      throw new PickrankError("INTERNAL", `Expected a new initializer name in graph ${this.name} but ${t.name} is already used`);
+    }
     this.used.add(t.name);
     this.initializers.push(t);
     return t.name;

@@ -5,6 +5,8 @@
  * .onnx file tensor by tensor). Field numbers are those of onnx/onnx.proto3.
  */
 
+import { PickrankError } from "@pickrank/contract";
+
 /** TensorProto.DataType values we use. */
 export const DataType = {
   FLOAT: 1,
@@ -116,7 +118,8 @@ export interface ModelDef {
 export function bytesTensor(name: string, dataType: DataType, dims: number[], data: Uint8Array): TensorSource {
   const expected = dims.reduce((a, b) => a * b, 1) * dataTypeSize(dataType);
   if (expected !== data.byteLength) {
-    throw new RangeError(`tensor ${name}: ${data.byteLength} bytes for dims [${dims.join(",")}], expected ${expected}`);
+    const shape = `[${dims.join(",")}]`;
+    throw new PickrankError("INTERNAL", `Expected ${expected} bytes for tensor ${name} of dims ${shape} but received ${data.byteLength}`);
   }
   return { name, dataType, dims, byteLength: data.byteLength, write: (sink) => sink(data) };
 }

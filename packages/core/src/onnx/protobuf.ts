@@ -5,12 +5,19 @@
  * is why the size helpers exist.
  */
 
+import { PickrankError } from "@pickrank/contract";
+
 export const WIRE_VARINT = 0;
 export const WIRE_FIXED64 = 1;
 export const WIRE_LEN = 2;
 export const WIRE_FIXED32 = 5;
 
 const TWO_POW_32 = 2 ** 32;
+
+/** A number varints cannot carry exactly: a bug in the caller (sizes and dims are safe integers). */
+function unsafeVarint(value: number): PickrankError<"INTERNAL"> {
+  return new PickrankError("INTERNAL", `Expected a safe integer for a protobuf varint but received ${value}`);
+}
 
 /** Bytes a varint takes. Negative numbers are int64 two's complement: always 10 bytes. */
 export function varintSize(value: number | bigint): number {
@@ -23,7 +30,7 @@ export function varintSize(value: number | bigint): number {
     }
     return n;
   }
-  if (!Number.isSafeInteger(value)) throw new RangeError(`varint needs a safe integer, got ${value}`);
+  if (!Number.isSafeInteger(value)) throw unsafeVarint(value);
   if (value < 0) return 10;
   let n = 1;
   while (value >= 0x80) {
@@ -67,9 +74,7 @@ export class ProtoEncoder {
   rawVarint(value: number | bigint): this {
     this.ensure(10);
     if (typeof value === "bigint" || value < 0 || value >= TWO_POW_32) {
-      if (typeof value === "number" && !Number.isSafeInteger(value)) {
-        throw new RangeError(`varint needs a safe integer, got ${value}`);
-      }
+      if (typeof value === "number" && !Number.isSafeInteger(value)) throw unsafeVarint(value);
       let v = BigInt.asUintN(64, BigInt(value));
       while (v >= 0x80n) {
         this.buf[this.pos++] = Number(v & 0x7fn) | 0x80;

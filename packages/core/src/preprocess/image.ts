@@ -5,13 +5,17 @@
  * antialias (long edge = floor(size·long/short)) → center crop size×size (offset floor((len−size)/2))
  * → (x − mean·255)/(std·255) in float32 (rescale fused into normalize) → CHW Float32Array.
  *
- * sharp only decodes (EXIF orientation applied, ICC profiles ignored as PIL ignores them); the resize is
- * ported (./resample.ts) because sharp's cubic kernel is a different filter with different rounding.
+ * sharp only decodes (EXIF orientation applied, ICC profiles ignored as PIL ignores them), and where its
+ * pixels are not PIL's `convert("RGB")` (CMYK, GIF transparency) ./pil-convert.ts gives PIL's; the resize
+ * is ported (./resample.ts) because sharp's cubic kernel is a different filter with different rounding.
+ * Deliberate differences from the reference: EXIF orientation is applied (as transformers' `load_image`
+ * does), and 16-bit gray keeps its high byte (PIL's convert clips it to 255, a near-white image).
  * The older PIL path (transformers 4's slow processor) is kept as `flavour: "pil"` for comparison.
  */
 import { readFile, stat } from "node:fs/promises";
-import type { Metadata } from "sharp";
+import type { Metadata, SharpOptions } from "sharp";
 import { PickrankError, invalidParameter } from "@pickrank/contract";
+import { cmykToRgb, fillGifBackground, readGifFirstFrame } from "./pil-convert.ts";
 import { bicubicResizeCrop } from "./resample.ts";
 
 export type ImageInput = string | Uint8Array | RawImage;
@@ -25,11 +29,25 @@ export interface PreprocessSettings {
   size: number;
   mean: [number, number, number];
   std: [number, number, number];
-  /** Largest accepted width×height, checked from the header before decoding (default 64 megapixels). */
+  /**
+   * Largest accepted width×height, checked from the header before decoding. Default
+   * `DEFAULT_MAX_PIXELS` (178,956,970: what PIL opens before its DecompressionBombError).
+   */
   maxPixels?: number;
 }
 
-export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024;
+/**
+ * PIL's `Image.MAX_IMAGE_PIXELS` (1024·1024·1024 / 4 / 3 = 89,478,485): above it PIL warns
+ * (DecompressionBombWarning) and still opens the image.
+ */
+export const PIL_MAX_IMAGE_PIXELS = 89_478_485;
+
+/**
+ * Default pixel cap: twice `PIL_MAX_IMAGE_PIXELS` (178,956,970), where PIL raises DecompressionBombError.
+ * Every image the reference opens, with or without its warning, is accepted; larger ones are refused
+ * from the header, before any pixel is decoded. `--max-pixels` / `maxPixels` raise or lower it.
+ */
+export const DEFAULT_MAX_PIXELS = 2 * PIL_MAX_IMAGE_PIXELS;
 
 /** laion/CLIP-ViT-H-14-laion2B-s32B-b79K's preprocessor_config.json (what PickScore_v1 uses). */
 export const CLIP_PREPROCESS: PreprocessSettings = Object.freeze({
@@ -80,7 +98,8 @@ function fmtPixels(n: number): string {
 function tooLarge(width: number, height: number, maxPixels: number, what: string): PickrankError {
   return new PickrankError(
     "BAD_IMAGE",
-    `Expected an image of at most ${fmtPixels(maxPixels)} (maxPixels ${maxPixels}) but ${what} is ${width}×${height} = ${fmtPixels(width * height)}; raise maxPixels if this image is trusted`,
+    `Expected an image of at most ${fmtPixels(maxPixels)} (${maxPixels} pixels) but ${what} is ${width}×${height} = ` +
+      `${fmtPixels(width * height)}; if you trust this image, raise the limit with --max-pixels (maxPixels in the API)`,
     { details: { width, height, maxPixels } },
   );
 }
@@ -143,9 +162,9 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
       details: { path: file },
     });
   }
-  const opts = {
+  const opts: SharpOptions = {
     // Truncated or corrupt pixel data is refused rather than half-decoded (PIL refuses it too).
-    failOn: "error" as const,
+    failOn: "error",
     // Header-checked before any pixel is decoded (decompression bombs).
     limitInputPixels: maxPixels,
     // PIL applies no colour management; neither do we.
@@ -177,16 +196,56 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
   }
   if (w * h > maxPixels) throw tooLarge(w, h, maxPixels, what);
   try {
-    // rotate(): EXIF orientation applied. toColourspace("srgb") turns gray into 3 bands and 16-bit
-    // into 8-bit (scaled, not clipped); the alpha band, if any, comes along and is skipped later.
-    const { data, info } = await sharp(bytes, opts).rotate().toColourspace("srgb").raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels };
+    return await decodePixels(bytes, meta, opts);
   } catch (e) {
     throw new PickrankError("BAD_IMAGE", `Expected a complete, decodable image but decoding ${what} failed: ${sharpReason(e)}`, {
       cause: e,
       details: { path: file },
     });
   }
+}
+
+/**
+ * Pixels as PIL's `Image.open(f).convert("RGB")` has them (alpha kept as a 4th band, skipped later).
+ * rotate(): EXIF orientation applied. toColourspace("srgb") turns gray into 3 bands and 16-bit into
+ * 8-bit by the high byte (PIL's rawmodes RGB;16B, RGBA;16B, LA;16B do the same). CMYK stays CMYK
+ * (no fallback profile) and is converted as PIL converts it; GIFs get PIL's colour where libvips
+ * leaves transparent black.
+ */
+async function decodePixels(bytes: Uint8Array, meta: Metadata, opts: SharpOptions): Promise<DecodedImage> {
+  const sharp = await loadSharp();
+  if (meta.space === "cmyk") {
+    // 16-bit CMYK (TIFF) comes out as 16-bit and keeps its high byte, as PIL's CMYK;16B does.
+    const wide = meta.depth === "ushort";
+    const { data, info } = await sharp(bytes, opts)
+      .rotate()
+      .pipelineColourspace("cmyk")
+      .toColourspace("cmyk")
+      .raw({ depth: wide ? "ushort" : "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    const cmyk = wide ? highBytes(data) : data;
+    if (info.channels >= 4) return cmykToRgb(cmyk, info.width, info.height, info.channels);
+  }
+  const { data, info } = await sharp(bytes, opts)
+    .rotate()
+    .toColourspace("srgb")
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  const img = { data: pixels, width: info.width, height: info.height, channels: info.channels };
+  if (meta.format === "gif") {
+    const frame = readGifFirstFrame(bytes);
+    if (frame) fillGifBackground(img, frame);
+  }
+  return img;
+}
+
+/** The high byte of each native-endian 16-bit sample. */
+function highBytes(data: Buffer): Uint8Array {
+  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
+  const out = new Uint8Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = (samples[i] as number) >> 8;
+  return out;
 }
 
 const RASTER_FORMATS = new Set(["png", "jpeg", "webp", "gif", "tiff", "heif", "avif"]);

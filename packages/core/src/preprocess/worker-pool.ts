@@ -128,7 +128,7 @@ export class PreprocessPool {
       this.#fail(slot, e);
     });
     worker.on("exit", (code) => {
-      if (!this.#closed && code !== 0) this.#fail(slot, new Error(`preprocessing worker exited with code ${code}`));
+      if (!this.#closed && code !== 0) this.#fail(slot, new PickrankError("INTERNAL", `preprocessing worker exited with code ${code}`));
     });
     this.#slots.push(slot);
     return slot;

@@ -42,6 +42,35 @@ function loadOrt(): Promise<typeof ort> {
   return (ortModule ??= import("onnxruntime-node"));
 }
 
+/**
+ * The variable onnxruntime reads to turn its telemetry off. onnxruntime-node 1.30's native library
+ * (libonnxruntime) carries a 1DS telemetry client: on the first session it writes a device id and an
+ * event store (`deviceid`, `onnxruntime.db`) under `$XDG_CACHE_HOME` or `~/.cache`, in
+ * `Microsoft/DeveloperTools/.onnxruntime/`, recording among other things the model file names and the
+ * execution providers, and warns on every command when that folder cannot be written (a read-only
+ * home). The JS package and its binding offer no option for it (`binding.initOrtOnce` takes a log
+ * level only); this variable, read once when the first session starts the runtime, is the switch
+ * (1, true, yes, on or y, any case, turn telemetry off; any other value, "0" for one, leaves it on;
+ * onnxruntime also turns it off by itself on CI runners: GITHUB_ACTIONS, TF_BUILD, GITLAB_CI …).
+ * Measured on Linux x64; on Windows onnxruntime reports through ETW instead.
+ */
+export const ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY";
+
+/**
+ * pickrank keeps onnxruntime's telemetry off unless the user opted in: when ORT_DISABLE_TELEMETRY is
+ * unset or empty it is set to "1" for this process (native code reads the process environment, which
+ * Node's `process.env` writes through to), before any session exists. `ORT_DISABLE_TELEMETRY=0` opts in.
+ * Returns whether telemetry stays off, by onnxruntime's own reading of the value.
+ */
+export function disableOrtTelemetryUnlessOptedIn(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env[ORT_TELEMETRY_ENV];
+  if (v === undefined || v.trim() === "") env[ORT_TELEMETRY_ENV] = "1";
+  return /^(1|true|yes|on|y)$/i.test(env[ORT_TELEMETRY_ENV]!.trim());
+}
+
+// At import, before anything can create a session (the runtime reads the variable once, then never again).
+disableOrtTelemetryUnlessOptedIn();
+
 /** Folder of onnxruntime-node's native binaries for this platform, where provider libraries live. */
 export function ortBinaryDir(): string {
   const pkgDir = path.dirname(require.resolve("onnxruntime-node/package.json"));

@@ -126,18 +126,14 @@ export class ClipTokenizer {
 
   /**
    * Loads `tokenizer.json` (HF fast tokenizer) when the folder has one, else `vocab.json` + `merges.txt`.
-   * Throws BAD_TOKENIZER naming the file and what was expected.
+   * Throws NOT_FOUND when `dir` does not exist, BAD_TOKENIZER naming the file and what was expected otherwise.
    */
   static async fromDir(dir: string): Promise<ClipTokenizer> {
     if (typeof dir !== "string" || dir.length === 0) throw invalidParameter("dir", "a tokenizer folder path", dir);
     const st = await stat(dir).catch(() => undefined);
-    if (!st?.isDirectory()) {
-      throw new PickrankError(
-        "BAD_TOKENIZER",
-        `Expected a tokenizer folder with tokenizer.json or vocab.json + merges.txt but ${dir} ${st ? "is not a folder" : "does not exist"}`,
-        { details: { dir } },
-      );
-    }
+    const expected = "Expected a tokenizer folder with tokenizer.json or vocab.json + merges.txt";
+    if (!st) throw new PickrankError("NOT_FOUND", `${expected} but ${dir} does not exist`, { details: { path: dir } });
+    if (!st.isDirectory()) throw new PickrankError("BAD_TOKENIZER", `${expected} but ${dir} is not a folder`, { details: { dir } });
     const tokenizerJson = path.join(dir, "tokenizer.json");
     if (await isFile(tokenizerJson)) return ClipTokenizer.fromTokenizerJson(tokenizerJson);
     const vocabPath = path.join(dir, "vocab.json");
@@ -205,7 +201,25 @@ export class ClipTokenizer {
   /** Exactly 77 ids: 49406, up to 75 content ids, 49407, then 49407 padding. */
   encode(text: string): number[] {
     if (typeof text !== "string") throw invalidParameter("text", "a string", text);
-    const max = this.contextLength - 2;
+    const content = this.contentIds(text, this.contextLength - 2);
+    const ids = new Array<number>(this.contextLength).fill(this.padId);
+    ids[0] = this.bosId;
+    for (let i = 0; i < content.length; i++) ids[i + 1] = content[i] as number;
+    ids[content.length + 1] = this.eosId;
+    return ids;
+  }
+
+  /**
+   * How many content ids `text` has before truncation (without the start and end ids): more than
+   * `contextLength - 2` (75) means {@link encode} cuts the rest. Throws BAD_INPUT for a non-string.
+   */
+  countTokens(text: string): number {
+    if (typeof text !== "string") throw invalidParameter("text", "a string", text);
+    return this.contentIds(text, Infinity).length;
+  }
+
+  /** The content ids of `text`, stopping after `max`. */
+  private contentIds(text: string, max: number): number[] {
     const content: number[] = [];
     outer: for (const raw of splitOn(text, EOS_TOKEN)) {
       if (raw.special) {
@@ -227,11 +241,7 @@ export class ClipTokenizer {
         }
       }
     }
-    const ids = new Array<number>(this.contextLength).fill(this.padId);
-    ids[0] = this.bosId;
-    for (let i = 0; i < content.length; i++) ids[i + 1] = content[i] as number;
-    ids[content.length + 1] = this.eosId;
-    return ids;
+    return content;
   }
 
   encodeBatch(texts: string[]): number[][] {

@@ -1,0 +1,145 @@
+/**
+ * Every numeric bound the parity tests assert against the Python reference, in one table: the bound,
+ * the values measured beside it (where), and what it bounds. The CPU and WebGPU parity tests
+ * (convert.test.ts, convert-inputs.test.ts, scorer.test.ts, webgpu.test.ts) read their bounds from here
+ * and print what they measure, so a changed figure shows in the test output; the README's "Faithful to
+ * PickScore" quotes these numbers.
+ *
+ * Metric: max |ours − reference| / max |reference| over one whole output (relative to the output's
+ * scale, so components near zero do not blow the ratio up).
+ *
+ * Rule: a bound sits about three to four times above the largest value measured, room for other
+ * CPUs' SIMD paths and other GPUs' kernels and nothing more; a bound is never widened to make a test
+ * pass. A wiring mistake (a wrong transpose, a missing layer norm, the wrong GELU) shows as errors of
+ * order 1e-1 to 1, far above every bound here.
+ *
+ * Where "cpu" figures come from: onnxruntime-node 1.30, CPU provider, Linux x86-64 (Intel Xeon with
+ * AVX-512), graph optimizations "all". "webgpu-swiftshader": the same package's WebGPU provider on
+ * SwiftShader (Debian chromium's software Vulkan driver), which has no shader-f16, so fp16 graphs have
+ * no WebGPU figure yet; on a GPU with shader-f16 webgpu.test.ts holds fp16 runs to the fp16 bounds.
+ */
+
+/** The outputs of the reference fixture (model.json) the parity tests compare. */
+export type ParityOutput =
+  | "text_embeds_unnormalized"
+  | "image_embeds_unnormalized"
+  | "text_embeds"
+  | "image_embeds"
+  | "logits_per_image"
+  | "probs_over_images_per_prompt";
+
+export interface Tolerance {
+  /** The assertion is `error < bound`. */
+  bound: number;
+  /** Largest error measured, by where it was measured. */
+  measured: Record<string, number>;
+  /** What the bound bounds, and why it sits where it does. */
+  what: string;
+}
+
+/**
+ * Softmax turns logit errors into probability errors: dp_i = p_i · (dl_i − Σ_j p_j dl_j). Logits here
+ * reach 40 (exp(logit_scale) = 100 times cosines up to 0.4), so a relative logit error e is an absolute
+ * one of up to 40·e, and what reaches a probability is the spread of those absolute errors between the
+ * images of one prompt, weighted by p. Which way each image's rounding falls decides the figure, so
+ * probabilities get their own, larger bound in both precisions.
+ */
+const PROBS_WHY = "softmax over the images of a prompt: the spread of absolute logit errors (logits up to 40) times p";
+
+const FP32: Record<ParityOutput, Tolerance> = {
+  text_embeds_unnormalized: {
+    bound: 3e-6,
+    measured: { cpu: 4.3e-7, "webgpu-swiftshader": 7.4e-7 },
+    what: "projected text embeddings (text.onnx output)",
+  },
+  image_embeds_unnormalized: {
+    bound: 3e-6,
+    measured: { cpu: 4.3e-7, "webgpu-swiftshader": 2.6e-7 },
+    what: "projected image embeddings (vision.onnx output)",
+  },
+  text_embeds: {
+    bound: 3e-6,
+    measured: { cpu: 4.7e-7, "webgpu-swiftshader": 9.3e-7, "cpu Scorer": 4.9e-7 },
+    what: "L2-normalized text embeddings",
+  },
+  image_embeds: {
+    bound: 3e-6,
+    measured: { cpu: 3.2e-7, "webgpu-swiftshader": 2.5e-7, "cpu Scorer": 3.4e-7 },
+    what: "L2-normalized image embeddings",
+  },
+  logits_per_image: {
+    bound: 3e-6,
+    measured: { cpu: 4.8e-7, "webgpu-swiftshader": 6.4e-7, "cpu Scorer": 4.5e-7 },
+    what: "scores: exp(logit_scale) · cos",
+  },
+  probs_over_images_per_prompt: {
+    bound: 2e-5,
+    measured: { cpu: 4.6e-6, "webgpu-swiftshader": 3.0e-6, "cpu Scorer": 4.7e-6 },
+    what: `probabilities; ${PROBS_WHY}`,
+  },
+};
+
+/**
+ * fp16 graphs: fp16 weights and activations (layer norms in fp32), fp32 at the graph's edges. On the CPU
+ * provider most fp16 ops run through inserted casts to fp32, so the error is the fp16 rounding of
+ * weights and of the activations between ops (2^-11 ≈ 4.9e-4 relative per rounding).
+ *
+ * Probabilities: 4.8e-3 now, 2.4e-3 before commit 44e8032 wrote GELU's x/√2 as Div(x, fp16(√2) =
+ * 1.4140625) instead of Mul(x, fp16(1/√2) = 0.70703125), the form ORT fuses. The two constants round in
+ * opposite directions (each 1.1e-4 relative), so every erf input in the MLPs rounds differently; the
+ * fusion itself changes nothing measurable (with optimizations off: 5.2e-3). Embeddings and logits
+ * stayed as they were (logits 4.5e-4 → 4.6e-4). The probability error is that logit noise through the
+ * softmax: the largest entry is the 77-token prompt × the gray image (p = 0.575), whose logit moved by
+ * −6.7e-3 while the other images' moved by −2e-3 … +9e-3, so Δp = −2.8e-3; with the old constant the
+ * same entry moved −1.4e-3. It is the vision tower's rounding: fp16 image embeddings with fp32 text
+ * give 4.5e-3 (old form 1.9e-3), fp16 text with fp32 images 7.7e-4.
+ */
+const FP16: Record<ParityOutput, Tolerance> = {
+  text_embeds_unnormalized: { bound: 3e-3, measured: { cpu: 1.06e-3 }, what: "projected text embeddings, fp16 graph" },
+  image_embeds_unnormalized: { bound: 1.5e-3, measured: { cpu: 5.2e-4 }, what: "projected image embeddings, fp16 graph" },
+  text_embeds: { bound: 3e-3, measured: { cpu: 9.8e-4 }, what: "L2-normalized text embeddings, fp16 graph" },
+  image_embeds: { bound: 1.5e-3, measured: { cpu: 5.0e-4 }, what: "L2-normalized image embeddings, fp16 graph" },
+  logits_per_image: { bound: 1.5e-3, measured: { cpu: 4.6e-4 }, what: "scores, fp16 graphs" },
+  probs_over_images_per_prompt: {
+    bound: 1.5e-2,
+    measured: { cpu: 4.8e-3, "cpu, GELU as Mul(x, 1/√2) before 44e8032": 2.4e-3 },
+    what: `probabilities, fp16 graphs; ${PROBS_WHY}`,
+  },
+};
+
+/** The one table. */
+export const TOLERANCES = {
+  fp32: FP32,
+  fp16: FP16,
+  /** Checkpoints stored in lower precision, converted to fp32 graphs (convert-inputs.test.ts). */
+  source: {
+    fp16: {
+      bound: 3e-3,
+      measured: { "cpu text": 9.0e-4, "cpu image": 2.6e-4, "cpu fp16 graphs text": 9.1e-4 },
+      what: "unnormalized embeddings from F16 weights: fp16's rounding of the weights (10 mantissa bits)",
+    },
+    bf16: {
+      bound: 1.5e-2,
+      measured: { "cpu text": 4.2e-3, "cpu image": 2.1e-3 },
+      what: "unnormalized embeddings from BF16 weights: bf16 keeps 7 mantissa bits, 8× fp16's step",
+    },
+  },
+  /** The Scorer on WebGPU against the Scorer on the CPU, same fp32 model and images (webgpu.test.ts). */
+  webgpuVsCpuScores: {
+    bound: 6e-6,
+    measured: { "webgpu-swiftshader": 2.1e-6 },
+    what: "scores from image files: each device is within the fp32 logits bound (3e-6) of the reference, so within twice it of each other",
+  },
+} as const satisfies {
+  fp32: Record<ParityOutput, Tolerance>;
+  fp16: Record<ParityOutput, Tolerance>;
+  source: Record<"fp16" | "bf16", Tolerance>;
+  webgpuVsCpuScores: Tolerance;
+};
+
+/** The bound for one reference output in one precision. */
+export function parityBound(dtype: "fp32" | "fp16", output: string): number {
+  const t = (TOLERANCES[dtype] as Record<string, Tolerance>)[output];
+  if (!t) throw new Error(`no ${dtype} tolerance for output ${output}; add it to test/tolerances.ts`);
+  return t.bound;
+}
