@@ -4,7 +4,7 @@ import { readFakeImageInfo } from "../fakes/comfyui-server.ts";
 import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../fakes/a1111-server.ts";
 import { collect, rejection } from "../helpers/async.ts";
 
-const FAST: A1111Options = { timeoutMs: 500, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 2000 };
+const FAST: A1111Options = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 20_000 };
 
 const fakes: FakeA1111[] = [];
 async function fake(o: FakeA1111Options = {}): Promise<FakeA1111> {
@@ -80,9 +80,21 @@ describe("A1111Backend.generate", () => {
 
     const wrong = new A1111Backend(f.url, { ...FAST, auth: "bob:nope-pw" });
     const err = await rejection(collect(wrong.generate({ prompt: "x", n: 1 })));
-    expect(err.code).toBe("BACKEND_REJECTED");
-    expect(err.message).toBe(`a1111@${f.url} rejected POST /sdapi/v1/txt2img with HTTP 401: HTTPException: Incorrect username or password (check the credentials: user:password in the URL or the auth option)`);
+    expect(err.code).toBe("BACKEND_AUTH");
+    expect(err.message).toBe(
+      `a1111@${f.url} refused the credentials given for POST /sdapi/v1/txt2img (HTTP 401: HTTPException: Incorrect username or password); ` +
+        "expected a user:password (or Authorization header value) the server accepts, through the URL or the auth option " +
+        "(on the command line: --auth-file <file>, the PICKRANK_AUTH environment variable or --auth)",
+    );
     expect(JSON.stringify(err.details)).not.toContain("nope-pw");
+    // check() says the same, so the CLI can tell refused credentials from a server that is down.
+    const health = await wrong.check();
+    expect(health).toMatchObject({ ok: false, error: { code: "BACKEND_AUTH" } });
+    expect(JSON.stringify(health)).not.toContain("nope-pw");
+
+    const none = await rejection(collect(new A1111Backend(f.url, FAST).generate({ prompt: "x", n: 1 })));
+    expect(none.code).toBe("BACKEND_AUTH");
+    expect(none.message).toContain("asks for credentials for POST /sdapi/v1/txt2img (HTTP 401: Not authenticated) and none were given");
   });
 
   it("throws the server's own message when the first request is rejected", async () => {

@@ -150,8 +150,11 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
         }
       }
       let indexOfFirst = 0;
+      const infotexts = allSeeds.map((s) => `${prompt}\nNegative prompt: ${negative}\nSteps: ${steps}, Sampler: ${sampler}, Seed: ${s}, Model: ${model.split(" ")[0]}`);
       if (images.length > 1 && opts.returnGrid !== false) {
         images.unshift(fakePng({ seed: 0, prompt: "grid", batchIndex: 0, width: pw * 2, height: ph }));
+        // processing.py inserts the grid's infotext first too.
+        infotexts.unshift(`${prompt}\nNegative prompt: ${negative}\nSteps: ${steps}, Sampler: ${sampler}, Seed: ${seed}, Grid`);
         indexOfFirst = 1;
       }
       const info = {
@@ -161,7 +164,7 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
         restore_faces: false, face_restoration_model: null, sd_model_name: model.split(" ")[0]?.replace(/\.safetensors$/, ""),
         sd_model_hash: "6ce0161689", sd_vae_name: null, sd_vae_hash: null, seed_resize_from_w: -1, seed_resize_from_h: -1,
         denoising_strength: null, extra_generation_params: {}, index_of_first_image: indexOfFirst,
-        infotexts: allSeeds.map((s) => `${prompt}\nNegative prompt: ${negative}\nSteps: ${steps}, Sampler: ${sampler}, Seed: ${s}`),
+        infotexts,
         styles: [], job_timestamp: st.job_timestamp, clip_skip: 1, is_using_inpainting_conditioning: false, version: "v1.10.1",
       };
       const parameters = { prompt, negative_prompt: negative, seed: Number(body.seed ?? -1), batch_size: batch, n_iter: iters, steps, sampler_name: sampler, width: w, height: h, ...body };

@@ -162,6 +162,8 @@ export interface FakeComfyUIOptions {
     failSeeds?: number[];
     /** The server dies (connections cut, port closed) after this many prompts finished. */
     killAfterPrompts?: number;
+    /** Prompts whose seed is listed freeze in the sampler (no step, no message) until interrupted; HTTP keeps answering. */
+    freezeSeeds?: number[];
   };
 }
 
@@ -171,6 +173,8 @@ interface QueueItem {
   prompt: Record<string, { class_type: string; inputs: Record<string, unknown> }>;
   extra: { client_id?: string };
   outputs: string[];
+  /** Another client's job that holds the worker this long (ms) and makes no image (queueForeign). */
+  holdMs?: number;
 }
 
 export interface FakeComfyUI {
@@ -190,6 +194,11 @@ export interface FakeComfyUI {
   dropSockets(): void;
   /** Sends a JSON message to every socket (for tests of other clients' traffic). */
   broadcast(type: string, data: unknown): void;
+  /**
+   * Queues a prompt of another client (client_id "other-client" unless given) that holds the worker
+   * for `holdMs` and saves nothing, as a long job of someone else would; returns its prompt id.
+   */
+  queueForeign(o: { holdMs: number; clientId?: string }): string;
   /** Abrupt death: connections cut, port closed, nothing more runs. */
   kill(): Promise<void>;
   close(): Promise<void>;
@@ -252,6 +261,15 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       sockets.clear();
     },
     broadcast: (type, data) => send(type, data, undefined),
+    queueForeign: (o) => {
+      const id = randomUUID();
+      const item: QueueItem = { number: number++, id, prompt: {}, extra: { client_id: o.clientId ?? "other-client" }, outputs: [], holdMs: o.holdMs };
+      queue.push(item);
+      state.maxInFlight = Math.max(state.maxInFlight, queue.length + (running ? 1 : 0));
+      statusUpdate();
+      wake?.();
+      return id;
+    },
     kill: async () => {
       if (dead) return;
       dead = true;
@@ -435,6 +453,11 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
           const negative = String(ct === "SamplerCustomAdvanced" ? linked(ins.guider).negative ?? "" : linked(ins.negative).text ?? "");
           const steps = Number(ct === "SamplerCustomAdvanced" || ct === "SamplerCustom" ? linked(ins.sigmas).steps ?? 4 : ins.steps);
           if (faults.failSeeds?.includes(seed)) throw new Failed(id, ct);
+          if (faults.freezeSeeds?.includes(seed)) {
+            while (!interruptFlag && !dead) await new Promise((r) => setTimeout(r, 5));
+            if (dead) return;
+            throw new Interrupted();
+          }
           for (let s = 1; s <= steps; s++) {
             await new Promise((r) => setTimeout(r, stepDelay));
             if (dead) return;
@@ -508,6 +531,17 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     lastNodeId = undefined;
   }
 
+  /** A foreign job: the worker is busy for holdMs; its events go to its own client only. */
+  async function hold(item: QueueItem): Promise<void> {
+    const sid = item.extra.client_id;
+    if (sid !== undefined) send("execution_start", { prompt_id: item.id, timestamp: Date.now() }, sid);
+    const until = Date.now() + (item.holdMs ?? 0);
+    while (Date.now() < until && !interruptFlag && !dead) await new Promise((r) => setTimeout(r, 5));
+    if (dead) return;
+    history.set(item.id, { prompt: [item.number, item.id, item.prompt, item.extra, item.outputs], outputs: {}, status: { status_str: "success", completed: true, messages: [] }, meta: {} });
+    if (sid !== undefined) send("executing", { node: null, prompt_id: item.id }, sid);
+  }
+
   async function worker(): Promise<void> {
     while (!dead) {
       if (queue.length === 0 || hang.has("execute")) {
@@ -520,7 +554,8 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       clientId = item.extra.client_id;
       interruptFlag = false;
       statusUpdate();
-      await execute(item);
+      if (item.holdMs !== undefined) await hold(item);
+      else await execute(item);
       running = undefined;
       clientId = undefined;
       if (dead) return;

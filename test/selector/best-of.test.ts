@@ -265,7 +265,7 @@ describe("output folder", () => {
     const wf = path.join(tmp, "out-fingerprint");
     await bestOf({ prompt: "same", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out: { dir: wf, fingerprint: { workflow: "aaa" } } });
     const e2 = await expectCode(bestOf({ prompt: "same", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out: { dir: wf, fingerprint: { workflow: "bbb" } } }), "CONFLICT");
-    expect(e2.details?.["differs"]).toEqual(["fingerprint"]);
+    expect(e2.details?.["differs"]).toEqual(["fingerprint.workflow"]);
     const foreign = path.join(tmp, "out-foreign");
     await mkdir(foreign);
     await writeFile(path.join(foreign, "result.json"), "{}");

@@ -72,7 +72,7 @@ describe("examples", () => {
     const r = await tsx("artist-cli-recipe.ts", ["a watercolor fox", out], { PICKRANK_ARGS: `--url ${fake.url} --model ${model} --device cpu` });
     expect(r.code, r.err).toBe(0);
     expect(r.out, r.err).toContain('$ pickrank best-of --prompt "a watercolor fox" -n 8 --top 3');
-    const info = /PNG info of .*rank-01-seed-\d+\.png:\na watercolor fox\n.*Seed: \d+.*PickScore: -?\d+\.\d{3}, PickScore prob: ([01]\.\d{4}), PickScore rank: 1\/8/.exec(r.out);
+    const info = /PNG info of .*rank-01-seed-\d+\.png:\na watercolor fox\nNegative prompt: blurry, low quality, watermark\n.*Seed: \d+.*PickScore: -?\d+\.\d{3}, PickScore prob: ([01]\.\d{4}), PickScore rank: 1\/8/.exec(r.out);
     expect(info, r.out + r.err).not.toBeNull();
     expect(Number(info?.[1])).toBeGreaterThanOrEqual(0.125 - 5e-5); // the best of 8 has at least the mean probability
     expect(Number(info?.[1])).toBeLessThanOrEqual(1);

@@ -21,6 +21,14 @@ export interface MemoryBackendOptions {
   duplicateOf?: Record<number, number>;
   /** Bytes that are not an image for these seeds (the scorer must reject them). */
   garbageSeeds?: number[];
+  /** Warning events sent before the first candidate (a pool member down …), each as given. */
+  warnings?: string[];
+  /** What fingerprint() returns (default { kind }): another workflow, another fingerprint. */
+  fingerprint?: Record<string, unknown>;
+  /** Largest seed accepted (default Number.MAX_SAFE_INTEGER). */
+  maxSeed?: number;
+  /** Called when generate()'s generator ends (returned, thrown or broken off). */
+  onEnd?: () => void;
 }
 
 export class MemoryBackend implements Backend {
@@ -32,10 +40,12 @@ export class MemoryBackend implements Backend {
 
   constructor(private readonly o: MemoryBackendOptions = {}) {}
 
-  readonly maxSeed = Number.MAX_SAFE_INTEGER;
+  get maxSeed(): number {
+    return this.o.maxSeed ?? Number.MAX_SAFE_INTEGER;
+  }
 
   fingerprint(): Record<string, unknown> {
-    return { kind: this.kind };
+    return this.o.fingerprint ?? { kind: this.kind };
   }
 
   async check(): Promise<HealthReport> {
@@ -52,6 +62,15 @@ export class MemoryBackend implements Backend {
     const seeds = req.seeds ?? Array.from({ length: req.n }, (_, i) => (req.seed ?? 0) + i);
     const keys = req.keys ?? seeds.map((_, i) => String(i));
     const emit = (e: BackendEvent) => req.onEvent?.(e);
+    try {
+      for (const message of this.o.warnings ?? []) emit({ type: "warning", backend: this.id, message, code: "BACKEND_UNREACHABLE" });
+      yield* this.render(req, seeds, keys, emit);
+    } finally {
+      this.o.onEnd?.();
+    }
+  }
+
+  private async *render(req: GenerateRequest, seeds: number[], keys: string[], emit: (e: BackendEvent) => void): AsyncGenerator<Generated> {
     for (let i = 0; i < seeds.length; i++) {
       if (req.signal?.aborted) throw new PickrankError("ABORTED", "generation aborted", { cause: req.signal.reason });
       if (this.o.dieAfter !== undefined && i >= this.o.dieAfter) {

@@ -1,5 +1,4 @@
-import { PickrankError, invalidParameter, isPickrankError } from "@pickrank/contract";
-import { sleep } from "./util.ts";
+import { PickrankError, invalidParameter, isPickrankError, retry } from "@pickrank/contract";
 
 /** Where a server lives, with the credentials split off so they never reach ids, logs or errors. */
 export interface Endpoint {
@@ -9,11 +8,39 @@ export interface Endpoint {
   authorization?: string;
 }
 
-/** Hides "user:pass@" in anything we might print. */
+/** Hides "user:pass@" in anything we might print: "http://a:b@host" → "http://***@host". */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@");
 }
 
+/** Where to put credentials instead, for messages. */
+export const AUTH_HINT = "the auth option (on the command line: --auth-file <file>, the PICKRANK_AUTH environment variable or --auth)";
+
+function decodeUserinfo(s: string, what: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch (e) {
+    // Never echo the value: it is a password.
+    throw new PickrankError(
+      "BAD_INPUT",
+      `Expected a percent-encoded ${what} in the URL's user:password but it holds a "%" that starts no %XX escape; write "%" as "%25" ` +
+        `(http://user:50%25off@host), or pass the credentials through ${AUTH_HINT} so they need no escaping`,
+      { cause: e, details: { parameter: "url", expected: "percent-encoded user:password" } },
+    );
+  }
+}
+
+/** The Authorization header value for `auth`: a value with a scheme ("Bearer x", "Basic x") as is, "user:password" as HTTP Basic. */
+export function authorizationHeader(auth: string): string {
+  return /^[A-Za-z][\w-]*\s+\S/.test(auth) && !/^[^:\s]+:/.test(auth) ? auth : `Basic ${Buffer.from(auth).toString("base64")}`;
+}
+
+/**
+ * Splits a server URL into its base and an Authorization header. Credentials come from
+ * "http://user:pass@host" (percent-encoded) or `auth` ("user:password" or a full header value; it
+ * wins over the URL's). Throws BAD_INPUT for anything but an http(s) URL, a bad "%" escape in the
+ * credentials, or an empty auth; messages never contain the credentials.
+ */
 export function parseEndpoint(url: unknown, auth: unknown, kind: string): Endpoint {
   if (typeof url !== "string" || url === "") throw invalidParameter("url", `an http:// or https:// URL of the ${kind} server`, url);
   let u: URL;
@@ -27,16 +54,22 @@ export function parseEndpoint(url: unknown, auth: unknown, kind: string): Endpoi
   }
   let authorization: string | undefined;
   if (u.username !== "" || u.password !== "") {
-    const user = decodeURIComponent(u.username);
-    const pass = decodeURIComponent(u.password);
+    const user = decodeUserinfo(u.username, "user name");
+    const pass = decodeUserinfo(u.password, "password");
     authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}`;
     u.username = "";
     u.password = "";
   }
   if (auth !== undefined) {
-    if (typeof auth !== "string" || auth === "") throw new PickrankError("BAD_INPUT", `Expected "user:password" or a full Authorization header value for auth but received ${auth === "" ? "an empty string" : typeof auth}`, { details: { parameter: "auth" } });
-    // A value with a scheme ("Bearer x", "Basic x") is sent as is; "user:password" becomes HTTP Basic.
-    authorization = /^[A-Za-z][\w-]*\s+\S/.test(auth) && !/^[^:\s]+:/.test(auth) ? auth : `Basic ${Buffer.from(auth).toString("base64")}`;
+    if (typeof auth !== "string" || auth.trim() === "") {
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected "user:password" or a full Authorization header value for auth but received ` +
+          `${auth === "" ? "an empty string" : typeof auth}`,
+        { details: { parameter: "auth" } },
+      );
+    }
+    authorization = authorizationHeader(auth.trim());
   }
   u.search = "";
   u.hash = "";
@@ -45,10 +78,11 @@ export function parseEndpoint(url: unknown, auth: unknown, kind: string): Endpoi
 }
 
 export interface HttpOptions {
-  /** Per-request time limit (ms). */
+  /** Per-request time limit (ms; default 30000). */
   timeoutMs: number;
-  /** Extra attempts for idempotent requests (GET) that failed to connect, timed out or got a 5xx. */
+  /** Extra attempts for idempotent requests (GET) that failed to connect, timed out or got a 5xx/429 (default 2). */
   retries: number;
+  /** Delay before the first retry (ms; default 250); each next one doubles (contract retry()). */
   retryDelayMs: number;
 }
 
@@ -65,11 +99,24 @@ export interface RequestOptions {
 /** Reads a server's error body into one line; each backend knows its own error shape. */
 export type ErrorDescriber = (status: number, body: string) => { message: string; details?: Record<string, unknown> };
 
+/** Failures that may pass if the same request is sent again. */
+function transient(e: unknown): boolean {
+  if (!isPickrankError(e)) return false;
+  if (e.code === "BACKEND_UNREACHABLE" || e.code === "TIMEOUT") return true;
+  const status = Number(e.details?.status);
+  return e.code === "BACKEND_REJECTED" && (status >= 500 || status === 429);
+}
+
 /**
- * A thin fetch wrapper: one place that turns connection failures, time limits, cancellation, HTTP
- * errors and unreadable bodies into PickrankErrors naming the backend, the route and the server's words.
+ * A thin fetch wrapper: one place that turns connection failures (BACKEND_UNREACHABLE), time limits
+ * (TIMEOUT), cancellation (ABORTED), refused credentials (BACKEND_AUTH, HTTP 401/403), other HTTP
+ * errors (BACKEND_REJECTED) and unreadable bodies (BACKEND_PROTOCOL) into PickrankErrors naming the
+ * backend, the route and the server's words. Retries transient failures with contract retry().
  */
 export class HttpClient {
+  /** When the server last answered a request successfully (ms since epoch; 0 before any): proof it is alive. */
+  lastAnswerAt = 0;
+
   constructor(
     readonly endpoint: Endpoint,
     /** "comfyui@http://host:8188", used in every message. */
@@ -89,22 +136,56 @@ export class HttpClient {
     return h;
   }
 
+  /** One request; GETs are retried (`retries`, exponential from `retryDelayMs`) on transient failures. */
   async request<T = unknown>(method: "GET" | "POST", path: string, o: RequestOptions = {}): Promise<T> {
     const retries = o.retries ?? (method === "GET" ? this.opts.retries : 0);
-    let attempt = 0;
-    for (;;) {
-      try {
-        return (await this.once(method, path, o)) as T;
-      } catch (e) {
-        const retriable =
-          isPickrankError(e) &&
-          (e.code === "BACKEND_UNREACHABLE" || e.code === "TIMEOUT" || (e.code === "BACKEND_REJECTED" && Number(e.details?.status) >= 500));
-        if (!retriable || attempt >= retries || o.signal?.aborted) throw e;
-        attempt++;
-        await sleep(this.opts.retryDelayMs * attempt, o.signal).catch(() => undefined);
-        if (o.signal?.aborted) throw abortedRequest(this.who, method, path, o.signal.reason);
-      }
+    try {
+      return (await retry(() => this.once(method, path, o), {
+        retries,
+        minDelayMs: this.opts.retryDelayMs,
+        maxDelayMs: 5000,
+        ...(o.signal ? { signal: o.signal } : {}),
+        shouldRetry: (e) => transient(e) && !o.signal?.aborted,
+        retryAfterMs: (e) => (isPickrankError(e) && typeof e.details?.retryAfterMs === "number" ? e.details.retryAfterMs : undefined),
+      })) as T;
+    } catch (e) {
+      if (o.signal?.aborted && !isPickrankError(e)) throw abortedRequest(this.who, method, path, o.signal.reason);
+      throw e;
     }
+  }
+
+  private failure(e: unknown, route: string, timeoutMs: number, timedOut: boolean, signal: AbortSignal | undefined): PickrankError {
+    if (signal?.aborted) return abortedRequest(this.who, route.split(" ")[0]!, route.split(" ")[1]!, signal.reason);
+    if (timedOut) {
+      return new PickrankError(
+        "TIMEOUT",
+        `${this.who} did not answer ${route} within ${timeoutMs} ms (raise the backend's timeoutMs if the server is just slow)`,
+        {
+          cause: e,
+          details: { backend: this.who, route, timeoutMs },
+        },
+      );
+    }
+    const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
+    const why = cause instanceof Error ? cause.message : String(cause);
+    return new PickrankError(
+      "BACKEND_UNREACHABLE",
+      `${this.who} could not be reached for ${route}: ${why} (is the server running and the URL right?)`,
+      {
+        cause: e,
+        details: { backend: this.who, route },
+      },
+    );
+  }
+
+  private httpError(res: Response, text: string, route: string): PickrankError {
+    const status = res.status;
+    const d = this.describe(status, text);
+    if (status === 401 || status === 403) return authError(this.who, route, status, d.message, this.endpoint.authorization !== undefined);
+    const retryAfter = Number(res.headers.get("retry-after"));
+    const details: Record<string, unknown> = { backend: this.who, route, status, ...d.details };
+    if (Number.isFinite(retryAfter) && retryAfter > 0) details.retryAfterMs = retryAfter * 1000;
+    return new PickrankError("BACKEND_REJECTED", `${this.who} rejected ${route} with HTTP ${status}: ${d.message}`, { details });
   }
 
   private async once(method: "GET" | "POST", path: string, o: RequestOptions): Promise<unknown> {
@@ -112,43 +193,23 @@ export class HttpClient {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
     const route = `${method} ${path}`;
-    const fail = (e: unknown): PickrankError => {
-      if (o.signal?.aborted) return abortedRequest(this.who, method, path, o.signal.reason);
-      if (timeout.aborted) {
-        return new PickrankError("TIMEOUT", `${this.who} did not answer ${route} within ${timeoutMs} ms (raise the backend's timeoutMs if the server is just slow)`, {
-          cause: e,
-          details: { backend: this.who, route, timeoutMs },
-        });
-      }
-      const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-      const why = cause instanceof Error ? cause.message : String(cause);
-      return new PickrankError("BACKEND_UNREACHABLE", `${this.who} could not be reached for ${route}: ${why} (is the server running and the URL right?)`, {
-        cause: e,
-        details: { backend: this.who, route },
-      });
-    };
     let res: Response;
-    try {
-      const init: RequestInit = { method, headers: this.headers(o.json === undefined ? undefined : { "content-type": "application/json" }), signal };
-      if (o.json !== undefined) init.body = JSON.stringify(o.json);
-      res = await fetch(this.url(path, o.query), init);
-    } catch (e) {
-      throw fail(e);
-    }
     let body: Buffer;
     try {
+      const init: RequestInit = {
+        method,
+        headers: this.headers(o.json === undefined ? undefined : { "content-type": "application/json" }),
+        signal,
+      };
+      if (o.json !== undefined) init.body = JSON.stringify(o.json);
+      res = await fetch(this.url(path, o.query), init);
+      // A connection cut while the body streams is the same failure as one cut before the headers.
       body = Buffer.from(await res.arrayBuffer());
+      if (res.ok) this.lastAnswerAt = Date.now();
     } catch (e) {
-      throw fail(e);
+      throw this.failure(e, route, timeoutMs, timeout.aborted, o.signal);
     }
-    if (!res.ok) {
-      const text = body.toString("utf8");
-      const d = this.describe(res.status, text);
-      const hint = res.status === 401 || res.status === 403 ? " (check the credentials: user:password in the URL or the auth option)" : "";
-      throw new PickrankError("BACKEND_REJECTED", `${this.who} rejected ${route} with HTTP ${res.status}: ${d.message}${hint}`, {
-        details: { backend: this.who, route, status: res.status, ...d.details },
-      });
-    }
+    if (!res.ok) throw this.httpError(res, body.toString("utf8"), route);
     if (o.expect === "bytes") return body;
     if (o.expect === "none") return undefined;
     const text = body.toString("utf8");
@@ -160,7 +221,27 @@ export class HttpClient {
   }
 }
 
+/**
+ * BACKEND_AUTH for an HTTP 401/403 (or a refused WebSocket upgrade): the credentials given were
+ * refused, or the server wants some and none were given. Never contains the credentials.
+ */
+export function authError(
+  who: string,
+  route: string,
+  status: number,
+  serverWords: string,
+  hadCredentials: boolean,
+): PickrankError<"BACKEND_AUTH"> {
+  const words = serverWords === "" || serverWords === "an empty body" ? "" : `: ${serverWords}`;
+  const message = hadCredentials
+    ? `${who} refused the credentials given for ${route} (HTTP ${status}${words}); ` +
+      `expected a user:password (or Authorization header value) the server accepts, through the URL or ${AUTH_HINT}`
+    : `${who} asks for credentials for ${route} (HTTP ${status}${words}) and none were given; pass user:password through ${AUTH_HINT}`;
+  return new PickrankError("BACKEND_AUTH", message, { details: { backend: who, status, route } });
+}
+
 export function abortedRequest(who: string, method: string, path: string, reason: unknown): PickrankError {
+  if (isPickrankError(reason)) return reason;
   return new PickrankError("ABORTED", `${method} ${path} on ${who} was cancelled`, { cause: reason, details: { backend: who } });
 }
 

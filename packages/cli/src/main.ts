@@ -10,6 +10,7 @@ import { registerBestOf } from "./commands/best-of.ts";
 import { registerModel } from "./commands/model.ts";
 import { registerPreprocess } from "./commands/preprocess.ts";
 import { registerRank } from "./commands/rank.ts";
+import { registerServe } from "./commands/serve.ts";
 import { registerTokenize } from "./commands/tokenize.ts";
 import { processIo, reportError, type Io } from "./ui.ts";
 
@@ -36,6 +37,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerModel(program, ctx);
   registerRank(program, ctx);
   registerBestOf(program, ctx);
+  registerServe(program, ctx);
   return program;
 }
 

@@ -2,6 +2,7 @@
  * What people see: progress on stderr (bars on a terminal, sparse lines otherwise), tables on
  * stdout, errors printed readably with an exit code. Programs use --json and read stdout only.
  */
+import path from "node:path";
 import { ERROR_TABLE, isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
 
 export interface Io {
@@ -161,4 +162,10 @@ export function deviceLine(scorer: { describeDevice(verbose?: boolean): string; 
   const verbose = Boolean(process.env.PICKRANK_DEBUG);
   const hint = !verbose && scorer.device === "cpu" && scorer.deviceReport.skipped.length > 0 ? " (PICKRANK_DEBUG=1 says why; README: GPU)" : "";
   return `pickrank: ${scorer.describeDevice(verbose)}${hint}\n`;
+}
+
+/** Relative to the working folder when inside it, else absolute (no "../../" chains). */
+export function shortPath(file: string, cwd = process.cwd()): string {
+  const rel = path.relative(cwd, file);
+  return rel === "" || rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
 }

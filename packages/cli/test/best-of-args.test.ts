@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../../test/helpers/cli.ts";
+import { CLI_OPTION_NAMES, withFlagNames } from "../src/commands/best-of.ts";
 import { closedPort } from "../../../test/helpers/net.ts";
 
 const run = (args: string[]) => runCli(["best-of", ...args]);
@@ -43,7 +44,7 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of without --prompt or --prompts (exit 2)", async () => {
     const r = await run(["-n", "4", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("Expected exactly one of --prompt <text> or --prompts <file> but received neither");
+    expect(r.stderr).toContain("Expected exactly one of --prompt or --prompts but received neither [BAD_INPUT]");
   });
 
   it("best-of --workflow naming a missing file (exit 2, NOT_FOUND: the contract's table)", async () => {
@@ -102,7 +103,7 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of --refine without a draft setting (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "8", "--refine", "2", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("Expected --draft-steps or --draft-size with --refine");
+    expect(r.stderr).toContain("Expected at least one cheaper setting (--draft-steps or --draft-size) with --refine but received none [BAD_INPUT]");
   });
 
   it("best-of --draft-size that is not WxH (exit 2)", async () => {
@@ -111,9 +112,49 @@ describe("pickrank best-of bad arguments", () => {
     expect(r.stderr).toContain("Expected WIDTHxHEIGHT");
   });
 
+  it("best-of --min larger than -n names the flag, not the API field (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "-n", "4", "--min", "5", "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Expected integer between 1 and -n (4) for --min but received 5 of type number [BAD_INPUT]");
+  });
+
+  it("best-of --refine below --top names both flags (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "-n", "8", "--top", "3", "--draft-steps", "4", "--refine", "2", "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Expected integer between --top (3) and -n (8) for --refine but received 2 of type number");
+  });
+
+  it("best-of --diverse outside (-1, 1] names --diverse (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "--top", "2", "--diverse", "1.5", "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Expected number in (-1, 1] for --diverse but received 1.5 of type number");
+  });
+
+  it("best-of --seed past the backend's largest seed (A1111: 2^32 - 1) is refused before any server call (exit 2)", async () => {
+    const r = await run(["--prompt", "p", "--backend", "a1111", "-n", "4", "--seed", String(2 ** 32 - 2), "--url", deadUrl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`Expected integer between 0 and ${2 ** 32 - 4} (the backend's largest seed, ${2 ** 32 - 1}, minus -n − 1) for --seed`);
+    expect(r.stderr).not.toContain("Could not reach");
+  });
+
   it("best-of --keep with an unknown value (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--keep", "some", "--url", deadUrl]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Allowed choices are top, all/);
+  });
+});
+
+describe("best-of names API options by their flags", () => {
+  it("withFlagNames rewrites option paths in messages from the scorer and the selector", () => {
+    expect(withFlagNames("Expected an image of at most 179 MP (maxPixels 178956970); raise maxPixels if this image is trusted")).toBe(
+      "Expected an image of at most 179 MP (--max-pixels 178956970); raise --max-pixels if this image is trusted",
+    );
+    expect(withFlagNames("Expected integer between top (3) and n (8) for refine.k")).toBe("Expected integer between top (3) and n (8) for --refine");
+    // Plain words stay prose.
+    expect(withFlagNames("the top candidate of n")).toBe("the top candidate of n");
+  });
+
+  it("every bestOf option a flag sets is in the table", () => {
+    expect(CLI_OPTION_NAMES).toMatchObject({ minSurvivors: "--min", n: "-n", top: "--top", out: "--out", "out.keep": "--keep", "refine.k": "--refine", "diverse.threshold": "--diverse" });
   });
 });

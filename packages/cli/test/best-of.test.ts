@@ -141,32 +141,70 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(typeof j.refine!.bestStayedBest).toBe("boolean");
   });
 
-  it("keeps the others when single candidates fail, and says so when too few survive", async () => {
-    const fake = await comfy({ faults: { failSeeds: [11] } });
+  it("a run that lost candidates is partial: exit 3 with one summary per cause; --min accepts it; below --min fails", async () => {
+    const fake = await comfy({ faults: { failSeeds: [11, 12] } });
     const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--url", fake.url, "--json"]);
-    expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as JsonResult;
-    expect(j.ranked.map((c) => c.seed).sort()).toEqual([10, 12, 13]);
-    expect(j.failed).toHaveLength(1);
-    expect(j.failed[0]!.seed).toBe(11);
-    expect(r.stderr).toContain("warning: 1 candidate render(s) failed");
+    expect(r.code, r.stderr).toBe(3);
+    const j = JSON.parse(r.stdout) as JsonResult & { outcome: string; failures: { code: string; count: number; seeds: number[] }[] };
+    expect(j.ranked.map((c) => c.seed).sort()).toEqual([10, 13]);
+    expect(j.outcome).toBe("partial");
+    expect(j.failed.map((f) => f.seed)).toEqual([11, 12]);
+    // Two failures with one cause (the fake's CUDA OOM at the sampler): one group, one summary line.
+    expect(j.failures).toEqual([expect.objectContaining({ code: "BACKEND_REJECTED", count: 2, seeds: [11, 12] })]);
+    expect(r.stderr).toContain("pickrank: 2 of 4 candidate renders failed; the best is chosen from the 2 that survived:\n  2 × BACKEND_REJECTED: ");
+    expect(r.stderr.match(/× BACKEND_REJECTED/g)).toHaveLength(1);
+    expect(r.stderr).toContain("pass --min <m> to accept a partial run [PARTIAL]");
 
-    const few = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min-survivors", "4", "--url", fake.url]);
+    const ok = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min", "2", "--url", fake.url]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain("2 of 4 candidate renders failed; the best is chosen from the 2 that survived (accepted: --min 2)");
+    expect(ok.stderr).not.toContain("[PARTIAL]");
+
+    const few = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min", "3", "--url", fake.url]);
     expect(few.code).toBe(1);
-    expect(few.stderr).toMatch(/Expected at least 4 surviving candidate\(s\) for "p" but 3 of 4 survived .*\[TOO_FEW_CANDIDATES\]/);
+    expect(few.stderr).toMatch(/Expected at least 3 surviving candidate\(s\) for "p" but 2 of 4 survived \(--min 3\); failures: 2 × BACKEND_REJECTED: .*\[TOO_FEW_CANDIDATES\]/);
   });
 
-  it("keeps what arrived when the server dies mid-run", async () => {
+  it("keeps what arrived when the server dies mid-run, and exits 3 (partial)", async () => {
     const fake = await comfy({ faults: { killAfterPrompts: 2 } });
     const r = await runCli([...base(), "--prompt", "p", "-n", "5", "--seed", "0", "--url", fake.url, "--json"]);
-    expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as JsonResult;
+    expect(r.code, r.stderr).toBe(3);
+    const j = JSON.parse(r.stdout) as JsonResult & { outcome: string; failures: { code: string; count: number }[] };
     // The second image may or may not be fetched before the port closes.
     expect(j.ranked.length).toBeGreaterThanOrEqual(1);
     expect(j.ranked.length).toBeLessThanOrEqual(2);
     expect(j.ranked.length + j.failed.length).toBe(5);
+    expect(j.outcome).toBe("partial");
     expect(new Set(j.failed.map((f) => f.error.code))).toEqual(new Set(["BACKEND_UNREACHABLE"]));
+    // One dead server is one cause, however many candidates it took down.
+    expect(j.failures).toHaveLength(1);
+    expect(j.failures[0]!.count).toBe(j.failed.length);
     expect(j.warnings.join(" ")).toMatch(new RegExp(`${j.failed.length} candidate render\\(s\\) failed`));
+  });
+
+  it("warns at once on stderr and in result.json when a setting does nothing, explains the status line and the work folder", async () => {
+    const fake = await comfy();
+    const out = path.join(tmp, "comfy-warn");
+    const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "1", "--diverse", "--url", fake.url, "--out", out]);
+    expect(r.code, r.stderr).toBe(0);
+    const warning = "--diverse does nothing with --top 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual";
+    expect(r.stderr).toContain(`pickrank: warning: ${warning}\n`);
+    // Said before the candidates were rendered, not after the run.
+    expect(r.stderr.indexOf(warning)).toBeLessThan(r.stderr.indexOf("best-of rendering 4"));
+    const j = JSON.parse(await readFile(path.join(out, "result.json"), "utf8")) as { warnings: string[]; outcome: string; out: { work: { files: number } } };
+    expect(j.warnings).toContain(warning);
+    expect(j.outcome).toBe("complete");
+    expect(j.out.work.files).toBe(4);
+    expect(r.stderr).toMatch(/rendered \d\/4, scored \d\/4(, sampling step \d+\/\d+)? \(renders per server: comfyui@http:\/\/127\.0\.0\.1:\d+ \d\)/);
+    expect(r.stdout).toMatch(/work: 4 rendered candidates \([\d.]+ KB\) kept in .*\.pickrank\/work, so the same command with another --top, --diverse or --keep re-selects/);
+  });
+
+  it("an --out the filesystem refuses is a coded error naming --out, not a hang (procfs: Node's recursive mkdir spins there)", async () => {
+    const fake = await comfy();
+    const r = await runCli([...base(), "--prompt", "p", "-n", "2", "--url", fake.url, "--out", "/proc/pickrank-out"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Could not create the output folder /proc/pickrank-out (--out): it does not exist (ENOENT); expected a folder pickrank can create and write [NOT_FOUND]");
+    expect(fake.prompts).toHaveLength(0);
   });
 
   it("refuses an --out folder holding another run (CONFLICT) and never overwrites it", async () => {
@@ -192,6 +230,26 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(j.errors).toEqual([]);
     expect((await readdir(out)).sort()).toEqual([".pickrank", "prompt-001", "prompt-002", "result.json"]);
     expect(j.out.files.map((f) => path.relative(out, f).split(path.sep)[0])).toEqual(["prompt-001", "prompt-002"]);
+  });
+});
+
+describe("pickrank best-of --prompts outcomes", () => {
+  it("a batch whose runs lost candidates exits 3; one where no prompt made a result exits 1", async () => {
+    const fake = await comfy({ faults: { failSeeds: [10] } });
+    const list = path.join(tmp, "prompts-partial.txt");
+    await writeFile(list, "a cat\na dog\n");
+    const r = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "10", "--url", fake.url, "--json"]);
+    expect(r.code, r.stderr).toBe(3);
+    const j = JSON.parse(r.stdout) as { outcome: string; runs: { outcome: string }[] };
+    expect(j.outcome).toBe("partial");
+    expect(j.runs.map((x) => x.outcome)).toEqual(["partial", "partial"]);
+    expect(r.stderr).toContain('pickrank: prompt "a cat": 1 of 2 candidate renders failed');
+
+    const dead = await comfy({ faults: { failSeeds: [10, 11] } });
+    const none = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "10", "--url", dead.url, "--json"]);
+    expect(none.code).toBe(1);
+    expect((JSON.parse(none.stdout) as { outcome: string }).outcome).toBe("failed");
+    expect(none.stderr).toMatch(/pickrank: prompt 1 failed: Expected at least 1 surviving candidate\(s\) .*\[TOO_FEW_CANDIDATES\]/);
   });
 });
 

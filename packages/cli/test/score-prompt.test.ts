@@ -81,7 +81,7 @@ describe("pickrank best-of scoring prompt", () => {
     expect(a.stderr).toContain("Expected --score-prompt only with --prompt");
     const b = await runCli([...base(), "--prompt", "a", "--score-prompt", "x", "--score-raw-prompt"]);
     expect(b.code).toBe(2);
-    expect(b.stderr).toContain("Expected either --score-prompt <text> or --score-raw-prompt but received both");
+    expect(b.stderr).toContain("Expected either --score-prompt or --score-raw-prompt but received both");
   });
 });
 

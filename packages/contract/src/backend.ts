@@ -15,11 +15,23 @@ export interface GenerationParams {
   scheduler?: string;
   checkpoint?: string;
   /**
-   * Images per request to the server (default 1). Each adapter documents how the images of one
-   * request get their seeds; candidates always report the seed that reproduces them.
+   * Images per request to the server: one ComfyUI prompt, one A1111 txt2img call (default: the
+   * backend's own option, else 1). Each candidate reports the seed that reproduces it:
+   * - ComfyUI: the images of one prompt share one noise seed (the first candidate's); every image
+   *   reports that seed and its `batchIndex`, and is reproduced by the same seed with a batch of at
+   *   least batchIndex + 1 images (not by the seed alone). `meta.requestedSeed` keeps the seed the
+   *   candidate asked for when it differs. Use 1 when each candidate must be reproducible alone.
+   * - A1111: image k of a batch gets seed + k from the server and reports it; that seed alone (batch
+   *   size 1) reproduces it. Only runs of consecutive seeds are batched.
    */
   batchSize?: number;
-  /** Backend-specific settings with no common name; each adapter documents the shape it reads. */
+  /**
+   * Settings with no common name, in the shape of the backend that reads them:
+   * - ComfyUI: `{ [nodeId]: { [input]: value } }`, merged into those nodes' inputs last;
+   * - A1111: txt2img body fields (`{ restore_faces: true, enable_hr: true, … }`), merged into the body
+   *   last (fields pickrank sets itself — prompt, seed, batch_size … — are refused);
+   * - a pool: passed to every member, so refused when the members are of different kinds.
+   */
   extra?: Record<string, unknown>;
 }
 
@@ -42,13 +54,22 @@ export interface GenerateRequest {
   onEvent?: (e: BackendEvent) => void;
 }
 
+/**
+ * What a backend reports while it works (GenerateRequest.onEvent). `backend` is the id of the server
+ * concerned (a pool passes on its members' events with their ids).
+ */
 export type BackendEvent =
   | { type: "queued"; backend: string; key: string; seed: number }
   | { type: "progress"; backend: string; key?: string; step: number; steps: number }
   | { type: "candidate"; backend: string; key: string; seed: number }
   | { type: "candidate-failed"; backend: string; key: string; seed: number; error: PickrankError }
   | { type: "retry"; backend: string; key: string; seed: number; reason: string }
-  /** Something the user should know that does not stop the run (a pool member down, a slow server). */
+  /**
+   * Something the user should know that does not stop the run, sent once when it happens: a pool
+   * member down at the start or taken off mid-run (`code`: the member's error code, e.g.
+   * "BACKEND_UNREACHABLE"), a ComfyUI server busy with other clients' work (no code). `message` is
+   * one line without credentials, ready to print and to keep in result.json's warnings.
+   */
   | { type: "warning"; backend: string; message: string; code?: string };
 
 export interface CandidateTimings {
@@ -141,6 +162,11 @@ export interface Backend {
   readonly kind: string;
   /** Largest seed this backend accepts; the selector keeps seed + n below it. */
   readonly maxSeed: number;
+  /**
+   * Most generate() calls this backend usefully works on at once (default: no limit). A pool never
+   * gives a member more; Automatic1111 says 1, because its server renders one request at a time.
+   */
+  readonly maxConcurrency?: number;
   /** Yields as each candidate finishes; throws only when nothing can be done (unreachable, rejected workflow, aborted). */
   generate(req: GenerateRequest): AsyncIterable<Generated>;
   /** Reachability and what the server has; never throws for an unreachable server (ok: false, error). */

@@ -52,6 +52,37 @@ export function fsError(e: unknown, ctx: FsErrorContext): PickrankError {
 }
 
 /**
+ * Creates a folder and its missing parents, like `mkdir -p`, with a bounded number of steps.
+ * Node's own `mkdir(dir, { recursive: true })` never returns on filesystems that answer ENOENT for a
+ * folder whose parent exists (procfs: `mkdir -p /proc/x` spins at 100 % CPU in libuv); here each
+ * level is tried at most twice, so such a path fails with the filesystem's own errno instead.
+ * @throws the raw errno error (callers wrap it with fsError and their context).
+ */
+export async function makeDir(dir: string): Promise<void> {
+  const target = path.resolve(dir);
+  try {
+    await mkdir(target);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") {
+      if ((await stat(target)).isDirectory()) return;
+      throw e;
+    }
+    const parent = path.dirname(target);
+    if (code !== "ENOENT" || parent === target) throw e;
+    // A missing parent: create it, then this level once more (a second ENOENT is the filesystem's answer).
+    await makeDir(parent);
+    try {
+      await mkdir(target);
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === "EEXIST" && (await stat(target)).isDirectory()) return;
+      throw e2;
+    }
+  }
+}
+
+/**
  * Writes a file so that readers see the old file or the whole new one, never half: write a temp
  * sibling, fsync (after a crash the name must point at complete bytes, not an empty file), rename.
  * A crash leaves at most a dot-named temp file. Creates the parent folder.
@@ -61,7 +92,7 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string, o
   const target = path.resolve(file);
   const tmp = tempSibling(target);
   try {
-    await mkdir(path.dirname(target), { recursive: true });
+    await makeDir(path.dirname(target));
     const fh = await open(tmp, "wx");
     try {
       await fh.writeFile(data);

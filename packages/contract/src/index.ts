@@ -17,6 +17,6 @@ export {
   type PickrankErrorOptions,
   toPickrankError,
 } from "./errors.ts";
-export { type FsErrorContext, fsError, pathExists, tempSibling, writeFileAtomic } from "./fs.ts";
+export { type FsErrorContext, fsError, makeDir, pathExists, tempSibling, writeFileAtomic } from "./fs.ts";
 export { acquireLock, type HeldLock, type LockHolder, type LockOptions, pidAlive, readLockHolder, withLock } from "./lock.ts";
 export { retry, type RetryOptions } from "./retry.ts";

@@ -6,11 +6,12 @@
  * Two waiters taking over the same stale lock at the same instant could both proceed; that needs a
  * crash plus a three-way race, and callers keep their writes atomic so the worst outcome is redundant work.
  */
-import { mkdir, open, readFile, rm, stat, utimes } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { open, readFile, rm, stat, utimes } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { sleep } from "./abort.ts";
-import { fsError } from "./fs.ts";
+import { fsError, makeDir } from "./fs.ts";
 
 const HEARTBEAT_MS = 5_000;
 const STALE_MS = 10 * 60_000;
@@ -71,6 +72,8 @@ export interface LockOptions {
   signal?: AbortSignal;
   /** The error to throw when `wait` is false and a live process holds the lock. */
   onHeld?: (holder: Partial<LockHolder>) => Error;
+  /** The CLI option or API field the lock's folder came from ("--out"), named in FILESYSTEM errors. */
+  option?: string;
 }
 
 /** A held lock: `release()` removes the file (idempotent). */
@@ -85,10 +88,11 @@ export interface HeldLock {
  * @throws the signal's reason when aborted; FILESYSTEM when the lock cannot be created; onHeld's error.
  */
 export async function acquireLock(file: string, opts: LockOptions = {}): Promise<HeldLock> {
+  const option = opts.option ? { option: opts.option } : {};
   try {
-    await mkdir(path.dirname(file), { recursive: true });
+    await makeDir(path.dirname(file));
   } catch (e) {
-    throw fsError(e, { action: "create the folder of lock file", path: file });
+    throw fsError(e, { action: "create the folder of lock file", path: file, ...option });
   }
   for (;;) {
     try {
@@ -100,7 +104,7 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
       }
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(e, { action: "create lock file", path: file });
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(e, { action: "create lock file", path: file, ...option });
       const { stale, holder } = await isStale(file);
       if (stale) {
         await rm(file, { force: true });
@@ -116,12 +120,18 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
   }, HEARTBEAT_MS);
   beat.unref();
   let released = false;
+  // A process that exits without release() (a second Ctrl-C, process.exit) still frees the lock.
+  const onExit = (): void => {
+    if (!released) rmSync(file, { force: true });
+  };
+  process.once("exit", onExit);
   return {
     file,
     async release() {
       if (released) return;
       released = true;
       clearInterval(beat);
+      process.removeListener("exit", onExit);
       await rm(file, { force: true });
     },
   };

@@ -19,12 +19,21 @@
  * score = exp(logit_scale)·cos (unitless, at most exp(logit_scale), 100 for PickScore_v1) and prob = softmax
  * over the images given. Streaming pieces: `embedText(prompt)` → Float32Array[projection] (L2-normalized,
  * cached per prompt), `embedImages(images)` / `embedPixels([3·224·224 CHW float32])` → one normalized
- * Float32Array per image, `scoreEmbeddings(text, images)`. Images: a path, encoded bytes (PNG, JPEG,
+ * Float32Array per image, `scoreEmbeddings(text, images)`; `preprocess(image, { maxPixels? })` → the
+ * [3·224·224] tensor `embedPixels` takes, on the Scorer's worker threads (for callers that batch themselves). Images: a path, encoded bytes (PNG, JPEG,
  * WebP…) or raw pixels (RawImage). Throws BAD_INPUT, BAD_MODEL, BAD_TOKENIZER, BAD_IMAGE (naming the
  * image's index), DEVICE_UNAVAILABLE (a named device that cannot start), INFERENCE_FAILED, ABORTED,
  * CLOSED (after dispose()).
  */
 export { Scorer } from "./scorer.ts";
+/**
+ * The Scorer's own arithmetic, for callers that embed images themselves (the server's batcher, the
+ * selector's near-duplicate filter): `softmax(scores)` → probabilities (max-subtracted, sums to 1),
+ * `rankScores(scored)` → sorted best first with rank 1..n (ties keep input order), `dot(a, b)` → the
+ * dot product of two embeddings (their cosine when both are L2-normalized, as the Scorer's are).
+ * Pure; `dot` throws INTERNAL for embeddings of different lengths.
+ */
+export { dot, rankScores, softmax } from "./scorer.ts";
 /** Scorer.create's options (model folder, device, batch size, preprocessing workers, threads, text cache size). */
 export type { ScorerOptions } from "./scorer.ts";
 /** `{ index, score, prob }`: index into the images given, PickScore's score, softmax probability over those images. */

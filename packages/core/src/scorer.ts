@@ -257,6 +257,17 @@ export class Scorer {
   }
 
   /**
+   * Preprocesses one image exactly as `embedImages` does (on the worker pool when there is one):
+   * CHW float32 [3,size,size], ready for `embedPixels`. `maxPixels` replaces the model's pixel limit
+   * for this call (a server's per-image limit). Throws BAD_IMAGE, NOT_FOUND or BAD_INPUT.
+   */
+  preprocess(input: ImageInput, opts: { maxPixels?: number } = {}): Promise<Float32Array> {
+    this.#assertOpen();
+    const s = opts.maxPixels === undefined ? this.#preprocess : { ...this.#preprocess, maxPixels: opts.maxPixels };
+    return this.#pool ? this.#pool.run(input, s) : preprocessImage(input, s);
+  }
+
+  /**
    * L2-normalized embeddings of already preprocessed images (CHW float32 [3,size,size] each, as
    * `preprocessImage` returns), batched by `batchSize`.
    */

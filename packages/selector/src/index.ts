@@ -1,4 +1,19 @@
-export { bestOf, serializeResult, modelInfo } from "./select.ts";
+export { bestOf, randomSeed } from "./select.ts";
+export { serializeResult, modelInfo } from "./result.ts";
+export { checkBestOfOptions, checkSettings, namer, type Namer } from "./options.ts";
+export { groupFailures, describeFailures } from "./outcome.ts";
+export { rankCandidates, selectTop, type Selection } from "./rank.ts";
+export {
+  produce,
+  failedCandidate,
+  type Arrival,
+  type CandidateJournal,
+  type JournalRecord,
+  type ProduceReport,
+  type ProduceRequest,
+} from "./produce.ts";
+export { consumeAndEmbed, type Embedded, type ScoreConsumerOptions, type ScoreConsumerReport } from "./score-consumer.ts";
+export { runPass, type PassContext, type PassInput, type PassOutput } from "./pass.ts";
 export { selectDiverse, DEFAULT_DIVERSE_THRESHOLD, type DiverseSkip } from "./diverse.ts";
 export { spearman, kendall, averageRanks } from "./rank-stats.ts";
 export { readPngText, readPngChunks, encodePngChunks, setPngText, textChunk, isPng, type PngChunk } from "./png-text.ts";

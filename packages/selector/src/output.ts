@@ -14,30 +14,23 @@
  * a candidate is journaled only after its bytes are on disk, and a file that this run did not write is
  * never replaced: that is a CONFLICT.
  */
-import { appendFile, mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
+import { appendFileSync } from "node:fs";
+import { readdir, readFile, stat, unlink } from "node:fs/promises";
 import path from "node:path";
-import { PickrankError, toPickrankError, type CandidateMeta, type RenderSettings } from "@pickrank/contract";
-import { acquireLock, type HeldLock, pathExists as exists, writeFileAtomic } from "@pickrank/contract";
+import { PickrankError, toPickrankError, type RenderSettings } from "@pickrank/contract";
+import { acquireLock, fsError, type HeldLock, makeDir, pathExists as exists, writeFileAtomic } from "@pickrank/contract";
 import { formatProb, formatScore } from "./format.ts";
 import { isPng, readPngText, setPngText } from "./png-text.ts";
-import type { BestOfResult, CandidateTimings, ModelInfo, Phase, RankedCandidate, WorkUsage } from "./types.ts";
+import type { JournalRecord } from "./produce.ts";
+import type { BestOfResult, ModelInfo, Phase, RankedCandidate, WorkUsage } from "./types.ts";
 
 export const JOURNAL_DIR = ".pickrank";
 export const JOURNAL_FILE = "journal.jsonl";
 export const RESULT_FILE = "result.json";
 const JOURNAL_VERSION = 1;
 
-export interface StoredCandidate {
-  index: number;
-  seed: number;
-  backend: string;
-  format: "png" | "jpeg" | "webp";
-  timings: CandidateTimings;
-  /** Relative to the journal folder. */
-  file: string;
-  /** What the backend said about how it was made (settings, A1111 infotext, the ComfyUI prompt sent). */
-  meta?: CandidateMeta;
-}
+/** A journal record; `file` is relative to the journal folder. */
+export type StoredCandidate = JournalRecord;
 
 type JournalLine =
   | { t: "run"; version: number; settings: unknown; seed: number; startedAt: string }
@@ -58,10 +51,15 @@ function isOurOutputName(name: string): boolean {
   return name === RESULT_FILE || /^(rank|draft)-\d+-seed-\d+\.png$/.test(name) || /^prompt-\d+$/.test(name);
 }
 
-function settingsDiff(a: unknown, b: unknown): string[] {
-  if (!a || !b || typeof a !== "object" || typeof b !== "object") return ["settings"];
+/** The settings fields that differ, one level into objects ("backend.workflow"), so a CONFLICT can name them. */
+function settingsDiff(a: unknown, b: unknown, prefix = ""): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === "object" && !Array.isArray(v);
+  if (!isObj(a) || !isObj(b)) return [prefix || "settings"];
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].filter((k) => canonicalJson((a as Record<string, unknown>)[k]) !== canonicalJson((b as Record<string, unknown>)[k])).sort();
+  return [...keys]
+    .filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]))
+    .flatMap((k) => (prefix === "" && isObj(a[k]) && isObj(b[k]) ? settingsDiff(a[k], b[k], `${k}.`) : [`${prefix}${k}`]))
+    .sort();
 }
 
 export class OutputDir {
@@ -78,7 +76,11 @@ export class OutputDir {
   private readonly writtenNow = new Set<string>();
   resumedCount = 0;
 
-  private constructor(dir: string, keep: "top" | "all", seed: number, resuming: boolean) {
+  /** The CLI option or API field the folder came from ("--out"), named in filesystem errors. */
+  readonly option: string;
+
+  private constructor(dir: string, keep: "top" | "all", seed: number, resuming: boolean, option: string) {
+    this.option = option;
     this.dir = dir;
     this.keep = keep;
     this.seed = seed;
@@ -92,19 +94,35 @@ export class OutputDir {
    * a journal with other settings is a CONFLICT (say which fields differ), as is a folder holding
    * pickrank-looking outputs without a journal.
    */
-  static async open(opts: { dir: string; keep?: "top" | "all"; resume?: boolean; settings: Record<string, unknown>; seed: number | undefined; randomSeed: () => number }): Promise<OutputDir> {
+  static async open(opts: {
+    dir: string;
+    keep?: "top" | "all";
+    resume?: boolean;
+    settings: Record<string, unknown>;
+    seed: number | undefined;
+    randomSeed: () => number;
+    /** How messages name the folder's option (default "out"). */
+    option?: string;
+  }): Promise<OutputDir> {
     const dir = path.resolve(opts.dir);
     const keep = opts.keep ?? "top";
+    const option = opts.option ?? "out";
     const journalFile = path.join(dir, JOURNAL_DIR, JOURNAL_FILE);
-    const st = await stat(dir).catch(() => undefined);
+    const fsFail = (e: unknown, action: string, p: string) => fsError(e, { action, path: p, option, expected: "a folder pickrank can create and write" });
+    const st = await stat(dir).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw fsFail(e, "read the output folder", dir);
+    });
     if (st && !st.isDirectory()) {
-      throw new PickrankError("CONFLICT", `Expected --out to be a folder but ${dir} is a file`, { details: { dir } });
+      throw new PickrankError("FILESYSTEM", `Expected a folder for ${option} but ${dir} is a file`, { details: { path: dir, option } });
     }
     let lines: JournalLine[] = [];
     let tornTail = false;
     if (st) {
       if (await exists(journalFile)) {
-        const text = await readFile(journalFile, "utf8");
+        const text = await readFile(journalFile, "utf8").catch((e: unknown) => {
+          throw fsFail(e, "read the progress journal", journalFile);
+        });
         lines = parseJournal(text);
         tornTail = text.length > 0 && !text.endsWith("\n");
         const head = lines[0];
@@ -126,7 +144,10 @@ export class OutputDir {
           throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, { details: { dir } });
         }
       } else {
-        const clash = (await readdir(dir)).filter(isOurOutputName);
+        const names = await readdir(dir).catch((e: unknown) => {
+          throw fsFail(e, "list the output folder", dir);
+        });
+        const clash = names.filter(isOurOutputName);
         if (clash.length > 0) {
           throw new PickrankError(
             "CONFLICT",
@@ -139,12 +160,16 @@ export class OutputDir {
     const head = lines[0];
     const resuming = head?.t === "run";
     const seed = resuming ? head.seed : (opts.seed ?? opts.randomSeed());
-    const o = new OutputDir(dir, keep, seed, resuming);
-    await mkdir(path.join(o.journalDir, "work"), { recursive: true });
+    const o = new OutputDir(dir, keep, seed, resuming, option);
+    const work = path.join(o.journalDir, "work");
+    await makeDir(work).catch((e: unknown) => {
+      // The level that failed (Node sets it), which is usually the --out folder itself.
+      throw fsFail(e, "create the output folder", (e as NodeJS.ErrnoException).path ?? work);
+    });
     await o.lock();
     if (resuming) {
       // A kill mid-append leaves a torn last line; end it so the next record starts on its own line.
-      if (tornTail) await appendFile(journalFile, "\n");
+      if (tornTail) o.appendRaw("\n");
       for (const l of lines) {
         // Only files under work/ (a hand-edited journal must not make us read elsewhere).
         if (l.t === "cand" && /^work\/[^/\\]+$/.test(l.file) && (await exists(path.join(o.journalDir, l.file)))) {
@@ -157,7 +182,7 @@ export class OutputDir {
     } else {
       // Replaces an unreadable leftover journal instead of appending to it.
       const header: JournalLine = { t: "run", version: JOURNAL_VERSION, settings: opts.settings, seed, startedAt: new Date().toISOString() };
-      await writeFileAtomic(o.journalFile, JSON.stringify(header) + "\n");
+      await writeFileAtomic(o.journalFile, JSON.stringify(header) + "\n", option);
     }
     return o;
   }
@@ -171,6 +196,7 @@ export class OutputDir {
   private async lock(): Promise<void> {
     this.heldLock = await acquireLock(path.join(this.journalDir, "lock"), {
       wait: false,
+      option: this.option,
       onHeld: (holder) =>
         new PickrankError("CONFLICT", `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`, {
           details: { dir: this.dir, ...(typeof holder.pid === "number" ? { pid: holder.pid } : {}) },
@@ -184,8 +210,20 @@ export class OutputDir {
   }
 
   private async append(line: JournalLine): Promise<void> {
-    // One appendFile per line: a kill mid-write leaves at most one torn last line, which the reader skips.
-    await appendFile(this.journalFile, JSON.stringify(line) + "\n");
+    this.appendRaw(JSON.stringify(line) + "\n");
+  }
+
+  /**
+   * Synchronous on purpose: a signal handler (a second Ctrl-C, SIGTERM) runs between JavaScript
+   * tasks, never inside this call, so a record is on disk whole before any exit; a kill -9 mid-write
+   * leaves at most one torn last line, which the reader skips. One line is a few hundred bytes.
+   */
+  private appendRaw(text: string): void {
+    try {
+      appendFileSync(this.journalFile, text);
+    } catch (e) {
+      throw fsError(e, { action: "append to the progress journal", path: this.journalFile, option: this.option });
+    }
   }
 
   stored(promptIndex: number, phase: Phase, index: number): StoredCandidate | undefined {
@@ -193,15 +231,18 @@ export class OutputDir {
   }
 
   async load(c: StoredCandidate): Promise<Buffer> {
-    return readFile(path.join(this.journalDir, c.file));
+    const file = path.join(this.journalDir, c.file);
+    this.resumedCount++;
+    return readFile(file).catch((e: unknown) => {
+      throw fsError(e, { action: "read the recorded candidate", path: file, option: this.option });
+    });
   }
 
   /** Puts the candidate's bytes on disk, then records it: a journal line always has its file. */
   async save(promptIndex: number, phase: Phase, c: Omit<StoredCandidate, "file"> & { image: Buffer }): Promise<void> {
     const file = `work/p${promptIndex}-${phase}-${c.index}-seed-${c.seed}.${c.format === "jpeg" ? "jpg" : c.format}`;
-    await writeFileAtomic(path.join(this.journalDir, file), c.image);
-    const rec: StoredCandidate = { index: c.index, seed: c.seed, backend: c.backend, format: c.format, timings: c.timings, file };
-    if (c.meta !== undefined) rec.meta = c.meta;
+    await writeFileAtomic(path.join(this.journalDir, file), c.image, this.option);
+    const rec: StoredCandidate = { index: c.index, seed: c.seed, backend: c.backend, format: c.format, timings: c.timings, ...(c.meta ? { meta: c.meta } : {}), file };
     await this.append({ t: "cand", p: promptIndex, phase, ...rec });
     this.candidates.set(`${promptIndex}/${phase}/${c.index}`, rec);
   }
@@ -210,7 +251,9 @@ export class OutputDir {
   async writePrompt(result: BestOfResult, promptIndex: number, batch: boolean): Promise<string[]> {
     const sub = batch ? `prompt-${String(promptIndex + 1).padStart(3, "0")}` : "";
     const folder = path.join(this.dir, sub);
-    await mkdir(folder, { recursive: true });
+    await makeDir(folder).catch((e: unknown) => {
+      throw fsError(e, { action: "create the output folder", path: (e as NodeJS.ErrnoException).path ?? folder, option: this.option });
+    });
     const width = Math.max(2, String(result.n).length);
     const files: string[] = [];
     const keepList: { c: RankedCandidate; name: string; draft: boolean }[] = [];
@@ -226,7 +269,7 @@ export class OutputDir {
         throw new PickrankError("CONFLICT", `${abs} already exists and was not written by this run; expected a free file name (nothing is overwritten silently)`, { details: { file: abs } });
       }
       const png = await toPngWithMetadata(c, result, draft);
-      await writeFileAtomic(abs, png);
+      await writeFileAtomic(abs, png, this.option);
       if (!this.outputs.has(rel)) await this.append({ t: "out", file: rel });
       this.outputs.add(rel);
       this.writtenNow.add(rel);
@@ -241,7 +284,7 @@ export class OutputDir {
   }
 
   async writeResult(json: unknown): Promise<void> {
-    await writeFileAtomic(this.resultFile, JSON.stringify(json, null, 2) + "\n");
+    await writeFileAtomic(this.resultFile, JSON.stringify(json, null, 2) + "\n", this.option);
   }
 
   /**

@@ -3,6 +3,7 @@
  * handle ties (average ranks for Spearman, tau-b for Kendall) and return null when they are undefined:
  * fewer than two items, or a list with every value equal.
  */
+import { invalidParameter } from "@pickrank/contract";
 
 /** 1-based ranks, highest value first, ties get the average of the ranks they span. */
 export function averageRanks(values: readonly number[]): number[] {
@@ -20,7 +21,7 @@ export function averageRanks(values: readonly number[]): number[] {
 }
 
 function checkPair(a: readonly number[], b: readonly number[]): void {
-  if (a.length !== b.length) throw new RangeError(`Expected two lists of equal length but received ${a.length} and ${b.length}`);
+  if (a.length !== b.length) throw invalidParameter("b", `a list as long as the first (${a.length})`, `${b.length} items`);
 }
 
 /** Spearman's rho: Pearson correlation of the average ranks. */

@@ -93,41 +93,7 @@ export interface ScorePromptOptions {
   scoreRawPrompt?: boolean | undefined;
 }
 
-/**
- * Checks the options before anything runs: a string only for one prompt, an array with one
- * non-empty string per prompt, a boolean scoreRawPrompt, not both. Throws BAD_INPUT.
- */
-export function checkScorePromptOptions(opts: ScorePromptOptions, prompts: number, batch: boolean): void {
-  const sp = opts.scorePrompt;
-  if (opts.scoreRawPrompt !== undefined && typeof opts.scoreRawPrompt !== "boolean")
-    throw invalidParameter("scoreRawPrompt", "a boolean", opts.scoreRawPrompt);
-  if (sp === undefined) return;
-  if (opts.scoreRawPrompt) {
-    throw new PickrankError(
-      "BAD_INPUT",
-      "Expected either scorePrompt (--score-prompt) or scoreRawPrompt (--score-raw-prompt) but received both",
-      {
-        details: { parameter: "scorePrompt" },
-      },
-    );
-  }
-  if (Array.isArray(sp)) {
-    if (sp.length !== prompts) throw invalidParameter("scorePrompt", `an array of ${prompts} scoring prompts (one per prompt)`, sp);
-    sp.forEach((t, i) => {
-      if (typeof t !== "string" || t.trim() === "") throw invalidParameter(`scorePrompt[${i}]`, "a non-empty string", t);
-    });
-  } else if (batch) {
-    throw invalidParameter(
-      "scorePrompt",
-      `an array of ${prompts} scoring prompts (one per prompt; a single string only goes with prompt)`,
-      sp,
-    );
-  } else if (typeof sp !== "string" || sp.trim() === "") {
-    throw invalidParameter("scorePrompt", "a non-empty string", sp);
-  }
-}
-
-/** The scoring prompt of prompt number `pi` of a run (options checked by {@link checkScorePromptOptions}). */
+/** The scoring prompt of prompt number `pi` of a run (the options are checked by options.ts, the one schema of bestOf). */
 export function scorePromptFor(opts: ScorePromptOptions, pi: number, prompt: string, countTokens?: (text: string) => number): ScorePrompt {
   const given = Array.isArray(opts.scorePrompt) ? opts.scorePrompt[pi] : opts.scorePrompt;
   return resolveScorePrompt({ prompt, scorePrompt: given, raw: opts.scoreRawPrompt, countTokens });

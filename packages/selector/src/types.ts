@@ -1,6 +1,5 @@
-import type { Backend, BackendEvent, GenerationParams } from "@pickrank/adapters";
+import type { Backend, BackendEvent, CandidateMeta, CandidateTimings, ErrorCode, FailedCandidate as ContractFailedCandidate, GenerationParams, PickrankError } from "@pickrank/contract";
 import type { Scorer } from "@pickrank/core";
-import type { CandidateMeta, PickrankError } from "@pickrank/contract";
 import type { DiverseSkip } from "./diverse.ts";
 
 /** What bestOf needs of a Scorer (a real `Scorer` fits; tests may pass anything of this shape). */
@@ -33,8 +32,9 @@ export interface OutputOptions {
   /** Re-use candidates a previous run with the same prompt and settings recorded here (default true). */
   resume?: boolean;
   /**
-   * Anything else that decides the pixels but that bestOf cannot see (the ComfyUI workflow the backend
-   * was built with, a LoRA list …): a resume requires it to match too.
+   * Anything else that decides the pixels that neither the options nor `backend.fingerprint()` show
+   * (a LoRA list applied outside the workflow …): a resume requires it to match too. The backend's
+   * own fingerprint (its ComfyUI workflow, A1111 extra fields) is always part of the resume check.
    */
   fingerprint?: Record<string, unknown>;
 }
@@ -55,13 +55,23 @@ export interface BestOfOptions {
   params?: GenerationParams;
   signal?: AbortSignal;
   onEvent?: (e: BestOfEvent) => void;
-  /** Fewer surviving candidates than this fails the prompt with TOO_FEW_CANDIDATES (default 1). */
+  /**
+   * Accept a partial run: with at least this many survivors a prompt whose other candidates failed
+   * still counts as done (the CLI exits 0; `outcome` stays "partial"); fewer fail the prompt with
+   * TOO_FEW_CANDIDATES. Unset: any survivor makes a result, and failures make it "partial" (CLI exit 3).
+   */
   minSurvivors?: number;
   /** Largest micro-batch handed to the scorer (default 8). */
   batchSize?: number;
   refine?: RefineOptions;
   diverse?: boolean | DiverseOptions;
   out?: string | OutputOptions;
+  /**
+   * How messages name the options, by API path ("minSurvivors", "refine.k", "out"): the CLI passes
+   * its flags ({ minSurvivors: "--min", out: "--out" }) so errors and warnings name what its user typed.
+   * Default: the API names.
+   */
+  optionNames?: OptionNames;
   /**
    * The text PickScore scores the candidates against. Default: the prompt with its A1111 / ComfyUI
    * syntax removed (weights, `<lora:…>` tags, prompt editing, BREAK …: see `scoringPrompt`). One
@@ -73,13 +83,14 @@ export interface BestOfOptions {
   scoreRawPrompt?: boolean;
 }
 
-export interface CandidateTimings {
-  queuedMs: number;
-  renderMs: number;
-  totalMs: number;
-}
+/** API option path → the name messages use for it (a CLI flag). */
+export type OptionNames = Readonly<Record<string, string>>;
+
+export type { CandidateTimings } from "@pickrank/contract";
 
 export interface RankedCandidate {
+  /** The candidate's name in the backend request (GenerateRequest.keys): String(index). */
+  key: string;
   /** 0..n-1: position in the request (seed = seeds[index]). */
   index: number;
   seed: number;
@@ -106,13 +117,25 @@ export interface RankedCandidate {
   meta?: CandidateMeta;
 }
 
-export interface FailedCandidate {
-  index: number;
-  seed: number;
-  backend: string;
+/** The contract's FailedCandidate (key, seed, backend, error) with its pass and its position in the request. */
+export interface FailedCandidate extends ContractFailedCandidate {
   phase: Phase;
-  error: PickrankError;
+  /** 0..n-1: position in the request (key = String(index)). */
+  index: number;
 }
+
+/** Failed candidates that share one cause, for a summary instead of one line per candidate. */
+export interface FailureGroup {
+  phase: Phase;
+  code: ErrorCode;
+  /** The first failure's message (the others differ at most in the seed or the server's prompt id). */
+  message: string;
+  count: number;
+  seeds: number[];
+}
+
+/** "complete": every candidate asked for was rendered and scored; "partial": some failed (see failed). */
+export type Outcome = "complete" | "partial";
 
 export interface RefineReport {
   k: number;
@@ -143,6 +166,13 @@ export interface BestOfResult {
   /** Every surviving candidate of the final pass, best first. */
   ranked: RankedCandidate[];
   failed: FailedCandidate[];
+  /** `failed` grouped by cause (phase, code, message), largest group first. */
+  failures: FailureGroup[];
+  /** "partial" when any candidate failed (even when `minSurvivors` accepted it). */
+  outcome: Outcome;
+  /** The minSurvivors the run was given, when it accepted a partial result; null otherwise. */
+  minSurvivors: number | null;
+  /** What the user should know: the backend's warning events, settings that do nothing, failures. */
   warnings: string[];
   model: ModelInfo;
   device: string;
@@ -180,6 +210,10 @@ export interface BestOfBatchResult {
   runs: BestOfResult[];
   /** Prompts that failed (too few survivors, backend errors); the others still ran. */
   errors: PromptError[];
+  /** "partial" when a prompt failed or a run is partial; "failed" when no prompt made a result. */
+  outcome: Outcome | "failed";
+  /** Settings that do nothing or defeat their purpose (each run's own warnings are in runs[i].warnings). */
+  warnings: string[];
   model: ModelInfo;
   device: string;
   out?: OutputReport;
@@ -210,8 +244,10 @@ export interface WorkUsage {
 export type BestOfEvent =
   | { type: "prompt-start"; promptIndex: number; prompt: string; phase: Phase; n: number; reused: number }
   | { type: "backend"; promptIndex: number; phase: Phase; event: BackendEvent }
-  | { type: "rendered"; promptIndex: number; phase: Phase; index: number; seed: number; backend: string; reused: boolean; rendered: number; total: number }
-  | { type: "scored"; promptIndex: number; phase: Phase; index: number; seed: number; backend: string; scored: number; total: number }
-  | { type: "failed"; promptIndex: number; phase: Phase; index: number; seed: number; backend: string; error: PickrankError }
+  | { type: "rendered"; promptIndex: number; phase: Phase; key: string; index: number; seed: number; backend: string; reused: boolean; rendered: number; total: number }
+  | { type: "scored"; promptIndex: number; phase: Phase; key: string; index: number; seed: number; backend: string; scored: number; total: number }
+  | { type: "failed"; promptIndex: number; phase: Phase; key: string; index: number; seed: number; backend: string; error: PickrankError }
+  /** Something the user should know that does not stop the run (a backend's warning event, a setting that does nothing). */
+  | { type: "warning"; promptIndex?: number; message: string; code?: string; backend?: string }
   | { type: "prompt-done"; promptIndex: number; prompt: string; best?: { index: number; seed: number; score: number }; error?: PickrankError }
   | { type: "written"; file: string };

@@ -1,7 +1,7 @@
 import WebSocket from "ws";
 import { z } from "zod";
 import { PickrankError } from "@pickrank/contract";
-import { HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
+import { authError, HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
 import type { ComfyWorkflow, ObjectInfo } from "./workflow.ts";
 
 export interface ComfyClientOptions extends Partial<HttpOptions> {
@@ -187,7 +187,14 @@ export class ComfyClient {
         ws.removeAllListeners("unexpected-response");
         resolve(ws);
       });
-      ws.once("unexpected-response", (_req, res) => fail(`HTTP ${res.statusCode ?? "?"}`, "BACKEND_REJECTED"));
+      ws.once("unexpected-response", (_req, res) => {
+        const status = res.statusCode ?? 0;
+        if (status !== 401 && status !== 403) return fail(`HTTP ${status || "?"}`, "BACKEND_REJECTED");
+        ws.removeAllListeners();
+        ws.on("error", () => undefined);
+        ws.terminate();
+        reject(authError(this.id, `GET ${this.p("/ws")} (WebSocket)`, status, "", this.http.endpoint.authorization !== undefined));
+      });
       ws.once("error", (e) => fail(e.message, /timed? ?out/i.test(e.message) ? "TIMEOUT" : "BACKEND_UNREACHABLE", e));
     });
   }
