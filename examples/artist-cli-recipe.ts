@@ -3,7 +3,7 @@
  * `pickrank` command exactly as you would type it, then shows what an image viewer's "PNG info"
  * panel (ComfyUI, Automatic1111) will show for the saved winner.
  *
- *   pnpm tsx examples/artist-cli-recipe.ts "a lighthouse at dusk, oil painting" out/lighthouse
+ *   pnpm tsx --conditions=development examples/artist-cli-recipe.ts "a lighthouse at dusk, oil painting" out/lighthouse
  *
  * Needs ComfyUI running (default http://127.0.0.1:8188) or A1111 with --api (PICKRANK_ARGS="--backend a1111").
  * PICKRANK_ARGS is appended to every command (e.g. "--url http://host:8188 --model /path/to/model").
@@ -22,7 +22,8 @@ const extra = (process.env["PICKRANK_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 
 function pickrank(args: string[]): void {
   console.log(`$ pickrank ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}`);
-  const r = spawnSync(process.execPath, [bin, ...args, ...extra], { stdio: "inherit" });
+  // The same Node flags as this program: from the sources (tsx, --conditions=development) or the build.
+  const r = spawnSync(process.execPath, [...process.execArgv, bin, ...args, ...extra], { stdio: "inherit" });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 

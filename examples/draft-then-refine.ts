@@ -3,7 +3,7 @@
  * only the best 4 again at full settings (30 steps, 768×768) with the same seeds. Prints how well the
  * draft ranking predicted the final one, so you can decide whether drafting pays for your model.
  *
- *   pnpm tsx examples/draft-then-refine.ts "a red fox in the snow, watercolor"
+ *   pnpm tsx --conditions=development examples/draft-then-refine.ts "a red fox in the snow, watercolor"
  *
  * Environment as in select-best-of.ts (PICKRANK_BACKEND, PICKRANK_URL, PICKRANK_MODEL, PICKRANK_N).
  */

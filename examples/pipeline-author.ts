@@ -3,7 +3,7 @@
  * servers, written to a folder as they finish, with seeds recorded so any of them can be re-rendered.
  * Copy `generateToDisk` into your own pipeline, or run this file:
  *
- *   pnpm tsx examples/pipeline-author.ts --prompt "a lighthouse at dusk" --n 8 \
+ *   pnpm tsx --conditions=development examples/pipeline-author.ts --prompt "a lighthouse at dusk" --n 8 \
  *     --server comfyui=http://127.0.0.1:8188 --server a1111=http://user:pass@gpu2:7860 \
  *     [--workflow examples/workflows/txt2img-sd.json] [--seed 1234] [--steps 20] [--out candidates/]
  *
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     },
   });
   if (!values.prompt || !values.server?.length) {
-    process.stderr.write("usage: pnpm tsx examples/pipeline-author.ts --prompt <text> --server comfyui=http://127.0.0.1:8188 [--server a1111=http://host:7860] [--n 4] [--out dir]\n");
+    process.stderr.write("usage: pnpm tsx --conditions=development examples/pipeline-author.ts --prompt <text> --server comfyui=http://127.0.0.1:8188 [--server a1111=http://host:7860] [--n 4] [--out dir]\n");
     process.exit(2);
   }
   const servers = values.server.map((s) => {

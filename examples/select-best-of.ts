@@ -2,7 +2,7 @@
  * Pipeline authors: best-of-N from TypeScript. Renders N candidates on ComfyUI (or Automatic1111),
  * scores each with PickScore as it arrives, and keeps the best — with every candidate's score.
  *
- *   pnpm tsx examples/select-best-of.ts "a lighthouse at dusk, oil painting"
+ *   pnpm tsx --conditions=development examples/select-best-of.ts "a lighthouse at dusk, oil painting"
  *
  * Environment: PICKRANK_BACKEND (comfyui | a1111, default comfyui), PICKRANK_URL (default the
  * backend's local port), PICKRANK_MODEL (a converted model folder; default the cached PickScore

@@ -1,8 +1,13 @@
+/**
+ * The core commands (tokenize, preprocess, model, rank, --help), run in-process: what each prints and
+ * returns. The bin as a process is test/cli/bin.test.ts.
+ */
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, spawnCli } from "../helpers/cli.ts";
+import { startFakeHub, type FakeHub } from "../fakes/fake-hub.ts";
+import { runCli, type CliEnv, type CliResult } from "../helpers/cli.ts";
 import { referenceDir, sharedDir, tinyClipDir } from "../helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../helpers/tiny-model.ts";
 import { closedPort } from "../helpers/net.ts";
@@ -306,72 +311,88 @@ describe("missing input files are NOT_FOUND (exit 2), like malformed ones, in ev
   });
 });
 
-describe("the bin as a real process", () => {
-  it("--help lists the commands; each command has its own help", async () => {
-    const r = await spawnCli(["--help"]);
+describe("pickrank --help", () => {
+  it("lists the commands", async () => {
+    const r = await runCli(["--help"]);
     expect(r.code).toBe(0);
-    for (const c of ["tokenize", "preprocess", "model", "rank"]) expect(r.stdout).toContain(c);
-    const h = await spawnCli(["rank", "--help"]);
-    expect(h.code).toBe(0);
-    expect(h.stdout).toContain("--device");
+    for (const c of ["tokenize", "preprocess", "model", "rank", "best-of"]) expect(r.stdout).toContain(c);
   });
 
-  it("rank --json through the bin", async () => {
-    const r = await spawnCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", "--json", images[0]!, images[1]!]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.json<{ results: unknown[] }>().results).toHaveLength(2);
+  it("each command has its own help", async () => {
+    const r = await runCli(["rank", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("--device");
   });
 });
 
-describe("pickrank model pull / list (fake hub, temp cache)", () => {
-  it("downloads, converts, prints the folder; the second call is instant; list shows it; prune frees the download", async () => {
-    const { startFakeHub } = await import("../fakes/fake-hub.ts");
-    const hub = await startFakeHub();
-    const env = { HF_ENDPOINT: hub.url, PICKRANK_CACHE: path.join(tmp, "cache"), HF_TOKEN: "", HF_HUB_DISABLE_IMPLICIT_TOKEN: "1" };
-    try {
-      const first = await spawnCli(["model", "pull", "--json"], env);
-      expect(first.code, first.stderr).toBe(0);
-      const j = first.json<{ dir: string; cached: boolean; manifest: { source: { repo: string; revision: string } } }>();
-      expect(j.cached).toBe(false);
-      expect(j.manifest.source.repo).toBe("yuvalkirstain/PickScore_v1");
-      await stat(path.join(j.dir, "pickrank.json"));
-      const seen = hub.requests.length;
-      const second = await spawnCli(["model", "pull"], env);
-      expect(second.code).toBe(0);
-      expect(second.stdout.trim()).toBe(j.dir);
-      expect(hub.requests.length).toBe(seen);
-      const list = await spawnCli(["model", "list", "--json"], env);
-      expect(list.json<{ dir: string }[]>().map((m) => m.dir)).toEqual([j.dir]);
-      expect(list.json<{ bytes: number }[]>()[0]!.bytes).toBeGreaterThan(0);
-      // prune frees the downloaded checkpoint; the converted model still serves rank
-      const prune = await spawnCli(["model", "prune", "--json"], env);
-      expect(prune.code, prune.stderr).toBe(0);
-      const pr = prune.json<{ removed: { path: string; kind: string }[]; freedBytes: number }>();
-      expect(pr.removed.map((x) => x.kind)).toEqual(["checkpoint"]);
-      expect(pr.removed[0]!.path).toContain(j.manifest.source.revision);
-      expect(pr.freedBytes).toBeGreaterThan(0);
-      const again = await spawnCli(["model", "prune"], env);
-      expect(again.stdout).toContain("Nothing to prune in ");
-      // rank without --model uses the cached model
-      const r = await spawnCli(["rank", "--device", "cpu", "--prompt", "a cat", "--json", images[0]!], env);
-      expect(r.code, r.stderr).toBe(0);
-    } finally {
-      await hub.close();
-    }
+describe("pickrank model pull / list / prune (fake hub, temp cache)", () => {
+  let hub: FakeHub;
+  let env: CliEnv;
+  let first: CliResult;
+  type Pulled = { dir: string; cached: boolean; manifest: { source: { repo: string; revision: string } } };
+
+  beforeAll(async () => {
+    hub = await startFakeHub();
+    env = { HF_ENDPOINT: hub.url, PICKRANK_CACHE: path.join(tmp, "cache"), HF_TOKEN: "", HF_HUB_DISABLE_IMPLICIT_TOKEN: "1" };
+    first = await runCli(["model", "pull", "--json"], { env });
+  });
+  afterAll(async () => {
+    await hub?.close();
+  });
+
+  it("pull downloads, converts and prints the model folder", async () => {
+    expect(first.code, first.stderr).toBe(0);
+    const j = first.json<Pulled>();
+    expect(j.cached).toBe(false);
+    expect(j.manifest.source.repo).toBe("yuvalkirstain/PickScore_v1");
+    await stat(path.join(j.dir, "pickrank.json"));
+  });
+
+  it("a second pull is instant: the cached folder, no request to the hub", async () => {
+    const seen = hub.requests.length;
+    const second = await runCli(["model", "pull"], { env });
+    expect(second.code).toBe(0);
+    expect(second.stdout.trim()).toBe(first.json<Pulled>().dir);
+    expect(hub.requests.length).toBe(seen);
+  });
+
+  it("list shows the converted model with its size", async () => {
+    const list = await runCli(["model", "list", "--json"], { env });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.json<{ dir: string }[]>().map((m) => m.dir)).toEqual([first.json<Pulled>().dir]);
+    expect(list.json<{ bytes: number }[]>()[0]!.bytes).toBeGreaterThan(0);
+  });
+
+  it("prune frees the downloaded checkpoint, then finds nothing more", async () => {
+    const prune = await runCli(["model", "prune", "--json"], { env });
+    expect(prune.code, prune.stderr).toBe(0);
+    const pr = prune.json<{ removed: { path: string; kind: string }[]; freedBytes: number }>();
+    expect(pr.removed.map((x) => x.kind)).toEqual(["checkpoint"]);
+    expect(pr.removed[0]!.path).toContain(first.json<Pulled>().manifest.source.revision);
+    expect(pr.freedBytes).toBeGreaterThan(0);
+    const again = await runCli(["model", "prune"], { env });
+    expect(again.stdout).toContain("Nothing to prune in ");
+  });
+
+  it("rank without --model uses the cached model (still there after prune)", async () => {
+    const r = await runCli(["rank", "--device", "cpu", "--prompt", "a cat", "--json", images[0]!], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json<{ results: unknown[] }>().results).toHaveLength(1);
   });
 
   it("an unreachable HF_ENDPOINT fails with DOWNLOAD_FAILED naming it", async () => {
     const port = await closedPort();
-    const r = await spawnCli(["model", "pull", "--json"], { HF_ENDPOINT: `http://127.0.0.1:${port}`, PICKRANK_CACHE: path.join(tmp, "cache2") });
+    const env2 = { HF_ENDPOINT: `http://127.0.0.1:${port}`, PICKRANK_CACHE: path.join(tmp, "cache2") };
+    const r = await runCli(["model", "pull", "--json"], { env: env2 });
     expect(r.code).toBe(1);
     expect(r.json<{ error: { code: string; message: string } }>().error.code).toBe("DOWNLOAD_FAILED");
     expect(r.stderr).toContain(`127.0.0.1:${port}`);
   });
 
   it("a reserved port in HF_ENDPOINT fails at once, saying fetch refuses it", async () => {
-    const r = await spawnCli(["model", "pull", "--json"], { HF_ENDPOINT: "http://127.0.0.1:9", PICKRANK_CACHE: path.join(tmp, "cache3") });
+    const env3 = { HF_ENDPOINT: "http://127.0.0.1:9", PICKRANK_CACHE: path.join(tmp, "cache3") };
+    const r = await runCli(["model", "pull", "--json"], { env: env3 });
     expect(r.code).toBe(1);
     expect(r.json<{ error: { code: string; message: string } }>().error.message).toMatch(/fetch refuses port 9 \(a reserved port\)/);
   });
 });
-

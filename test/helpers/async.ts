@@ -23,3 +23,12 @@ export async function pickrankRejection(p: Promise<unknown>): Promise<PickrankEr
   if (!(e instanceof PickrankError)) throw new Error(`expected a PickrankError but got ${String(e)}`, { cause: e });
   return e;
 }
+
+/** Polls `cond` every 25 ms until it holds; fails naming `what` after `timeoutMs`. */
+export async function waitFor(cond: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

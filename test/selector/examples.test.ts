@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeComfyUI, type FakeComfyUI } from "../fakes/comfyui-server.ts";
 import { repoRoot } from "../helpers/paths.ts";
 import { tinyModel } from "../helpers/tiny-model.ts";
-import { comfySettings } from "./cli-harness.ts";
+import { comfySettings } from "../helpers/best-of.ts";
 
 let fake: FakeComfyUI;
 let model: string;
@@ -36,7 +36,7 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
   });
 }
 
-const tsx = (file: string, args: string[], env: Record<string, string>) => run(process.execPath, ["--import", "tsx", path.join("examples", file), ...args], env);
+const tsx = (file: string, args: string[], env: Record<string, string>) => run(process.execPath, ["--conditions=development", "--import", "tsx", path.join("examples", file), ...args], env);
 
 describe("examples", () => {
   it("select-best-of.ts (pipeline author) ranks N candidates and saves the top ones", async () => {

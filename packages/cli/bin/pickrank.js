@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The package's bin: runs the TypeScript sources through tsx, so no build step is needed.
-import { register } from "tsx/esm/api";
+// The package's bin. It imports the package itself: the compiled dist/main.js, or, under
+// `node --conditions=development --import tsx` (`pnpm pickrank` in the repository, the tests),
+// the TypeScript sources. Heavy modules (onnxruntime-node, sharp) load only in the commands that use them.
+import { main } from "pickrank";
 
-register();
-const { main } = await import("../src/main.ts");
 process.exitCode = await main(process.argv);

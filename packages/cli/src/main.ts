@@ -1,6 +1,9 @@
 /**
- * The `pickrank` command. Each command lives in ./commands and registers itself on the program;
- * `main` returns the exit code so tests can run the CLI in-process.
+ * The `pickrank` command, and the package's entry point (bin/pickrank.js calls `main`). Each command
+ * lives in ./commands and registers itself on the program; `main` returns the exit code so tests can
+ * run the CLI in-process. Registering a command loads no heavy module: @pickrank/core (and with it
+ * onnxruntime-node and sharp), adapters and selector are imported inside the actions that use them,
+ * so `--help` and bad arguments answer without loading them.
  */
 import { Command, CommanderError } from "commander";
 import { registerBestOf } from "./commands/best-of.ts";
@@ -11,12 +14,14 @@ import { registerServe } from "./commands/serve.ts";
 import { registerTokenize } from "./commands/tokenize.ts";
 import { processIo, reportError, type Io } from "./ui.ts";
 
+/** What a command's action needs from the program: where to print, and where to leave its exit code. */
 export interface CommandContext {
   io: Io;
   /** Set by a command's action: the process exit code. */
   exitCode: number;
 }
 
+/** The commander program with every command registered; it throws CommanderError instead of exiting. */
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command("pickrank")
     .description("Best-of-N for diffusion pipelines: generate N candidates, score them with PickScore, keep the best.")
@@ -52,6 +57,11 @@ export function action<A extends unknown[]>(
   };
 }
 
+/**
+ * Runs the command line `argv` (as process.argv: node, script, then the arguments) and returns the exit
+ * code: 0 on success (and for --help, --version), 2 for bad arguments, 130 when interrupted, 1 for other
+ * errors (see ui.ts exitCodeFor). Never throws; errors are printed to `io` (and as JSON with --json).
+ */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const ctx: CommandContext = { io, exitCode: 0 };
   const program = buildProgram(ctx);
@@ -65,9 +75,4 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return reportError(io, e, argv.includes("--json"));
   }
   return ctx.exitCode;
-}
-
-const entry = process.argv[1];
-if (entry && import.meta.url === new URL(`file://${entry}`).href) {
-  process.exitCode = await main(process.argv);
 }

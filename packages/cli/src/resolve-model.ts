@@ -3,13 +3,15 @@
  * from the default repo (any dtype the user pulled, fp32 first); else pull and convert it now, with
  * a progress bar, so the first run works out of the box.
  */
-import { listModels, pullModel, type ModelManifest } from "@pickrank/core";
+// @pickrank/core is imported when a model is needed, not when the CLI starts (it loads the runtime).
+import type { ModelManifest, PullOptions, PullResult } from "@pickrank/core";
 import { StepProgress, type Io } from "./ui.ts";
 
 export const DEFAULT_REPO = "yuvalkirstain/PickScore_v1";
 
 export async function resolveModel(io: Io, model: string | undefined, quiet = false): Promise<string> {
   if (model) return model;
+  const { listModels } = await import("@pickrank/core");
   const cached = await listModels();
   const mine = cached.filter((m: { manifest: ModelManifest }) => m.manifest.source.repo === DEFAULT_REPO);
   const pick = mine.find((m) => m.manifest.dtype === "fp32") ?? mine[0];
@@ -18,11 +20,8 @@ export async function resolveModel(io: Io, model: string | undefined, quiet = fa
   return (await pullWithProgress(io, {}, quiet)).dir;
 }
 
-export async function pullWithProgress(
-  io: Io,
-  opts: Parameters<typeof pullModel>[0],
-  quiet = false,
-): Promise<Awaited<ReturnType<typeof pullModel>>> {
+export async function pullWithProgress(io: Io, opts: PullOptions, quiet = false): Promise<PullResult> {
+  const { pullModel } = await import("@pickrank/core");
   const progress = new StepProgress(io, quiet);
   try {
     return await pullModel({

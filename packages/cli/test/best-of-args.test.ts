@@ -10,10 +10,7 @@ import { runCli } from "../../../test/helpers/cli.ts";
 import { CLI_OPTION_NAMES, withFlagNames } from "../src/commands/best-of.ts";
 import { closedPort } from "../../../test/helpers/net.ts";
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await runCli(["best-of", ...args]);
-  return { code: r.code, out: r.stdout, err: r.stderr };
-}
+const run = (args: string[]) => runCli(["best-of", ...args]);
 
 
 let tmp: string;
@@ -30,7 +27,7 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of -n 0 says n must be a positive integer (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "0", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/-n, --n <count>.*Expected a positive integer but received "0"/s);
+    expect(r.stderr).toMatch(/-n, --n <count>.*Expected a positive integer but received "0"/s);
   });
 
   it("best-of -n -3 is refused too (exit 2)", async () => {
@@ -41,21 +38,21 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of --top larger than -n (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "4", "--top", "5", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected integer between 1 and -n (4) for --top but received 5 of type number [BAD_INPUT]");
+    expect(r.stderr).toContain("Expected integer between 1 and -n (4) for --top but received 5 of type number [BAD_INPUT]");
   });
 
   it("best-of without --prompt or --prompts (exit 2)", async () => {
     const r = await run(["-n", "4", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected exactly one of --prompt or --prompts but received neither [BAD_INPUT]");
+    expect(r.stderr).toContain("Expected exactly one of --prompt or --prompts but received neither [BAD_INPUT]");
   });
 
   it("best-of --workflow naming a missing file (exit 2, NOT_FOUND: the contract's table)", async () => {
     const missing = path.join(tmp, "nope.json");
     const r = await run(["--prompt", "p", "--workflow", missing, "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain(`Expected a ComfyUI workflow in API format`);
-    expect(r.err).toContain(`at ${missing} but it could not be read (ENOENT) [NOT_FOUND]`);
+    expect(r.stderr).toContain(`Expected a ComfyUI workflow in API format`);
+    expect(r.stderr).toContain(`at ${missing} but it could not be read (ENOENT) [NOT_FOUND]`);
   });
 
   it("best-of --workflow that is not JSON (exit 2)", async () => {
@@ -63,7 +60,7 @@ describe("pickrank best-of bad arguments", () => {
     await writeFile(bad, "{ not json");
     const r = await run(["--prompt", "p", "--workflow", bad, "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/Expected JSON in the workflow file .* but it does not parse/);
+    expect(r.stderr).toMatch(/Expected JSON in the workflow file .* but it does not parse/);
   });
 
   it("best-of --prompts with an empty file (exit 2)", async () => {
@@ -71,79 +68,79 @@ describe("pickrank best-of bad arguments", () => {
     await writeFile(f, "\n# only a comment\n\n");
     const r = await run(["--prompts", f, "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected at least one prompt");
+    expect(r.stderr).toContain("Expected at least one prompt");
   });
 
   it("best-of against an unreachable server says where it looked, without the password (exit 1)", async () => {
     const url = deadUrl.replace("http://", "http://artist:s3cret@");
     const r = await run(["--prompt", "p", "--url", url, "--json"]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain("Could not reach the comfyui server at http://***@127.0.0.1:");
-    expect(r.err).toContain("[BACKEND_UNREACHABLE]");
-    expect(r.err + r.out).not.toContain("s3cret");
-    expect(JSON.parse(r.out).error.code).toBe("BACKEND_UNREACHABLE");
+    expect(r.stderr).toContain("Could not reach the comfyui server at http://***@127.0.0.1:");
+    expect(r.stderr).toContain("[BACKEND_UNREACHABLE]");
+    expect(r.stderr + r.stdout).not.toContain("s3cret");
+    expect(JSON.parse(r.stdout).error.code).toBe("BACKEND_UNREACHABLE");
   });
 
   it("best-of --auth is never echoed either", async () => {
     const r = await run(["--prompt", "p", "--backend", "a1111", "--url", deadUrl, "--auth", "artist:hunter2"]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain("Could not reach the a1111 server");
-    expect(r.err + r.out).not.toContain("hunter2");
+    expect(r.stderr).toContain("Could not reach the a1111 server");
+    expect(r.stderr + r.stdout).not.toContain("hunter2");
   });
 
   it("best-of --device with an unknown device (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--device", "tpu", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain('Expected one of auto, cpu, webgpu, cuda but received "tpu"');
+    expect(r.stderr).toContain('Expected one of auto, cpu, webgpu, cuda but received "tpu"');
   });
 
   it("best-of --backend with an unknown kind (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--backend", "midjourney", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/Expected one of .*"comfyui".* for kind but received "midjourney"/);
+    expect(r.stderr).toMatch(/Expected one of .*"comfyui".* for kind but received "midjourney"/);
   });
 
   it("best-of --refine without a draft setting (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "8", "--refine", "2", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected at least one cheaper setting (--draft-steps or --draft-size) with --refine but received none [BAD_INPUT]");
+    expect(r.stderr).toContain("Expected at least one cheaper setting (--draft-steps or --draft-size) with --refine but received none [BAD_INPUT]");
   });
 
   it("best-of --draft-size that is not WxH (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--draft-size", "big", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected WIDTHxHEIGHT");
+    expect(r.stderr).toContain("Expected WIDTHxHEIGHT");
   });
 
   it("best-of --min larger than -n names the flag, not the API field (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "4", "--min", "5", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected integer between 1 and -n (4) for --min but received 5 of type number [BAD_INPUT]");
+    expect(r.stderr).toContain("Expected integer between 1 and -n (4) for --min but received 5 of type number [BAD_INPUT]");
   });
 
   it("best-of --refine below --top names both flags (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "8", "--top", "3", "--draft-steps", "4", "--refine", "2", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected integer between --top (3) and -n (8) for --refine but received 2 of type number");
+    expect(r.stderr).toContain("Expected integer between --top (3) and -n (8) for --refine but received 2 of type number");
   });
 
   it("best-of --diverse outside (-1, 1] names --diverse (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--top", "2", "--diverse", "1.5", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Expected number in (-1, 1] for --diverse but received 1.5 of type number");
+    expect(r.stderr).toContain("Expected number in (-1, 1] for --diverse but received 1.5 of type number");
   });
 
   it("best-of --seed past the backend's largest seed (A1111: 2^32 - 1) is refused before any server call (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--backend", "a1111", "-n", "4", "--seed", String(2 ** 32 - 2), "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain(`Expected integer between 0 and ${2 ** 32 - 4} (the backend's largest seed, ${2 ** 32 - 1}, minus -n − 1) for --seed`);
-    expect(r.err).not.toContain("Could not reach");
+    expect(r.stderr).toContain(`Expected integer between 0 and ${2 ** 32 - 4} (the backend's largest seed, ${2 ** 32 - 1}, minus -n − 1) for --seed`);
+    expect(r.stderr).not.toContain("Could not reach");
   });
 
   it("best-of --keep with an unknown value (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--keep", "some", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/Allowed choices are top, all/);
+    expect(r.stderr).toMatch(/Allowed choices are top, all/);
   });
 });
 

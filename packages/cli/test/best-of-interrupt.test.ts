@@ -8,7 +8,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
 import { tinyModel } from "../../../test/helpers/tiny-model.ts";
-import { comfySettings, journalCandidates, runCli, spawnCli, waitFor } from "../../../test/selector/cli-harness.ts";
+import { waitFor } from "../../../test/helpers/async.ts";
+import { comfySettings, journalCandidates } from "../../../test/helpers/best-of.ts";
+import { runCli, spawnCli } from "../../../test/helpers/cli.ts";
 
 let model: string;
 let tmp: string;
@@ -45,14 +47,14 @@ describe("pickrank best-of interrupted", () => {
     const child = spawnCli(args);
     await waitFor(async () => (await journalCandidates(out)) >= 2, "two finished candidates in the journal");
     child.proc.kill("SIGKILL");
-    await child.exited;
+    await child.done;
     const done = await journalCandidates(out);
     expect(done).toBeGreaterThanOrEqual(2);
     expect(done).toBeLessThan(6);
     const queuedBefore = fake.prompts.length;
     const r = await runCli([...args, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as JsonResult;
     expect(j.ranked).toHaveLength(6);
     expect(j.out!.resumed).toBe(done);
     // The second run asked the server only for the seeds that had not finished.
@@ -67,10 +69,10 @@ describe("pickrank best-of interrupted", () => {
     const child = spawnCli([...base(), "--prompt", "cancel me", "-n", "8", "--url", fake.url, "--out", out]);
     await waitFor(async () => (await journalCandidates(out)) >= 1, "a finished candidate");
     child.proc.kill("SIGINT");
-    const { code } = await child.exited;
+    const { code } = await child.done;
     expect(code).toBe(130);
-    expect(child.err()).toContain("run the same command again to resume");
-    expect(child.err()).toContain("[ABORTED]");
+    expect(child.stderr()).toContain("run the same command again to resume");
+    expect(child.stderr()).toContain("[ABORTED]");
     expect(await journalCandidates(out)).toBeLessThan(8);
     await expect(readFile(path.join(out, "result.json"))).rejects.toThrow();
   });
@@ -82,10 +84,10 @@ describe("pickrank best-of interrupted", () => {
     const child = spawnCli(args);
     await waitFor(async () => (await journalCandidates(out)) >= 1, "a finished candidate");
     child.proc.kill("SIGTERM");
-    const { code, signal } = await child.exited;
-    expect({ code, signal }, child.err()).toEqual({ code: 130, signal: null });
-    expect(child.err()).toContain("cancelling (SIGTERM)");
-    expect(child.err()).toContain("run the same command again to resume");
+    const { code, signal } = await child.done;
+    expect({ code, signal }, child.stderr()).toEqual({ code: 130, signal: null });
+    expect(child.stderr()).toContain("cancelling (SIGTERM)");
+    expect(child.stderr()).toContain("run the same command again to resume");
     await expect(stat(path.join(out, ".pickrank", "lock"))).rejects.toMatchObject({ code: "ENOENT" });
     // Right after the exit: nothing of ours waits in the queue, and the one rendering was interrupted.
     const queue = (await (await fetch(`${fake.url}/queue`)).json()) as { queue_running: unknown[][]; queue_pending: unknown[][] };
@@ -98,8 +100,8 @@ describe("pickrank best-of interrupted", () => {
     expect(done).toBeLessThan(8);
     const queuedBefore = fake.prompts.length;
     const r = await runCli([...args, "--json", "--quiet"]);
-    expect(r.code, r.err).toBe(0);
-    expect((JSON.parse(r.out) as JsonResult).out!.resumed).toBe(done);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as JsonResult).out!.resumed).toBe(done);
     expect(fake.prompts.length - queuedBefore).toBe(8 - done);
   });
 
@@ -110,10 +112,10 @@ describe("pickrank best-of interrupted", () => {
     await waitFor(async () => (await journalCandidates(out)) >= 1, "a finished candidate");
     child.proc.kill("SIGINT");
     child.proc.kill("SIGINT");
-    const { code } = await child.exited;
+    const { code } = await child.done;
     expect(code).toBe(130);
-    expect(child.err()).toContain("run the same command again to resume");
-    expect(child.err()).not.toContain("quitting now");
+    expect(child.stderr()).toContain("run the same command again to resume");
+    expect(child.stderr()).not.toContain("quitting now");
     await expect(stat(path.join(out, ".pickrank", "lock"))).rejects.toMatchObject({ code: "ENOENT" });
     const queue = (await (await fetch(`${fake.url}/queue`)).json()) as { queue_pending: unknown[] };
     expect(queue.queue_pending).toEqual([]);

@@ -11,7 +11,8 @@ import { readPngText } from "@pickrank/selector";
 import { startFakeA1111 } from "../../../test/fakes/a1111-server.ts";
 import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
 import { tinyModel } from "../../../test/helpers/tiny-model.ts";
-import { comfySettings, runCli } from "../../../test/selector/cli-harness.ts";
+import { comfySettings } from "../../../test/helpers/best-of.ts";
+import { runCli } from "../../../test/helpers/cli.ts";
 
 let model: string;
 let tmp: string;
@@ -64,8 +65,8 @@ describe("pickrank best-of on ComfyUI", () => {
     const out = path.join(tmp, "comfy-all");
     const prompt = "a lighthouse at dusk, oil painting";
     const r = await runCli([...base(), "--prompt", prompt, "-n", "4", "--top", "2", "--seed", "100", "--url", fake.url, "--keep", "all", "--out", out, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as JsonResult;
     expect(j.seeds).toEqual([100, 101, 102, 103]);
     expect(j.ranked).toHaveLength(4);
     expect(j.top.map((c) => c.rank)).toEqual([1, 2]);
@@ -110,22 +111,22 @@ describe("pickrank best-of on ComfyUI", () => {
   it("prints a table on stdout and progress on stderr", async () => {
     const fake = await comfy();
     const r = await runCli([...base(), "--prompt", "a red fox", "-n", "3", "--top", "2", "--seed", "7", "--url", fake.url]);
-    expect(r.code, r.err).toBe(0);
-    const lines = r.out.trim().split("\n");
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^rank\s+seed\s+score\s+prob\s+top\s+saved$/);
     expect(lines.slice(2)).toHaveLength(3);
     expect(lines[2]).toMatch(/^\s*1\s+\d+\s+-?\d+\.\d{3}\s+0\.\d{4}\s+\*$/);
     expect(lines.filter((l) => l.includes("*"))).toHaveLength(2);
-    expect(r.err).toContain("best-of rendering 3");
-    expect(r.err).toMatch(/done: best seed \d+, score/);
+    expect(r.stderr).toContain("best-of rendering 3");
+    expect(r.stderr).toMatch(/done: best seed \d+, score/);
   });
 
   it("uses --workflow and --checkpoint, and re-renders only the best drafts in draft-then-refine", async () => {
     const fake = await comfy();
     const wf = path.resolve(__dirname, "../../../examples/workflows/txt2img-sd.json");
     const r = await runCli([...base(), "--prompt", "castle on a hill", "-n", "5", "--seed", "50", "--steps", "20", "--draft-steps", "4", "--refine", "2", "--workflow", wf, "--checkpoint", "sdxl_base_1.0.safetensors", "--url", fake.url, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as JsonResult;
     const sent = fake.prompts.map((p) => comfySettings(p.prompt));
     expect(sent).toHaveLength(7);
     expect(sent.slice(0, 5).every((s) => s.steps === 4)).toBe(true);
@@ -143,32 +144,32 @@ describe("pickrank best-of on ComfyUI", () => {
   it("a run that lost candidates is partial: exit 3 with one summary per cause; --min accepts it; below --min fails", async () => {
     const fake = await comfy({ faults: { failSeeds: [11, 12] } });
     const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--url", fake.url, "--json"]);
-    expect(r.code, r.err).toBe(3);
-    const j = JSON.parse(r.out) as JsonResult & { outcome: string; failures: { code: string; count: number; seeds: number[] }[] };
+    expect(r.code, r.stderr).toBe(3);
+    const j = JSON.parse(r.stdout) as JsonResult & { outcome: string; failures: { code: string; count: number; seeds: number[] }[] };
     expect(j.ranked.map((c) => c.seed).sort()).toEqual([10, 13]);
     expect(j.outcome).toBe("partial");
     expect(j.failed.map((f) => f.seed)).toEqual([11, 12]);
     // Two failures with one cause (the fake's CUDA OOM at the sampler): one group, one summary line.
     expect(j.failures).toEqual([expect.objectContaining({ code: "BACKEND_REJECTED", count: 2, seeds: [11, 12] })]);
-    expect(r.err).toContain("pickrank: 2 of 4 candidate renders failed; the best is chosen from the 2 that survived:\n  2 × BACKEND_REJECTED: ");
-    expect(r.err.match(/× BACKEND_REJECTED/g)).toHaveLength(1);
-    expect(r.err).toContain("pass --min <m> to accept a partial run [PARTIAL]");
+    expect(r.stderr).toContain("pickrank: 2 of 4 candidate renders failed; the best is chosen from the 2 that survived:\n  2 × BACKEND_REJECTED: ");
+    expect(r.stderr.match(/× BACKEND_REJECTED/g)).toHaveLength(1);
+    expect(r.stderr).toContain("pass --min <m> to accept a partial run [PARTIAL]");
 
     const ok = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min", "2", "--url", fake.url]);
-    expect(ok.code, ok.err).toBe(0);
-    expect(ok.err).toContain("2 of 4 candidate renders failed; the best is chosen from the 2 that survived (accepted: --min 2)");
-    expect(ok.err).not.toContain("[PARTIAL]");
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain("2 of 4 candidate renders failed; the best is chosen from the 2 that survived (accepted: --min 2)");
+    expect(ok.stderr).not.toContain("[PARTIAL]");
 
     const few = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min", "3", "--url", fake.url]);
     expect(few.code).toBe(1);
-    expect(few.err).toMatch(/Expected at least 3 surviving candidate\(s\) for "p" but 2 of 4 survived \(--min 3\); failures: 2 × BACKEND_REJECTED: .*\[TOO_FEW_CANDIDATES\]/);
+    expect(few.stderr).toMatch(/Expected at least 3 surviving candidate\(s\) for "p" but 2 of 4 survived \(--min 3\); failures: 2 × BACKEND_REJECTED: .*\[TOO_FEW_CANDIDATES\]/);
   });
 
   it("keeps what arrived when the server dies mid-run, and exits 3 (partial)", async () => {
     const fake = await comfy({ faults: { killAfterPrompts: 2 } });
     const r = await runCli([...base(), "--prompt", "p", "-n", "5", "--seed", "0", "--url", fake.url, "--json"]);
-    expect(r.code, r.err).toBe(3);
-    const j = JSON.parse(r.out) as JsonResult & { outcome: string; failures: { code: string; count: number }[] };
+    expect(r.code, r.stderr).toBe(3);
+    const j = JSON.parse(r.stdout) as JsonResult & { outcome: string; failures: { code: string; count: number }[] };
     // The second image may or may not be fetched before the port closes.
     expect(j.ranked.length).toBeGreaterThanOrEqual(1);
     expect(j.ranked.length).toBeLessThanOrEqual(2);
@@ -185,24 +186,24 @@ describe("pickrank best-of on ComfyUI", () => {
     const fake = await comfy();
     const out = path.join(tmp, "comfy-warn");
     const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "1", "--diverse", "--url", fake.url, "--out", out]);
-    expect(r.code, r.err).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const warning = "--diverse does nothing with --top 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual";
-    expect(r.err).toContain(`pickrank: warning: ${warning}\n`);
+    expect(r.stderr).toContain(`pickrank: warning: ${warning}\n`);
     // Said before the candidates were rendered, not after the run.
-    expect(r.err.indexOf(warning)).toBeLessThan(r.err.indexOf("best-of rendering 4"));
+    expect(r.stderr.indexOf(warning)).toBeLessThan(r.stderr.indexOf("best-of rendering 4"));
     const j = JSON.parse(await readFile(path.join(out, "result.json"), "utf8")) as { warnings: string[]; outcome: string; out: { work: { files: number } } };
     expect(j.warnings).toContain(warning);
     expect(j.outcome).toBe("complete");
     expect(j.out.work.files).toBe(4);
-    expect(r.err).toMatch(/rendered \d\/4, scored \d\/4(, sampling step \d+\/\d+)? \(renders per server: comfyui@http:\/\/127\.0\.0\.1:\d+ \d\)/);
-    expect(r.out).toMatch(/work: 4 rendered candidates \([\d.]+ KB\) kept in .*\.pickrank\/work, so the same command with another --top, --diverse or --keep re-selects/);
+    expect(r.stderr).toMatch(/rendered \d\/4, scored \d\/4(, sampling step \d+\/\d+)? \(renders per server: comfyui@http:\/\/127\.0\.0\.1:\d+ \d\)/);
+    expect(r.stdout).toMatch(/work: 4 rendered candidates \([\d.]+ KB\) kept in .*\.pickrank\/work, so the same command with another --top, --diverse or --keep re-selects/);
   });
 
   it("an --out the filesystem refuses is a coded error naming --out, not a hang (procfs: Node's recursive mkdir spins there)", async () => {
     const fake = await comfy();
     const r = await runCli([...base(), "--prompt", "p", "-n", "2", "--url", fake.url, "--out", "/proc/pickrank-out"]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("Could not create the output folder /proc/pickrank-out (--out): it does not exist (ENOENT); expected a folder pickrank can create and write [NOT_FOUND]");
+    expect(r.stderr).toContain("Could not create the output folder /proc/pickrank-out (--out): it does not exist (ENOENT); expected a folder pickrank can create and write [NOT_FOUND]");
     expect(fake.prompts).toHaveLength(0);
   });
 
@@ -213,7 +214,7 @@ describe("pickrank best-of on ComfyUI", () => {
     const before = await readFile(path.join(out, "result.json"), "utf8");
     const r = await runCli([...base(), "--prompt", "second", "-n", "2", "--seed", "1", "--url", fake.url, "--out", out]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/holds another run \(different prompts\); expected the same prompt and settings to resume it, or a new folder \[CONFLICT\]/);
+    expect(r.stderr).toMatch(/holds another run \(different prompts\); expected the same prompt and settings to resume it, or a new folder \[CONFLICT\]/);
     expect(await readFile(path.join(out, "result.json"), "utf8")).toBe(before);
   });
 
@@ -223,8 +224,8 @@ describe("pickrank best-of on ComfyUI", () => {
     await writeFile(list, "# tonight\na cat in a hat\n\na dog on a log\n");
     const out = path.join(tmp, "comfy-batch");
     const r = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "3", "--url", fake.url, "--out", out, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as { runs: JsonResult[]; errors: unknown[]; out: { files: string[] } };
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { runs: JsonResult[]; errors: unknown[]; out: { files: string[] } };
     expect(j.runs.map((x) => x.prompt)).toEqual(["a cat in a hat", "a dog on a log"]);
     expect(j.errors).toEqual([]);
     expect((await readdir(out)).sort()).toEqual([".pickrank", "prompt-001", "prompt-002", "result.json"]);
@@ -238,17 +239,17 @@ describe("pickrank best-of --prompts outcomes", () => {
     const list = path.join(tmp, "prompts-partial.txt");
     await writeFile(list, "a cat\na dog\n");
     const r = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "10", "--url", fake.url, "--json"]);
-    expect(r.code, r.err).toBe(3);
-    const j = JSON.parse(r.out) as { outcome: string; runs: { outcome: string }[] };
+    expect(r.code, r.stderr).toBe(3);
+    const j = JSON.parse(r.stdout) as { outcome: string; runs: { outcome: string }[] };
     expect(j.outcome).toBe("partial");
     expect(j.runs.map((x) => x.outcome)).toEqual(["partial", "partial"]);
-    expect(r.err).toContain('pickrank: prompt "a cat": 1 of 2 candidate renders failed');
+    expect(r.stderr).toContain('pickrank: prompt "a cat": 1 of 2 candidate renders failed');
 
     const dead = await comfy({ faults: { failSeeds: [10, 11] } });
     const none = await runCli([...base(), "--prompts", list, "-n", "2", "--seed", "10", "--url", dead.url, "--json"]);
     expect(none.code).toBe(1);
-    expect((JSON.parse(none.out) as { outcome: string }).outcome).toBe("failed");
-    expect(none.err).toMatch(/pickrank: prompt 1 failed: Expected at least 1 surviving candidate\(s\) .*\[TOO_FEW_CANDIDATES\]/);
+    expect((JSON.parse(none.stdout) as { outcome: string }).outcome).toBe("failed");
+    expect(none.stderr).toMatch(/pickrank: prompt 1 failed: Expected at least 1 surviving candidate\(s\) .*\[TOO_FEW_CANDIDATES\]/);
   });
 });
 
@@ -256,8 +257,8 @@ describe("pickrank best-of on several servers", () => {
   it("spreads the candidates over every --url and counts them per server", async () => {
     const [a, b] = await Promise.all([comfy({ stepDelayMs: 5 }), comfy({ stepDelayMs: 5 })]);
     const r = await runCli([...base(), "--prompt", "two servers", "-n", "6", "--seed", "60", "--url", a.url, "--url", b.url, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as JsonResult;
     expect(j.ranked.map((c) => c.seed).sort()).toEqual([60, 61, 62, 63, 64, 65]);
     expect(new Set(j.ranked.map((c) => c.backend))).toEqual(new Set([`comfyui@${a.url}`, `comfyui@${b.url}`]));
     expect(a.prompts.length + b.prompts.length).toBe(6);
@@ -270,7 +271,7 @@ describe("pickrank best-of on several servers", () => {
     await b.kill();
     const r = await runCli([...base(), "--prompt", "p", "--url", a.url, "--url", b.url]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`Could not reach the comfyui servers at ${a.url}, ${b.url}: comfyui@${a.url}:`);
+    expect(r.stderr).toContain(`Could not reach the comfyui servers at ${a.url}, ${b.url}: comfyui@${a.url}:`);
   });
 });
 
@@ -281,11 +282,11 @@ describe("pickrank best-of on Automatic1111", () => {
     const url = fake.url.replace("http://", "http://artist:pa55word@");
     const out = path.join(tmp, "a1111");
     const r = await runCli([...base(), "--backend", "a1111", "--prompt", "a watercolor fox", "-n", "3", "--seed", "20", "--top", "1", "--url", url, "--out", out, "--json"]);
-    expect(r.code, r.err).toBe(0);
-    const j = JSON.parse(r.out) as JsonResult;
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as JsonResult;
     expect(j.ranked.map((c) => c.seed).sort()).toEqual([20, 21, 22]);
     expect(fake.log.every((l) => l.authorization === `Basic ${Buffer.from("artist:pa55word").toString("base64")}`)).toBe(true);
-    const everything = r.out + r.err + (await readFile(path.join(out, "result.json"), "utf8")) + (await readFile(path.join(out, ".pickrank", "journal.jsonl"), "utf8"));
+    const everything = r.stdout + r.stderr + (await readFile(path.join(out, "result.json"), "utf8")) + (await readFile(path.join(out, ".pickrank", "journal.jsonl"), "utf8"));
     expect(everything).not.toContain("pa55word");
     const text = readPngText(await readFile(j.best.file!));
     expect(text["parameters"]).toContain(`Seed: ${j.best.seed}`);

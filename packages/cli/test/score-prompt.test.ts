@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
 import { tinyModel } from "../../../test/helpers/tiny-model.ts";
-import { runCli } from "../../../test/selector/cli-harness.ts";
+import { runCli } from "../../../test/helpers/cli.ts";
 import { renderSeed } from "../../../test/selector/memory-backend.ts";
 
 let model: string;
@@ -42,8 +42,8 @@ describe("pickrank best-of scoring prompt", () => {
   it("scores the prompt without weights and tags, shows it above the table, and says where the work images are", async () => {
     const out = path.join(tmp, "table");
     const r = await runCli([...base(), "--prompt", "(a red fox:1.2), <lora:fox:0.8> BREAK snow", "-n", "3", "--seed", "4", "--out", out]);
-    expect(r.code, r.err).toBe(0);
-    const lines = r.out.trim().split("\n");
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n");
     const workDir = path.join(path.basename(out), ".pickrank", "work");
     expect(lines[0]).toBe("scored as: a red fox, snow");
     expect(lines[1]).toMatch(/^rank\s+seed\s+score\s+prob\s+top\s+saved$/);
@@ -59,8 +59,8 @@ describe("pickrank best-of scoring prompt", () => {
     const prompt = "(a red fox:1.2), snow";
     const j = async (...extra: string[]) => {
       const r = await runCli([...base(), "--prompt", prompt, "-n", "2", "--seed", "4", "--json", ...extra]);
-      expect(r.code, r.err).toBe(0);
-      return JSON.parse(r.out) as { scorePrompt: string; ranked: { seed: number; score: number }[] };
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { scorePrompt: string; ranked: { seed: number; score: number }[] };
     };
     const clean = await j();
     const given = await j("--score-prompt", "a red fox, snow");
@@ -78,10 +78,10 @@ describe("pickrank best-of scoring prompt", () => {
     await writeFile(file, "a\nb\n");
     const a = await runCli([...base(), "--prompts", file, "--score-prompt", "x"]);
     expect(a.code).toBe(2);
-    expect(a.err).toContain("Expected --score-prompt only with --prompt");
+    expect(a.stderr).toContain("Expected --score-prompt only with --prompt");
     const b = await runCli([...base(), "--prompt", "a", "--score-prompt", "x", "--score-raw-prompt"]);
     expect(b.code).toBe(2);
-    expect(b.err).toContain("Expected either --score-prompt or --score-raw-prompt but received both");
+    expect(b.stderr).toContain("Expected either --score-prompt or --score-raw-prompt but received both");
   });
 });
 
@@ -89,8 +89,8 @@ describe("pickrank rank scoring prompt", () => {
   it("scores the cleaned prompt by default, as --score-prompt with that text does; --score-raw-prompt the text as written", async () => {
     const rank = async (...extra: string[]) => {
       const r = await runCli(["rank", "--model", model, "--device", "cpu", "--json", ...extra, ...images]);
-      expect(r.code, r.err).toBe(0);
-      return JSON.parse(r.out) as { prompt: string; scorePrompt: string; results: { file: string; score: number }[] };
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { prompt: string; scorePrompt: string; results: { file: string; score: number }[] };
     };
     const prompt = "((a cat)), [on a mat], <lora:cats:1>";
     const clean = await rank("--prompt", prompt);
@@ -105,8 +105,8 @@ describe("pickrank rank scoring prompt", () => {
   it("rank warns when the scoring prompt is longer than CLIP reads", async () => {
     const long = Array.from({ length: 90 }, (_, i) => `word${i}`).join(" ");
     const r = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", long, images[0]!]);
-    expect(r.code, r.err).toBe(0);
-    expect(r.err).toMatch(
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
       /pickrank: warning: the scoring prompt is \d+ CLIP tokens but PickScore reads 75 \(77 with start and end\): \d+ are cut, from "word/,
     );
   });

@@ -27,11 +27,13 @@
  */
 export { Scorer } from "./scorer.ts";
 /**
- * The Scorer's own arithmetic, for callers that embed images themselves (the server's batcher):
- * `softmax(scores)` → probabilities (max-subtracted, sums to 1), `rankScores(scored)` → sorted best first
- * with rank 1..n (ties keep input order). Pure; throw nothing.
+ * The Scorer's own arithmetic, for callers that embed images themselves (the server's batcher, the
+ * selector's near-duplicate filter): `softmax(scores)` → probabilities (max-subtracted, sums to 1),
+ * `rankScores(scored)` → sorted best first with rank 1..n (ties keep input order), `dot(a, b)` → the
+ * dot product of two embeddings (their cosine when both are L2-normalized, as the Scorer's are).
+ * Pure; `dot` throws INTERNAL for embeddings of different lengths.
  */
-export { rankScores, softmax } from "./scorer.ts";
+export { dot, rankScores, softmax } from "./scorer.ts";
 /** Scorer.create's options (model folder, device, batch size, preprocessing workers, threads, text cache size). */
 export type { ScorerOptions } from "./scorer.ts";
 /** `{ index, score, prob }`: index into the images given, PickScore's score, softmax probability over those images. */

@@ -39,6 +39,8 @@ let tmp: string;
 
 const title = "WebGPU provider on a software Vulkan driver (tiny CLIP vs the reference)";
 const why = icd || required ? "" : ` — skipped: no software Vulkan driver (looked for ${SWIFTSHADER}; Debian's chromium ships it, or set PICKRANK_TEST_VK_ICD)`;
+// The default reporter shows a skipped file as a count only; a console line it does print says why.
+if (why) console.warn(title + why);
 
 // SwiftShader runs every shader on the CPU: about 25 s per test alone, minutes on a loaded two-core
 // machine. The limit only stops a hung driver; nothing here measures time.

@@ -17,7 +17,6 @@
 import { appendFileSync } from "node:fs";
 import { readdir, readFile, stat, unlink } from "node:fs/promises";
 import path from "node:path";
-import sharp from "sharp";
 import { PickrankError, toPickrankError, type RenderSettings } from "@pickrank/contract";
 import { acquireLock, fsError, type HeldLock, makeDir, pathExists as exists, writeFileAtomic } from "@pickrank/contract";
 import { formatProb, formatScore } from "./format.ts";
@@ -459,6 +458,7 @@ export async function toPngWithMetadata(c: RankedCandidate, r: BestOfResult, dra
   if (c.format === "png" && isPng(c.image)) png = c.image;
   else {
     try {
+      const { default: sharp } = await import("sharp"); // loaded on first use: only non-PNG candidates need it
       png = await sharp(c.image).png().toBuffer();
     } catch (e) {
       throw toPickrankError(e, "BAD_IMAGE", `Could not convert the ${c.format} candidate with seed ${c.seed} to PNG`);

@@ -63,11 +63,11 @@ async function baseline(model: string, images: Buffer[]): Promise<{ imagesPerS: 
 async function load(
   url: string,
   body: (i: number) => string,
-): Promise<{ latencies: number[]; busy: number; failed: number; seconds: number }> {
+): Promise<{ latencies: number[]; busy: number; failed: Map<number, number>; seconds: number }> {
   const latencies: number[] = [];
   let next = 0;
   let busy = 0;
-  let failed = 0;
+  const failed = new Map<number, number>(); // status → count
   const t0 = performance.now();
   const client = async (): Promise<void> => {
     while (next < REQUESTS && performance.now() < DEADLINE) {
@@ -76,12 +76,17 @@ async function load(
       const res = await fetch(`${url}/v1/rank`, { method: "POST", headers: { "content-type": "application/json" }, body: body(i) });
       await res.arrayBuffer();
       if (res.status === 429) busy++;
-      else if (res.status !== 200) failed++;
+      else if (res.status !== 200) failed.set(res.status, (failed.get(res.status) ?? 0) + 1);
       else latencies.push(performance.now() - t);
     }
   };
   await Promise.all(Array.from({ length: CLIENTS }, client));
   return { latencies, busy, failed, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** "(504: 84, 500: 1)", or "" when nothing failed. */
+function failures(byStatus: Map<number, number>): string {
+  return byStatus.size === 0 ? "" : `(${[...byStatus].map(([status, n]) => `${status}: ${n}`).join(", ")})`;
 }
 
 async function main(): Promise<void> {
@@ -148,7 +153,7 @@ async function main(): Promise<void> {
       ["batching gain (server / sequential)", `${(serveRate / base.imagesPerS).toFixed(2)}×`],
       ["mean vision batch", `${(imgs / Math.max(1, runs)).toFixed(1)} images (${runs} runs, max ${args["max-batch"]})`],
       ["RSS start / end", `${mb(rssStart)} / ${mb(rssEnd)}`],
-      ["429s / other failures", `${run.busy} / ${run.failed}`],
+      ["429s / other failures", `${run.busy} / ${[...run.failed.values()].reduce((a, b) => a + b, 0)} ${failures(run.failed)}`],
     ];
     const w = Math.max(...rows.map((r) => r[0].length));
     process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n")}\n`);

@@ -2,9 +2,8 @@
  * Dynamic batching: preprocessed images of concurrent requests share one vision run.
  *
  * While the device is idle, the first image waits at most `maxWaitMs` for others (a full batch of
- * `maxBatch` runs at once). While a run is on the device, new images queue; when it ends, the next
- * run starts at once with up to `maxBatch` of them (they already waited out the run). One run at a
- * time: the device is the bottleneck, and ONNX Runtime parallelizes inside a run.
+ * `maxBatch` runs at once). When a run ends, the same rule applies to what queued meanwhile. One run
+ * at a time: the device is the bottleneck, and ONNX Runtime parallelizes inside a run.
  */
 import { PickrankError, abortedError } from "@pickrank/contract";
 
@@ -112,8 +111,10 @@ export class Batcher {
     this.#running = true;
     void this.#execute(batch).finally(() => {
       this.#running = false;
-      // Images that queued during the run waited long enough: run them now.
-      if (this.#queue.length > 0) this.#startRun();
+      // A full batch runs now; a partial one gets the idle device's window. That window matters:
+      // onnxruntime-node runs a graph on the main thread, so during a run no request is read and no
+      // preprocessed image arrives; they reach the queue only once the event loop turns again.
+      this.#schedule();
     });
   }
 

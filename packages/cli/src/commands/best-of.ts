@@ -7,17 +7,16 @@
  * schema checks them and its messages name the flag (`minSurvivors` → `--min`).
  */
 import { readFile } from "node:fs/promises";
-import { createBackend, redactUrl, resolveAuth, type Backend } from "@pickrank/adapters";
+import type { Backend } from "@pickrank/adapters";
 import { PickrankError, toPickrankError, type GenerationParams } from "@pickrank/contract";
-import { Scorer } from "@pickrank/core";
-import { bestOf, checkSettings, serializeResult, type BestOfBatchResult, type BestOfOptions, type BestOfResult } from "@pickrank/selector";
+import type { Scorer } from "@pickrank/core";
+import type { BestOfBatchResult, BestOfOptions, BestOfResult } from "@pickrank/selector";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { addNodeFlags, nodeOverridesFromFlags, type NodeFlagOptions } from "../node-flags.ts";
 import { MAX_PIXELS_FLAGS, MAX_PIXELS_HELP, parseDevice, parseMaxPixels, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
 import { interruptOnSignals } from "../interrupt.ts";
-import { BestOfProgress, printBestOfResult, reportOutcome } from "../best-of-ui.ts";
 import { deviceLine, writeJson } from "../ui.ts";
 
 export const DEFAULT_URLS: Record<string, string> = {
@@ -383,8 +382,24 @@ export function settingsFromFlags(opts: BestOfCliOptions, prompts: string[] | un
   return s;
 }
 
+/**
+ * The packages behind best-of (and its printing, which uses the selector's formatters), imported when
+ * the command runs rather than when the CLI starts: `pickrank --help` and usage errors load none of them.
+ */
+async function loadPackages() {
+  const [adapters, core, selector, ui] = await Promise.all([
+    import("@pickrank/adapters"),
+    import("@pickrank/core"),
+    import("@pickrank/selector"),
+    import("../best-of-ui.ts"),
+  ]);
+  return { adapters, core, selector, ui };
+}
+type Packages = Awaited<ReturnType<typeof loadPackages>>;
+
 /** The backend for the flags: one server, or a pool over every --url (it spreads the candidates and retries a failed one elsewhere). */
-async function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow: unknown): Promise<Backend> {
+async function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow: unknown, p: Packages): Promise<Backend> {
+  const { createBackend, resolveAuth } = p.adapters;
   const nodes = nodeOverridesFromFlags(opts, opts.backend);
   // --auth, else --auth-file, else PICKRANK_AUTH: the last two stay out of ps and shell history.
   const auth = (await resolveAuth({ auth: opts.auth, authFile: opts.authFile }))?.auth;
@@ -407,6 +422,7 @@ async function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow
 /** Arguments first: nothing starts (no server call, no model load) when the command line is wrong. */
 async function prepare(
   opts: BestOfCliOptions,
+  p: Packages,
 ): Promise<{ settings: Omit<BestOfOptions, "backend" | "scorer">; backend: Backend; urls: string[] }> {
   if (opts.workflow !== undefined && opts.backend !== "comfyui") {
     throw new PickrankError("BAD_INPUT", `Expected --workflow only with --backend comfyui but the backend is ${opts.backend}`, {
@@ -422,9 +438,10 @@ async function prepare(
   // With --prompt too, the file is not read: the schema refuses the pair ("received both").
   const prompts = opts.prompts === undefined ? undefined : opts.prompt === undefined ? await readPromptsFile(opts.prompts) : [opts.prompts];
   const settings = settingsFromFlags(opts, prompts);
+  const { checkSettings } = p.selector;
   checkSettings(settings, CLI_OPTION_NAMES);
   const workflow = opts.workflow !== undefined ? await readWorkflow(opts.workflow) : undefined;
-  const backend = await backendFromFlags(opts, urls, workflow);
+  const backend = await backendFromFlags(opts, urls, workflow, p);
   try {
     checkSettings({ ...settings, backend }, CLI_OPTION_NAMES); // the seed range is the backend's
   } catch (e) {
@@ -435,9 +452,10 @@ async function prepare(
 }
 
 /** Reachability before the model loads, so a stopped server is a 1-second message, not a 10-second one. */
-async function checkServer(backend: Backend, opts: BestOfCliOptions, urls: string[], signal: AbortSignal): Promise<void> {
+async function checkServer(backend: Backend, opts: BestOfCliOptions, urls: string[], signal: AbortSignal, p: Packages): Promise<void> {
   const health = await backend.check(signal);
   if (health.ok) return;
+  const { redactUrl } = p.adapters;
   const where = urls.map(redactUrl).join(", ");
   const down = health.members ?? [health];
   // Refused credentials are not a stopped server: say so with their own code.
@@ -481,13 +499,17 @@ function cliError(e: unknown, opts: BestOfCliOptions): PickrankError {
 
 async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<void> {
   const io = ctx.io;
-  const { settings, backend, urls } = await prepare(opts).catch((e: unknown) => {
+  const p = await loadPackages();
+  const { Scorer } = p.core;
+  const { bestOf, serializeResult } = p.selector;
+  const { BestOfProgress, printBestOfResult, reportOutcome } = p.ui;
+  const { settings, backend, urls } = await prepare(opts, p).catch((e: unknown) => {
     throw cliError(e, opts);
   });
   const interrupt = interruptOnSignals(io, { quiet: Boolean(opts.quiet), what: "best-of" });
   let scorer: Scorer | undefined;
   try {
-    await checkServer(backend, opts, urls, interrupt.signal);
+    await checkServer(backend, opts, urls, interrupt.signal, p);
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
     scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize, ...(opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {}) });
     if (!opts.quiet) io.stderr.write(deviceLine(scorer));

@@ -1,4 +1,3 @@
-import { cacheRoot, convertModel, diskUsage, listModels, pruneCache } from "@pickrank/core";
 import { InvalidArgumentError, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { DEFAULT_REPO, pullWithProgress } from "../resolve-model.ts";
@@ -26,6 +25,7 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .option("--json", "print the manifest as JSON")
     .action(
       action(ctx, async (hfDir: string, opts: { out: string; tokenizer?: string; dtype: Dtype; json?: boolean }) => {
+        const { convertModel } = await import("@pickrank/core");
         const progress = new StepProgress(ctx.io, Boolean(opts.json));
         const res = await convertModel(hfDir, {
           out: opts.out,
@@ -79,6 +79,7 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .option("--json", "print a JSON array")
     .action(
       action(ctx, async (opts: { json?: boolean }) => {
+        const { cacheRoot, diskUsage, listModels } = await import("@pickrank/core");
         const models = await listModels();
         const sizes = await Promise.all(models.map((m) => diskUsage(m.dir)));
         if (opts.json) {
@@ -123,6 +124,7 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .option("--json", "print {cacheDir, dryRun, removed: [{path, bytes, kind, what}], freedBytes} as JSON")
     .action(
       action(ctx, async (opts: { dryRun?: boolean; json?: boolean }) => {
+        const { pruneCache } = await import("@pickrank/core");
         const res = await pruneCache({ dryRun: Boolean(opts.dryRun) });
         if (opts.json) {
           writeJson(ctx.io, res);

@@ -1,5 +1,4 @@
 import { writeFileAtomic } from "@pickrank/contract";
-import { preprocessImage, CLIP_PREPROCESS } from "@pickrank/core";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { MAX_PIXELS_FLAGS, MAX_PIXELS_HELP, parseMaxPixels } from "../options.ts";
@@ -15,6 +14,7 @@ export function registerPreprocess(program: Command, ctx: CommandContext): void 
     .option("--json", "print a summary as JSON")
     .action(
       action(ctx, async (image: string, opts: { out: string; maxPixels?: number; json?: boolean }) => {
+        const { preprocessImage, CLIP_PREPROCESS } = await import("@pickrank/core");
         const px = await preprocessImage(image, opts.maxPixels === undefined ? undefined : { maxPixels: opts.maxPixels });
         await writeFileAtomic(opts.out, Buffer.from(px.buffer, px.byteOffset, px.byteLength));
         let sum = 0;

@@ -1,8 +1,9 @@
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { EXIT, PickrankError } from "@pickrank/contract";
-import { Scorer, type ImageFailure } from "@pickrank/core";
-import { formatProb, formatScore, resolveScorePrompt } from "@pickrank/selector";
+// core and selector load in the action, once the arguments parsed: `--help` and usage errors stay fast.
+import type { ImageFailure } from "@pickrank/core";
+import type { formatProb, formatScore } from "@pickrank/selector";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import {
@@ -89,6 +90,10 @@ export function registerRank(program: Command, ctx: CommandContext): void {
     .action(
       action(ctx, async (args: string[], opts: RankOptions) => {
         requirePrompt(opts.prompt);
+        const [{ Scorer }, { formatProb, formatScore, resolveScorePrompt }] = await Promise.all([
+          import("@pickrank/core"),
+          import("@pickrank/selector"),
+        ]);
         // The scoring prompt (selector/score-prompt.ts): checked before the model loads, its length after.
         const scoring = { prompt: opts.prompt, scorePrompt: opts.scorePrompt, raw: opts.scoreRawPrompt };
         resolveScorePrompt(scoring);
@@ -110,7 +115,7 @@ export function registerRank(program: Command, ctx: CommandContext): void {
           if (ranked.length === 0) throw noneScored(images, failed);
           const results = ranked.map((r) => ({ file: images[r.index]!, score: r.score, prob: r.prob, rank: r.rank }));
           const failures = failed.map((f) => ({ file: images[f.index]!, error: f.error.toJSON(), reason: imageReason(f.error) }));
-          printRanking(ctx, { ...opts, scorePrompt }, scorer.device, results, failures);
+          printRanking(ctx, { ...opts, scorePrompt }, scorer.device, results, failures, { formatProb, formatScore });
           if (failures.length > 0) {
             const counts = `scored ${results.length} of ${images.length} images; ${failures.length} could not be read`;
             ctx.io.stderr.write(`pickrank: ${counts} (listed) [PARTIAL]\n`);
@@ -132,7 +137,7 @@ interface RankRow {
 
 /**
  * The ranking on stdout: JSON for programs, or a table and then the files that were not scored.
- * `opts.scorePrompt` is the text that was scored (the prompt when absent).
+ * `opts.scorePrompt` is the text that was scored (the prompt when absent); `fmt`, selector's formatters.
  */
 function printRanking(
   ctx: CommandContext,
@@ -140,7 +145,9 @@ function printRanking(
   device: string,
   results: RankRow[],
   failures: { file: string; error: { code: string; message: string }; reason: string }[],
+  fmt: { formatProb: typeof formatProb; formatScore: typeof formatScore },
 ): void {
+  const { formatProb: fmtProb, formatScore: fmtScore } = fmt;
   const scorePrompt = opts.scorePrompt ?? opts.prompt;
   if (opts.json) {
     const failed = failures.map((f) => ({ file: f.file, error: f.error }));
@@ -151,7 +158,7 @@ function printRanking(
   ctx.io.stdout.write(
     renderTable(
       ["rank", "score", "prob", "file"],
-      results.map((r) => [String(r.rank), formatScore(r.score), formatProb(r.prob), r.file]),
+      results.map((r) => [String(r.rank), fmtScore(r.score), fmtProb(r.prob), r.file]),
       ["right", "right", "right", "left"],
     ),
   );

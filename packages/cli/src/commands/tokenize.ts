@@ -1,4 +1,3 @@
-import { ClipTokenizer, defaultTokenizerDir } from "@pickrank/core";
 import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { writeJson } from "../ui.ts";
@@ -12,6 +11,7 @@ export function registerTokenize(program: Command, ctx: CommandContext): void {
     .option("--json", "print {\"ids\": [...]} for programs")
     .action(
       action(ctx, async (text: string, opts: { tokenizer?: string; json?: boolean }) => {
+        const { ClipTokenizer, defaultTokenizerDir } = await import("@pickrank/core");
         const tok = await ClipTokenizer.fromDir(opts.tokenizer ?? defaultTokenizerDir());
         const ids = tok.encode(text);
         if (opts.json) writeJson(ctx.io, { ids });

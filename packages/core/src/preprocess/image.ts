@@ -13,7 +13,6 @@
  * The older PIL path (transformers 4's slow processor) is kept as `flavour: "pil"` for comparison.
  */
 import { readFile, stat } from "node:fs/promises";
-import sharp from "sharp";
 import type { Metadata, SharpOptions } from "sharp";
 import { PickrankError, invalidParameter } from "@pickrank/contract";
 import { cmykToRgb, fillGifBackground, readGifFirstFrame } from "./pil-convert.ts";
@@ -150,8 +149,14 @@ function checkRaw(raw: RawImage, maxPixels: number): DecodedImage {
   return { data, width, height, channels };
 }
 
+/** sharp (libvips), imported on first decode so that loading pickrank does not load libvips. */
+async function loadSharp(): Promise<typeof import("sharp").default> {
+  return (await import("sharp")).default;
+}
+
 async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | undefined): Promise<DecodedImage> {
   const what = file ?? "the image";
+  const sharp = await loadSharp();
   if (bytes.length === 0) {
     throw new PickrankError("BAD_IMAGE", `Expected an encoded image (PNG, JPEG, WebP, …) but ${file ? `${file} is an empty file` : "the bytes are empty"}`, {
       details: { path: file },
@@ -208,6 +213,7 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
  * leaves transparent black.
  */
 async function decodePixels(bytes: Uint8Array, meta: Metadata, opts: SharpOptions): Promise<DecodedImage> {
+  const sharp = await loadSharp();
   if (meta.space === "cmyk") {
     // 16-bit CMYK (TIFF) comes out as 16-bit and keeps its high byte, as PIL's CMYK;16B does.
     const wide = meta.depth === "ushort";

@@ -32,6 +32,18 @@ const PER_WORKER = 2;
 
 type Reply = { id: number; px: Float32Array } | { id: number; error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
 
+/**
+ * The worker's entry point. Built (dist/*.js): the compiled worker.js beside this file, started like
+ * this thread. From the TypeScript sources (tests, `pnpm pickrank`): worker-dev.js, which registers
+ * tsx first, with the "development" export condition so that workspace packages resolve to src/ too.
+ */
+function workerEntry(): { url: URL; execArgv: string[] } {
+  if (!import.meta.url.endsWith(".ts")) return { url: new URL("./worker.js", import.meta.url), execArgv: process.execArgv };
+  const dev = "--conditions=development";
+  const execArgv = process.execArgv.includes(dev) ? process.execArgv : [...process.execArgv, dev];
+  return { url: new URL("./worker-dev.js", import.meta.url), execArgv };
+}
+
 /** Workers worth starting here: one per core beyond the main thread, at most 8. */
 export function defaultPreprocessWorkers(): number {
   const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
@@ -88,7 +100,8 @@ export class PreprocessPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(new URL("./worker.js", import.meta.url));
+    const entry = workerEntry();
+    const worker = new Worker(entry.url, { execArgv: entry.execArgv });
     worker.unref();
     let markReady!: () => void;
     let markFailed!: (e: unknown) => void;

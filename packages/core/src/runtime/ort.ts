@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { PickrankError } from "@pickrank/contract";
 
 export type DeviceName = "cpu" | "webgpu" | "cuda";
@@ -31,6 +31,16 @@ export interface GraphSession {
 }
 
 const require = createRequire(import.meta.url);
+
+let ortModule: Promise<typeof ort> | undefined;
+
+/**
+ * onnxruntime-node, imported on first use: loading pickrank (or running `pickrank --help`) does not
+ * load the native runtime. Rejects as the import does (a missing or broken install).
+ */
+function loadOrt(): Promise<typeof ort> {
+  return (ortModule ??= import("onnxruntime-node"));
+}
 
 /**
  * The variable onnxruntime reads to turn its telemetry off. onnxruntime-node 1.30's native library
@@ -67,8 +77,9 @@ export function ortBinaryDir(): string {
   return path.join(pkgDir, "bin", "napi-v6", process.platform, process.arch);
 }
 
+/** Version of the installed onnxruntime-node package (read from its package.json; the runtime is not loaded). */
 export function ortVersion(): string {
-  return ort.env.versions.node ?? "unknown";
+  return (require("onnxruntime-node/package.json") as { version?: string }).version ?? "unknown";
 }
 
 /**
@@ -157,9 +168,10 @@ export async function openSession(file: string, device: DeviceName, opts: Sessio
     logSeverityLevel: 3,
   };
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
+  const rt = await loadOrt();
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(file, options);
+    session = await rt.InferenceSession.create(file, options);
   } catch (e) {
     const msg = shortOrtMessage(e);
     if (device === "webgpu" && /requires f16 but the device does not support it/i.test(msg)) {
@@ -179,10 +191,10 @@ export async function openSession(file: string, device: DeviceName, opts: Sessio
       details: { file, device },
     });
   }
-  return wrap(session, device, file);
+  return wrap(rt, session, device, file);
 }
 
-function wrap(session: ort.InferenceSession, device: DeviceName, file: string): GraphSession {
+function wrap(rt: typeof ort, session: ort.InferenceSession, device: DeviceName, file: string): GraphSession {
   let released = false;
   return {
     device,
@@ -191,7 +203,7 @@ function wrap(session: ort.InferenceSession, device: DeviceName, file: string): 
     async run(feeds) {
       if (released) throw new PickrankError("INTERNAL", `Session for ${path.basename(file)} was already released`);
       const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new rt.Tensor(t.type, t.data, t.dims);
       let out: ort.InferenceSession.ReturnType;
       try {
         out = await session.run(ortFeeds);
