@@ -140,7 +140,7 @@ describe("ComfyUIBackend.generate", () => {
     const wrong = new ComfyUIBackend(f.url.replace("http://", "http://ann:wrong-pw@"), { ...FAST, workflow: SD15 });
     const err = await rejection(collect(wrong.generate({ prompt: "x", n: 1 })));
     expect(err.code).toBe("BACKEND_AUTH");
-    expect(err.message).toMatch(/refused the credentials given for GET \/ws \(WebSocket\) \(HTTP 401\)/);
+    expect(err.message).toMatch(/refused the credentials given for GET \/(ws \(WebSocket\)|object_info) \(HTTP 401/);
     expect(JSON.stringify({ m: err.message, d: err.details })).not.toMatch(/wrong-pw|s3cret/);
     const check = await wrong.check();
     expect(check.ok).toBe(false);

@@ -3,7 +3,7 @@
  * detection fed with that answer (what the ComfyUI backend does before it detects a user's workflow).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ComfyClient, detectWorkflow } from "@pickrank/adapters";
+import { ComfyClient, ComfyUIBackend, detectWorkflow } from "@pickrank/adapters";
 import { customClass } from "../fakes/comfyui-object-info.ts";
 import { startFakeComfyUI, type FakeComfyUI } from "../fakes/comfyui-server.ts";
 import { reading } from "./workflow-helpers.ts";
@@ -82,5 +82,37 @@ describe("detection with the server's /object_info", () => {
       negative: ["7.description"],
     });
     expect(detectWorkflow(OUTPUT_BY_FLAG, {}, { objectInfo }).outputs).toEqual([{ node: "20", classType: "HttpPublisher" }]);
+  });
+});
+
+describe("ComfyUIBackend reads the workflow with the server's /object_info", () => {
+  const FAST = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 5000 };
+
+  it("runs a workflow whose prompt input only the server's node types reveal (the graph alone refuses it)", async () => {
+    expect(() => detectWorkflow(CUSTOM_ENCODER)).toThrow(/prompt/i);
+    const backend = new ComfyUIBackend(fake.url, { ...FAST, workflow: CUSTOM_ENCODER });
+    try {
+      expect(await backend.check()).toMatchObject({ ok: true });
+      const got = [];
+      for await (const g of backend.generate({ prompt: "a red kite over dunes", n: 1, seed: 5 })) got.push(g);
+      expect(got.map((g) => g.ok)).toEqual([true]);
+      const sent = fake.prompts.at(-1)!.prompt;
+      expect(sent["6"]?.inputs.description).toBe("a red kite over dunes");
+      expect(backend.plan.positive).toEqual([{ node: "6", input: "description" }]);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("check() reports a workflow the server's types cannot read either as BAD_INPUT (server up), not as a server down", async () => {
+    const plain = await startFakeComfyUI();
+    const backend = new ComfyUIBackend(plain.url, { ...FAST, workflow: CUSTOM_ENCODER });
+    try {
+      const report = await backend.check();
+      expect(report).toMatchObject({ ok: false, kind: "comfyui", error: { code: "BAD_INPUT" } });
+      expect(report.error?.message).toMatch(/--prompt-node/);
+    } finally {
+      await Promise.all([backend.close(), plain.close()]);
+    }
   });
 });

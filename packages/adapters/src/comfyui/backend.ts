@@ -1,11 +1,19 @@
-import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
+import { PickrankError, invalidParameter, isPickrankError, toPickrankError } from "@pickrank/contract";
 import type { Backend, GenerateRequest, Generated, GenerationParams, HealthReport } from "@pickrank/contract";
 import { beginRun, closeRuns, isPositiveInt, runController, stopError } from "../util.ts";
 import { ComfyClient, type ComfyClientOptions } from "./client.ts";
 import { DEFAULT_TXT2IMG_WORKFLOW } from "./default-workflow.ts";
 import { ComfyRun, type Job, type RunLimits } from "./run.ts";
 import { settingsFromWorkflow } from "./settings.ts";
-import { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type NodeOverrides, type WorkflowPlan } from "./workflow.ts";
+import {
+  applyWorkflow,
+  detectWorkflow,
+  parseWorkflow,
+  type ComfyWorkflow,
+  type NodeOverrides,
+  type ObjectInfo,
+  type WorkflowPlan,
+} from "./workflow.ts";
 
 /** ComfyUIBackend's options; every time is in milliseconds. */
 export interface ComfyUIOptions extends ComfyClientOptions {
@@ -59,7 +67,14 @@ export class ComfyUIBackend implements Backend {
   readonly id: string;
   readonly client: ComfyClient;
   readonly workflow: ComfyWorkflow;
-  readonly plan: WorkflowPlan;
+  private readonly nodes: NodeOverrides;
+  /** The reading of the graph alone (constructor), or why it refused. */
+  private graphPlan: WorkflowPlan | undefined;
+  private graphError: PickrankError | undefined;
+  /** The reading with the server's /object_info, once per backend (reset when it could not be had). */
+  private serverPlan: Promise<WorkflowPlan> | undefined;
+  private readPlan: WorkflowPlan | undefined;
+  private notesSaid = false;
   /** Set by close(). */
   closed = false;
   private readonly batchSize: number;
@@ -72,7 +87,14 @@ export class ComfyUIBackend implements Backend {
     this.client = new ComfyClient(url, options);
     this.id = this.client.id;
     this.workflow = options.workflow === undefined ? structuredClone(DEFAULT_TXT2IMG_WORKFLOW) : parseWorkflow(options.workflow);
-    this.plan = detectWorkflow(this.workflow, options.nodes);
+    this.nodes = options.nodes ?? {};
+    try {
+      this.graphPlan = detectWorkflow(this.workflow, this.nodes);
+    } catch (e) {
+      // A graph the walk cannot read alone may read right with the server's node types: decide at the server.
+      if (!isPickrankError(e) || e.code !== "BAD_INPUT") throw e;
+      this.graphError = e;
+    }
     if ("mode" in options) {
       throw new PickrankError(
         "BAD_INPUT",
@@ -92,12 +114,52 @@ export class ComfyUIBackend implements Backend {
     };
   }
 
+  /**
+   * The workflow plan in use: read with the server's /object_info once a run or check() reached the
+   * server, from the graph alone before. Throws the refusal (BAD_INPUT) when neither reading works.
+   */
+  get plan(): WorkflowPlan {
+    const plan = this.readPlan ?? this.graphPlan;
+    if (plan === undefined) throw this.graphError!;
+    return plan;
+  }
+
+  /**
+   * Reads the workflow with the server's /object_info (input types, output_node flags), so custom
+   * encoders, text nodes and savers are found by type; a server that does not answer /object_info
+   * (an old one, a proxy) leaves the graph-only reading. Throws BAD_INPUT (refusal), BACKEND_* (server).
+   */
+  async resolvePlan(signal?: AbortSignal): Promise<WorkflowPlan> {
+    this.serverPlan ??= this.readWithServer(signal).catch((e: unknown) => {
+      this.serverPlan = undefined;
+      throw e;
+    });
+    return this.serverPlan;
+  }
+
+  private async readWithServer(signal?: AbortSignal): Promise<WorkflowPlan> {
+    let objectInfo: ObjectInfo | undefined;
+    try {
+      objectInfo = await this.client.objectInfo(signal);
+    } catch (e) {
+      const err = toPickrankError(e, "BACKEND_PROTOCOL");
+      if (signal?.aborted || ["BACKEND_UNREACHABLE", "BACKEND_AUTH", "ABORTED", "CLOSED"].includes(err.code)) throw err;
+    }
+    const plan = objectInfo === undefined ? this.plan : detectWorkflow(this.workflow, this.nodes, { objectInfo });
+    this.readPlan = plan;
+    return plan;
+  }
+
   /** Checkpoint names the server offers (CheckpointLoaderSimple's list). Throws like every request (BACKEND_*). */
   listCheckpoints(signal?: AbortSignal): Promise<string[]> {
     return this.client.listCheckpoints(signal);
   }
 
-  /** GET /system_stats and /queue: up when both answer; ComfyUI's version and the queue's length. Never throws. */
+  /**
+   * GET /system_stats and /queue: up when both answer; ComfyUI's version and the queue's length. Then
+   * the workflow is read with the server's /object_info: a refusal makes the report ok: false with
+   * that BAD_INPUT error (the server is up, but this workflow cannot run). Never throws.
+   */
   async check(signal?: AbortSignal): Promise<HealthReport> {
     try {
       const stats = await this.client.systemStats(signal);
@@ -110,6 +172,13 @@ export class ComfyUIBackend implements Backend {
         queue: { running: q.running.length, pending: q.pending.length },
       };
       if (typeof system.comfyui_version === "string") report.version = system.comfyui_version;
+      try {
+        await this.resolvePlan(signal);
+      } catch (e) {
+        const err = toPickrankError(e);
+        if (err.code === "BAD_INPUT") return { ...report, ok: false, error: err.toJSON() };
+        throw err;
+      }
       return report;
     } catch (e) {
       return { ok: false, backend: this.id, kind: this.kind, error: toPickrankError(e, "BACKEND_UNREACHABLE").toJSON() };
@@ -118,7 +187,7 @@ export class ComfyUIBackend implements Backend {
 
   /** What decides the pixels beyond the request: the API workflow (before our prompt and seeds go in) and the default batch size. */
   fingerprint(): Record<string, unknown> {
-    return { kind: this.kind, workflow: this.workflow, batchSize: this.batchSize };
+    return { kind: this.kind, workflow: this.workflow, nodes: this.nodes, batchSize: this.batchSize };
   }
 
   /** Stops every run (they throw CLOSED, after taking our prompts off the server); later generate() calls throw CLOSED. */
@@ -142,6 +211,10 @@ export class ComfyUIBackend implements Backend {
     const { ac, release } = runController(req.signal, this.live);
     let run: ComfyRun | undefined;
     try {
+      const plan = await this.resolvePlan(ac.signal);
+      // What the reading left alone (a second prompt kept, a refiner seed not varied): said once per backend.
+      if (!this.notesSaid) for (const message of plan.notes) emit({ type: "warning", backend: this.id, message });
+      this.notesSaid = true;
       const params = await this.withCheckpoint(req.params ?? {}, ac.signal);
       const jobs = this.jobs(req, seeds, keys, params);
       run = new ComfyRun(

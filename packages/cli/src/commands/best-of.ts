@@ -458,9 +458,9 @@ async function checkServer(backend: Backend, opts: BestOfCliOptions, urls: strin
   const { redactUrl } = p.adapters;
   const where = urls.map(redactUrl).join(", ");
   const down = health.members ?? [health];
-  // Refused credentials are not a stopped server: say so with their own code.
-  const refused = down.find((x) => x.error?.code === "BACKEND_AUTH");
-  if (refused?.error) throw new PickrankError("BACKEND_AUTH", refused.error.message, { details: { backend: refused.backend } });
+  // Refused credentials, or a workflow the server's node types cannot read, are not a stopped server: their own codes.
+  const refused = down.find((x) => x.error?.code === "BACKEND_AUTH" || x.error?.code === "BAD_INPUT");
+  if (refused?.error) throw new PickrankError(refused.error.code, refused.error.message, { details: { ...refused.error.details, backend: refused.backend } });
   const why =
     down.length > 1
       ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}`
