@@ -94,8 +94,7 @@ describe("pickrank serve", () => {
 
   it("BAD CALL - --token-file that does not exist names the option", async () => {
     const res = await runCli(["serve", "--token-file", path.join(tmp, "missing-token"), "--model", path.join(tmp, "m")]);
-    // The CLI's exit code for NOT_FOUND is ui.ts's to decide (1 today; the code table says 2).
-    expect(res.code).not.toBe(0);
+    expect(res.code).toBe(2); // NOT_FOUND: USAGE in the code table
     expect(res.stderr).toMatch(/Could not read the token file .*missing-token \(--token-file\).*\[NOT_FOUND\]/);
   });
 
