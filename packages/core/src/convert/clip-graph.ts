@@ -1,14 +1,13 @@
 /**
  * The CLIP text and vision towers as ONNX graphs, emitted block by block. Each block (layer norm,
  * linear, attention, MLP, encoder layer) is one function, so a faster variant (ORT's com.microsoft
- * Attention / SkipLayerNormalization / Gelu for the GPU) can replace a block without touching the rest:
- * the swap point is `ClipGraphOptions.fused`, read only in `emitAttention`, `emitMlp` and `emitLayerNorm`.
+ * Attention / SkipLayerNormalization / Gelu for the GPU) can replace a block without touching the rest
+ * (`emitAttention`, `emitMlp` and `emitLayerNorm` are the places such a variant would take over).
  *
  * Semantics follow transformers' CLIPModel: pre-LN encoder layers, q scaled by head_dim^-0.5, additive
  * causal mask for text, pooling at the end-of-text token, class token + post_layernorm for vision,
  * projections without bias. Outputs are the unnormalized projected embeddings.
  */
-import { PickrankError } from "@pickrank/contract";
 import { GraphBuilder } from "../onnx/graph-builder.ts";
 import { attr, DataType, type GraphDef } from "../onnx/onnx-types.ts";
 import type { ClipActivation, ClipConfig } from "./clip-config.ts";
@@ -16,16 +15,11 @@ import type { ClipActivation, ClipConfig } from "./clip-config.ts";
 export interface ClipGraphOptions {
   /** "fp16": fp16 weights and compute, fp32 graph inputs and outputs (Cast at the edges). */
   dtype: "fp32" | "fp16";
-  /**
-   * Swap point for fused ORT contrib ops (com.microsoft Attention, SkipLayerNormalization, Gelu) on the
-   * GPU. Not implemented yet: only the portable standard-op form exists.
-   */
-  fused: boolean;
   /** In fp16 graphs, run LayerNormalization in fp32 (Cast around it; its weights stay fp32). */
   layerNormFp32: boolean;
 }
 
-export const DEFAULT_GRAPH_OPTIONS: ClipGraphOptions = { dtype: "fp32", fused: false, layerNormFp32: true };
+export const DEFAULT_GRAPH_OPTIONS: ClipGraphOptions = { dtype: "fp32", layerNormFp32: true };
 
 export interface WeightRequest {
   /** Expected shape in the checkpoint (torch layout). */
@@ -63,14 +57,7 @@ function cachedConst(ctx: Ctx, key: string, make: () => string): string {
   return v;
 }
 
-function notFused(ctx: Ctx, block: string): void {
-  if (ctx.opts.fused) {
-    throw new PickrankError("BAD_INPUT", `Expected fused: false for the converter's ${block} block but received true (fused ops not implemented yet)`);
-  }
-}
-
 export function emitLayerNorm(ctx: Ctx, x: string, prefix: string, width: number, eps: number): string {
-  notFused(ctx, "layer norm");
   const { g } = ctx;
   const fp32 = g.floatType === DataType.FLOAT16 && ctx.opts.layerNormFp32;
   const precision = fp32 ? "fp32" : "compute";
@@ -105,7 +92,6 @@ export interface AttentionSpec {
 
 /** Multi-head self-attention on x [batch, seq, width] → [batch, seq, width]. */
 export function emitAttention(ctx: Ctx, x: string, prefix: string, spec: AttentionSpec): string {
-  notFused(ctx, "attention");
   const { g } = ctx;
   const { width, heads } = spec;
   const headDim = width / heads;
@@ -151,7 +137,6 @@ export function emitActivation(ctx: Ctx, x: string, act: ClipActivation, name: s
 }
 
 export function emitMlp(ctx: Ctx, x: string, prefix: string, width: number, inner: number, act: ClipActivation): string {
-  notFused(ctx, "MLP");
   const h = emitLinear(ctx, x, `${prefix}.fc1`, width, inner);
   const a = emitActivation(ctx, h, act, `${prefix.replace(/\./g, "/")}/act`);
   return emitLinear(ctx, a, `${prefix}.fc2`, inner, width);

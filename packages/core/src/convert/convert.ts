@@ -55,7 +55,7 @@ export interface ConvertOptions {
   onProgress?: (p: ConvertProgress) => void;
   /** Bytes of initializers above which a graph's weights go to `<graph>.onnx.data` (default ≈ 2 GB; 0 forces it). */
   externalDataThreshold?: number;
-  /** Graph variants (fused ops, fp16 layer norms); dtype comes from `dtype`. */
+  /** Graph variants (fp16 layer norms); dtype comes from `dtype`. */
   graph?: Partial<Omit<ClipGraphOptions, "dtype">>;
 }
 
@@ -400,7 +400,7 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
       tokenizer: { dir: TOKENIZER_DIR },
       graphs: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
       createdAt: new Date().toISOString(),
-      converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, ${graphOpts.fused ? "fused" : "standard ops"})`,
+      converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, standard ops)`,
     } satisfies ModelManifest, MANIFEST_FILE);
     // Written last: a folder with a manifest is a complete model.
     await writeFileAtomic(path.join(out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");

@@ -77,11 +77,6 @@ export function ortBinaryDir(): string {
   return path.join(pkgDir, "bin", "napi-v6", process.platform, process.arch);
 }
 
-/** Version of the installed onnxruntime-node package (read from its package.json; the runtime is not loaded). */
-export function ortVersion(): string {
-  return (require("onnxruntime-node/package.json") as { version?: string }).version ?? "unknown";
-}
-
 /**
  * Why the CUDA provider cannot be used, or undefined when its library is present. onnxruntime-node
  * does not bundle it: its install script fetches it (CUDA 12 builds) from NuGet, which pnpm skips
