@@ -76,15 +76,15 @@ function asked(r: BestOfResult): number {
 }
 
 /**
- * After a run: one summary of the failures grouped by cause (stderr), what the work folder keeps, and
- * the exit code — 0 complete (or partial accepted by --min), 3 partial (EXIT.PARTIAL), 1 when no
+ * After a run: one summary of the failures grouped by cause (stderr, whatever --quiet says), and the
+ * exit code — 0 complete (or partial accepted by --min), 3 partial (EXIT.PARTIAL), 1 when no
  * prompt of a batch made a result.
  * @param text rewrites API option names in messages into flags.
  */
 export function reportOutcome(
   io: Io,
   result: BestOfResult | BestOfBatchResult,
-  o: { quiet: boolean; text: (s: string) => string; minFlag: string },
+  o: { text: (s: string) => string; minFlag: string },
 ): number {
   const err = io.stderr;
   const runs = "runs" in result ? result.runs : [result];

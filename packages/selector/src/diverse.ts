@@ -5,8 +5,6 @@
  * threshold keeps more of the score, a lower one buys more variety. When too few distinct candidates
  * exist, the best skipped ones fill the remaining places (you always get k images when k survived).
  */
-import { dot } from "@pickrank/core";
-
 export const DEFAULT_DIVERSE_THRESHOLD = 0.9;
 
 export interface DiverseSkip {
@@ -19,6 +17,13 @@ export interface DiverseSkip {
   filled: boolean;
 }
 
+
+/** Cosine of two L2-normalized embeddings. */
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
 
 /**
  * `ranked` must be best first with L2-normalized embeddings. Returns the picks (in pick order, so still

@@ -116,47 +116,7 @@ export class OutputDir {
     if (st && !st.isDirectory()) {
       throw new PickrankError("FILESYSTEM", `Expected a folder for ${option} but ${dir} is a file`, { details: { path: dir, option } });
     }
-    let lines: JournalLine[] = [];
-    let tornTail = false;
-    if (st) {
-      if (await exists(journalFile)) {
-        const text = await readFile(journalFile, "utf8").catch((e: unknown) => {
-          throw fsFail(e, "read the progress journal", journalFile);
-        });
-        lines = parseJournal(text);
-        tornTail = text.length > 0 && !text.endsWith("\n");
-        const head = lines[0];
-        // Nothing readable at all (killed while writing the first line): nothing to resume, start afresh.
-        if (lines.length === 0) tornTail = false;
-        else if (!head || head.t !== "run" || head.version !== JOURNAL_VERSION) {
-          throw new PickrankError("CONFLICT", `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`, { details: { dir } });
-        }
-        const want = canonicalJson(opts.settings);
-        if (head && head.t === "run" && canonicalJson(head.settings) !== want) {
-          const fields = settingsDiff(head.settings, opts.settings);
-          throw new PickrankError(
-            "CONFLICT",
-            `Output folder ${dir} holds another run (different ${fields.join(", ")}); expected the same prompt and settings to resume it, or a new folder`,
-            { details: { dir, differs: fields } },
-          );
-        }
-        if (lines.length > 0 && opts.resume === false) {
-          throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, { details: { dir } });
-        }
-      } else {
-        const names = await readdir(dir).catch((e: unknown) => {
-          throw fsFail(e, "list the output folder", dir);
-        });
-        const clash = names.filter(isOurOutputName);
-        if (clash.length > 0) {
-          throw new PickrankError(
-            "CONFLICT",
-            `Output folder ${dir} already holds ${clash.slice(0, 3).join(", ")}${clash.length > 3 ? " …" : ""} from another run and has no progress journal; expected an empty or new folder (nothing is overwritten silently)`,
-            { details: { dir, files: clash } },
-          );
-        }
-      }
-    }
+    const { lines, tornTail } = st ? await readExisting(dir, journalFile, opts, fsFail) : { lines: [], tornTail: false };
     const head = lines[0];
     const resuming = head?.t === "run";
     const seed = resuming ? head.seed : (opts.seed ?? opts.randomSeed());
@@ -315,6 +275,56 @@ export class OutputDir {
   }
 }
 
+
+/**
+ * What an existing output folder holds: its journal's lines (a CONFLICT when they are another run's
+ * or another version's, or when resuming is off), or, without a journal, a CONFLICT when it holds
+ * pickrank-looking outputs.
+ */
+async function readExisting(
+  dir: string,
+  journalFile: string,
+  opts: { settings: Record<string, unknown>; resume?: boolean | undefined },
+  fsFail: (e: unknown, action: string, p: string) => PickrankError,
+): Promise<{ lines: JournalLine[]; tornTail: boolean }> {
+  if (!(await exists(journalFile))) {
+    const names = await readdir(dir).catch((e: unknown) => {
+      throw fsFail(e, "list the output folder", dir);
+    });
+    const clash = names.filter(isOurOutputName);
+    if (clash.length > 0) {
+      throw new PickrankError(
+        "CONFLICT",
+        `Output folder ${dir} already holds ${clash.slice(0, 3).join(", ")}${clash.length > 3 ? " …" : ""} from another run and has no progress journal; expected an empty or new folder (nothing is overwritten silently)`,
+        { details: { dir, files: clash } },
+      );
+    }
+    return { lines: [], tornTail: false };
+  }
+  const text = await readFile(journalFile, "utf8").catch((e: unknown) => {
+    throw fsFail(e, "read the progress journal", journalFile);
+  });
+  const lines = parseJournal(text);
+  const head = lines[0];
+  // Nothing readable at all (killed while writing the first line): nothing to resume, start afresh.
+  if (lines.length === 0) return { lines, tornTail: false };
+  if (!head || head.t !== "run" || head.version !== JOURNAL_VERSION) {
+    throw new PickrankError("CONFLICT", `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`, { details: { dir } });
+  }
+  if (canonicalJson(head.settings) !== canonicalJson(opts.settings)) {
+    const fields = settingsDiff(head.settings, opts.settings);
+    throw new PickrankError(
+      "CONFLICT",
+      `Output folder ${dir} holds another run (different ${fields.join(", ")}); expected the same prompt and settings to resume it, or a new folder`,
+      { details: { dir, differs: fields } },
+    );
+  }
+  if (opts.resume === false) {
+    throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, { details: { dir } });
+  }
+  // A kill mid-append leaves a torn last line (open() ends it before appending).
+  return { lines, tornTail: text.length > 0 && !text.endsWith("\n") };
+}
 
 function parseJournal(text: string): JournalLine[] {
   const out: JournalLine[] = [];

@@ -523,7 +523,6 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     if (opts.json) writeJson(io, serializeResult(result));
     else printBestOfResult(io, result);
     ctx.exitCode = reportOutcome(io, result, {
-      quiet: Boolean(opts.quiet),
       text: withFlagNames,
       minFlag: CLI_OPTION_NAMES["minSurvivors"]!,
     });
