@@ -68,7 +68,7 @@ async function sessionIn(
   if (telemetry !== undefined) env[ORT_TELEMETRY_ENV] = telemetry;
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["--import", "tsx", path.join(here, "ort-telemetry-child.ts"), textGraph],
+    ["--conditions=development", "--import", "tsx", path.join(here, "ort-telemetry-child.ts"), textGraph],
     { env, cwd: here },
   );
   return { home, out: JSON.parse(stdout.trim().split("\n").at(-1)!) as { off: boolean; value: string | null } };

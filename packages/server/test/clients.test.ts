@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import sharp from "sharp";
 import type { Scorer } from "@pickrank/core";
-import { runCli } from "../../../test/helpers/cli.ts";
+import { runCli, spawnCli } from "../../../test/helpers/cli.ts";
 import { repoRoot } from "../../../test/helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 import type { PickrankServer } from "../src/index.ts";
@@ -100,28 +100,16 @@ describe("pickrank serve", () => {
 
   it("serves, answers /v1/rank, and drains on SIGTERM with exit code 0", async () => {
     const model = await tinyModel();
-    const child = spawn(
-      process.execPath,
-      [path.join(repoRoot, "packages/cli/bin/pickrank.js"), "serve", "--model", model, "--port", "0", "--device", "cpu", "--json"],
-      {
-        cwd: repoRoot,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    const cli = spawnCli(["serve", "--model", model, "--port", "0", "--device", "cpu", "--json"]);
     const started = await new Promise<{ url: string; device: string }>((resolve, reject) => {
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString();
+      cli.proc.stdout!.on("data", () => {
         try {
-          resolve(JSON.parse(stdout) as { url: string; device: string });
+          resolve(JSON.parse(cli.stdout()) as { url: string; device: string });
         } catch {
           // not the whole document yet
         }
       });
-      void exited.then((code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
+      void cli.done.then((r) => reject(new Error(`serve exited with ${r.code} before listening: ${r.stderr}`)));
     });
     expect(started.device).toBe("cpu");
     const res = await postJson(`${started.url}/v1/rank`, {
@@ -129,9 +117,10 @@ describe("pickrank serve", () => {
       images: [(await imageBytes(IMAGE_NAMES[0])).toString("base64")],
     });
     expect(res.status).toBe(200);
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
-    expect(stderr).toMatch(/SIGTERM/);
-    expect(stderr).toMatch(/stopped/);
+    cli.proc.kill("SIGTERM");
+    const end = await cli.done;
+    expect(end.code).toBe(0);
+    expect(end.stderr).toMatch(/SIGTERM/);
+    expect(end.stderr).toMatch(/stopped/);
   });
 });
