@@ -31,7 +31,8 @@ try {
   const rf = r.refine!;
   const f = (x: number | null) => (x === null ? "n/a" : x.toFixed(2));
   console.log(`${rf.drafts.length} drafts → best ${rf.k} re-rendered at full settings`);
-  for (const c of r.ranked) console.log(`  final #${c.rank} seed ${c.seed} score ${c.score.toFixed(3)} (draft #${c.draft!.rank}, ${c.draft!.score.toFixed(3)})`);
+  for (const c of r.ranked)
+    console.log(`  final #${c.rank} seed ${c.seed} score ${c.score.toFixed(3)} (draft #${c.draft!.rank}, ${c.draft!.score.toFixed(3)})`);
   console.log(`agreement: spearman ${f(rf.spearman)}, kendall ${f(rf.kendall)}, draft best stayed best: ${rf.bestStayedBest}`);
   // Rough cost: N cheap renders + k full ones instead of N full ones.
   console.log(`best: seed ${r.best.seed}`);

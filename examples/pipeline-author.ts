@@ -14,7 +14,14 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { PoolBackend, createBackend, type Backend, type BackendEvent, type GenerationParams, type PoolServerStats } from "@pickrank/adapters";
+import {
+  PoolBackend,
+  createBackend,
+  type Backend,
+  type BackendEvent,
+  type GenerationParams,
+  type PoolServerStats,
+} from "@pickrank/adapters";
 import type { PickrankError } from "@pickrank/contract";
 
 export interface PipelineOptions {
@@ -40,8 +47,15 @@ export interface PipelineResult {
 
 export async function generateToDisk(o: PipelineOptions): Promise<PipelineResult> {
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const workflow = o.workflow === undefined ? undefined : JSON.parse(await readFile(o.workflow, "utf8")) as unknown;
-  const members = o.servers.map((s) => createBackend({ kind: s.kind, url: s.url, ...(s.kind === "comfyui" && workflow !== undefined ? { workflow } : {}), ...(s.options ? { options: s.options } : {}) }));
+  const workflow = o.workflow === undefined ? undefined : (JSON.parse(await readFile(o.workflow, "utf8")) as unknown);
+  const members = o.servers.map((s) =>
+    createBackend({
+      kind: s.kind,
+      url: s.url,
+      ...(s.kind === "comfyui" && workflow !== undefined ? { workflow } : {}),
+      ...(s.options ? { options: s.options } : {}),
+    }),
+  );
   const backend: Backend = members.length === 1 ? members[0]! : new PoolBackend(members, { concurrency: 2 });
   await mkdir(o.out, { recursive: true });
   const result: PipelineResult = { files: [], failed: [] };
@@ -50,14 +64,25 @@ export async function generateToDisk(o: PipelineOptions): Promise<PipelineResult
     if (e.type === "retry") log(`  candidate ${e.key} (seed ${e.seed}) moves off ${e.backend}: ${e.reason}`);
   };
   try {
-    const req = { prompt: o.prompt, n: o.n, onEvent, ...(o.negativePrompt !== undefined ? { negativePrompt: o.negativePrompt } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.params ? { params: o.params } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+    const req = {
+      prompt: o.prompt,
+      n: o.n,
+      onEvent,
+      ...(o.negativePrompt !== undefined ? { negativePrompt: o.negativePrompt } : {}),
+      ...(o.seed !== undefined ? { seed: o.seed } : {}),
+      ...(o.params ? { params: o.params } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    };
     for await (const c of backend.generate(req)) {
       if (!c.ok) {
         log(`✗ candidate ${c.key} (seed ${c.seed}) failed on ${c.backend}: ${c.error.message}`);
         result.failed.push({ index: Number(c.key), seed: c.seed, backend: c.backend, error: c.error });
         continue;
       }
-      const file = path.join(o.out, `${c.key.padStart(3, "0")}-seed${c.seed}${c.batchIndex === undefined ? "" : `-b${c.batchIndex}`}.${c.format === "jpeg" ? "jpg" : c.format}`);
+      const file = path.join(
+        o.out,
+        `${c.key.padStart(3, "0")}-seed${c.seed}${c.batchIndex === undefined ? "" : `-b${c.batchIndex}`}.${c.format === "jpeg" ? "jpg" : c.format}`,
+      );
       await writeFile(file, c.image);
       log(`✓ ${path.basename(file)} from ${c.backend} (queued ${c.timings.queuedMs} ms, render ${c.timings.renderMs} ms)`);
       result.files.push({ index: Number(c.key), seed: c.seed, backend: c.backend, file });
@@ -68,7 +93,10 @@ export async function generateToDisk(o: PipelineOptions): Promise<PipelineResult
   }
   result.files.sort((a, b) => a.index - b.index);
   // What re-renders any candidate: the prompt, its seed and the settings.
-  await writeFile(path.join(o.out, "candidates.json"), `${JSON.stringify({ prompt: o.prompt, negativePrompt: o.negativePrompt, params: o.params, candidates: result.files.map(({ index, seed, backend, file }) => ({ index, seed, backend, file: path.basename(file) })), failed: result.failed.map((f) => ({ index: f.index, seed: f.seed, error: f.error.message })) }, null, 2)}\n`);
+  await writeFile(
+    path.join(o.out, "candidates.json"),
+    `${JSON.stringify({ prompt: o.prompt, negativePrompt: o.negativePrompt, params: o.params, candidates: result.files.map(({ index, seed, backend, file }) => ({ index, seed, backend, file: path.basename(file) })), failed: result.failed.map((f) => ({ index: f.index, seed: f.seed, error: f.error.message })) }, null, 2)}\n`,
+  );
   return result;
 }
 
@@ -86,7 +114,9 @@ async function main(): Promise<void> {
     },
   });
   if (!values.prompt || !values.server?.length) {
-    process.stderr.write("usage: pnpm tsx --conditions=development examples/pipeline-author.ts --prompt <text> --server comfyui=http://127.0.0.1:8188 [--server a1111=http://host:7860] [--n 4] [--out dir]\n");
+    process.stderr.write(
+      "usage: pnpm tsx --conditions=development examples/pipeline-author.ts --prompt <text> --server comfyui=http://127.0.0.1:8188 [--server a1111=http://host:7860] [--n 4] [--out dir]\n",
+    );
     process.exit(2);
   }
   const servers = values.server.map((s) => {
@@ -101,7 +131,10 @@ async function main(): Promise<void> {
   if (values.steps !== undefined) o.params = { steps: Number(values.steps) };
   if (values.workflow !== undefined) o.workflow = values.workflow;
   const r = await generateToDisk(o);
-  for (const s of r.stats ?? []) process.stderr.write(`${s.backend}: ${s.completed} done, ${s.failed} failed, ${s.imagesPerMinute.toFixed(1)} images/min${s.up ? "" : " (down)"}\n`);
+  for (const s of r.stats ?? [])
+    process.stderr.write(
+      `${s.backend}: ${s.completed} done, ${s.failed} failed, ${s.imagesPerMinute.toFixed(1)} images/min${s.up ? "" : " (down)"}\n`,
+    );
   process.stdout.write(`${JSON.stringify({ out: values.out, files: r.files.map((f) => f.file), failed: r.failed.length })}\n`);
   process.exitCode = r.files.length > 0 ? 0 : 1;
 }

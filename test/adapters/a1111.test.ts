@@ -21,11 +21,22 @@ describe("A1111Backend.generate", () => {
     const f = await fake();
     const events: BackendEvent[] = [];
     const b = new A1111Backend(f.url, FAST);
-    const got = await collect(b.generate({ prompt: "a lighthouse", negativePrompt: "fog", n: 3, seed: 40, params: { steps: 3 }, onEvent: (e) => events.push(e) }));
-    expect(got.map((g) => [g.ok, Number(g.key), g.seed])).toEqual([[true, 0, 40], [true, 1, 41], [true, 2, 42]]);
-    for (const g of got) if (g.ok) expect(readFakeImageInfo(g.image)).toMatchObject({ seed: g.seed, prompt: "a lighthouse", negative: "fog" });
+    const got = await collect(
+      b.generate({ prompt: "a lighthouse", negativePrompt: "fog", n: 3, seed: 40, params: { steps: 3 }, onEvent: (e) => events.push(e) }),
+    );
+    expect(got.map((g) => [g.ok, Number(g.key), g.seed])).toEqual([
+      [true, 0, 40],
+      [true, 1, 41],
+      [true, 2, 42],
+    ]);
+    for (const g of got)
+      if (g.ok) expect(readFakeImageInfo(g.image)).toMatchObject({ seed: g.seed, prompt: "a lighthouse", negative: "fog" });
     expect(got[0]).toMatchObject({ format: "png", backend: `a1111@${f.url}` });
-    expect(f.requests.map((r) => [r.seed, r.batch_size, r.n_iter])).toEqual([[40, 1, 1], [41, 1, 1], [42, 1, 1]]);
+    expect(f.requests.map((r) => [r.seed, r.batch_size, r.n_iter])).toEqual([
+      [40, 1, 1],
+      [41, 1, 1],
+      [42, 1, 1],
+    ]);
     expect(events.filter((e) => e.type === "queued")).toHaveLength(3);
     expect(events.filter((e) => e.type === "candidate").map((e) => (e as { seed: number }).seed)).toEqual([40, 41, 42]);
   });
@@ -36,34 +47,72 @@ describe("A1111Backend.generate", () => {
     expect(f.requests).toHaveLength(1);
     expect(f.requests[0]).toMatchObject({ seed: 10, batch_size: 4, n_iter: 1 });
     expect(got.map((g) => (g.ok ? [Number(g.key), g.seed, g.batchIndex, readFakeImageInfo(g.image)?.seed] : g.error.message))).toEqual([
-      [0, 10, 0, 10], [1, 11, 1, 11], [2, 12, 2, 12], [3, 13, 3, 13],
+      [0, 10, 0, 10],
+      [1, 11, 1, 11],
+      [2, 12, 2, 12],
+      [3, 13, 3, 13],
     ]);
   });
 
   it("splits exact seeds into runs of consecutive ones", async () => {
     const f = await fake();
-    const got = await collect(new A1111Backend(f.url, { ...FAST, batchSize: 3 }).generate({ prompt: "x", n: 3, seeds: [5, 9, 10], params: { steps: 2 } }));
-    expect(f.requests.map((r) => [r.seed, r.batch_size])).toEqual([[5, 1], [9, 2]]);
+    const got = await collect(
+      new A1111Backend(f.url, { ...FAST, batchSize: 3 }).generate({ prompt: "x", n: 3, seeds: [5, 9, 10], params: { steps: 2 } }),
+    );
+    expect(f.requests.map((r) => [r.seed, r.batch_size])).toEqual([
+      [5, 1],
+      [9, 2],
+    ]);
     expect(got.filter((g) => g.ok).map((g) => g.seed)).toEqual([5, 9, 10]);
   });
 
   it("maps every parameter, the checkpoint through override_settings, and passes extra through", async () => {
     const f = await fake();
-    await collect(new A1111Backend(f.url, FAST).generate({
-      prompt: "x", n: 1, seed: 1,
-      params: { steps: 2, cfgScale: 4.5, width: 640, height: 448, sampler: "DPM++ 2M", scheduler: "Karras", checkpoint: "sd_xl_base_1.0.safetensors [31e35c80fc]", extra: { restore_faces: true, enable_hr: false } },
-    }));
+    await collect(
+      new A1111Backend(f.url, FAST).generate({
+        prompt: "x",
+        n: 1,
+        seed: 1,
+        params: {
+          steps: 2,
+          cfgScale: 4.5,
+          width: 640,
+          height: 448,
+          sampler: "DPM++ 2M",
+          scheduler: "Karras",
+          checkpoint: "sd_xl_base_1.0.safetensors [31e35c80fc]",
+          extra: { restore_faces: true, enable_hr: false },
+        },
+      }),
+    );
     expect(f.requests[0]).toMatchObject({
-      steps: 2, cfg_scale: 4.5, width: 640, height: 448, sampler_name: "DPM++ 2M", scheduler: "Karras",
-      override_settings: { sd_model_checkpoint: "sd_xl_base_1.0.safetensors [31e35c80fc]" }, override_settings_restore_afterwards: true,
-      restore_faces: true, enable_hr: false, send_images: true, save_images: false,
+      steps: 2,
+      cfg_scale: 4.5,
+      width: 640,
+      height: 448,
+      sampler_name: "DPM++ 2M",
+      scheduler: "Karras",
+      override_settings: { sd_model_checkpoint: "sd_xl_base_1.0.safetensors [31e35c80fc]" },
+      override_settings_restore_afterwards: true,
+      restore_faces: true,
+      enable_hr: false,
+      send_images: true,
+      save_images: false,
     });
   });
 
   it("reports per-step progress from /sdapi/v1/progress", async () => {
     const f = await fake({ stepDelayMs: 10 });
     const events: BackendEvent[] = [];
-    await collect(new A1111Backend(f.url, { ...FAST, progressIntervalMs: 10 }).generate({ prompt: "x", n: 1, seed: 1, params: { steps: 10 }, onEvent: (e) => events.push(e) }));
+    await collect(
+      new A1111Backend(f.url, { ...FAST, progressIntervalMs: 10 }).generate({
+        prompt: "x",
+        n: 1,
+        seed: 1,
+        params: { steps: 10 },
+        onEvent: (e) => events.push(e),
+      }),
+    );
     const progress = events.filter((e) => e.type === "progress");
     expect(progress.length).toBeGreaterThan(2);
     expect(progress[0]).toMatchObject({ key: "0", steps: 10 });
@@ -71,7 +120,9 @@ describe("A1111Backend.generate", () => {
 
   it("sends --api-auth credentials; a wrong password is a readable 401 without the secret", async () => {
     const f = await fake({ auth: { username: "bob", password: "hunter2-xyz" } });
-    const ok = await collect(new A1111Backend(f.url.replace("http://", "http://bob:hunter2-xyz@"), FAST).generate({ prompt: "x", n: 1, params: { steps: 1 } }));
+    const ok = await collect(
+      new A1111Backend(f.url.replace("http://", "http://bob:hunter2-xyz@"), FAST).generate({ prompt: "x", n: 1, params: { steps: 1 } }),
+    );
     expect(ok[0]?.ok).toBe(true);
     expect(f.log[0]?.authorization).toBe(`Basic ${Buffer.from("bob:hunter2-xyz").toString("base64")}`);
     const viaSpec = createBackend({ kind: "a1111", url: f.url, auth: "bob:hunter2-xyz", options: { ...FAST } });
@@ -102,7 +153,9 @@ describe("A1111Backend.generate", () => {
     const e1 = await rejection(collect(new A1111Backend(f.url, FAST).generate({ prompt: "x", n: 2, params: { sampler: "Nope" } })));
     expect(e1).toMatchObject({ code: "BACKEND_REJECTED", details: { status: 404 } });
     expect(e1.message).toContain("HTTP 404: HTTPException: Sampler not found");
-    const e2 = await rejection(collect(new A1111Backend(f.url, FAST).generate({ prompt: "x", n: 1, params: { extra: { width: "wide" } } })));
+    const e2 = await rejection(
+      collect(new A1111Backend(f.url, FAST).generate({ prompt: "x", n: 1, params: { extra: { width: "wide" } } })),
+    );
     expect(e2.message).toContain("HTTP 422: invalid request: body.width: Input should be a valid integer");
   });
 

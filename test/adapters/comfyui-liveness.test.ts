@@ -137,7 +137,7 @@ describe("ComfyUIBackend candidate meta", () => {
       if (!g.ok) throw g.error;
       const sent = f.prompts.find((p) => p.id === g.meta?.promptId)!;
       expect(g.meta?.comfyPrompt).toEqual(sent.prompt);
-      expect((g.meta?.comfyPrompt as Record<string, { inputs: Record<string, unknown> }>)["3"]!.inputs.seed).toBe(g.seed);
+      expect((g.meta?.comfyPrompt as Record<string, { inputs: Record<string, unknown> }> | undefined)?.["3"]?.inputs.seed).toBe(g.seed);
       expect(g.meta?.settings).toEqual({
         checkpoint: "sd15.safetensors",
         steps: 3,

@@ -7,7 +7,15 @@ import { FLUX, SD15, SD15_WEBSOCKET, SDXL_REFINER } from "./workflows.ts";
 import { collect, rejection } from "../helpers/async.ts";
 
 /** Short limits so fault tests finish in well under a second each. */
-const FAST: ComfyUIOptions = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 5000, reconnectAttempts: 3 };
+const FAST: ComfyUIOptions = {
+  timeoutMs: 5000,
+  retries: 1,
+  retryDelayMs: 20,
+  pollIntervalMs: 50,
+  watchdogMs: 400,
+  connectTimeoutMs: 5000,
+  reconnectAttempts: 3,
+};
 
 const fakes: FakeComfyUI[] = [];
 async function fake(o: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
@@ -24,7 +32,16 @@ describe("ComfyUIBackend.generate", () => {
     const f = await fake();
     const b = new ComfyUIBackend(f.url, { ...FAST });
     const events: BackendEvent[] = [];
-    const got = await collect(b.generate({ prompt: "a red fox", negativePrompt: "ugly", n: 4, seed: 100, params: { width: 64, height: 64, steps: 3 }, onEvent: (e) => events.push(e) }));
+    const got = await collect(
+      b.generate({
+        prompt: "a red fox",
+        negativePrompt: "ugly",
+        n: 4,
+        seed: 100,
+        params: { width: 64, height: 64, steps: 3 },
+        onEvent: (e) => events.push(e),
+      }),
+    );
     expect(got.map((g) => g.ok)).toEqual([true, true, true, true]);
     expect(got.map((g) => Number(g.key)).sort()).toEqual([0, 1, 2, 3]);
     for (const g of got) {
@@ -67,7 +84,13 @@ describe("ComfyUIBackend.generate", () => {
     const got = await collect(b.generate({ prompt: "a boat", n: 5, seed: 7, params: { batchSize: 2 } }));
     expect(f.prompts.map((p) => p.prompt["5"]!.inputs.batch_size)).toEqual([2, 2, 1]);
     const ok = got.filter((g) => g.ok).sort((a, b) => Number(a.key) - Number(b.key));
-    expect(ok.map((g) => [Number(g.key), g.seed, g.batchIndex])).toEqual([[0, 7, 0], [1, 7, 1], [2, 9, 0], [3, 9, 1], [4, 11, 0]]);
+    expect(ok.map((g) => [Number(g.key), g.seed, g.batchIndex])).toEqual([
+      [0, 7, 0],
+      [1, 7, 1],
+      [2, 9, 0],
+      [3, 9, 1],
+      [4, 11, 0],
+    ]);
     expect(ok.map((g) => readFakeImageInfo(g.image)?.batchIndex)).toEqual([0, 1, 0, 1, 0]);
   });
 
@@ -109,7 +132,9 @@ describe("ComfyUIBackend.generate", () => {
   it("reports an execution_error as a failed candidate and keeps the others", async () => {
     const f = await fake({ faults: { failSeeds: [21] } });
     const events: BackendEvent[] = [];
-    const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 3, seed: 20, onEvent: (e) => events.push(e) }));
+    const got = await collect(
+      new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 3, seed: 20, onEvent: (e) => events.push(e) }),
+    );
     const failed = got.filter((g) => !g.ok);
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ key: "1", seed: 21, error: { code: "BACKEND_REJECTED" } });
@@ -119,7 +144,9 @@ describe("ComfyUIBackend.generate", () => {
 
   it("works under the /api prefix (apiPrefix option, or a URL ending in /api)", async () => {
     const f = await fake({ apiOnly: true });
-    const a = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, apiPrefix: true }).generate({ prompt: "x", n: 1, seed: 1 }));
+    const a = await collect(
+      new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, apiPrefix: true }).generate({ prompt: "x", n: 1, seed: 1 }),
+    );
     const b = await collect(new ComfyUIBackend(`${f.url}/api`, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 1, seed: 2 }));
     expect([...a, ...b].every((g) => g.ok)).toBe(true);
     expect(f.requests.every((r) => r.path.startsWith("/api/"))).toBe(true);
@@ -197,8 +224,21 @@ describe("ComfyUIBackend.generate", () => {
   it("reconnects a dropped socket and still collects every prompt", async () => {
     const f = await fake({ stepDelayMs: 10, faults: { dropSocketsAfterMessages: 12 } });
     const events: BackendEvent[] = [];
-    const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 4, seed: 3, params: { steps: 10 }, onEvent: (e) => events.push(e) }));
-    expect(got.filter((g) => g.ok).map((g) => Number(g.key)).sort()).toEqual([0, 1, 2, 3]);
+    const got = await collect(
+      new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({
+        prompt: "x",
+        n: 4,
+        seed: 3,
+        params: { steps: 10 },
+        onEvent: (e) => events.push(e),
+      }),
+    );
+    expect(
+      got
+        .filter((g) => g.ok)
+        .map((g) => Number(g.key))
+        .sort(),
+    ).toEqual([0, 1, 2, 3]);
     expect(f.connections).toBeGreaterThanOrEqual(2);
     // Progress of the last prompt arrived over the new socket.
     expect(events.some((e) => e.type === "progress" && Number(e.key) === 3)).toBe(true);
@@ -207,13 +247,20 @@ describe("ComfyUIBackend.generate", () => {
   it("falls back to /history when the socket cannot come back", async () => {
     const f = await fake({ faults: { dropSocketsAfterMessages: 5, refuseReconnect: true } });
     const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 3, seed: 3 }));
-    expect(got.filter((g) => g.ok).map((g) => Number(g.key)).sort()).toEqual([0, 1, 2]);
+    expect(
+      got
+        .filter((g) => g.ok)
+        .map((g) => Number(g.key))
+        .sort(),
+    ).toEqual([0, 1, 2]);
     expect(f.connections).toBe(1);
   });
 
   it("gets by on /history when the WebSocket upgrade stalls or its frames are garbage", async () => {
     const stalled = await fake({ faults: { hang: ["ws"] } });
-    const a = await collect(new ComfyUIBackend(stalled.url, { ...FAST, workflow: SD15, connectTimeoutMs: 500 }).generate({ prompt: "x", n: 2, seed: 1 }));
+    const a = await collect(
+      new ComfyUIBackend(stalled.url, { ...FAST, workflow: SD15, connectTimeoutMs: 500 }).generate({ prompt: "x", n: 2, seed: 1 }),
+    );
     expect(a.filter((g) => g.ok)).toHaveLength(2);
     const junk = await fake({ faults: { garbage: ["ws"] } });
     const b = await collect(new ComfyUIBackend(junk.url, { ...FAST, workflow: SD15 }).generate({ prompt: "x", n: 2, seed: 1 }));
@@ -230,7 +277,9 @@ describe("ComfyUIBackend.generate", () => {
 
   it("times out on a server that never answers POST /prompt", async () => {
     const f = await fake({ faults: { hang: ["prompt"] } });
-    const err = await rejection(collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, timeoutMs: 500 }).generate({ prompt: "x", n: 1 })));
+    const err = await rejection(
+      collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, timeoutMs: 500 }).generate({ prompt: "x", n: 1 })),
+    );
     expect(err.code).toBe("TIMEOUT");
     expect(err.message).toMatch(/did not answer POST \/prompt within 500 ms/);
   });
@@ -239,7 +288,9 @@ describe("ComfyUIBackend.generate", () => {
     const f = await fake({ faults: { hang: ["execute"] } });
     const got = await collect(new ComfyUIBackend(f.url, { ...FAST, workflow: SD15, stallTimeoutMs: 300 }).generate({ prompt: "x", n: 2 }));
     expect(got.map((g) => !g.ok && g.error.code)).toEqual(["BACKEND_STALLED", "BACKEND_STALLED"]);
-    expect(!got[0]!.ok && got[0]!.error.message).toMatch(/waiting for [\d.]+ s in a queue where nothing runs \(stall limit 0.3 s: --stall-timeout/);
+    expect(!got[0]!.ok && got[0]!.error.message).toMatch(
+      /waiting for [\d.]+ s in a queue where nothing runs \(stall limit 0.3 s: --stall-timeout/,
+    );
     await new Promise((r) => setTimeout(r, 50));
     expect(f.deleted).toEqual(f.prompts.map((p) => p.id));
   });
@@ -262,9 +313,13 @@ describe("ComfyUIBackend.generate", () => {
 
   it("validates the request before anything is sent", async () => {
     const b = new ComfyUIBackend("http://127.0.0.1:9", FAST);
-    await expect(collect(b.generate({ prompt: "x", n: 0 }))).rejects.toThrow("Expected positive integer for n but received 0 of type number");
+    await expect(collect(b.generate({ prompt: "x", n: 0 }))).rejects.toThrow(
+      "Expected positive integer for n but received 0 of type number",
+    );
     await expect(collect(b.generate({ prompt: "x", n: 2, seeds: [1] }))).rejects.toThrow(/seeds/);
-    await expect(collect(b.generate({ prompt: "x", n: 1, params: { width: 1.5 } }))).rejects.toThrow("Expected positive integer for width but received 1.5 of type number");
+    await expect(collect(b.generate({ prompt: "x", n: 1, params: { width: 1.5 } }))).rejects.toThrow(
+      "Expected positive integer for width but received 1.5 of type number",
+    );
     expect(() => new ComfyUIBackend("ftp://host", FAST)).toThrow(/http:\/\/ or https:\/\/ URL/);
   });
 });

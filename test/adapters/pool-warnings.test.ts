@@ -101,7 +101,8 @@ describe("PoolBackend limits", () => {
     const got: Generated[] = [];
     const events: BackendEvent[] = [];
     const run = (async () => {
-      for await (const g of pool.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 }, onEvent: (e) => events.push(e) })) got.push(g);
+      for await (const g of pool.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 }, onEvent: (e) => events.push(e) }))
+        got.push(g);
     })();
     // Close once a prompt renders.
     await vi.waitFor(() => expect(events.some((e) => e.type === "progress")).toBe(true), { timeout: 10_000 });

@@ -5,7 +5,15 @@ import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../fakes/
 import { SD15 } from "./workflows.ts";
 import { collect } from "../helpers/async.ts";
 
-const COMFY = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, pollIntervalMs: 50, watchdogMs: 400, connectTimeoutMs: 5000, reconnectAttempts: 2 };
+const COMFY = {
+  timeoutMs: 5000,
+  retries: 1,
+  retryDelayMs: 20,
+  pollIntervalMs: 50,
+  watchdogMs: 400,
+  connectTimeoutMs: 5000,
+  reconnectAttempts: 2,
+};
 const A1111 = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 20_000 };
 
 const closers: (() => Promise<void>)[] = [];
@@ -21,7 +29,8 @@ async function a1111(o: FakeA1111Options = {}): Promise<{ fake: FakeA1111; backe
   const fake = await startFakeA1111({ stepDelayMs: 3, ...o });
   closers.push(() => fake.close());
   return { fake, backend: new A1111Backend(fake.url, A1111) };
-}function expectAllOnce(got: Generated[], n: number, firstSeed: number): void {
+}
+function expectAllOnce(got: Generated[], n: number, firstSeed: number): void {
   expect(got.map((g) => Number(g.key)).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
   for (const g of got) {
     expect(g.seed).toBe(firstSeed + Number(g.key));
@@ -95,7 +104,9 @@ describe("PoolBackend", () => {
     await upA.fake.kill();
     const err = await collect(pool.generate({ prompt: "x", n: 1 })).catch((e: Error & { code: string }) => e);
     expect(err).toMatchObject({ code: "BACKEND_UNREACHABLE" });
-    expect((err as Error).message).toMatch(/^No server of pool\[.*\] is up: comfyui@.*could not be reached.*; a1111@.*could not be reached/);
+    expect((err as Error).message).toMatch(
+      /^No server of pool\[.*\] is up: comfyui@.*could not be reached.*; a1111@.*could not be reached/,
+    );
   });
 
   it("gives a candidate up only after every server failed it", async () => {
@@ -135,7 +146,13 @@ describe("PoolBackend", () => {
     const pool = createBackend({
       kind: "pool",
       url: "",
-      options: { concurrency: 1, backends: [{ kind: "comfyui", url: a.fake.url, workflow: SD15, options: COMFY }, { kind: "a1111", url: b.fake.url, options: A1111 }] },
+      options: {
+        concurrency: 1,
+        backends: [
+          { kind: "comfyui", url: a.fake.url, workflow: SD15, options: COMFY },
+          { kind: "a1111", url: b.fake.url, options: A1111 },
+        ],
+      },
     });
     expect(pool.kind).toBe("pool");
     expect(pool.id).toBe(`pool[comfyui@${a.fake.url},a1111@${b.fake.url}]`);

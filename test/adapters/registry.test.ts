@@ -3,7 +3,17 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { backendKinds, createBackend, parseEndpoint, redactUrl, registerBackend, resolveAuth, resolveSeeds, type Backend, type Generated } from "@pickrank/adapters";
+import {
+  backendKinds,
+  createBackend,
+  parseEndpoint,
+  redactUrl,
+  registerBackend,
+  resolveAuth,
+  resolveSeeds,
+  type Backend,
+  type Generated,
+} from "@pickrank/adapters";
 import { HttpClient } from "../../packages/adapters/src/http.ts";
 
 describe("registry", () => {
@@ -14,7 +24,9 @@ describe("registry", () => {
   });
 
   it("createBackend with an unknown kind lists the known ones", () => {
-    expect(() => createBackend({ kind: "midjourney", url: "http://x" })).toThrow(/Expected one of "a1111", "comfyui", .*"pool".* for kind but received "midjourney"/);
+    expect(() => createBackend({ kind: "midjourney", url: "http://x" })).toThrow(
+      /Expected one of "a1111", "comfyui", .*"pool".* for kind but received "midjourney"/,
+    );
   });
 
   it("registerBackend adds a kind that createBackend then builds", async () => {
@@ -28,7 +40,15 @@ describe("registry", () => {
         fingerprint: () => ({ kind: "echo-test" }),
         async *generate(req): AsyncGenerator<Generated> {
           for (const [index, seed] of resolveSeeds(req).entries()) {
-            yield { ok: true, key: String(index), seed, image: Buffer.from([0x89, 0x50, 0x4e, 0x47]), format: "png", backend: `echo-test@${spec.url}`, timings: { queuedMs: 0, renderMs: 0, totalMs: 0 } };
+            yield {
+              ok: true,
+              key: String(index),
+              seed,
+              image: Buffer.from([0x89, 0x50, 0x4e, 0x47]),
+              format: "png",
+              backend: `echo-test@${spec.url}`,
+              timings: { queuedMs: 0, renderMs: 0, totalMs: 0 },
+            };
           }
         },
         check: async () => ({ ok: true, backend: `echo-test@${spec.url}`, kind: "echo-test" }),
@@ -58,7 +78,9 @@ describe("parseEndpoint", () => {
   });
 
   it("rejects non-http URLs without echoing credentials", () => {
-    expect(() => parseEndpoint("ftp://u:secret@h", undefined, "ComfyUI")).toThrow("Expected an http:// or https:// URL of the ComfyUI server for url but received \"ftp://***@h\" of type string");
+    expect(() => parseEndpoint("ftp://u:secret@h", undefined, "ComfyUI")).toThrow(
+      'Expected an http:// or https:// URL of the ComfyUI server for url but received "ftp://***@h" of type string',
+    );
     expect(() => parseEndpoint("not a url", undefined, "ComfyUI")).toThrow(/for url but received "not a url"/);
     expect(redactUrl("https://a:b@c/d")).toBe("https://***@c/d");
   });
@@ -69,9 +91,13 @@ describe("resolveSeeds", () => {
     expect(resolveSeeds({ prompt: "x", n: 3, seed: 5 })).toEqual([5, 6, 7]);
     expect(resolveSeeds({ prompt: "x", n: 2, seeds: [9, 1] })).toEqual([9, 1]);
     expect(resolveSeeds({ prompt: "x", n: 2 })).toHaveLength(2);
-    expect(() => resolveSeeds({ prompt: "x", n: 2, seeds: [1, -1] })).toThrow("Expected non-negative integer for seeds[1] but received -1 of type number");
+    expect(() => resolveSeeds({ prompt: "x", n: 2, seeds: [1, -1] })).toThrow(
+      "Expected non-negative integer for seeds[1] but received -1 of type number",
+    );
     expect(() => resolveSeeds({ prompt: "x", n: 1.5 })).toThrow("Expected positive integer for n but received 1.5 of type number");
-    expect(() => resolveSeeds({ prompt: 3 as unknown as string, n: 1 })).toThrow("Expected a string for prompt but received 3 of type number");
+    expect(() => resolveSeeds({ prompt: 3 as unknown as string, n: 1 })).toThrow(
+      "Expected a string for prompt but received 3 of type number",
+    );
   });
 });
 
@@ -84,9 +110,13 @@ describe("credentials", () => {
       err = e;
     }
     expect(err).toMatchObject({ code: "BAD_INPUT", details: { parameter: "url" } });
-    expect((err as Error).message).toMatch(/^Expected a percent-encoded password in the URL's user:password but it holds a "%" that starts no %XX escape; write "%" as "%25"/);
+    expect((err as Error).message).toMatch(
+      /^Expected a percent-encoded password in the URL's user:password but it holds a "%" that starts no %XX escape; write "%" as "%25"/,
+    );
     expect((err as Error).message).not.toContain("50%off");
-    expect(parseEndpoint("http://admin:50%25off@host", undefined, "x").authorization).toBe(`Basic ${Buffer.from("admin:50%off").toString("base64")}`);
+    expect(parseEndpoint("http://admin:50%25off@host", undefined, "x").authorization).toBe(
+      `Basic ${Buffer.from("admin:50%off").toString("base64")}`,
+    );
   });
 
   it("resolveAuth: --auth, else --auth-file's one line, else PICKRANK_AUTH; never the value in messages", async () => {
@@ -98,10 +128,16 @@ describe("credentials", () => {
     expect(await resolveAuth({ env: { PICKRANK_AUTH: "Bearer tok" } })).toEqual({ auth: "Bearer tok", source: "PICKRANK_AUTH" });
     expect(await resolveAuth({ env: {} })).toBeUndefined();
     await expect(resolveAuth({ auth: "a:b", authFile: file })).rejects.toMatchObject({ code: "BAD_INPUT" });
-    await expect(resolveAuth({ authFile: path.join(dir, "nope") })).rejects.toMatchObject({ code: "NOT_FOUND", details: { option: "--auth-file" } });
+    await expect(resolveAuth({ authFile: path.join(dir, "nope") })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+      details: { option: "--auth-file" },
+    });
     await writeFile(file, "a:b\nc:d\n");
     const two = await resolveAuth({ authFile: file }).catch((e: Error) => e);
-    expect(two).toMatchObject({ code: "BAD_INPUT", message: `Expected one line (user:password or an Authorization header value) in the --auth-file ${file} but found 2` });
+    expect(two).toMatchObject({
+      code: "BAD_INPUT",
+      message: `Expected one line (user:password or an Authorization header value) in the --auth-file ${file} but found 2`,
+    });
     await rm(dir, { recursive: true, force: true });
   });
 });
@@ -116,7 +152,9 @@ describe("HttpClient", () => {
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    const http = new HttpClient(parseEndpoint(url, undefined, "x"), "x@test", { timeoutMs: 5000, retries: 2, retryDelayMs: 5 }, () => ({ message: "down" }));
+    const http = new HttpClient(parseEndpoint(url, undefined, "x"), "x@test", { timeoutMs: 5000, retries: 2, retryDelayMs: 5 }, () => ({
+      message: "down",
+    }));
     expect(await http.request("GET", "/a")).toEqual({ ok: true });
     expect(hits).toBe(3);
     expect(http.lastAnswerAt).toBeGreaterThan(0);

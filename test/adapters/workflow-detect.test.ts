@@ -56,7 +56,10 @@ describe("detectWorkflow", () => {
     wf["40"] = { class_type: "ConditioningZeroOut", inputs: { conditioning: ["6", 0] } };
     wf["22"] = { class_type: "CFGGuider", inputs: { model: ["30", 0], positive: ["26", 0], negative: ["40", 0], cfg: 1 } };
     const plan = detectWorkflow(wf);
-    expect(plan.positive).toEqual([{ node: "6", input: "clip_l" }, { node: "6", input: "t5xxl" }]);
+    expect(plan.positive).toEqual([
+      { node: "6", input: "clip_l" },
+      { node: "6", input: "t5xxl" },
+    ]);
     expect(plan.negative).toEqual([]); // zeroed-out conditioning has no text to set
     expect(plan.cfg).toEqual([{ node: "22", input: "cfg" }]);
   });
@@ -88,7 +91,10 @@ describe("detectWorkflow", () => {
     const plan = detectWorkflow(HIRES_FIX);
     expect(plan.samplers).toEqual(["3", "11"]);
     expect(plan.positive).toEqual([{ node: "20", input: "value" }]);
-    expect(plan.seed).toEqual([{ node: "3", input: "seed" }, { node: "11", input: "seed" }]);
+    expect(plan.seed).toEqual([
+      { node: "3", input: "seed" },
+      { node: "11", input: "seed" },
+    ]);
     expect(plan.outputs).toEqual([{ node: "14", classType: "SaveImage" }]);
   });
 
@@ -100,7 +106,10 @@ describe("detectWorkflow", () => {
 
   it("takes explicit node ids, with or without the input name", () => {
     const plan = detectWorkflow(SDXL_REFINER, { positive: ["6.text_g", "15"], seed: "10", output: "19" });
-    expect(plan.positive).toEqual([{ node: "6", input: "text_g" }, { node: "15", input: "text" }]);
+    expect(plan.positive).toEqual([
+      { node: "6", input: "text_g" },
+      { node: "15", input: "text" },
+    ]);
     expect(plan.seed).toEqual([{ node: "10", input: "noise_seed" }]);
     expect(() => detectWorkflow(SD15, { positive: "99" })).toThrow(/for --prompt-node but it has no node "99"/);
     expect(() => detectWorkflow(SD15, { positive: "6.nope" })).toThrow(/has no input "nope"/);
@@ -113,10 +122,14 @@ describe("detectWorkflow", () => {
     expect(() => detectWorkflow(noSeed)).toThrow(/none of SamplerCustomAdvanced #13 adds noise .* N candidates would be identical/);
     const noOut = structuredClone(SD15);
     delete noOut["9"];
-    expect(() => detectWorkflow(noOut)).toThrow(/Expected a node that saves or previews the images of KSampler #3 .* \(nodes at the end of its branch: VAEDecode #8 "VAE Decode"\); add one after its VAEDecode, or name it with --output-node <id or title>/);
+    expect(() => detectWorkflow(noOut)).toThrow(
+      /Expected a node that saves or previews the images of KSampler #3 .* \(nodes at the end of its branch: VAEDecode #8 "VAE Decode"\); add one after its VAEDecode, or name it with --output-node <id or title>/,
+    );
     const twoOut = structuredClone(SD15);
     twoOut["10"] = { class_type: "SaveImage", inputs: { filename_prefix: "b", images: ["8", 0] } };
-    expect(() => detectWorkflow(twoOut)).toThrow(/2 nodes save the images of KSampler #3: SaveImage #9 "Save Image" \(saves\); SaveImage #10 \(saves\)\. .*--output-node 9 .*, or --output-node 10$/);
+    expect(() => detectWorkflow(twoOut)).toThrow(
+      /2 nodes save the images of KSampler #3: SaveImage #9 "Save Image" \(saves\); SaveImage #10 \(saves\)\. .*--output-node 9 .*, or --output-node 10$/,
+    );
   });
 });
 
@@ -141,7 +154,15 @@ describe("applyWorkflow", () => {
       negativePrompt: "ugly",
       seed: 42,
       batchSize: 1,
-      params: { steps: 30, cfgScale: 5, width: 832, height: 1216, sampler: "dpmpp_2m", checkpoint: "my_xl.safetensors", extra: { "10": { end_at_step: 24 } } },
+      params: {
+        steps: 30,
+        cfgScale: 5,
+        width: 832,
+        height: 1216,
+        sampler: "dpmpp_2m",
+        checkpoint: "my_xl.safetensors",
+        extra: { "10": { end_at_step: 24 } },
+      },
     });
     expect(wf["6"]!.inputs.text_g).toBe("a red fox");
     expect(wf["6"]!.inputs.text_l).toBe("a red fox");
@@ -166,12 +187,16 @@ describe("applyWorkflow", () => {
   });
 
   it("refuses params the workflow has no place for", () => {
-    expect(() => applyWorkflow(FLUX, detectWorkflow(FLUX), { prompt: "x", seed: 1, params: { cfgScale: 4 } })).toThrow(/Cannot set cfgScale/);
+    expect(() => applyWorkflow(FLUX, detectWorkflow(FLUX), { prompt: "x", seed: 1, params: { cfgScale: 4 } })).toThrow(
+      /Cannot set cfgScale/,
+    );
     // BasicGuider carries no negative conditioning: a negative prompt would be dropped silently.
     expect(() => applyWorkflow(FLUX, detectWorkflow(FLUX), { prompt: "x", negativePrompt: "y", seed: 1 })).toThrow(
       /^Cannot set the negative prompt: the negative conditioning of sampler 13 leads to no text .*--negative-node/,
     );
-    expect(() => applyWorkflow(SD15, detectWorkflow(SD15), { prompt: "x", seed: 1, params: { extra: { "77": { a: 1 } } } })).toThrow(/no node "77"/);
+    expect(() => applyWorkflow(SD15, detectWorkflow(SD15), { prompt: "x", seed: 1, params: { extra: { "77": { a: 1 } } } })).toThrow(
+      /no node "77"/,
+    );
   });
 });
 

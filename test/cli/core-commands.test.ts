@@ -251,7 +251,12 @@ describe("pickrank rank", () => {
     const byFiles = await runCli(["rank", "--model", model, "--device", "cpu", "--prompt", "a cat", "--json", ...files]);
     type Out = { results: { file: string; score: number }[] };
     expect(byFolder.json<Out>().results).toEqual(byFiles.json<Out>().results);
-    expect(byFolder.json<Out>().results.map((x) => x.file).sort()).toEqual(files.sort());
+    expect(
+      byFolder
+        .json<Out>()
+        .results.map((x) => x.file)
+        .sort(),
+    ).toEqual(files.sort());
   });
 
   it("a folder with no images is a usage error naming it", async () => {

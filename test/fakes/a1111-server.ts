@@ -63,7 +63,17 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
   let inFlight = 0;
   let dead = false;
   let currentModel = models[0]!;
-  const st = { skipped: false, interrupted: false, stopping_generation: false, job: "", job_count: 0, job_timestamp: "0", job_no: 0, sampling_step: 0, sampling_steps: 0 };
+  const st = {
+    skipped: false,
+    interrupted: false,
+    stopping_generation: false,
+    job: "",
+    job_count: 0,
+    job_timestamp: "0",
+    job_no: 0,
+    sampling_step: 0,
+    sampling_steps: 0,
+  };
 
   const state: FakeA1111 = {
     url: "",
@@ -87,15 +97,26 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
     res.end(JSON.stringify(body));
   };
   /** api_middleware's handle_exception shape. */
-  const apiError = (res: http.ServerResponse, status: number, error: string, detail: string, errors: string, headers?: Record<string, string>): void =>
-    json(res, status, { error, detail, body: "", errors }, headers);
+  const apiError = (
+    res: http.ServerResponse,
+    status: number,
+    error: string,
+    detail: string,
+    errors: string,
+    headers?: Record<string, string>,
+  ): void => json(res, status, { error, detail, body: "", errors }, headers);
 
   async function txt2img(res: http.ServerResponse, body: Record<string, unknown>): Promise<void> {
     // FastAPI validation (422) before anything runs.
     const problems: unknown[] = [];
     for (const k of ["steps", "batch_size", "n_iter", "width", "height", "seed"]) {
       if (k in body && (typeof body[k] !== "number" || !Number.isInteger(body[k]))) {
-        problems.push({ type: "int_parsing", loc: ["body", k], msg: "Input should be a valid integer, unable to parse string as an integer", input: body[k] });
+        problems.push({
+          type: "int_parsing",
+          loc: ["body", k],
+          msg: "Input should be a valid integer, unable to parse string as an integer",
+          input: body[k],
+        });
       }
     }
     if (problems.length > 0) return json(res, 422, { detail: problems });
@@ -123,9 +144,24 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
       const h = Number(body.height ?? 512);
       const override = (body.override_settings ?? {}) as { sd_model_checkpoint?: string };
       const model = override.sd_model_checkpoint ?? currentModel;
-      Object.assign(st, { interrupted: false, skipped: false, job: "txt2img", job_count: iters, job_no: 0, job_timestamp: String(Date.now()), sampling_step: 0, sampling_steps: steps });
+      Object.assign(st, {
+        interrupted: false,
+        skipped: false,
+        job: "txt2img",
+        job_count: iters,
+        job_no: 0,
+        job_timestamp: String(Date.now()),
+        sampling_step: 0,
+        sampling_steps: steps,
+      });
       if (faults.failSeeds?.some((s) => allSeeds.includes(s))) {
-        return apiError(res, 500, "OutOfMemoryError", "", "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)");
+        return apiError(
+          res,
+          500,
+          "OutOfMemoryError",
+          "",
+          "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)",
+        );
       }
       const scale = Math.min(1, maxSide / Math.max(w, h));
       const pw = Math.max(1, Math.round(w * scale));
@@ -150,7 +186,9 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
         }
       }
       let indexOfFirst = 0;
-      const infotexts = allSeeds.map((s) => `${prompt}\nNegative prompt: ${negative}\nSteps: ${steps}, Sampler: ${sampler}, Seed: ${s}, Model: ${model.split(" ")[0]}`);
+      const infotexts = allSeeds.map(
+        (s) => `${prompt}\nNegative prompt: ${negative}\nSteps: ${steps}, Sampler: ${sampler}, Seed: ${s}, Model: ${model.split(" ")[0]}`,
+      );
       if (images.length > 1 && opts.returnGrid !== false) {
         images.unshift(fakePng({ seed: 0, prompt: "grid", batchIndex: 0, width: pw * 2, height: ph }));
         // processing.py inserts the grid's infotext first too.
@@ -158,16 +196,51 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
         indexOfFirst = 1;
       }
       const info = {
-        prompt, all_prompts: allSeeds.map(() => prompt), negative_prompt: negative, all_negative_prompts: allSeeds.map(() => negative),
-        seed, all_seeds: allSeeds, subseed: 1234, all_subseeds: allSeeds.map((_, i) => 1234 + i), subseed_strength: 0,
-        width: w, height: h, sampler_name: sampler, cfg_scale: body.cfg_scale ?? 7, steps, batch_size: batch,
-        restore_faces: false, face_restoration_model: null, sd_model_name: model.split(" ")[0]?.replace(/\.safetensors$/, ""),
-        sd_model_hash: "6ce0161689", sd_vae_name: null, sd_vae_hash: null, seed_resize_from_w: -1, seed_resize_from_h: -1,
-        denoising_strength: null, extra_generation_params: {}, index_of_first_image: indexOfFirst,
+        prompt,
+        all_prompts: allSeeds.map(() => prompt),
+        negative_prompt: negative,
+        all_negative_prompts: allSeeds.map(() => negative),
+        seed,
+        all_seeds: allSeeds,
+        subseed: 1234,
+        all_subseeds: allSeeds.map((_, i) => 1234 + i),
+        subseed_strength: 0,
+        width: w,
+        height: h,
+        sampler_name: sampler,
+        cfg_scale: body.cfg_scale ?? 7,
+        steps,
+        batch_size: batch,
+        restore_faces: false,
+        face_restoration_model: null,
+        sd_model_name: model.split(" ")[0]?.replace(/\.safetensors$/, ""),
+        sd_model_hash: "6ce0161689",
+        sd_vae_name: null,
+        sd_vae_hash: null,
+        seed_resize_from_w: -1,
+        seed_resize_from_h: -1,
+        denoising_strength: null,
+        extra_generation_params: {},
+        index_of_first_image: indexOfFirst,
         infotexts,
-        styles: [], job_timestamp: st.job_timestamp, clip_skip: 1, is_using_inpainting_conditioning: false, version: "v1.10.1",
+        styles: [],
+        job_timestamp: st.job_timestamp,
+        clip_skip: 1,
+        is_using_inpainting_conditioning: false,
+        version: "v1.10.1",
       };
-      const parameters = { prompt, negative_prompt: negative, seed: Number(body.seed ?? -1), batch_size: batch, n_iter: iters, steps, sampler_name: sampler, width: w, height: h, ...body };
+      const parameters = {
+        prompt,
+        negative_prompt: negative,
+        seed: Number(body.seed ?? -1),
+        batch_size: batch,
+        n_iter: iters,
+        steps,
+        sampler_name: sampler,
+        width: w,
+        height: h,
+        ...body,
+      };
       json(res, 200, { images: images.map((i) => i.toString("base64")), parameters, info: JSON.stringify(info) });
     } finally {
       inFlight--;
@@ -182,7 +255,10 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
     if (opts.auth) {
       const expected = `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString("base64")}`;
       if (req.headers.authorization === undefined) return json(res, 401, { detail: "Not authenticated" }, { "www-authenticate": "Basic" });
-      if (req.headers.authorization !== expected) return apiError(res, 401, "HTTPException", "Incorrect username or password", "401: Incorrect username or password", { "www-authenticate": "Basic" });
+      if (req.headers.authorization !== expected)
+        return apiError(res, 401, "HTTPException", "Incorrect username or password", "401: Incorrect username or password", {
+          "www-authenticate": "Basic",
+        });
     }
     const route = (u.pathname.startsWith("/sdapi/v1/") ? u.pathname.slice("/sdapi/v1/".length) : "") as A1111Route;
     if (hang.has(route)) {
@@ -219,18 +295,40 @@ export async function startFakeA1111(opts: FakeA1111Options = {}): Promise<FakeA
         if (st.job !== "") st.interrupted = true;
         return json(res, 200, {});
       }
-      if (req.method === "GET" && route === "options") return json(res, 200, { sd_model_checkpoint: currentModel, samples_format: "png", return_grid: opts.returnGrid !== false, CLIP_stop_at_last_layers: 1 });
+      if (req.method === "GET" && route === "options")
+        return json(res, 200, {
+          sd_model_checkpoint: currentModel,
+          samples_format: "png",
+          return_grid: opts.returnGrid !== false,
+          CLIP_stop_at_last_layers: 1,
+        });
       if (req.method === "POST" && route === "options") {
         if (typeof body.sd_model_checkpoint === "string") currentModel = body.sd_model_checkpoint;
         return json(res, 200, null);
       }
       if (req.method === "GET" && route === "sd-models") {
-        return json(res, 200, models.map((title) => {
-          const filename = title.split(" ")[0]!;
-          return { title, model_name: filename.replace(/\.safetensors$/, ""), hash: "6ce0161689", sha256: "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa", filename: `/models/Stable-diffusion/${filename}`, config: null };
-        }));
+        return json(
+          res,
+          200,
+          models.map((title) => {
+            const filename = title.split(" ")[0]!;
+            return {
+              title,
+              model_name: filename.replace(/\.safetensors$/, ""),
+              hash: "6ce0161689",
+              sha256: "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa",
+              filename: `/models/Stable-diffusion/${filename}`,
+              config: null,
+            };
+          }),
+        );
       }
-      if (req.method === "GET" && route === "samplers") return json(res, 200, SAMPLERS.map((name) => ({ name, aliases: [], options: {} })));
+      if (req.method === "GET" && route === "samplers")
+        return json(
+          res,
+          200,
+          SAMPLERS.map((name) => ({ name, aliases: [], options: {} })),
+        );
       json(res, 404, { detail: "Not Found" });
     });
   });

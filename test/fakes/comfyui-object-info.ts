@@ -8,7 +8,12 @@
 type Spec = [string, string | string[], Record<string, unknown>?];
 
 const PROMPT = { multiline: true, dynamicPrompts: true };
-const SEED = { default: 0, min: 0, max: 0xffffffffffffffff, control_after_generate: true };
+const SEED = {
+  default: 0,
+  min: 0, // ComfyUI serves 0xffffffffffffffff; as a JSON number it reads back as 2^64 either way.
+  max: 2 ** 64,
+  control_after_generate: true,
+};
 const SAMPLERS = ["euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc"];
 const SCHEDULERS = ["normal", "karras", "exponential", "simple", "sgm_uniform", "beta"];
 

@@ -75,7 +75,12 @@ export function fakePng(info: FakeImageInfo & { width: number; height: number })
   const ph = hashString(info.prompt);
   const rnd = mulberry32((ph ^ Math.imul(info.seed >>> 0, 2654435761) ^ Math.imul(info.batchIndex + 1, 40503)) >>> 0);
   const bg = [ph & 0xff, (ph >>> 8) & 0xff, (ph >>> 16) & 0xff];
-  const discs = Array.from({ length: 3 }, () => ({ x: rnd() * w, y: rnd() * h, r: (0.1 + rnd() * 0.3) * Math.min(w, h), c: [rnd() * 255, rnd() * 255, rnd() * 255] }));
+  const discs = Array.from({ length: 3 }, () => ({
+    x: rnd() * w,
+    y: rnd() * h,
+    r: (0.1 + rnd() * 0.3) * Math.min(w, h),
+    c: [rnd() * 255, rnd() * 255, rnd() * 255],
+  }));
   const stripe = 4 + Math.floor(rnd() * 12);
   const raw = Buffer.alloc((w * 3 + 1) * h);
   for (let y = 0; y < h; y++) {
@@ -153,7 +158,7 @@ export interface FakeComfyUIOptions {
     /** Routes that never answer ("execute": prompts are accepted but never run). */
     hang?: (ComfyRoute | "execute")[];
     /** Routes that answer 200 with something unreadable. */
-    garbage?: (ComfyRoute)[];
+    garbage?: ComfyRoute[];
     /** After this many WebSocket messages in total, the server drops every socket (once). */
     dropSocketsAfterMessages?: number;
     /** Refuse every WebSocket reconnect after a drop (clients must fall back to /history). */
@@ -206,13 +211,42 @@ export interface FakeComfyUI {
 
 const OUTPUT_CLASSES = new Set(["SaveImage", "PreviewImage", "SaveImageWebsocket"]);
 const KNOWN = new Set([
-  "CheckpointLoaderSimple", "UNETLoader", "DualCLIPLoader", "CLIPLoader", "VAELoader", "LoraLoader", "CLIPSetLastLayer",
-  "CLIPTextEncode", "CLIPTextEncodeSDXL", "CLIPTextEncodeSDXLRefiner", "CLIPTextEncodeFlux", "CLIPTextEncodeSD3",
-  "ConditioningZeroOut", "ConditioningCombine", "FluxGuidance", "ModelSamplingFlux",
-  "EmptyLatentImage", "EmptySD3LatentImage", "LatentUpscale", "LatentUpscaleBy",
-  "KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced", "RandomNoise", "DisableNoise",
-  "BasicGuider", "CFGGuider", "KSamplerSelect", "BasicScheduler",
-  "VAEDecode", "SaveImage", "PreviewImage", "SaveImageWebsocket", "PrimitiveString", "PrimitiveInt",
+  "CheckpointLoaderSimple",
+  "UNETLoader",
+  "DualCLIPLoader",
+  "CLIPLoader",
+  "VAELoader",
+  "LoraLoader",
+  "CLIPSetLastLayer",
+  "CLIPTextEncode",
+  "CLIPTextEncodeSDXL",
+  "CLIPTextEncodeSDXLRefiner",
+  "CLIPTextEncodeFlux",
+  "CLIPTextEncodeSD3",
+  "ConditioningZeroOut",
+  "ConditioningCombine",
+  "FluxGuidance",
+  "ModelSamplingFlux",
+  "EmptyLatentImage",
+  "EmptySD3LatentImage",
+  "LatentUpscale",
+  "LatentUpscaleBy",
+  "KSampler",
+  "KSamplerAdvanced",
+  "SamplerCustom",
+  "SamplerCustomAdvanced",
+  "RandomNoise",
+  "DisableNoise",
+  "BasicGuider",
+  "CFGGuider",
+  "KSamplerSelect",
+  "BasicScheduler",
+  "VAEDecode",
+  "SaveImage",
+  "PreviewImage",
+  "SaveImageWebsocket",
+  "PrimitiveString",
+  "PrimitiveInt",
 ]);
 const SAMPLER_NAMES = ["euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc"];
 
@@ -263,7 +297,14 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     broadcast: (type, data) => send(type, data, undefined),
     queueForeign: (o) => {
       const id = randomUUID();
-      const item: QueueItem = { number: number++, id, prompt: {}, extra: { client_id: o.clientId ?? "other-client" }, outputs: [], holdMs: o.holdMs };
+      const item: QueueItem = {
+        number: number++,
+        id,
+        prompt: {},
+        extra: { client_id: o.clientId ?? "other-client" },
+        outputs: [],
+        holdMs: o.holdMs,
+      };
       queue.push(item);
       state.maxInFlight = Math.max(state.maxInFlight, queue.length + (running ? 1 : 0));
       statusUpdate();
@@ -318,23 +359,46 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
   // ---- validation, shaped like execution.validate_prompt ----------------------------------------
   function validate(prompt: unknown): { ok: true; outputs: string[] } | { ok: false; error: unknown; nodeErrors: Record<string, unknown> } {
     if (prompt === null || typeof prompt !== "object") {
-      return { ok: false, error: { type: "invalid_prompt", message: "Cannot execute because the prompt is not an object.", details: "", extra_info: {} }, nodeErrors: {} };
+      return {
+        ok: false,
+        error: { type: "invalid_prompt", message: "Cannot execute because the prompt is not an object.", details: "", extra_info: {} },
+        nodeErrors: {},
+      };
     }
     const p = prompt as Record<string, { class_type?: unknown; inputs?: unknown; _meta?: { title?: string } }>;
     for (const [id, n] of Object.entries(p)) {
       if (!n || typeof n.class_type !== "string") {
-        return { ok: false, error: { type: "invalid_prompt", message: "Cannot execute because a node is missing the class_type property.", details: `Node ID '#${id}'`, extra_info: {} }, nodeErrors: {} };
+        return {
+          ok: false,
+          error: {
+            type: "invalid_prompt",
+            message: "Cannot execute because a node is missing the class_type property.",
+            details: `Node ID '#${id}'`,
+            extra_info: {},
+          },
+          nodeErrors: {},
+        };
       }
       if (!KNOWN.has(n.class_type) && !Object.hasOwn(nodeClasses, n.class_type)) {
         return {
           ok: false,
-          error: { type: "missing_node_type", message: `Cannot execute because node ${n.class_type} does not exist.`, details: `Node ID '#${id}'`, extra_info: { node_id: id, class_type: n.class_type, node_title: n._meta?.title ?? n.class_type } },
+          error: {
+            type: "missing_node_type",
+            message: `Cannot execute because node ${n.class_type} does not exist.`,
+            details: `Node ID '#${id}'`,
+            extra_info: { node_id: id, class_type: n.class_type, node_title: n._meta?.title ?? n.class_type },
+          },
           nodeErrors: {},
         };
       }
     }
     const outputs = Object.keys(p).filter((id) => isOutputClass(String(p[id]!.class_type)));
-    if (outputs.length === 0) return { ok: false, error: { type: "prompt_no_outputs", message: "Prompt has no outputs", details: "", extra_info: {} }, nodeErrors: {} };
+    if (outputs.length === 0)
+      return {
+        ok: false,
+        error: { type: "prompt_no_outputs", message: "Prompt has no outputs", details: "", extra_info: {} },
+        nodeErrors: {},
+      };
     const nodeErrors: Record<string, { errors: unknown[]; dependent_outputs: string[]; class_type: string }> = {};
     const bad = (id: string, err: Record<string, unknown>): void => {
       const ct = String(p[id]!.class_type);
@@ -344,22 +408,51 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       const inputs = (n.inputs ?? {}) as Record<string, unknown>;
       for (const [name, v] of Object.entries(inputs)) {
         if (isLink(v) && !(String(v[0]) in p)) {
-          bad(id, { type: "exception_during_inner_validation", message: "Exception when validating inner node", details: `'${String(v[0])}'`, extra_info: { input_name: name } });
+          bad(id, {
+            type: "exception_during_inner_validation",
+            message: "Exception when validating inner node",
+            details: `'${String(v[0])}'`,
+            extra_info: { input_name: name },
+          });
         }
       }
       if (n.class_type === "CheckpointLoaderSimple" && !checkpoints.includes(String(inputs.ckpt_name))) {
-        bad(id, { type: "value_not_in_list", message: "Value not in list", details: `ckpt_name: '${String(inputs.ckpt_name)}' not in ${JSON.stringify(checkpoints)}`, extra_info: { input_name: "ckpt_name", received_value: inputs.ckpt_name } });
+        bad(id, {
+          type: "value_not_in_list",
+          message: "Value not in list",
+          details: `ckpt_name: '${String(inputs.ckpt_name)}' not in ${JSON.stringify(checkpoints)}`,
+          extra_info: { input_name: "ckpt_name", received_value: inputs.ckpt_name },
+        });
       }
-      if ((n.class_type === "KSampler" || n.class_type === "KSamplerAdvanced" || n.class_type === "KSamplerSelect") && "sampler_name" in inputs && !SAMPLER_NAMES.includes(String(inputs.sampler_name))) {
-        bad(id, { type: "value_not_in_list", message: "Value not in list", details: `sampler_name: '${String(inputs.sampler_name)}' not in ${JSON.stringify(SAMPLER_NAMES)}`, extra_info: { input_name: "sampler_name", received_value: inputs.sampler_name } });
+      if (
+        (n.class_type === "KSampler" || n.class_type === "KSamplerAdvanced" || n.class_type === "KSamplerSelect") &&
+        "sampler_name" in inputs &&
+        !SAMPLER_NAMES.includes(String(inputs.sampler_name))
+      ) {
+        bad(id, {
+          type: "value_not_in_list",
+          message: "Value not in list",
+          details: `sampler_name: '${String(inputs.sampler_name)}' not in ${JSON.stringify(SAMPLER_NAMES)}`,
+          extra_info: { input_name: "sampler_name", received_value: inputs.sampler_name },
+        });
       }
       if ("steps" in inputs && !isLink(inputs.steps) && (typeof inputs.steps !== "number" || inputs.steps < 1)) {
-        bad(id, { type: "value_smaller_than_min", message: `Value ${String(inputs.steps)} smaller than min of 1`, details: "steps", extra_info: { input_name: "steps", received_value: inputs.steps } });
+        bad(id, {
+          type: "value_smaller_than_min",
+          message: `Value ${String(inputs.steps)} smaller than min of 1`,
+          details: "steps",
+          extra_info: { input_name: "steps", received_value: inputs.steps },
+        });
       }
       for (const k of ["seed", "noise_seed"]) {
         const v = inputs[k];
         if (k in inputs && !isLink(v) && (typeof v !== "number" || !Number.isInteger(v) || v < 0)) {
-          bad(id, { type: "invalid_input_type", message: "Failed to convert an input value to a INT value", details: `${k}, ${String(v)}`, extra_info: { input_name: k, received_value: v } });
+          bad(id, {
+            type: "invalid_input_type",
+            message: "Failed to convert an input value to a INT value",
+            details: `${k}, ${String(v)}`,
+            extra_info: { input_name: k, received_value: v },
+          });
         }
       }
     }
@@ -382,15 +475,31 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       if (failing.length === 0) good.push(out);
     }
     if (good.length > 0) return { ok: true, outputs: good };
-    const details = Object.values(nodeErrors).flatMap((ne) => ne.errors.map((e) => `${(e as { message: string }).message}: ${(e as { details: string }).details}`)).join("\n");
-    return { ok: false, error: { type: "prompt_outputs_failed_validation", message: "Prompt outputs failed validation", details, extra_info: {} }, nodeErrors };
+    const details = Object.values(nodeErrors)
+      .flatMap((ne) => ne.errors.map((e) => `${(e as { message: string }).message}: ${(e as { details: string }).details}`))
+      .join("\n");
+    return {
+      ok: false,
+      error: { type: "prompt_outputs_failed_validation", message: "Prompt outputs failed validation", details, extra_info: {} },
+      nodeErrors,
+    };
   }
 
   // ---- execution, in the spirit of PromptExecutor.execute + prompt_worker -----------------------
-  interface Latent { w: number; h: number; batch: number; seeds: number[]; texts: string[]; negatives: string[] }
+  interface Latent {
+    w: number;
+    h: number;
+    batch: number;
+    seeds: number[];
+    texts: string[];
+    negatives: string[];
+  }
   class Interrupted extends Error {}
   class Failed extends Error {
-    constructor(readonly nodeId: string, readonly nodeType: string) {
+    constructor(
+      readonly nodeId: string,
+      readonly nodeType: string,
+    ) {
       super("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)");
     }
   }
@@ -417,7 +526,7 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     const values = new Map<string, Record<string, unknown>>();
     const outputs: Record<string, unknown> = {};
     const executed: string[] = [];
-    const linked = (v: unknown): Record<string, unknown> => (isLink(v) ? values.get(String(v[0])) ?? {} : {});
+    const linked = (v: unknown): Record<string, unknown> => (isLink(v) ? (values.get(String(v[0])) ?? {}) : {});
     let success = true;
     try {
       for (const id of order) {
@@ -429,14 +538,25 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
         let value: Record<string, unknown> = {};
         const ct = node.class_type;
         if (ct.startsWith("CLIPTextEncode")) {
-          const texts = ["text", "text_g", "text_l", "clip_l", "clip_g", "t5xxl"].filter((k) => k in ins).map((k) => (isLink(ins[k]) ? String(linked(ins[k]).value ?? "") : String(ins[k])));
+          const texts = ["text", "text_g", "text_l", "clip_l", "clip_g", "t5xxl"]
+            .filter((k) => k in ins)
+            .map((k) => (isLink(ins[k]) ? String(linked(ins[k]).value ?? "") : String(ins[k])));
           value = { text: texts[0] ?? "" };
         } else if (ct === "PrimitiveString" || ct === "PrimitiveInt") {
           value = { value: ins.value };
         } else if (ct === "ConditioningZeroOut") {
           value = { text: "" };
         } else if (ct === "EmptyLatentImage" || ct === "EmptySD3LatentImage") {
-          value = { latent: { w: Number(ins.width), h: Number(ins.height), batch: Number(ins.batch_size), seeds: [], texts: [], negatives: [] } satisfies Latent };
+          value = {
+            latent: {
+              w: Number(ins.width),
+              h: Number(ins.height),
+              batch: Number(ins.batch_size),
+              seeds: [],
+              texts: [],
+              negatives: [],
+            } satisfies Latent,
+          };
         } else if (ct === "RandomNoise") {
           value = { seed: ins.noise_seed };
         } else if (ct === "BasicGuider") {
@@ -445,13 +565,13 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
           value = { text: linked(ins.positive).text, negative: linked(ins.negative).text };
         } else if (ct === "BasicScheduler") {
           value = { steps: ins.steps };
-        } else if (ct.startsWith("KSampler") && ct !== "KSamplerSelect" || ct === "SamplerCustom" || ct === "SamplerCustomAdvanced") {
+        } else if ((ct.startsWith("KSampler") && ct !== "KSamplerSelect") || ct === "SamplerCustom" || ct === "SamplerCustomAdvanced") {
           const latent = linked(ins.latent_image).latent as Latent;
           const seedIn = ct === "KSampler" ? ins.seed : ct === "SamplerCustomAdvanced" ? linked(ins.noise).seed : ins.noise_seed;
           const seed = Number(isLink(seedIn) ? linked(seedIn).value : seedIn);
-          const text = String(ct === "SamplerCustomAdvanced" ? linked(ins.guider).text : linked(ins.positive).text ?? "");
-          const negative = String(ct === "SamplerCustomAdvanced" ? linked(ins.guider).negative ?? "" : linked(ins.negative).text ?? "");
-          const steps = Number(ct === "SamplerCustomAdvanced" || ct === "SamplerCustom" ? linked(ins.sigmas).steps ?? 4 : ins.steps);
+          const text = String(ct === "SamplerCustomAdvanced" ? linked(ins.guider).text : (linked(ins.positive).text ?? ""));
+          const negative = String(ct === "SamplerCustomAdvanced" ? (linked(ins.guider).negative ?? "") : (linked(ins.negative).text ?? ""));
+          const steps = Number(ct === "SamplerCustomAdvanced" || ct === "SamplerCustom" ? (linked(ins.sigmas).steps ?? 4) : ins.steps);
           if (faults.failSeeds?.includes(seed)) throw new Failed(id, ct);
           if (faults.freezeSeeds?.includes(seed)) {
             while (!interruptFlag && !dead) await new Promise((r) => setTimeout(r, 5));
@@ -470,7 +590,14 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
               sendBinary(1, Buffer.concat([fmt, fakePng({ seed: -1, prompt: "preview", batchIndex: 0, width: 8, height: 8 })]), sid);
             }
           }
-          value = { latent: { ...latent, seeds: [...latent.seeds, seed], texts: [...latent.texts, text], negatives: [...latent.negatives, negative] } };
+          value = {
+            latent: {
+              ...latent,
+              seeds: [...latent.seeds, seed],
+              texts: [...latent.texts, text],
+              negatives: [...latent.negatives, negative],
+            },
+          };
         } else if (ct === "VAEDecode") {
           value = { images: linked(ins.samples).latent };
         } else if (isOutputClass(ct)) {
@@ -479,7 +606,16 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
           const scale = Math.min(1, maxSide / Math.max(lat.w, lat.h));
           const w = Math.max(1, Math.round(lat.w * scale));
           const h = Math.max(1, Math.round(lat.h * scale));
-          const pngs = Array.from({ length: lat.batch }, (_, b) => fakePng({ seed: lat.seeds[0] ?? 0, prompt: lat.texts[0] ?? "", negative: lat.negatives[0] ?? "", batchIndex: b, width: w, height: h }));
+          const pngs = Array.from({ length: lat.batch }, (_, b) =>
+            fakePng({
+              seed: lat.seeds[0] ?? 0,
+              prompt: lat.texts[0] ?? "",
+              negative: lat.negatives[0] ?? "",
+              batchIndex: b,
+              width: w,
+              height: h,
+            }),
+          );
           if (ct === "SaveImageWebsocket") {
             pngs.forEach((png, i) => {
               if (sid !== undefined) send("progress", { value: i, max: pngs.length, prompt_id: item.id, node: id }, sid);
@@ -491,7 +627,10 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
             const type = ct === "SaveImage" ? "output" : "temp";
             const images = pngs.map((png) => {
               fileCounter++;
-              const filename = ct === "SaveImage" ? `${String(ins.filename_prefix ?? "ComfyUI")}_${String(fileCounter).padStart(5, "0")}_.png` : `ComfyUI_temp_fake_${String(fileCounter).padStart(5, "0")}_.png`;
+              const filename =
+                ct === "SaveImage"
+                  ? `${String(ins.filename_prefix ?? "ComfyUI")}_${String(fileCounter).padStart(5, "0")}_.png`
+                  : `ComfyUI_temp_fake_${String(fileCounter).padStart(5, "0")}_.png`;
               files.set(`${type}//${filename}`, png);
               return { filename, subfolder: "", type };
             });
@@ -514,9 +653,15 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
         add("execution_interrupted", { prompt_id: item.id, node_id: lastNodeId, node_type: p[lastNodeId ?? ""]?.class_type, executed });
       } else if (e instanceof Failed) {
         add("execution_error", {
-          prompt_id: item.id, node_id: e.nodeId, node_type: e.nodeType, executed,
-          exception_message: e.message, exception_type: "torch.OutOfMemoryError",
-          traceback: ["  File \"execution.py\", line 1, in execute\n"], current_inputs: {}, current_outputs: {},
+          prompt_id: item.id,
+          node_id: e.nodeId,
+          node_type: e.nodeType,
+          executed,
+          exception_message: e.message,
+          exception_type: "torch.OutOfMemoryError",
+          traceback: ['  File "execution.py", line 1, in execute\n'],
+          current_inputs: {},
+          current_outputs: {},
         });
       } else throw e;
     }
@@ -525,7 +670,9 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       prompt: [item.number, item.id, item.prompt, item.extra, item.outputs],
       outputs,
       status: { status_str: success ? "success" : "error", completed: success, messages },
-      meta: Object.fromEntries(Object.keys(outputs).map((id) => [id, { node_id: id, display_node: id, parent_node: null, real_node_id: id }])),
+      meta: Object.fromEntries(
+        Object.keys(outputs).map((id) => [id, { node_id: id, display_node: id, parent_node: null, real_node_id: id }]),
+      ),
     });
     if (sid !== undefined) send("executing", { node: null, prompt_id: item.id }, sid);
     lastNodeId = undefined;
@@ -538,7 +685,12 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     const until = Date.now() + (item.holdMs ?? 0);
     while (Date.now() < until && !interruptFlag && !dead) await new Promise((r) => setTimeout(r, 5));
     if (dead) return;
-    history.set(item.id, { prompt: [item.number, item.id, item.prompt, item.extra, item.outputs], outputs: {}, status: { status_str: "success", completed: true, messages: [] }, meta: {} });
+    history.set(item.id, {
+      prompt: [item.number, item.id, item.prompt, item.extra, item.outputs],
+      outputs: {},
+      status: { status_str: "success", completed: true, messages: [] },
+      meta: {},
+    });
     if (sid !== undefined) send("executing", { node: null, prompt_id: item.id }, sid);
   }
 
@@ -598,7 +750,7 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     const u = new URL(req.url ?? "/", "http://fake");
     state.requests.push({ method: req.method ?? "", path: u.pathname, authorization: req.headers.authorization });
     if (!authorized(req.headers.authorization)) {
-      res.writeHead(401, { "www-authenticate": "Basic realm=\"comfyui\"", "content-type": "text/plain" });
+      res.writeHead(401, { "www-authenticate": 'Basic realm="comfyui"', "content-type": "text/plain" });
       res.end("401: Unauthorized");
       return;
     }
@@ -626,14 +778,24 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     }
     try {
       if (req.method === "POST" && path === "/prompt") {
-        const body = JSON.parse((await readBody(req)) || "{}") as { prompt?: unknown; client_id?: string; prompt_id?: string; number?: number; front?: boolean };
+        const body = JSON.parse((await readBody(req)) || "{}") as {
+          prompt?: unknown;
+          client_id?: string;
+          prompt_id?: string;
+          number?: number;
+          front?: boolean;
+        };
         let n: number;
         if (typeof body.number === "number") n = body.number;
         else {
           n = body.front ? -number : number;
           number++;
         }
-        if (!("prompt" in body)) return json(res, 400, { error: { type: "no_prompt", message: "No prompt provided", details: "No prompt provided", extra_info: {} }, node_errors: {} });
+        if (!("prompt" in body))
+          return json(res, 400, {
+            error: { type: "no_prompt", message: "No prompt provided", details: "No prompt provided", extra_info: {} },
+            node_errors: {},
+          });
         const v = validate(body.prompt);
         if (!v.ok) return json(res, 400, { error: v.error, node_errors: v.nodeErrors });
         const id = typeof body.prompt_id === "string" ? body.prompt_id : randomUUID();
@@ -667,7 +829,10 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       }
       if (req.method === "GET" && path === "/queue") {
         const row = (i: QueueItem): unknown[] => [i.number, i.id, i.prompt, i.extra, i.outputs];
-        return json(res, 200, { queue_running: running ? [row(running)] : [], queue_pending: [...queue].sort((a, b) => a.number - b.number).map(row) });
+        return json(res, 200, {
+          queue_running: running ? [row(running)] : [],
+          queue_pending: [...queue].sort((a, b) => a.number - b.number).map(row),
+        });
       }
       if (req.method === "POST" && path === "/queue") {
         const body = JSON.parse((await readBody(req)) || "{}") as { delete?: string[]; clear?: boolean };
@@ -700,8 +865,27 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
       }
       if (req.method === "GET" && path === "/system_stats") {
         return json(res, 200, {
-          system: { os: "posix", ram_total: 68719476736, ram_free: 34359738368, comfyui_version: "0.3.99-fake", python_version: "3.12.3", pytorch_version: "2.7.0+cu128", embedded_python: false, argv: ["main.py", "--listen"] },
-          devices: [{ name: "cuda:0 Fake GPU : cudaMallocAsync", type: "cuda", index: 0, vram_total: 25769803776, vram_free: 24696061952, torch_vram_total: 0, torch_vram_free: 0 }],
+          system: {
+            os: "posix",
+            ram_total: 68719476736,
+            ram_free: 34359738368,
+            comfyui_version: "0.3.99-fake",
+            python_version: "3.12.3",
+            pytorch_version: "2.7.0+cu128",
+            embedded_python: false,
+            argv: ["main.py", "--listen"],
+          },
+          devices: [
+            {
+              name: "cuda:0 Fake GPU : cudaMallocAsync",
+              type: "cuda",
+              index: 0,
+              vram_total: 25769803776,
+              vram_free: 24696061952,
+              torch_vram_total: 0,
+              torch_vram_free: 0,
+            },
+          ],
         });
       }
       res.writeHead(404, { "content-type": "text/plain" });

@@ -191,7 +191,14 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     });
   }
 
-  function fail(server: "hub" | "cdn", req: IncomingMessage, res: ServerResponse, status: number, errorCode: string | undefined, message: string): void {
+  function fail(
+    server: "hub" | "cdn",
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    errorCode: string | undefined,
+    message: string,
+  ): void {
     record(server, req, status);
     const body = JSON.stringify({ error: message });
     const headers: Record<string, string | number> = { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) };
@@ -223,7 +230,13 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     return undefined;
   }
 
-  function serveBytes(server: "hub" | "cdn", req: IncomingMessage, res: ServerResponse, file: FakeHubFile, extra: Record<string, string | number>): void {
+  function serveBytes(
+    server: "hub" | "cdn",
+    req: IncomingMessage,
+    res: ServerResponse,
+    file: FakeHubFile,
+    extra: Record<string, string | number>,
+  ): void {
     let bytes = file.bytes;
     const isGet = req.method !== "HEAD";
     if (isGet && faults.corrupt?.file === file.name && corruptLeft > 0) {
@@ -284,7 +297,14 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     }
     if (faults.serverErrors && serverErrorsLeft > 0 && (!faults.serverErrors.match || faults.serverErrors.match.test(p))) {
       serverErrorsLeft--;
-      return fail(server, req, res, faults.serverErrors.status ?? 500, undefined, "Internal Error - We're working hard to fix this as soon as possible!");
+      return fail(
+        server,
+        req,
+        res,
+        faults.serverErrors.status ?? 500,
+        undefined,
+        "Internal Error - We're working hard to fix this as soon as possible!",
+      );
     }
     if (req.method !== "GET" && req.method !== "HEAD") return fail(server, req, res, 405, undefined, "Method not allowed");
 
@@ -300,7 +320,8 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     if (api) {
       if (req.method !== "GET") return fail(server, req, res, 405, undefined, "Method not allowed");
       const repo = repos.get(decodeURIComponent(api[1]!));
-      if (!repo) return fail(server, req, res, opts.token && !req.headers.authorization ? 401 : 404, "RepoNotFound", "Repository not found");
+      if (!repo)
+        return fail(server, req, res, opts.token && !req.headers.authorization ? 401 : 404, "RepoNotFound", "Repository not found");
       const authErr = authProblem(req, repo);
       if (authErr) return fail(server, req, res, authErr.status, authErr.code, authErr.message);
       const rev = decodeURIComponent(api[2]!);
@@ -309,10 +330,23 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       const blobs = u.searchParams.get("blobs") === "true";
       const siblings = [...repo.files.values()].map((f) =>
         blobs
-          ? { rfilename: f.name, size: f.size, blobId: f.gitSha1, ...(f.lfs ? { lfs: { sha256: f.sha256, size: f.size, pointerSize: 134 } } : {}) }
+          ? {
+              rfilename: f.name,
+              size: f.size,
+              blobId: f.gitSha1,
+              ...(f.lfs ? { lfs: { sha256: f.sha256, size: f.size, pointerSize: 134 } } : {}),
+            }
           : { rfilename: f.name },
       );
-      const body = JSON.stringify({ _id: "fake", id: repo.name, modelId: repo.name, sha, private: false, gated: repo.gated ? "manual" : false, siblings });
+      const body = JSON.stringify({
+        _id: "fake",
+        id: repo.name,
+        modelId: repo.name,
+        sha,
+        private: false,
+        gated: repo.gated ? "manual" : false,
+        siblings,
+      });
       record(server, req, 200);
       res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) });
       return void res.end(body);
@@ -321,7 +355,8 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     const resolve = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(p);
     if (resolve) {
       const repo = repos.get(decodeURIComponent(resolve[1]!));
-      if (!repo) return fail(server, req, res, opts.token && !req.headers.authorization ? 401 : 404, "RepoNotFound", "Repository not found");
+      if (!repo)
+        return fail(server, req, res, opts.token && !req.headers.authorization ? 401 : 404, "RepoNotFound", "Repository not found");
       const authErr = authProblem(req, repo);
       if (authErr) return fail(server, req, res, authErr.status, authErr.code, authErr.message);
       const rev = decodeURIComponent(resolve[2]!);

@@ -27,5 +27,10 @@ export function comfySettings(prompt: Workflow): { seed: number; steps: number; 
   const ks = nodes.find((n) => n.class_type === "KSampler")!;
   const ck = nodes.find((n) => n.class_type === "CheckpointLoaderSimple");
   const lat = nodes.find((n) => n.class_type === "EmptyLatentImage");
-  return { seed: ks.inputs["seed"] as number, steps: ks.inputs["steps"] as number, checkpoint: ck?.inputs["ckpt_name"], width: lat?.inputs["width"] };
+  return {
+    seed: ks.inputs["seed"] as number,
+    steps: ks.inputs["steps"] as number,
+    checkpoint: ck?.inputs["ckpt_name"],
+    width: lat?.inputs["width"],
+  };
 }

@@ -55,7 +55,9 @@ describe("bestOf outcome", () => {
     expect(accepted).toMatchObject({ outcome: "partial", minSurvivors: 3 });
     const e = await rejection(bestOf({ prompt: "p", n: 6, seed: 10, backend, scorer, minSurvivors: 4 }));
     expect(e.code).toBe("TOO_FEW_CANDIDATES");
-    expect(e.message).toContain("but 3 of 6 survived (minSurvivors 4); failures: 2 × BACKEND_REJECTED: render of seed 11 failed (seeds 11, 12); 1 × BAD_IMAGE");
+    expect(e.message).toContain(
+      "but 3 of 6 survived (minSurvivors 4); failures: 2 × BACKEND_REJECTED: render of seed 11 failed (seeds 11, 12); 1 × BAD_IMAGE",
+    );
   });
 
   it("a batch with a failed prompt is partial; with none left it is failed", async () => {
@@ -78,8 +80,20 @@ describe("bestOf outcome", () => {
       error: new PickrankError(code, message, promptId ? { details: { promptId } } : {}),
     });
     const g = groupFailures([
-      f(0, 1, "BACKEND_REJECTED", "comfyui@http://127.0.0.1:1 failed prompt aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa at KSampler #3: OOM", "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"),
-      f(1, 2, "BACKEND_REJECTED", "comfyui@http://127.0.0.1:1 failed prompt bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb at KSampler #3: OOM", "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"),
+      f(
+        0,
+        1,
+        "BACKEND_REJECTED",
+        "comfyui@http://127.0.0.1:1 failed prompt aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa at KSampler #3: OOM",
+        "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa",
+      ),
+      f(
+        1,
+        2,
+        "BACKEND_REJECTED",
+        "comfyui@http://127.0.0.1:1 failed prompt bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb at KSampler #3: OOM",
+        "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb",
+      ),
       f(2, 3, "TIMEOUT", "sent nothing for 100 ms"),
       f(3, 4, "BACKEND_REJECTED", "comfyui@http://127.0.0.1:1 failed prompt cccccccc-cccc-cccc-cccc-cccccccccccc at VAEDecode #8: bad"),
     ]);
@@ -104,12 +118,19 @@ describe("bestOf warnings", () => {
 
   it("diverse with top 1 and draft-then-refine that re-renders every draft say so, naming options as optionNames does", async () => {
     const r = await bestOf({ prompt: "p", n: 2, seed: 0, backend: new MemoryBackend(), scorer, diverse: true });
-    expect(r.warnings[0]).toBe("diverse does nothing with top 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual");
+    expect(r.warnings[0]).toBe(
+      "diverse does nothing with top 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual",
+    );
     const names = { n: "-n", top: "--top", "refine.k": "--refine" };
     const backend = new MemoryBackend();
     const rf = await bestOf({ prompt: "p", n: 2, top: 2, seed: 0, backend, scorer, refine: { draft: { steps: 4 } }, optionNames: names });
-    expect(rf.warnings[0]).toBe("draft-then-refine re-renders all 2 drafts (--refine 2 with -n 2), so the draft pass only adds work; raise -n above --top and --refine, or drop the draft settings");
-    expect(backend.requests.map((q) => [...q.seeds!].sort())).toEqual([[0, 1], [0, 1]]);
+    expect(rf.warnings[0]).toBe(
+      "draft-then-refine re-renders all 2 drafts (--refine 2 with -n 2), so the draft pass only adds work; raise -n above --top and --refine, or drop the draft settings",
+    );
+    expect(backend.requests.map((q) => [...q.seeds!].sort())).toEqual([
+      [0, 1],
+      [0, 1],
+    ]);
   });
 });
 
@@ -121,7 +142,9 @@ describe("bestOf seeds and resume identity", () => {
     const r = await bestOf({ prompt: "p", n: 4, backend: new MemoryBackend({ maxSeed: 3 }), scorer });
     expect(r.seeds).toEqual([0, 1, 2, 3]);
     const e = await rejection(bestOf({ prompt: "p", n: 4, seed: 1, backend: new MemoryBackend({ maxSeed: 3 }), scorer }));
-    expect(e.message).toBe("Expected integer between 0 and 0 (the backend's largest seed, 3, minus n − 1) for seed but received 1 of type number");
+    expect(e.message).toBe(
+      "Expected integer between 0 and 0 (the backend's largest seed, 3, minus n − 1) for seed but received 1 of type number",
+    );
   });
 
   it("resuming with a backend of another fingerprint (another workflow) is a CONFLICT that names it", async () => {
@@ -143,7 +166,9 @@ describe("bestOf filesystem errors name the option and the path", () => {
   it("a file where the output folder's parent should be: FILESYSTEM (ENOTDIR)", async () => {
     const file = path.join(tmp, "a-file");
     await writeFile(file, "x");
-    const e = await rejection(bestOf({ prompt: "p", n: 1, backend: new MemoryBackend(), scorer, out: path.join(file, "sub"), optionNames: names }));
+    const e = await rejection(
+      bestOf({ prompt: "p", n: 1, backend: new MemoryBackend(), scorer, out: path.join(file, "sub"), optionNames: names }),
+    );
     expect(e.code).toBe("FILESYSTEM");
     expect(e.details).toMatchObject({ option: "--out", errno: "ENOTDIR" });
     expect(e.message).toContain(`${path.join(file, "sub")} (--out): a part of the path is a file, not a folder (ENOTDIR)`);
@@ -152,11 +177,15 @@ describe("bestOf filesystem errors name the option and the path", () => {
   it("a folder on procfs fails at once (Node's recursive mkdir would spin forever): NOT_FOUND (ENOENT)", async () => {
     const e = await rejection(bestOf({ prompt: "p", n: 1, backend: new MemoryBackend(), scorer, out: "/proc/pickrank-out" }));
     expect(e.code).toBe("NOT_FOUND");
-    expect(e.message).toBe("Could not create the output folder /proc/pickrank-out (out): it does not exist (ENOENT); expected a folder pickrank can create and write");
+    expect(e.message).toBe(
+      "Could not create the output folder /proc/pickrank-out (out): it does not exist (ENOENT); expected a folder pickrank can create and write",
+    );
   });
 
   it("a folder sysfs refuses: FILESYSTEM (EPERM)", async () => {
-    const e = await rejection(bestOf({ prompt: "p", n: 1, backend: new MemoryBackend(), scorer, out: "/sys/pickrank-out", optionNames: names }));
+    const e = await rejection(
+      bestOf({ prompt: "p", n: 1, backend: new MemoryBackend(), scorer, out: "/sys/pickrank-out", optionNames: names }),
+    );
     expect(e.code).toBe("FILESYSTEM");
     expect(e.details).toMatchObject({ option: "--out", errno: "EPERM", path: "/sys/pickrank-out" });
   });
@@ -213,7 +242,9 @@ describe("bestOf filesystem errors name the option and the path", () => {
     execFileSync("rm", ["-rf", small]);
   });
   it.skipIf(!mounted)("a full disk: FILESYSTEM (ENOSPC) naming the file being written, and no half-written file left", async () => {
-    const e = await rejection(bestOf({ prompt: "p", n: 12, seed: 0, backend: new MemoryBackend(), scorer, out: small, optionNames: names }));
+    const e = await rejection(
+      bestOf({ prompt: "p", n: 12, seed: 0, backend: new MemoryBackend(), scorer, out: small, optionNames: names }),
+    );
     expect(e.code).toBe("FILESYSTEM");
     expect(e.details).toMatchObject({ option: "--out", errno: "ENOSPC" });
     expect(e.message).toContain("no space left on the device (ENOSPC)");

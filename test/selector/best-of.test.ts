@@ -42,14 +42,20 @@ describe("bestOf ranking", () => {
     const embs = await scorer.embedImages(byIndex.map((c) => c.image));
     const direct = scorer.scoreEmbeddings(text, embs);
     // … and the Scorer's one-call API on the same images agrees.
-    const viaScore = await scorer.score("a red fox in snow", byIndex.map((c) => c.image));
+    const viaScore = await scorer.score(
+      "a red fox in snow",
+      byIndex.map((c) => c.image),
+    );
     viaScore.forEach((d, i) => expect(d.score).toBeCloseTo(direct[i]!.score, 4));
     byIndex.forEach((c, i) => {
       expect(c.score).toBeCloseTo(direct[i]!.score, 5);
       expect(c.prob).toBeCloseTo(direct[i]!.prob, 6);
       expect(c.seed).toBe(100 + c.index);
     });
-    const order = direct.map((d, i) => ({ i, s: d.score })).sort((a, b) => b.s - a.s).map((x) => x.i);
+    const order = direct
+      .map((d, i) => ({ i, s: d.score }))
+      .sort((a, b) => b.s - a.s)
+      .map((x) => x.i);
     expect(r.ranked.map((c) => c.index)).toEqual(order);
     expect(r.ranked.map((c) => c.rank)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(r.best).toBe(r.ranked[0]);
@@ -133,7 +139,10 @@ describe("bestOf ranking", () => {
       device: scorer.device,
       modelDir: scorer.modelDir,
       manifest: scorer.manifest,
-      embedText: (p: string) => (textCalls++, scorer.embedText(p)),
+      embedText: (p: string) => {
+        textCalls++;
+        return scorer.embedText(p);
+      },
       embedImages: (imgs, o) => scorer.embedImages(imgs, o),
       scoreEmbeddings: (t, e) => scorer.scoreEmbeddings(t, e),
     };
@@ -168,7 +177,16 @@ describe("bestOf bad arguments", () => {
 describe("draft-then-refine", () => {
   it("renders N drafts cheaply, re-renders the top k with the same seeds, and reports agreement", async () => {
     const backend = new MemoryBackend();
-    const r = await bestOf({ prompt: "castle", n: 8, seed: 40, backend, scorer, top: 1, params: { steps: 30, width: 64 }, refine: { draft: { steps: 6 }, k: 4 } });
+    const r = await bestOf({
+      prompt: "castle",
+      n: 8,
+      seed: 40,
+      backend,
+      scorer,
+      top: 1,
+      params: { steps: 30, width: 64 },
+      refine: { draft: { steps: 6 }, k: 4 },
+    });
     expect(backend.requests).toHaveLength(2);
     const [draftReq, finalReq] = backend.requests;
     expect(draftReq!.params?.steps).toBe(6);
@@ -216,9 +234,21 @@ describe("output folder", () => {
   it("writes PNGs whose text chunks carry prompt, seed, score, prob, rank and model, plus result.json", async () => {
     const out = path.join(tmp, "out-basic");
     const backend = new MemoryBackend({ format: "jpeg" });
-    const r = await bestOf({ prompt: "a lighthouse, dusk", negativePrompt: "blurry", n: 4, seed: 7, backend, scorer, top: 2, params: { steps: 20, width: 64, height: 64, cfgScale: 7 }, out });
+    const r = await bestOf({
+      prompt: "a lighthouse, dusk",
+      negativePrompt: "blurry",
+      n: 4,
+      seed: 7,
+      backend,
+      scorer,
+      top: 2,
+      params: { steps: 20, width: 64, height: 64, cfgScale: 7 },
+      out,
+    });
     const files = (await readdir(out)).sort();
-    expect(files).toEqual([".pickrank", "rank-01-seed-" + r.top[0]!.seed + ".png", "rank-02-seed-" + r.top[1]!.seed + ".png", "result.json"].sort());
+    expect(files).toEqual(
+      [".pickrank", "rank-01-seed-" + r.top[0]!.seed + ".png", "rank-02-seed-" + r.top[1]!.seed + ".png", "result.json"].sort(),
+    );
     const png = await readFile(r.top[0]!.file!);
     expect((await sharp(png).metadata()).format).toBe("png");
     const text = readPngText(png);
@@ -245,7 +275,16 @@ describe("output folder", () => {
 
   it("keep all in draft-then-refine also writes the drafts, marked as drafts", async () => {
     const out = path.join(tmp, "out-refine-all");
-    const r = await bestOf({ prompt: "p", n: 4, seed: 9, backend: new MemoryBackend(), scorer, params: { steps: 20 }, refine: { draft: { steps: 4 }, k: 2 }, out: { dir: out, keep: "all" } });
+    const r = await bestOf({
+      prompt: "p",
+      n: 4,
+      seed: 9,
+      backend: new MemoryBackend(),
+      scorer,
+      params: { steps: 20 },
+      refine: { draft: { steps: 4 }, k: 2 },
+      out: { dir: out, keep: "all" },
+    });
     const pngs = (await readdir(out)).filter((f) => f.endsWith(".png")).sort();
     expect(pngs.filter((f) => f.startsWith("draft-"))).toHaveLength(4);
     expect(pngs.filter((f) => f.startsWith("rank-"))).toHaveLength(2);
@@ -263,8 +302,18 @@ describe("output folder", () => {
     const e = await expectCode(bestOf({ prompt: "second", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out }), "CONFLICT");
     expect(e.message).toMatch(/different prompts/);
     const wf = path.join(tmp, "out-fingerprint");
-    await bestOf({ prompt: "same", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out: { dir: wf, fingerprint: { workflow: "aaa" } } });
-    const e2 = await expectCode(bestOf({ prompt: "same", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out: { dir: wf, fingerprint: { workflow: "bbb" } } }), "CONFLICT");
+    await bestOf({
+      prompt: "same",
+      n: 2,
+      seed: 1,
+      backend: new MemoryBackend(),
+      scorer,
+      out: { dir: wf, fingerprint: { workflow: "aaa" } },
+    });
+    const e2 = await expectCode(
+      bestOf({ prompt: "same", n: 2, seed: 1, backend: new MemoryBackend(), scorer, out: { dir: wf, fingerprint: { workflow: "bbb" } } }),
+      "CONFLICT",
+    );
     expect(e2.details?.["differs"]).toEqual(["fingerprint.workflow"]);
     const foreign = path.join(tmp, "out-foreign");
     await mkdir(foreign);
@@ -277,7 +326,15 @@ describe("output folder", () => {
     const out = path.join(tmp, "out-locked");
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
-    const first = bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend({ delayMs: 20 }), scorer, out, onEvent: (e) => e.type === "prompt-start" && started() });
+    const first = bestOf({
+      prompt: "busy",
+      n: 3,
+      seed: 1,
+      backend: new MemoryBackend({ delayMs: 20 }),
+      scorer,
+      out,
+      onEvent: (e) => e.type === "prompt-start" && started(),
+    });
     await running;
     const e = await expectCode(bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend(), scorer, out }), "CONFLICT");
     expect(e.message).toMatch(/in use by another pickrank run \(pid \d+\)/);

@@ -36,13 +36,19 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
   });
 }
 
-const tsx = (file: string, args: string[], env: Record<string, string>) => run(process.execPath, ["--conditions=development", "--import", "tsx", path.join("examples", file), ...args], env);
+const tsx = (file: string, args: string[], env: Record<string, string>) =>
+  run(process.execPath, ["--conditions=development", "--import", "tsx", path.join("examples", file), ...args], env);
 
 describe("examples", () => {
   it("select-best-of.ts (pipeline author) ranks N candidates and saves the top ones", async () => {
     const out = path.join(tmp, "select");
     const before = fake.prompts.length;
-    const r = await tsx("select-best-of.ts", ["a lighthouse at dusk"], { PICKRANK_URL: fake.url, PICKRANK_MODEL: model, PICKRANK_N: "4", PICKRANK_OUT: out });
+    const r = await tsx("select-best-of.ts", ["a lighthouse at dusk"], {
+      PICKRANK_URL: fake.url,
+      PICKRANK_MODEL: model,
+      PICKRANK_N: "4",
+      PICKRANK_OUT: out,
+    });
     expect(r.code, r.err).toBe(0);
     // p is a softmax over the N candidates: a clear winner prints as 1.000, so check the range, not a leading 0.
     const best = /^best: seed \d+, score -?\d+\.\d{3}, p=([01]\.\d{3}) \(cpu\)$/m.exec(r.out);
@@ -69,10 +75,15 @@ describe("examples", () => {
 
   it("artist-cli-recipe.ts runs the pickrank commands and shows the winner's PNG info", async () => {
     const out = path.join(tmp, "artist");
-    const r = await tsx("artist-cli-recipe.ts", ["a watercolor fox", out], { PICKRANK_ARGS: `--url ${fake.url} --model ${model} --device cpu` });
+    const r = await tsx("artist-cli-recipe.ts", ["a watercolor fox", out], {
+      PICKRANK_ARGS: `--url ${fake.url} --model ${model} --device cpu`,
+    });
     expect(r.code, r.err).toBe(0);
     expect(r.out, r.err).toContain('$ pickrank best-of --prompt "a watercolor fox" -n 8 --top 3');
-    const info = /PNG info of .*rank-01-seed-\d+\.png:\na watercolor fox\nNegative prompt: blurry, low quality, watermark\n.*Seed: \d+.*PickScore: -?\d+\.\d{3}, PickScore prob: ([01]\.\d{4}), PickScore rank: 1\/8/.exec(r.out);
+    const info =
+      /PNG info of .*rank-01-seed-\d+\.png:\na watercolor fox\nNegative prompt: blurry, low quality, watermark\n.*Seed: \d+.*PickScore: -?\d+\.\d{3}, PickScore prob: ([01]\.\d{4}), PickScore rank: 1\/8/.exec(
+        r.out,
+      );
     expect(info, r.out + r.err).not.toBeNull();
     expect(Number(info?.[1])).toBeGreaterThanOrEqual(0.125 - 5e-5); // the best of 8 has at least the mean probability
     expect(Number(info?.[1])).toBeLessThanOrEqual(1);
@@ -90,7 +101,10 @@ describe("examples", () => {
   })();
   it.skipIf(!hasPnpm)("artist-cli-recipe.sh runs as a shell recipe", async () => {
     const out = path.join(tmp, "artist-sh");
-    const r = await run("bash", ["examples/artist-cli-recipe.sh", "a quiet harbour"], { OUT: out, PICKRANK_ARGS: `--url ${fake.url} --model ${model} --device cpu --quiet` });
+    const r = await run("bash", ["examples/artist-cli-recipe.sh", "a quiet harbour"], {
+      OUT: out,
+      PICKRANK_ARGS: `--url ${fake.url} --model ${model} --device cpu --quiet`,
+    });
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^\s*rank\s+seed\s+score\s+prob/m);
     expect((await readdir(out)).filter((f) => f.endsWith(".png"))).toHaveLength(3);

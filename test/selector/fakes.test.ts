@@ -25,7 +25,10 @@ describe("bestOf on fake servers", () => {
     try {
       const r = await bestOf({ prompt: "a harbour at night", n: 5, seed: 300, backend, scorer, top: 2 });
       expect(r.ranked.map((c) => readFakeImageInfo(c.image)!.seed)).toEqual(r.ranked.map((c) => c.seed));
-      const direct = await scorer.rank("a harbour at night", r.ranked.map((c) => c.image));
+      const direct = await scorer.rank(
+        "a harbour at night",
+        r.ranked.map((c) => c.image),
+      );
       expect(direct.map((d) => d.index)).toEqual([0, 1, 2, 3, 4]);
       direct.forEach((d) => expect(r.ranked[d.index]!.score).toBeCloseTo(d.score, 4));
       expect(r.ranked[0]!.backend).toBe(`comfyui@${fake.url}`);
@@ -39,11 +42,24 @@ describe("bestOf on fake servers", () => {
     const fake = await startFakeA1111();
     const backend = createBackend({ kind: "a1111", url: fake.url });
     try {
-      const r = await bestOf({ prompt: "a fox", n: 6, seed: 40, backend, scorer, params: { steps: 20 }, refine: { draft: { steps: 5 }, k: 3 } });
+      const r = await bestOf({
+        prompt: "a fox",
+        n: 6,
+        seed: 40,
+        backend,
+        scorer,
+        params: { steps: 20 },
+        refine: { draft: { steps: 5 }, k: 3 },
+      });
       const draftSeeds = fake.requests.filter((b) => b["steps"] === 5).flatMap((b) => seedsOf(b));
       const finalSeeds = fake.requests.filter((b) => b["steps"] === 20).flatMap((b) => seedsOf(b));
       expect(draftSeeds.sort()).toEqual([40, 41, 42, 43, 44, 45]);
-      expect(finalSeeds.sort()).toEqual(r.refine!.drafts.slice(0, 3).map((c) => c.seed).sort());
+      expect(finalSeeds.sort()).toEqual(
+        r
+          .refine!.drafts.slice(0, 3)
+          .map((c) => c.seed)
+          .sort(),
+      );
       expect(r.ranked.map((c) => c.seed).sort()).toEqual(finalSeeds.sort());
     } finally {
       await backend.close();
@@ -71,7 +87,10 @@ describe("bestOf on fake servers", () => {
     const ctl = new AbortController();
     try {
       const p = bestOf({ prompt: "p", n: 6, backend, scorer, signal: ctl.signal, onEvent: (e) => e.type === "scored" && ctl.abort() });
-      const err = await p.then(() => undefined, (e: unknown) => e);
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(PickrankError);
       expect((err as PickrankError).code).toBe("ABORTED");
       expect(fake.finished.length).toBeLessThan(6);

@@ -24,7 +24,9 @@ describe("rank agreement", () => {
 
 describe("png text chunks", () => {
   it("setPngText adds tEXt/iTXt before IEND, replaces same keywords and keeps the others", async () => {
-    const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: "#336699" } }).png().toBuffer();
+    const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: "#336699" } })
+      .png()
+      .toBuffer();
     const a = setPngText(png, { prompt: '{"1":{}}', parameters: "old" });
     const b = setPngText(a, { parameters: "a cat\nSteps: 20", pickrank: "{}", uni: "ünï 猫" });
     expect(readPngText(b)).toEqual({ prompt: '{"1":{}}', parameters: "a cat\nSteps: 20", pickrank: "{}", uni: "ünï 猫" });
@@ -35,7 +37,14 @@ describe("png text chunks", () => {
     expect((await sharp(b).metadata()).width).toBe(4);
   });
   it("readPngChunks rejects a corrupted chunk", async () => {
-    const png = Buffer.from(setPngText(await sharp({ create: { width: 2, height: 2, channels: 3, background: "#000" } }).png().toBuffer(), { k: "v" }));
+    const png = Buffer.from(
+      setPngText(
+        await sharp({ create: { width: 2, height: 2, channels: 3, background: "#000" } })
+          .png()
+          .toBuffer(),
+        { k: "v" },
+      ),
+    );
     png[png.length - 20] = png[png.length - 20]! ^ 0xff;
     expect(() => readPngChunks(png)).toThrow(PickrankError);
     expect(() => readPngChunks(Buffer.from("GIF89a"))).toThrow(/Expected a PNG/);

@@ -90,7 +90,15 @@ export class MemoryBackend implements Backend {
         : await renderSeed(this.o.duplicateOf?.[seed] ?? seed, req.params?.steps ?? 20, req.params?.width ?? 64, this.o.format ?? "png");
       this.rendered.push(seed);
       emit({ type: "candidate", backend: this.id, key: keys[i]!, seed });
-      yield { ok: true, key: keys[i]!, seed, image, format: this.o.format ?? "png", backend: this.id, timings: { queuedMs: 0, renderMs: 1, totalMs: 1 } };
+      yield {
+        ok: true,
+        key: keys[i]!,
+        seed,
+        image,
+        format: this.o.format ?? "png",
+        backend: this.id,
+        timings: { queuedMs: 0, renderMs: 1, totalMs: 1 },
+      };
     }
   }
 }

@@ -307,7 +307,10 @@ describe("the scoring prompt in bestOf", () => {
       const r = await bestOf({ prompt, n: 3, seed: 3, backend: new MemoryBackend(), scorer, ...opts });
       expect(r.scorePrompt).toBe(want);
       const cands = byIndex(r);
-      const d = await direct(want, cands.map((c) => c.image));
+      const d = await direct(
+        want,
+        cands.map((c) => c.image),
+      );
       cands.forEach((c, i) => expect(c.score).toBeCloseTo(d[i]!.score, 5));
     }
     // The cleaned and the raw text really score differently (else the comparison above proves nothing).

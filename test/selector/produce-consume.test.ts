@@ -4,7 +4,15 @@
  */
 import { describe, expect, it } from "vitest";
 import { Channel, PickrankError } from "@pickrank/contract";
-import { consumeAndEmbed, produce, type Arrival, type BestOfEvent, type CandidateJournal, type JournalRecord, type ProduceRequest } from "@pickrank/selector";
+import {
+  consumeAndEmbed,
+  produce,
+  type Arrival,
+  type BestOfEvent,
+  type CandidateJournal,
+  type JournalRecord,
+  type ProduceRequest,
+} from "@pickrank/selector";
 import { MemoryBackend } from "./memory-backend.ts";
 
 /** A journal in memory that records the order of saves against what the channel has seen. */
@@ -25,7 +33,10 @@ class MemoryJournal implements CandidateJournal {
   }
 }
 
-function request(backend: MemoryBackend, over: Partial<ProduceRequest> = {}): ProduceRequest & { events: BestOfEvent[]; warnings: string[] } {
+function request(
+  backend: MemoryBackend,
+  over: Partial<ProduceRequest> = {},
+): ProduceRequest & { events: BestOfEvent[]; warnings: string[] } {
   const events: BestOfEvent[] = [];
   const warnings: string[] = [];
   return {
@@ -54,7 +65,14 @@ async function drain(ch: Channel<Arrival>): Promise<Arrival[]> {
 describe("produce", () => {
   it("replays journal records first, renders only the rest, keys every candidate by its index, and records each before handing it on", async () => {
     const journal = new MemoryJournal();
-    await journal.save(0, "final", { index: 2, seed: 12, backend: "earlier", format: "png", timings: { queuedMs: 0, renderMs: 0, totalMs: 0 }, image: Buffer.from("old") });
+    await journal.save(0, "final", {
+      index: 2,
+      seed: 12,
+      backend: "earlier",
+      format: "png",
+      timings: { queuedMs: 0, renderMs: 0, totalMs: 0 },
+      image: Buffer.from("old"),
+    });
     const backend = new MemoryBackend();
     const ch = new Channel<Arrival>();
     const seenAtPush: number[] = [];
@@ -116,7 +134,16 @@ describe("produce", () => {
 });
 
 function arrival(i: number, image = Buffer.from([i])): Arrival {
-  return { key: String(i), index: i, seed: 100 + i, backend: "m", format: "png", image, timings: { queuedMs: 0, renderMs: 0, totalMs: 0 }, reused: false };
+  return {
+    key: String(i),
+    index: i,
+    seed: 100 + i,
+    backend: "m",
+    format: "png",
+    image,
+    timings: { queuedMs: 0, renderMs: 0, totalMs: 0 },
+    reused: false,
+  };
 }
 
 /** Embeds byte b as the 1-dim vector [b]; byte 255 is "not an image". */

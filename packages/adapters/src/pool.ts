@@ -388,12 +388,12 @@ class PoolRun {
 
   /** Hands out work: each server that is up takes what it has not tried yet, up to its concurrency. */
   private schedule(): void {
-    for (let progress = true; progress;) {
+    for (let progress = true; progress; ) {
       progress = false;
       for (const mi of this.up) {
         if (this.inFlight[mi]! >= this.members[mi]!.concurrency) continue;
         const chunk: Item[] = [];
-        for (let k = 0; k < this.pending.length && chunk.length < this.o.chunkSize;) {
+        for (let k = 0; k < this.pending.length && chunk.length < this.o.chunkSize; ) {
           if (!this.pending[k]!.tried.has(mi)) chunk.push(...this.pending.splice(k, 1));
           else k++;
         }

@@ -42,10 +42,7 @@ export function buildProgram(ctx: CommandContext): Command {
 }
 
 /** Wraps a command action: errors become a readable message and an exit code, never a stack trace. */
-export function action<A extends unknown[]>(
-  ctx: CommandContext,
-  fn: (...args: A) => Promise<void>,
-): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(ctx: CommandContext, fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       await fn(...args);

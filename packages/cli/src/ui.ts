@@ -158,9 +158,14 @@ export class StepProgress {
  * The status line naming the device. Short by default; PICKRANK_DEBUG=1 gives each skipped device's
  * whole reason (what failed and what to install).
  */
-export function deviceLine(scorer: { describeDevice(verbose?: boolean): string; device: string; deviceReport: { skipped: unknown[] } }): string {
+export function deviceLine(scorer: {
+  describeDevice(verbose?: boolean): string;
+  device: string;
+  deviceReport: { skipped: unknown[] };
+}): string {
   const verbose = Boolean(process.env.PICKRANK_DEBUG);
-  const hint = !verbose && scorer.device === "cpu" && scorer.deviceReport.skipped.length > 0 ? " (PICKRANK_DEBUG=1 says why; README: GPU)" : "";
+  const hint =
+    !verbose && scorer.device === "cpu" && scorer.deviceReport.skipped.length > 0 ? " (PICKRANK_DEBUG=1 says why; README: GPU)" : "";
   return `pickrank: ${scorer.describeDevice(verbose)}${hint}\n`;
 }
 

@@ -12,7 +12,6 @@ import { closedPort } from "../../../test/helpers/net.ts";
 
 const run = (args: string[]) => runCli(["best-of", ...args]);
 
-
 let tmp: string;
 let deadUrl: string;
 beforeAll(async () => {
@@ -103,7 +102,9 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of --refine without a draft setting (exit 2)", async () => {
     const r = await run(["--prompt", "p", "-n", "8", "--refine", "2", "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("Expected at least one cheaper setting (--draft-steps or --draft-size) with --refine but received none [BAD_INPUT]");
+    expect(r.stderr).toContain(
+      "Expected at least one cheaper setting (--draft-steps or --draft-size) with --refine but received none [BAD_INPUT]",
+    );
   });
 
   it("best-of --draft-size that is not WxH (exit 2)", async () => {
@@ -133,7 +134,9 @@ describe("pickrank best-of bad arguments", () => {
   it("best-of --seed past the backend's largest seed (A1111: 2^32 - 1) is refused before any server call (exit 2)", async () => {
     const r = await run(["--prompt", "p", "--backend", "a1111", "-n", "4", "--seed", String(2 ** 32 - 2), "--url", deadUrl]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`Expected integer between 0 and ${2 ** 32 - 4} (the backend's largest seed, ${2 ** 32 - 1}, minus -n − 1) for --seed`);
+    expect(r.stderr).toContain(
+      `Expected integer between 0 and ${2 ** 32 - 4} (the backend's largest seed, ${2 ** 32 - 1}, minus -n − 1) for --seed`,
+    );
     expect(r.stderr).not.toContain("Could not reach");
   });
 
@@ -149,12 +152,22 @@ describe("best-of names API options by their flags", () => {
     expect(withFlagNames("Expected an image of at most 179 MP (maxPixels 178956970); raise maxPixels if this image is trusted")).toBe(
       "Expected an image of at most 179 MP (--max-pixels 178956970); raise --max-pixels if this image is trusted",
     );
-    expect(withFlagNames("Expected integer between top (3) and n (8) for refine.k")).toBe("Expected integer between top (3) and n (8) for --refine");
+    expect(withFlagNames("Expected integer between top (3) and n (8) for refine.k")).toBe(
+      "Expected integer between top (3) and n (8) for --refine",
+    );
     // Plain words stay prose.
     expect(withFlagNames("the top candidate of n")).toBe("the top candidate of n");
   });
 
   it("every bestOf option a flag sets is in the table", () => {
-    expect(CLI_OPTION_NAMES).toMatchObject({ minSurvivors: "--min", n: "-n", top: "--top", out: "--out", "out.keep": "--keep", "refine.k": "--refine", "diverse.threshold": "--diverse" });
+    expect(CLI_OPTION_NAMES).toMatchObject({
+      minSurvivors: "--min",
+      n: "-n",
+      top: "--top",
+      out: "--out",
+      "out.keep": "--keep",
+      "refine.k": "--refine",
+      "diverse.threshold": "--diverse",
+    });
   });
 });

@@ -64,7 +64,24 @@ describe("pickrank best-of on ComfyUI", () => {
     const fake = await comfy();
     const out = path.join(tmp, "comfy-all");
     const prompt = "a lighthouse at dusk, oil painting";
-    const r = await runCli([...base(), "--prompt", prompt, "-n", "4", "--top", "2", "--seed", "100", "--url", fake.url, "--keep", "all", "--out", out, "--json"]);
+    const r = await runCli([
+      ...base(),
+      "--prompt",
+      prompt,
+      "-n",
+      "4",
+      "--top",
+      "2",
+      "--seed",
+      "100",
+      "--url",
+      fake.url,
+      "--keep",
+      "all",
+      "--out",
+      out,
+      "--json",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as JsonResult;
     expect(j.seeds).toEqual([100, 101, 102, 103]);
@@ -97,7 +114,14 @@ describe("pickrank best-of on ComfyUI", () => {
       expect(text["parameters"]!.split("\n")[0]).toBe(prompt);
       expect(text["parameters"]).toContain(`Seed: ${c.seed}`);
       expect(text["parameters"]).toContain(`PickScore rank: ${c.rank}/4`);
-      const meta = JSON.parse(text["pickrank"]!) as { seed: number; score: number; prob: number; rank: number; prompt: string; model: { dtype: string } };
+      const meta = JSON.parse(text["pickrank"]!) as {
+        seed: number;
+        score: number;
+        prob: number;
+        rank: number;
+        prompt: string;
+        model: { dtype: string };
+      };
       expect(meta).toMatchObject({ prompt, seed: c.seed, rank: c.rank, model: { dtype: "fp32" } });
       expect(meta.score).toBeCloseTo(c.score, 10);
       expect(meta.prob).toBeCloseTo(c.prob, 10);
@@ -124,7 +148,28 @@ describe("pickrank best-of on ComfyUI", () => {
   it("uses --workflow and --checkpoint, and re-renders only the best drafts in draft-then-refine", async () => {
     const fake = await comfy();
     const wf = path.resolve(__dirname, "../../../examples/workflows/txt2img-sd.json");
-    const r = await runCli([...base(), "--prompt", "castle on a hill", "-n", "5", "--seed", "50", "--steps", "20", "--draft-steps", "4", "--refine", "2", "--workflow", wf, "--checkpoint", "sdxl_base_1.0.safetensors", "--url", fake.url, "--json"]);
+    const r = await runCli([
+      ...base(),
+      "--prompt",
+      "castle on a hill",
+      "-n",
+      "5",
+      "--seed",
+      "50",
+      "--steps",
+      "20",
+      "--draft-steps",
+      "4",
+      "--refine",
+      "2",
+      "--workflow",
+      wf,
+      "--checkpoint",
+      "sdxl_base_1.0.safetensors",
+      "--url",
+      fake.url,
+      "--json",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as JsonResult;
     const sent = fake.prompts.map((p) => comfySettings(p.prompt));
@@ -133,7 +178,12 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(sent.slice(5).every((s) => s.steps === 20)).toBe(true);
     expect(new Set(sent.map((s) => s.checkpoint))).toEqual(new Set(["sdxl_base_1.0.safetensors"]));
     const bestDrafts = j.refine!.drafts.slice(0, 2).map((c) => c.seed);
-    expect(sent.slice(5).map((s) => s.seed).sort()).toEqual(bestDrafts.sort());
+    expect(
+      sent
+        .slice(5)
+        .map((s) => s.seed)
+        .sort(),
+    ).toEqual(bestDrafts.sort());
     expect(j.ranked).toHaveLength(2);
     expect(j.ranked.every((c) => c.draft !== undefined)).toBe(true);
     expect(j.refine!.k).toBe(2);
@@ -151,7 +201,9 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(j.failed.map((f) => f.seed)).toEqual([11, 12]);
     // Two failures with one cause (the fake's CUDA OOM at the sampler): one group, one summary line.
     expect(j.failures).toEqual([expect.objectContaining({ code: "BACKEND_REJECTED", count: 2, seeds: [11, 12] })]);
-    expect(r.stderr).toContain("pickrank: 2 of 4 candidate renders failed; the best is chosen from the 2 that survived:\n  2 × BACKEND_REJECTED: ");
+    expect(r.stderr).toContain(
+      "pickrank: 2 of 4 candidate renders failed; the best is chosen from the 2 that survived:\n  2 × BACKEND_REJECTED: ",
+    );
     expect(r.stderr.match(/× BACKEND_REJECTED/g)).toHaveLength(1);
     expect(r.stderr).toContain("pass --min <m> to accept a partial run [PARTIAL]");
 
@@ -162,7 +214,9 @@ describe("pickrank best-of on ComfyUI", () => {
 
     const few = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "10", "--min", "3", "--url", fake.url]);
     expect(few.code).toBe(1);
-    expect(few.stderr).toMatch(/Expected at least 3 surviving candidate\(s\) for "p" but 2 of 4 survived \(--min 3\); failures: 2 × BACKEND_REJECTED: .*\[TOO_FEW_CANDIDATES\]/);
+    expect(few.stderr).toMatch(
+      /Expected at least 3 surviving candidate\(s\) for "p" but 2 of 4 survived \(--min 3\); failures: 2 × BACKEND_REJECTED: .*\[TOO_FEW_CANDIDATES\]/,
+    );
   });
 
   it("keeps what arrived when the server dies mid-run, and exits 3 (partial)", async () => {
@@ -187,23 +241,34 @@ describe("pickrank best-of on ComfyUI", () => {
     const out = path.join(tmp, "comfy-warn");
     const r = await runCli([...base(), "--prompt", "p", "-n", "4", "--seed", "1", "--diverse", "--url", fake.url, "--out", out]);
     expect(r.code, r.stderr).toBe(0);
-    const warning = "--diverse does nothing with --top 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual";
+    const warning =
+      "--diverse does nothing with --top 1: near-duplicates are passed over only when selecting 2 or more; the best candidate is selected as usual";
     expect(r.stderr).toContain(`pickrank: warning: ${warning}\n`);
     // Said before the candidates were rendered, not after the run.
     expect(r.stderr.indexOf(warning)).toBeLessThan(r.stderr.indexOf("best-of rendering 4"));
-    const j = JSON.parse(await readFile(path.join(out, "result.json"), "utf8")) as { warnings: string[]; outcome: string; out: { work: { files: number } } };
+    const j = JSON.parse(await readFile(path.join(out, "result.json"), "utf8")) as {
+      warnings: string[];
+      outcome: string;
+      out: { work: { files: number } };
+    };
     expect(j.warnings).toContain(warning);
     expect(j.outcome).toBe("complete");
     expect(j.out.work.files).toBe(4);
-    expect(r.stderr).toMatch(/rendered \d\/4, scored \d\/4(, sampling step \d+\/\d+)? \(renders per server: comfyui@http:\/\/127\.0\.0\.1:\d+ \d\)/);
-    expect(r.stdout).toMatch(/work: 4 rendered candidates \([\d.]+ KB\) kept in .*\.pickrank\/work, so the same command with another --top, --diverse or --keep re-selects/);
+    expect(r.stderr).toMatch(
+      /rendered \d\/4, scored \d\/4(, sampling step \d+\/\d+)? \(renders per server: comfyui@http:\/\/127\.0\.0\.1:\d+ \d\)/,
+    );
+    expect(r.stdout).toMatch(
+      /work: 4 rendered candidates \([\d.]+ KB\) kept in .*\.pickrank\/work, so the same command with another --top, --diverse or --keep re-selects/,
+    );
   });
 
   it("an --out the filesystem refuses is a coded error naming --out, not a hang (procfs: Node's recursive mkdir spins there)", async () => {
     const fake = await comfy();
     const r = await runCli([...base(), "--prompt", "p", "-n", "2", "--url", fake.url, "--out", "/proc/pickrank-out"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("Could not create the output folder /proc/pickrank-out (--out): it does not exist (ENOENT); expected a folder pickrank can create and write [NOT_FOUND]");
+    expect(r.stderr).toContain(
+      "Could not create the output folder /proc/pickrank-out (--out): it does not exist (ENOENT); expected a folder pickrank can create and write [NOT_FOUND]",
+    );
     expect(fake.prompts).toHaveLength(0);
   });
 
@@ -214,7 +279,9 @@ describe("pickrank best-of on ComfyUI", () => {
     const before = await readFile(path.join(out, "result.json"), "utf8");
     const r = await runCli([...base(), "--prompt", "second", "-n", "2", "--seed", "1", "--url", fake.url, "--out", out]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/holds another run \(different prompts\); expected the same prompt and settings to resume it, or a new folder \[CONFLICT\]/);
+    expect(r.stderr).toMatch(
+      /holds another run \(different prompts\); expected the same prompt and settings to resume it, or a new folder \[CONFLICT\]/,
+    );
     expect(await readFile(path.join(out, "result.json"), "utf8")).toBe(before);
   });
 
@@ -281,12 +348,33 @@ describe("pickrank best-of on Automatic1111", () => {
     servers.push(fake);
     const url = fake.url.replace("http://", "http://artist:pa55word@");
     const out = path.join(tmp, "a1111");
-    const r = await runCli([...base(), "--backend", "a1111", "--prompt", "a watercolor fox", "-n", "3", "--seed", "20", "--top", "1", "--url", url, "--out", out, "--json"]);
+    const r = await runCli([
+      ...base(),
+      "--backend",
+      "a1111",
+      "--prompt",
+      "a watercolor fox",
+      "-n",
+      "3",
+      "--seed",
+      "20",
+      "--top",
+      "1",
+      "--url",
+      url,
+      "--out",
+      out,
+      "--json",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as JsonResult;
     expect(j.ranked.map((c) => c.seed).sort()).toEqual([20, 21, 22]);
     expect(fake.log.every((l) => l.authorization === `Basic ${Buffer.from("artist:pa55word").toString("base64")}`)).toBe(true);
-    const everything = r.stdout + r.stderr + (await readFile(path.join(out, "result.json"), "utf8")) + (await readFile(path.join(out, ".pickrank", "journal.jsonl"), "utf8"));
+    const everything =
+      r.stdout +
+      r.stderr +
+      (await readFile(path.join(out, "result.json"), "utf8")) +
+      (await readFile(path.join(out, ".pickrank", "journal.jsonl"), "utf8"));
     expect(everything).not.toContain("pa55word");
     const text = readPngText(await readFile(j.best.file!));
     expect(text["parameters"]).toContain(`Seed: ${j.best.seed}`);

@@ -35,24 +35,79 @@ interface CodeInfo {
 /** The code table: code → exit code, HTTP status, retryable, meaning. */
 export const ERROR_TABLE = {
   BAD_INPUT: { exit: EXIT.USAGE, http: 400, retryable: false, meaning: "an argument, option or request field of the wrong shape or value" },
-  BAD_IMAGE: { exit: EXIT.USAGE, http: 422, retryable: false, meaning: "a file or buffer that is not a decodable image, is truncated, or passes the pixel limit" },
-  BAD_MODEL: { exit: EXIT.FAILURE, http: 500, retryable: false, meaning: "a model folder, config or weights file that is missing, corrupt or unsupported" },
+  BAD_IMAGE: {
+    exit: EXIT.USAGE,
+    http: 422,
+    retryable: false,
+    meaning: "a file or buffer that is not a decodable image, is truncated, or passes the pixel limit",
+  },
+  BAD_MODEL: {
+    exit: EXIT.FAILURE,
+    http: 500,
+    retryable: false,
+    meaning: "a model folder, config or weights file that is missing, corrupt or unsupported",
+  },
   BAD_TOKENIZER: { exit: EXIT.FAILURE, http: 500, retryable: false, meaning: "tokenizer files missing or malformed" },
   DEVICE_UNAVAILABLE: { exit: EXIT.FAILURE, http: 503, retryable: false, meaning: "an execution provider that cannot start" },
   INFERENCE_FAILED: { exit: EXIT.FAILURE, http: 500, retryable: false, meaning: "ONNX Runtime failed while running a graph" },
-  DOWNLOAD_FAILED: { exit: EXIT.FAILURE, http: 502, retryable: true, meaning: "the model hub could not be reached or answered with an error" },
-  INTEGRITY: { exit: EXIT.FAILURE, http: 502, retryable: true, meaning: "a downloaded file whose size or hash does not match the hub's metadata" },
+  DOWNLOAD_FAILED: {
+    exit: EXIT.FAILURE,
+    http: 502,
+    retryable: true,
+    meaning: "the model hub could not be reached or answered with an error",
+  },
+  INTEGRITY: {
+    exit: EXIT.FAILURE,
+    http: 502,
+    retryable: true,
+    meaning: "a downloaded file whose size or hash does not match the hub's metadata",
+  },
   BACKEND_UNREACHABLE: { exit: EXIT.FAILURE, http: 502, retryable: true, meaning: "a generation server that cannot be reached" },
-  BACKEND_AUTH: { exit: EXIT.FAILURE, http: 502, retryable: false, meaning: "a generation server that refused the credentials given (or asked for some)" },
-  BACKEND_REJECTED: { exit: EXIT.FAILURE, http: 502, retryable: false, meaning: "a generation server that refused the request (a 400 with node_errors, other 4xx/5xx)" },
-  BACKEND_PROTOCOL: { exit: EXIT.FAILURE, http: 502, retryable: false, meaning: "a generation server that answered something that does not follow its protocol" },
-  BACKEND_STALLED: { exit: EXIT.FAILURE, http: 504, retryable: true, meaning: "a generation server that stopped answering, or whose render of our prompt stopped progressing" },
+  BACKEND_AUTH: {
+    exit: EXIT.FAILURE,
+    http: 502,
+    retryable: false,
+    meaning: "a generation server that refused the credentials given (or asked for some)",
+  },
+  BACKEND_REJECTED: {
+    exit: EXIT.FAILURE,
+    http: 502,
+    retryable: false,
+    meaning: "a generation server that refused the request (a 400 with node_errors, other 4xx/5xx)",
+  },
+  BACKEND_PROTOCOL: {
+    exit: EXIT.FAILURE,
+    http: 502,
+    retryable: false,
+    meaning: "a generation server that answered something that does not follow its protocol",
+  },
+  BACKEND_STALLED: {
+    exit: EXIT.FAILURE,
+    http: 504,
+    retryable: true,
+    meaning: "a generation server that stopped answering, or whose render of our prompt stopped progressing",
+  },
   TIMEOUT: { exit: EXIT.FAILURE, http: 504, retryable: true, meaning: "an operation that ran past its time limit" },
   ABORTED: { exit: EXIT.INTERRUPTED, http: 499, retryable: false, meaning: "cancelled by the caller (signal, Ctrl-C, SIGTERM)" },
-  CLOSED: { exit: EXIT.FAILURE, http: 503, retryable: false, meaning: "an object (backend, pool, scorer, server) used after close() or while shutting down" },
+  CLOSED: {
+    exit: EXIT.FAILURE,
+    http: 503,
+    retryable: false,
+    meaning: "an object (backend, pool, scorer, server) used after close() or while shutting down",
+  },
   NOT_FOUND: { exit: EXIT.USAGE, http: 404, retryable: false, meaning: "a file, folder, model or route that does not exist" },
-  FILESYSTEM: { exit: EXIT.FAILURE, http: 500, retryable: false, meaning: "a path that cannot be read or written (permission, not a folder, disk full, read-only)" },
-  CONFLICT: { exit: EXIT.FAILURE, http: 409, retryable: false, meaning: "an output that exists and would be overwritten, or is in use by another run" },
+  FILESYSTEM: {
+    exit: EXIT.FAILURE,
+    http: 500,
+    retryable: false,
+    meaning: "a path that cannot be read or written (permission, not a folder, disk full, read-only)",
+  },
+  CONFLICT: {
+    exit: EXIT.FAILURE,
+    http: 409,
+    retryable: false,
+    meaning: "an output that exists and would be overwritten, or is in use by another run",
+  },
   TOO_FEW_CANDIDATES: { exit: EXIT.FAILURE, http: 502, retryable: true, meaning: "fewer candidates survived than the minimum asked for" },
   PARTIAL: { exit: EXIT.PARTIAL, http: 207, retryable: true, meaning: "a run that did part of what was asked (the rest is listed)" },
   UNAUTHORIZED: { exit: EXIT.FAILURE, http: 401, retryable: false, meaning: "a missing or wrong token for pickrank serve" },
@@ -137,7 +192,9 @@ export class PickrankError<C extends ErrorCode = ErrorCode> extends Error {
   }
 
   toJSON(): ErrorJSON {
-    return this.details === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, details: this.details };
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
   }
 }
 

@@ -1,5 +1,19 @@
 export { abortedError, sleep, throwIfAborted } from "./abort.ts";
-export type { Backend, BackendEvent, BackendFactory, BackendSpec, Candidate, CandidateMeta, CandidateTimings, RenderSettings, FailedCandidate, GenerateRequest, Generated, GenerationParams, HealthReport } from "./backend.ts";
+export type {
+  Backend,
+  BackendEvent,
+  BackendFactory,
+  BackendSpec,
+  Candidate,
+  CandidateMeta,
+  CandidateTimings,
+  RenderSettings,
+  FailedCandidate,
+  GenerateRequest,
+  Generated,
+  GenerationParams,
+  HealthReport,
+} from "./backend.ts";
 export { Channel } from "./channel.ts";
 export {
   describeValue,

@@ -58,7 +58,8 @@ async function isStale(file: string): Promise<{ stale: boolean; holder?: Partial
     } catch {
       return { stale: old || text === "" };
     }
-    if ((holder.host === undefined || holder.host === os.hostname()) && typeof holder.pid === "number") return { stale: !pidAlive(holder.pid), holder };
+    if ((holder.host === undefined || holder.host === os.hostname()) && typeof holder.pid === "number")
+      return { stale: !pidAlive(holder.pid), holder };
     return { stale: old, holder };
   } catch {
     // Vanished meanwhile: not stale, just try to create it again.
@@ -98,7 +99,9 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
     try {
       const fh = await open(file, "wx");
       try {
-        await fh.writeFile(JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString() } satisfies LockHolder));
+        await fh.writeFile(
+          JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString() } satisfies LockHolder),
+        );
       } finally {
         await fh.close();
       }

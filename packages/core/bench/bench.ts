@@ -16,14 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
-import {
-  CLIP_PREPROCESS,
-  convertModel,
-  preprocessImage,
-  readManifest,
-  Scorer,
-  type DeviceName,
-} from "../src/index.ts";
+import { CLIP_PREPROCESS, convertModel, preprocessImage, readManifest, Scorer, type DeviceName } from "../src/index.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "../src/preprocess/worker-pool.ts";
 
 const { values } = parseArgs({
@@ -58,7 +51,9 @@ async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 function table(title: string, headers: string[], rows: (string | number)[][]): void {
-  const cells = rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(c >= 100 ? 0 : 1)) : c)));
+  const cells = rows.map((r) =>
+    r.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(c >= 100 ? 0 : 1)) : c)),
+  );
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => String(r[i]).length)));
   console.log(`\n${title}`);
   console.log("| " + headers.map((h, i) => h.padEnd(widths[i]!)).join(" | ") + " |");
@@ -82,7 +77,11 @@ async function makePngs(count: number): Promise<Buffer[]> {
         raw[i + 2] = ((x + y + k * 40) % 256) ^ n;
       }
     }
-    out.push(await sharp(raw, { raw: { width: sizePx, height: sizePx, channels: 3 } }).png().toBuffer());
+    out.push(
+      await sharp(raw, { raw: { width: sizePx, height: sizePx, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
   }
   return out;
 }
@@ -146,7 +145,11 @@ function streamTable(title: string, headers: string[]): (cells: (string | number
   console.log("| " + headers.join(" | ") + " |");
   console.log("|" + headers.map((h) => "-".repeat(h.length + 2)).join("|") + "|");
   return (cells) =>
-    console.log("| " + cells.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(c >= 100 ? 0 : 1)) : c)).join(" | ") + " |");
+    console.log(
+      "| " +
+        cells.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(c >= 100 ? 0 : 1)) : c)).join(" | ") +
+        " |",
+    );
 }
 
 async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {

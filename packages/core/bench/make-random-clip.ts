@@ -24,10 +24,40 @@ export interface ClipDims {
 
 export const SIZES: Record<string, ClipDims> = {
   // laion/CLIP-ViT-H-14 = PickScore_v1
-  pickscore: { textWidth: 1024, textLayers: 24, textHeads: 16, textMlp: 4096, visionWidth: 1280, visionLayers: 32, visionHeads: 16, visionMlp: 5120, projection: 1024 },
+  pickscore: {
+    textWidth: 1024,
+    textLayers: 24,
+    textHeads: 16,
+    textMlp: 4096,
+    visionWidth: 1280,
+    visionLayers: 32,
+    visionHeads: 16,
+    visionMlp: 5120,
+    projection: 1024,
+  },
   // ViT-B/16-sized, for quicker runs
-  base: { textWidth: 512, textLayers: 12, textHeads: 8, textMlp: 2048, visionWidth: 768, visionLayers: 12, visionHeads: 12, visionMlp: 3072, projection: 512 },
-  small: { textWidth: 128, textLayers: 2, textHeads: 4, textMlp: 256, visionWidth: 128, visionLayers: 2, visionHeads: 4, visionMlp: 256, projection: 64 },
+  base: {
+    textWidth: 512,
+    textLayers: 12,
+    textHeads: 8,
+    textMlp: 2048,
+    visionWidth: 768,
+    visionLayers: 12,
+    visionHeads: 12,
+    visionMlp: 3072,
+    projection: 512,
+  },
+  small: {
+    textWidth: 128,
+    textLayers: 2,
+    textHeads: 4,
+    textMlp: 256,
+    visionWidth: 128,
+    visionLayers: 2,
+    visionHeads: 4,
+    visionMlp: 256,
+    projection: 64,
+  },
 };
 
 type Init = "normal" | "ones" | "zeros";
@@ -42,10 +72,16 @@ function tensors(d: ClipDims): { name: string; shape: number[]; init: Init }[] {
       const p = `${prefix}.encoder.layers.${i}`;
       ln(`${p}.layer_norm1`, w);
       ln(`${p}.layer_norm2`, w);
-      out.push({ name: `${p}.mlp.fc1.bias`, shape: [mlp], init: "zeros" }, { name: `${p}.mlp.fc1.weight`, shape: [mlp, w], init: "normal" });
+      out.push(
+        { name: `${p}.mlp.fc1.bias`, shape: [mlp], init: "zeros" },
+        { name: `${p}.mlp.fc1.weight`, shape: [mlp, w], init: "normal" },
+      );
       out.push({ name: `${p}.mlp.fc2.bias`, shape: [w], init: "zeros" }, { name: `${p}.mlp.fc2.weight`, shape: [w, mlp], init: "normal" });
       for (const proj of ["k_proj", "out_proj", "q_proj", "v_proj"]) {
-        out.push({ name: `${p}.self_attn.${proj}.bias`, shape: [w], init: "zeros" }, { name: `${p}.self_attn.${proj}.weight`, shape: [w, w], init: "normal" });
+        out.push(
+          { name: `${p}.self_attn.${proj}.bias`, shape: [w], init: "zeros" },
+          { name: `${p}.self_attn.${proj}.weight`, shape: [w, w], init: "normal" },
+        );
       }
     }
   };
@@ -71,13 +107,30 @@ function config(d: ClipDims): unknown {
     logit_scale_init_value: 4.6052,
     projection_dim: d.projection,
     text_config: {
-      hidden_act: "gelu", hidden_size: d.textWidth, intermediate_size: d.textMlp, num_attention_heads: d.textHeads,
-      num_hidden_layers: d.textLayers, max_position_embeddings: 77, vocab_size: 49408, layer_norm_eps: 1e-5,
-      bos_token_id: 0, eos_token_id: 2, pad_token_id: 1, projection_dim: d.projection,
+      hidden_act: "gelu",
+      hidden_size: d.textWidth,
+      intermediate_size: d.textMlp,
+      num_attention_heads: d.textHeads,
+      num_hidden_layers: d.textLayers,
+      max_position_embeddings: 77,
+      vocab_size: 49408,
+      layer_norm_eps: 1e-5,
+      bos_token_id: 0,
+      eos_token_id: 2,
+      pad_token_id: 1,
+      projection_dim: d.projection,
     },
     vision_config: {
-      hidden_act: "gelu", hidden_size: d.visionWidth, intermediate_size: d.visionMlp, num_attention_heads: d.visionHeads,
-      num_hidden_layers: d.visionLayers, image_size: 224, patch_size: 14, num_channels: 3, layer_norm_eps: 1e-5, projection_dim: d.projection,
+      hidden_act: "gelu",
+      hidden_size: d.visionWidth,
+      intermediate_size: d.visionMlp,
+      num_attention_heads: d.visionHeads,
+      num_hidden_layers: d.visionLayers,
+      image_size: 224,
+      patch_size: 14,
+      num_channels: 3,
+      layer_norm_eps: 1e-5,
+      projection_dim: d.projection,
     },
   };
 }
@@ -154,7 +207,9 @@ export async function makeRandomClip(out: string, dims: ClipDims, dtype: "fp32" 
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { size: { type: "string", default: "pickscore" }, out: { type: "string" }, dtype: { type: "string", default: "fp32" } } });
+  const { values } = parseArgs({
+    options: { size: { type: "string", default: "pickscore" }, out: { type: "string" }, dtype: { type: "string", default: "fp32" } },
+  });
   const dims = SIZES[values.size ?? ""];
   if (!dims || !values.out || (values.dtype !== "fp32" && values.dtype !== "fp16")) {
     console.error(`usage: make-random-clip.ts --size ${Object.keys(SIZES).join("|")} --out <dir> [--dtype fp32|fp16]`);

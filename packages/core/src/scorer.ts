@@ -188,7 +188,7 @@ export class Scorer {
     const data = BigInt64Array.from(ids, (v) => BigInt(v));
     const out = await this.#text.run({ input_ids: { type: "int64", data, dims: [1, ids.length] } });
     const t = out["text_embeds"];
-    if (!t || t.type !== "float32") throw new PickrankError("BAD_MODEL", "text graph returned no float32 text_embeds");
+    if (t?.type !== "float32") throw new PickrankError("BAD_MODEL", "text graph returned no float32 text_embeds");
     return l2normalize(t.data.slice(0, this.manifest.dims.projection));
   }
 
@@ -281,7 +281,8 @@ export class Scorer {
       const chunk = pixels.slice(start, start + this.batchSize);
       const batch = new Float32Array(chunk.length * plane);
       chunk.forEach((px, i) => {
-        if (px.length !== plane) throw invalidParameter(`pixels[${start + i}]`, `Float32Array of length ${plane} ([3,${size},${size}])`, px.length);
+        if (px.length !== plane)
+          throw invalidParameter(`pixels[${start + i}]`, `Float32Array of length ${plane} ([3,${size},${size}])`, px.length);
         batch.set(px, i * plane);
       });
       result.push(...(await this.#runVision(batch, chunk.length)));
@@ -294,7 +295,7 @@ export class Scorer {
     const size = this.#preprocess.size;
     const out = await this.#vision.run({ pixel_values: { type: "float32", data: batch, dims: [count, 3, size, size] } });
     const emb = out["image_embeds"];
-    if (!emb || emb.type !== "float32") throw new PickrankError("BAD_MODEL", "vision graph returned no float32 image_embeds");
+    if (emb?.type !== "float32") throw new PickrankError("BAD_MODEL", "vision graph returned no float32 image_embeds");
     const dim = this.manifest.dims.projection;
     const result: Float32Array[] = [];
     for (let b = 0; b < count; b++) result.push(l2normalize(emb.data.slice(b * dim, (b + 1) * dim)));
@@ -336,7 +337,10 @@ export class Scorer {
     const failed: ImageFailure[] = [];
     const ok: { index: number; embed: Float32Array }[] = [];
     embeds.forEach((e, index) => (e instanceof PickrankError ? failed.push({ index, error: e }) : ok.push({ index, embed: e })));
-    const scored = this.scoreEmbeddings(text, ok.map((o) => o.embed)).map((s, k) => ({ index: ok[k]!.index, ...s }));
+    const scored = this.scoreEmbeddings(
+      text,
+      ok.map((o) => o.embed),
+    ).map((s, k) => ({ index: ok[k]!.index, ...s }));
     return { ranked: rankScores(scored), failed };
   }
 
@@ -353,9 +357,7 @@ export class Scorer {
 }
 
 export function rankScores<T extends ScoredImage>(scored: readonly T[]): (T & { rank: number })[] {
-  return [...scored]
-    .sort((a, b) => b.score - a.score || a.index - b.index)
-    .map((s, i) => ({ ...s, rank: i + 1 }));
+  return [...scored].sort((a, b) => b.score - a.score || a.index - b.index).map((s, i) => ({ ...s, rank: i + 1 }));
 }
 
 export function l2normalize(v: Float32Array): Float32Array {

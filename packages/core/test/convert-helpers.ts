@@ -54,7 +54,9 @@ export async function runTiny(dir: string, ref: Reference, device: DeviceName = 
     try {
       const ids = BigInt64Array.from(ref.input_ids.flat().map(BigInt));
       const t = await text.run({ input_ids: { type: "int64", data: ids, dims: [ref.input_ids.length, 77] } });
-      const v = await vision.run({ pixel_values: { type: "float32", data: await loadPixels(ref), dims: [ref.images.length, 3, 224, 224] } });
+      const v = await vision.run({
+        pixel_values: { type: "float32", data: await loadPixels(ref), dims: [ref.images.length, 3, 224, 224] },
+      });
       return { text: t.text_embeds!.data as Float32Array, image: v.image_embeds!.data as Float32Array };
     } finally {
       await vision.release();
@@ -143,10 +145,18 @@ export interface RawTensor {
 export async function readSafetensors(file: string): Promise<RawTensor[]> {
   const buf = await readFile(file);
   const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   return Object.entries(header)
     .filter(([k]) => k !== "__metadata__")
-    .map(([name, e]) => ({ name, dtype: e.dtype, shape: e.shape, data: new Uint8Array(buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1])) }));
+    .map(([name, e]) => ({
+      name,
+      dtype: e.dtype,
+      shape: e.shape,
+      data: new Uint8Array(buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1])),
+    }));
 }
 
 /** Writes a safetensors file (header padded to 8 bytes like the Python writer). */

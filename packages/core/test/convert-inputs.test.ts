@@ -148,8 +148,21 @@ describe("convertModel options and sources", () => {
   it("fills transformers' CLIPConfig defaults for fields a config leaves out", () => {
     const c = parseClipConfig({ model_type: "clip" });
     expect(c.projectionDim).toBe(512);
-    expect(c.text).toMatchObject({ vocab_size: 49408, hidden_size: 512, num_hidden_layers: 12, num_attention_heads: 8, hidden_act: "quick_gelu", eos_token_id: 49407 });
-    expect(c.vision).toMatchObject({ hidden_size: 768, patch_size: 32, image_size: 224, num_attention_heads: 12, hidden_act: "quick_gelu" });
+    expect(c.text).toMatchObject({
+      vocab_size: 49408,
+      hidden_size: 512,
+      num_hidden_layers: 12,
+      num_attention_heads: 8,
+      hidden_act: "quick_gelu",
+      eos_token_id: 49407,
+    });
+    expect(c.vision).toMatchObject({
+      hidden_size: 768,
+      patch_size: 32,
+      image_size: 224,
+      num_attention_heads: 12,
+      hidden_act: "quick_gelu",
+    });
   });
 
   it("builds quick_gelu and eos-token pooling variants that ORT runs", async () => {
@@ -186,7 +199,12 @@ describe("convertModel options and sources", () => {
 
   it("takes mean/std from the HF folder's preprocessor_config.json, and refuses a resize that differs from the crop", async () => {
     const dir = await hfDir();
-    const pp = { size: { shortest_edge: 224 }, crop_size: { height: 224, width: 224 }, image_mean: [0.5, 0.5, 0.5], image_std: [0.25, 0.25, 0.25] };
+    const pp = {
+      size: { shortest_edge: 224 },
+      crop_size: { height: 224, width: 224 },
+      image_mean: [0.5, 0.5, 0.5],
+      image_std: [0.25, 0.25, 0.25],
+    };
     await writeFile(path.join(dir, "preprocessor_config.json"), JSON.stringify(pp));
     const { manifest } = await convertModel(dir, { out: path.join(tmp, "pp") });
     expect(manifest.preprocess).toEqual({ size: 224, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
@@ -199,7 +217,10 @@ describe("convertModel options and sources", () => {
       { name: "config.json", size: 1, sha256: "a".repeat(64) },
       { name: "model.safetensors", size: 2, sha256: "b".repeat(64) },
     ];
-    const { manifest } = await convertModel(tinyClipDir, { out: path.join(tmp, "src"), source: { repo: "yuvalkirstain/PickScore_v1", revision: "abc", files } });
+    const { manifest } = await convertModel(tinyClipDir, {
+      out: path.join(tmp, "src"),
+      source: { repo: "yuvalkirstain/PickScore_v1", revision: "abc", files },
+    });
     expect(manifest.source).toEqual({ repo: "yuvalkirstain/PickScore_v1", revision: "abc", files });
   });
 
@@ -244,13 +265,19 @@ describe("convertModel bad inputs", () => {
   it("convertModel: unsupported hidden_act names it and the supported ones", async () => {
     const cfg = structuredClone(tinyConfig) as { vision_config: Record<string, unknown> };
     cfg.vision_config.hidden_act = "relu";
-    await expectBadModel(convertModel(await hfDir({ config: cfg }), { out: path.join(tmp, "x4") }), /vision_config\.hidden_act is "relu"; supported: "gelu", "quick_gelu"/);
+    await expectBadModel(
+      convertModel(await hfDir({ config: cfg }), { out: path.join(tmp, "x4") }),
+      /vision_config\.hidden_act is "relu"; supported: "gelu", "quick_gelu"/,
+    );
   });
 
   it("convertModel: config field of the wrong type says where and what was expected", async () => {
     const cfg = structuredClone(tinyConfig) as { text_config: Record<string, unknown> };
     cfg.text_config.num_hidden_layers = "two";
-    await expectBadModel(convertModel(await hfDir({ config: cfg }), { out: path.join(tmp, "x5") }), /text config: num_hidden_layers: .*expected number/i);
+    await expectBadModel(
+      convertModel(await hfDir({ config: cfg }), { out: path.join(tmp, "x5") }),
+      /text config: num_hidden_layers: .*expected number/i,
+    );
   });
 
   it("convertModel: missing model.safetensors (pytorch_model.bin only)", async () => {
@@ -266,7 +293,10 @@ describe("convertModel bad inputs", () => {
     const file = path.join(tmp, "truncated.safetensors");
     await writeFile(file, src.subarray(0, src.byteLength - 1000));
     const out = path.join(tmp, "x7");
-    await expectBadModel(convertModel(await hfDir({ weightsFile: file }), { out }), /visual_projection\.weight ends at data byte \d+ but the file holds only \d+ data bytes .* truncated/);
+    await expectBadModel(
+      convertModel(await hfDir({ weightsFile: file }), { out }),
+      /visual_projection\.weight ends at data byte \d+ but the file holds only \d+ data bytes .* truncated/,
+    );
     // Nothing that looks like a model was left behind.
     await expect(stat(path.join(out, "pickrank.json"))).rejects.toThrow();
   });
@@ -276,13 +306,19 @@ describe("convertModel bad inputs", () => {
     const b = Buffer.alloc(64);
     b.writeBigUInt64LE(1000n);
     await writeFile(file, b);
-    await expectBadModel(convertModel(await hfDir({ weightsFile: file }), { out: path.join(tmp, "x8") }), /header length 1000 does not fit the file \(64 bytes\)/);
+    await expectBadModel(
+      convertModel(await hfDir({ weightsFile: file }), { out: path.join(tmp, "x8") }),
+      /header length 1000 does not fit the file \(64 bytes\)/,
+    );
     const file2 = path.join(tmp, "badjson.safetensors");
     const h = Buffer.from("{ nope  ");
     const l = Buffer.alloc(8);
     l.writeBigUInt64LE(BigInt(h.length));
     await writeFile(file2, Buffer.concat([l, h]));
-    await expectBadModel(convertModel(await hfDir({ weightsFile: file2 }), { out: path.join(tmp, "x9") }), /header is not valid UTF-8 JSON/);
+    await expectBadModel(
+      convertModel(await hfDir({ weightsFile: file2 }), { out: path.join(tmp, "x9") }),
+      /header is not valid UTF-8 JSON/,
+    );
   });
 
   it("convertModel: missing tensors are all named, with their expected shapes", async () => {
@@ -307,12 +343,18 @@ describe("convertModel bad inputs", () => {
 
   it("convertModel: a projection with bias is refused as unsupported", async () => {
     const bias: RawTensor = { name: "text_projection.bias", dtype: "F32", shape: [16], data: new Uint8Array(64) };
-    await expectBadModel(convertModel(await hfDir({ tensors: [...tiny, bias] }), { out: path.join(tmp, "x12") }), /text_projection\.bias is present: text projection with bias is not supported/);
+    await expectBadModel(
+      convertModel(await hfDir({ tensors: [...tiny, bias] }), { out: path.join(tmp, "x12") }),
+      /text_projection\.bias is present: text projection with bias is not supported/,
+    );
   });
 
   it("convertModel: a weight of an integer dtype", async () => {
     const tensors = tiny.map((t) => (t.name === "text_projection.weight" ? { ...t, dtype: "I32" } : t));
-    await expectBadModel(convertModel(await hfDir({ tensors }), { out: path.join(tmp, "x13") }), /text_projection\.weight has dtype I32; expected F32, F16 or BF16/);
+    await expectBadModel(
+      convertModel(await hfDir({ tensors }), { out: path.join(tmp, "x13") }),
+      /text_projection\.weight has dtype I32; expected F32, F16 or BF16/,
+    );
   });
 
   it("convertModel: dtype fp16 with a weight beyond the fp16 range", async () => {
@@ -336,7 +378,9 @@ describe("convertModel bad inputs", () => {
       message: 'Expected "fp32" or "fp16" for dtype but received "int8" of type string',
     });
     await expect(convertModel(tinyClipDir, { out: "" })).rejects.toMatchObject({ code: "BAD_INPUT" });
-    await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x15"), tokenizerDir: tmp })).rejects.toMatchObject({ code: "BAD_TOKENIZER" });
+    await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x15"), tokenizerDir: tmp })).rejects.toMatchObject({
+      code: "BAD_TOKENIZER",
+    });
   });
 });
 
@@ -344,7 +388,10 @@ describe("readManifest", () => {
   it("readManifest: a folder without pickrank.json names the folder and the file", async () => {
     const dir = path.join(tmp, "empty-model");
     await mkdir(dir);
-    await expectBadModel(readManifest(dir), new RegExp(`${dir.replace(/[/\\.]/g, "\\$&")} is not a converted model folder: pickrank\\.json is missing`));
+    await expectBadModel(
+      readManifest(dir),
+      new RegExp(`${dir.replace(/[/\\.]/g, "\\$&")} is not a converted model folder: pickrank\\.json is missing`),
+    );
   });
 
   it("readManifest: a manifest naming a missing graph", async () => {
@@ -358,7 +405,10 @@ describe("readManifest", () => {
     const out = path.join(tmp, "invalid");
     await convertModel(tinyClipDir, { out });
     const m = JSON.parse(await readFile(path.join(out, "pickrank.json"), "utf8")) as Record<string, unknown>;
-    await writeFile(path.join(out, "pickrank.json"), JSON.stringify({ ...m, dtype: "int8", graphs: { text: "../x.onnx", vision: "vision.onnx" } }));
+    await writeFile(
+      path.join(out, "pickrank.json"),
+      JSON.stringify({ ...m, dtype: "int8", graphs: { text: "../x.onnx", vision: "vision.onnx" } }),
+    );
     await expectBadModel(readManifest(out), /dtype/, /graphs\.text: expected a path relative to the model folder/);
   });
 });

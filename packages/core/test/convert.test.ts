@@ -70,7 +70,11 @@ describe("convertModel parity with the transformers reference (tiny CLIP, ORT CP
     const { createHash } = await import("node:crypto");
     for (const name of ["config.json", "model.safetensors"]) {
       const data = await readFile(path.join(tinyClipDir, name));
-      expect(m.source.files.find((f) => f.name === name)).toEqual({ name, size: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") });
+      expect(m.source.files.find((f) => f.name === name)).toEqual({
+        name,
+        size: data.byteLength,
+        sha256: createHash("sha256").update(data).digest("hex"),
+      });
     }
     expect((await readManifest(path.join(tmp, "fp16"))).dtype).toBe("fp16");
   });

@@ -15,7 +15,9 @@ describe("parseDeviceRequest", () => {
     for (const d of ["auto", "cpu", "webgpu", "cuda"]) expect(parseDeviceRequest(d)).toBe(d);
   });
   it("rejects an unknown device naming the choices", () => {
-    expect(() => parseDeviceRequest("gpu")).toThrowError(/Expected one of auto, cpu, webgpu, cuda for device but received "gpu" of type string/);
+    expect(() => parseDeviceRequest("gpu")).toThrowError(
+      /Expected one of auto, cpu, webgpu, cuda for device but received "gpu" of type string/,
+    );
   });
 });
 
@@ -107,7 +109,10 @@ describe("openSession on real providers", () => {
       const f = path.join(dir, "broken.onnx");
       await writeFile(f, "this is not protobuf");
       await expect(openSession(f, "cpu")).rejects.toMatchObject({ code: "BAD_MODEL", message: expect.stringContaining("broken.onnx") });
-      await expect(openSession(path.join(dir, "missing.onnx"), "cpu")).rejects.toMatchObject({ code: "BAD_MODEL", message: expect.stringContaining("does not exist") });
+      await expect(openSession(path.join(dir, "missing.onnx"), "cpu")).rejects.toMatchObject({
+        code: "BAD_MODEL",
+        message: expect.stringContaining("does not exist"),
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

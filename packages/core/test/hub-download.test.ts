@@ -33,7 +33,6 @@ async function start(opts: FakeHubOptions = {}): Promise<FakeHub> {
   return hub;
 }
 
-
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 describe("fetchRevisionInfo", () => {
@@ -101,7 +100,12 @@ describe("parseEndpoint", () => {
 });
 
 describe("downloadFiles", () => {
-  async function download(h: FakeHub, files: string[], clientOpts: Partial<ConstructorParameters<typeof HubClient>[0]> = {}, repo = PICKSCORE_REPO) {
+  async function download(
+    h: FakeHub,
+    files: string[],
+    clientOpts: Partial<ConstructorParameters<typeof HubClient>[0]> = {},
+    repo = PICKSCORE_REPO,
+  ) {
     const client = new HubClient({ endpoint: h.url, ...FAST, ...clientOpts });
     const info = await fetchRevisionInfo(client, repo, "main");
     const dir = path.join(tmp, "dl", info.commit);
@@ -121,7 +125,12 @@ describe("downloadFiles", () => {
     }
     expect(readdirSync(dir).filter((n) => n.endsWith(".part"))).toEqual([]);
     const last = progress.filter((p) => p.file === "model.safetensors").at(-1);
-    expect(last).toEqual({ stage: "download", file: "model.safetensors", done: served["model.safetensors"]!.size, total: served["model.safetensors"]!.size });
+    expect(last).toEqual({
+      stage: "download",
+      file: "model.safetensors",
+      done: served["model.safetensors"]!.size,
+      total: served["model.safetensors"]!.size,
+    });
     // The LFS file went resolve (302) → CDN; the small one was served by the hub itself.
     expect(h.requests.some((r) => r.server === "hub" && r.method === "GET" && r.url.includes("/resolve/") && r.status === 302)).toBe(true);
     expect(h.requests.some((r) => r.server === "cdn" && r.method === "GET" && r.status === 200)).toBe(true);
@@ -261,7 +270,9 @@ describe("downloadFiles", () => {
     expect((await fetchRevisionInfo(client, PICKSCORE_REPO, "main")).commit).toMatch(/^[0-9a-f]{40}$/);
     await h.close();
     const h2 = await start({ faults: { hang: { count: 100 } } });
-    const err = await errorOf(fetchRevisionInfo(new HubClient({ endpoint: h2.url, ...FAST, connectTimeoutMs: 150 }), PICKSCORE_REPO, "main"));
+    const err = await errorOf(
+      fetchRevisionInfo(new HubClient({ endpoint: h2.url, ...FAST, connectTimeoutMs: 150 }), PICKSCORE_REPO, "main"),
+    );
     expect(err.code).toBe("DOWNLOAD_FAILED");
     expect(err.message).toContain("could not reach 127.0.0.1:");
     expect(err.message).toContain("(no answer within 150 ms) after 3 attempts");

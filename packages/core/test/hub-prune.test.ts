@@ -47,7 +47,9 @@ describe("pruneCache", () => {
 
     const dry = await pruneCache({ cacheDir, dryRun: true });
     expect(dry.dryRun).toBe(true);
-    expect(dry.removed).toEqual([{ path: downloads, bytes: checkpointBytes, kind: "checkpoint", what: `yuvalkirstain/PickScore_v1@${commit.slice(0, 12)}, converted` }]);
+    expect(dry.removed).toEqual([
+      { path: downloads, bytes: checkpointBytes, kind: "checkpoint", what: `yuvalkirstain/PickScore_v1@${commit.slice(0, 12)}, converted` },
+    ]);
     expect(dry.freedBytes).toBe(checkpointBytes);
     expect(existsSync(downloads)).toBe(true);
 

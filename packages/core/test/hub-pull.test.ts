@@ -44,7 +44,6 @@ async function start(opts: FakeHubOptions = {}): Promise<FakeHub> {
   return hub;
 }
 
-
 function cacheIn(name = "cache"): string {
   return path.join(tmp, name);
 }
@@ -80,7 +79,14 @@ describe("pullModel", () => {
     expect(existsSync(path.join(res.dir, res.manifest.tokenizer.dir))).toBe(true);
     // Only the files needed were fetched: no README, and the tokenizer files the laion repo lists.
     const fetched = h.requests.filter((r) => r.method === "GET" && r.url.includes("/resolve/")).map((r) => r.url.split("/").at(-1));
-    expect(fetched.sort()).toEqual(["config.json", "merges.txt", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.json"]);
+    expect(fetched.sort()).toEqual([
+      "config.json",
+      "merges.txt",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "vocab.json",
+    ]);
     expect(stages.has("download:model.safetensors")).toBe(true);
     expect(stages.has("convert:")).toBe(true);
     // No temporaries left behind.
@@ -137,7 +143,9 @@ describe("pullModel", () => {
     expect(gets.length).toBe(2);
     expect(gets[1]!.range).toMatch(/^bytes=[1-9]\d*-$/);
     expect(gets[1]!.status).toBe(206);
-    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
+    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(
+      h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256,
+    );
   });
 
   it("fails with INTEGRITY and leaves no file in place when the hub serves corrupt weights", async () => {
@@ -223,7 +231,9 @@ describe("pullModel", () => {
     writeFileSync(path.join(hfHome, "token"), "hf_saved_token\n");
     const res = await pullModel({ ...FAST, endpoint: h.url, cacheDir: cacheIn() });
     expect(res.cached).toBe(false);
-    expect(h.requests.filter((r) => r.server === "hub" && r.status < 400).every((r) => r.authorization === "Bearer hf_saved_token")).toBe(true);
+    expect(h.requests.filter((r) => r.server === "hub" && r.status < 400).every((r) => r.authorization === "Bearer hf_saved_token")).toBe(
+      true,
+    );
 
     // HF_TOKEN wins over the file; HF_HUB_DISABLE_IMPLICIT_TOKEN turns both off, as in huggingface_hub.
     vi.stubEnv("HF_TOKEN", "hf_wrong_env");
@@ -263,10 +273,17 @@ describe("pullModel", () => {
   it("lets two concurrent pulls of one model share one download and one conversion", async () => {
     const h = await start();
     const cacheDir = cacheIn();
-    const [a, b] = await Promise.all([pullModel({ ...FAST, endpoint: h.url, cacheDir }), pullModel({ ...FAST, endpoint: h.url, cacheDir })]);
+    const [a, b] = await Promise.all([
+      pullModel({ ...FAST, endpoint: h.url, cacheDir }),
+      pullModel({ ...FAST, endpoint: h.url, cacheDir }),
+    ]);
     expect(a.dir).toBe(b.dir);
     expect([a.cached, b.cached].sort()).toEqual([false, true]);
-    expect(h.requests.filter((r) => r.server === "cdn" && r.method === "GET" && r.url.includes(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256))).toHaveLength(1);
+    expect(
+      h.requests.filter(
+        (r) => r.server === "cdn" && r.method === "GET" && r.url.includes(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256),
+      ),
+    ).toHaveLength(1);
     expect(tree(cacheDir).filter((f) => f.endsWith(".lock") || f.endsWith(".part") || f.endsWith(".tmp"))).toEqual([]);
   });
 
@@ -332,7 +349,9 @@ describe("pullModel", () => {
     const res = await pullModel({ ...FAST, endpoint: h.url, cacheDir });
     const gets = h.requests.filter((r) => r.server === "cdn" && r.method === "GET");
     expect(gets.map((g) => g.range)).toEqual([undefined, `bytes=${have}-`]);
-    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
+    expect(res.manifest.source.files.find((f) => f.name === "model.safetensors")?.sha256).toBe(
+      h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256,
+    );
   });
 
   it("honours an aborted signal", async () => {

@@ -74,7 +74,13 @@ function chunkedTensor(name: string, values: Float32Array, dims: number[], chunk
 }
 
 /** y = x · W + b with W [4, 3] streamed in chunks. */
-function smallModel(w: TensorSource = chunkedTensor("W", Float32Array.from({ length: 12 }, (_, i) => i - 5), [4, 3])): ModelDef {
+function smallModel(
+  w: TensorSource = chunkedTensor(
+    "W",
+    Float32Array.from({ length: 12 }, (_, i) => i - 5),
+    [4, 3],
+  ),
+): ModelDef {
   const g = new GraphBuilder("small");
   const x = g.input({ name: "x", elemType: DataType.FLOAT, shape: ["batch", 4] });
   const wn = g.initializer(w);
@@ -155,7 +161,10 @@ describe("writeOnnxModel", () => {
     const opset = decode(model.get(8)![0] as Uint8Array);
     expect(opset.get(2)).toEqual([17n]);
     const graph = decode(model.get(7)![0] as Uint8Array);
-    const w = graph.get(5)!.map((t) => decode(t as Uint8Array)).find((t) => str(t.get(8)![0]) === "W")!;
+    const w = graph
+      .get(5)!
+      .map((t) => decode(t as Uint8Array))
+      .find((t) => str(t.get(8)![0]) === "W")!;
     expect(w.get(1)).toEqual([4n, 3n]); // dims
     expect(w.get(2)).toEqual([1n]); // FLOAT
     expect(Array.from(new Float32Array((w.get(9)![0] as Uint8Array).slice().buffer))).toEqual(Array.from({ length: 12 }, (_, i) => i - 5));
@@ -164,8 +173,16 @@ describe("writeOnnxModel", () => {
 
   it("writes external data with aligned offsets when over the threshold, and ORT loads it", async () => {
     const file = path.join(tmp, "ext.onnx");
-    const big = chunkedTensor("W", Float32Array.from({ length: 12 }, (_, i) => i - 5), [4, 3]);
-    const res = await writeOnnxModel(file, smallModel(big), { externalDataThreshold: 0, externalDataMinBytes: 0, externalDataAlignment: 4096 });
+    const big = chunkedTensor(
+      "W",
+      Float32Array.from({ length: 12 }, (_, i) => i - 5),
+      [4, 3],
+    );
+    const res = await writeOnnxModel(file, smallModel(big), {
+      externalDataThreshold: 0,
+      externalDataMinBytes: 0,
+      externalDataAlignment: 4096,
+    });
     expect(res.externalData).toMatchObject({ file: `${file}.data`, tensors: 2 });
     expect(Array.from(await runSmall(file))).toEqual(EXPECTED);
     const graph = decode(decode(new Uint8Array(await readFile(file))).get(7)![0] as Uint8Array);
@@ -174,11 +191,17 @@ describe("writeOnnxModel", () => {
       const t = decode(raw as Uint8Array);
       expect(t.get(14)).toEqual([1n]); // data_location = EXTERNAL
       expect(t.get(9)).toBeUndefined(); // no raw_data
-      const entries = Object.fromEntries(t.get(13)!.map((e) => decode(e as Uint8Array)).map((e) => [str(e.get(1)![0]), str(e.get(2)![0])]));
+      const entries = Object.fromEntries(
+        t
+          .get(13)!
+          .map((e) => decode(e as Uint8Array))
+          .map((e) => [str(e.get(1)![0]), str(e.get(2)![0])]),
+      );
       expect(entries.location).toBe("ext.onnx.data");
       expect(Number(entries.offset) % 4096).toBe(0);
       const slice = data.subarray(Number(entries.offset), Number(entries.offset) + Number(entries.length));
-      if (str(t.get(8)![0]) === "W") expect(Array.from(new Float32Array(slice.slice().buffer))).toEqual(Array.from({ length: 12 }, (_, i) => i - 5));
+      if (str(t.get(8)![0]) === "W")
+        expect(Array.from(new Float32Array(slice.slice().buffer))).toEqual(Array.from({ length: 12 }, (_, i) => i - 5));
     }
   });
 
@@ -199,7 +222,13 @@ describe("writeOnnxModel", () => {
   });
 
   it("refuses a tensor that produces the wrong number of bytes", async () => {
-    const short: TensorSource = { name: "W", dataType: DataType.FLOAT, dims: [4, 3], byteLength: 48, write: (sink) => sink(new Uint8Array(40)) };
+    const short: TensorSource = {
+      name: "W",
+      dataType: DataType.FLOAT,
+      dims: [4, 3],
+      byteLength: 48,
+      write: (sink) => sink(new Uint8Array(40)),
+    };
     await expect(writeOnnxModel(path.join(tmp, "short.onnx"), smallModel(short))).rejects.toMatchObject({
       code: "INTERNAL",
       message: "Tensor W produced 40 bytes, expected 48",
@@ -218,7 +247,13 @@ describe("writeOnnxModel", () => {
     });
     g.output(ln, { name: "y", elemType: DataType.FLOAT, shape: [3, 2] });
     const file = path.join(tmp, "attrs.onnx");
-    await writeOnnxModel(file, { irVersion: 8, opsets: [{ domain: "", version: 17 }], producerName: "t", producerVersion: "0", graph: g.build() });
+    await writeOnnxModel(file, {
+      irVersion: 8,
+      opsets: [{ domain: "", version: 17 }],
+      producerName: "t",
+      producerVersion: "0",
+      graph: g.build(),
+    });
     const sess = await openSession(file, "cpu");
     const r = await sess.run({ x: { type: "float32", data: Float32Array.from([0, 1, 2, 10, 11, 12]), dims: [2, 3] } });
     expect(r.y!.dims).toEqual([3, 2]);

@@ -93,11 +93,26 @@ describe("pil-convert: the PIL conversions ported", () => {
   it("cmykToRgb: Pillow's cmyk2rgb rounding (values from Pillow 9.4 and 12.3)", () => {
     // Image.new("CMYK", (1, 1), v).convert("RGB").getpixel((0, 0)) for each v.
     const cases: [number[], number[]][] = [
-      [[100, 50, 200, 30], [137, 181, 49]],
-      [[0, 0, 0, 255], [0, 0, 0]],
-      [[255, 0, 0, 0], [0, 255, 255]],
-      [[0, 0, 0, 0], [255, 255, 255]],
-      [[128, 128, 128, 128], [63, 63, 63]],
+      [
+        [100, 50, 200, 30],
+        [137, 181, 49],
+      ],
+      [
+        [0, 0, 0, 255],
+        [0, 0, 0],
+      ],
+      [
+        [255, 0, 0, 0],
+        [0, 255, 255],
+      ],
+      [
+        [0, 0, 0, 0],
+        [255, 255, 255],
+      ],
+      [
+        [128, 128, 128, 128],
+        [63, 63, 63],
+      ],
     ];
     for (const [cmyk, rgb] of cases) expect([...cmykToRgb(Uint8Array.from(cmyk), 1, 1, 4).data]).toEqual(rgb);
     // A fifth band (alpha) is dropped.

@@ -20,7 +20,12 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../
 const fixtures = path.resolve(repoRoot, "../shared/fixtures/pickscore-reference");
 const PLANE = 224 * 224;
 
-interface Stats { mae: number; p99: number; max: number; exact: number }
+interface Stats {
+  mae: number;
+  p99: number;
+  max: number;
+  exact: number;
+}
 function compare(got: Float32Array, ref: Float32Array): Stats {
   expect(got.length).toBe(ref.length);
   const d = new Float64Array(got.length);
@@ -33,7 +38,12 @@ function compare(got: Float32Array, ref: Float32Array): Stats {
     if (e === 0) exact++;
   }
   d.sort();
-  return { mae: sum / d.length, p99: d[Math.floor(0.99 * (d.length - 1))] as number, max: d[d.length - 1] as number, exact: exact / d.length };
+  return {
+    mae: sum / d.length,
+    p99: d[Math.floor(0.99 * (d.length - 1))] as number,
+    max: d[d.length - 1] as number,
+    exact: exact / d.length,
+  };
 }
 
 /** Bitwise equality of two tensors (vitest's deep equality walks 150k elements slowly). */
@@ -114,7 +124,9 @@ describe("preprocessImage inputs and formats", () => {
 
   it("path, Buffer, Uint8Array and RawImage of the same pixels give the same tensor", async () => {
     const px = pattern(300, 200, 3);
-    const png = await sharp(px, raw(300, 200, 3)).png().toBuffer();
+    const png = await sharp(px, raw(300, 200, 3))
+      .png()
+      .toBuffer();
     const file = path.join(tmp, "same.png");
     await writeFile(file, png);
     const a = await preprocessImage(file);
@@ -133,7 +145,14 @@ describe("preprocessImage inputs and formats", () => {
     }
     const want = await preprocessImage({ data: rgb, width: 160, height: 240, channels: 3 });
     expectSame(await preprocessImage({ data: rgba, width: 160, height: 240, channels: 4 }), want);
-    expectSame(await preprocessImage(await sharp(rgba, raw(160, 240, 4)).png().toBuffer()), want);
+    expectSame(
+      await preprocessImage(
+        await sharp(rgba, raw(160, 240, 4))
+          .png()
+          .toBuffer(),
+      ),
+      want,
+    );
   });
 
   it("grayscale (1-channel RawImage, gray PNG) equals RGB with three equal channels", async () => {
@@ -142,7 +161,10 @@ describe("preprocessImage inputs and formats", () => {
     g.forEach((v, i) => rgb.fill(v, i * 3, i * 3 + 3));
     const want = await preprocessImage({ data: rgb, width: 250, height: 180, channels: 3 });
     expectSame(await preprocessImage({ data: g, width: 250, height: 180, channels: 1 }), want);
-    const grayPng = await sharp(g, raw(250, 180, 1)).toColourspace("b-w").png().toBuffer();
+    const grayPng = await sharp(g, raw(250, 180, 1))
+      .toColourspace("b-w")
+      .png()
+      .toBuffer();
     expect((await sharp(grayPng).metadata()).channels).toBe(1);
     expectSame(await preprocessImage(grayPng), want);
     expect(want.subarray(0, PLANE)).not.toEqual(want.subarray(PLANE, 2 * PLANE)); // mean/std differ per channel
@@ -150,7 +172,9 @@ describe("preprocessImage inputs and formats", () => {
 
   it("palette PNG decodes through its palette", async () => {
     const px = pattern(200, 200, 3);
-    const pal = await sharp(px, raw(200, 200, 3)).png({ palette: true, colours: 16 }).toBuffer();
+    const pal = await sharp(px, raw(200, 200, 3))
+      .png({ palette: true, colours: 16 })
+      .toBuffer();
     expect((await sharp(pal).metadata()).isPalette).toBe(true);
     const decoded = await sharp(pal).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const want = await preprocessImage({ data: decoded.data, width: 200, height: 200, channels: 3 });
@@ -160,12 +184,18 @@ describe("preprocessImage inputs and formats", () => {
   it("16-bit PNG (RGB and gray) is scaled to 8 bits, not clipped", async () => {
     const px = pattern(230, 260, 3);
     const want = await preprocessImage({ data: px, width: 230, height: 260, channels: 3 });
-    const png16 = await sharp(px, raw(230, 260, 3)).toColourspace("rgb16").png().toBuffer();
+    const png16 = await sharp(px, raw(230, 260, 3))
+      .toColourspace("rgb16")
+      .png()
+      .toBuffer();
     expect((await sharp(png16).metadata()).depth).toBe("ushort");
     const s = compare(await preprocessImage(png16), want);
     expect(s.max).toBeLessThanOrEqual(0.016); // at most one level from 16→8-bit rounding
     const g = pattern(230, 260, 1);
-    const gray16 = await sharp(g, raw(230, 260, 1)).toColourspace("grey16").png().toBuffer();
+    const gray16 = await sharp(g, raw(230, 260, 1))
+      .toColourspace("grey16")
+      .png()
+      .toBuffer();
     expect((await sharp(gray16).metadata()).channels).toBe(1);
     const wantGray = await preprocessImage({ data: g, width: 230, height: 260, channels: 1 });
     expect(compare(await preprocessImage(gray16), wantGray).max).toBeLessThanOrEqual(0.016);
@@ -183,12 +213,21 @@ describe("preprocessImage inputs and formats", () => {
         px[i + 2] = Math.round((x / 319) * 255);
       }
     }
-    const jpg = await sharp(px, raw(320, 240, 3)).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const jpg = await sharp(px, raw(320, 240, 3))
+      .jpeg({ quality: 95 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     expect((await sharp(jpg).metadata()).orientation).toBe(6);
     const d = await decodeImage(jpg);
     expect([d.width, d.height]).toEqual([240, 320]);
-    const cw = await sharp(px, raw(320, 240, 3)).rotate(90).raw().toBuffer();
-    const ccw = await sharp(px, raw(320, 240, 3)).rotate(270).raw().toBuffer();
+    const cw = await sharp(px, raw(320, 240, 3))
+      .rotate(90)
+      .raw()
+      .toBuffer();
+    const ccw = await sharp(px, raw(320, 240, 3))
+      .rotate(270)
+      .raw()
+      .toBuffer();
     const got = await preprocessImage(jpg);
     const toCw = compare(got, await preprocessImage({ data: cw, width: 240, height: 320, channels: 3 })).mae;
     const toCcw = compare(got, await preprocessImage({ data: ccw, width: 240, height: 320, channels: 3 })).mae;
@@ -198,23 +237,36 @@ describe("preprocessImage inputs and formats", () => {
 
   it("lossless WebP equals the same pixels as PNG", async () => {
     const px = pattern(300, 300, 3);
-    const webp = await sharp(px, raw(300, 300, 3)).webp({ lossless: true }).toBuffer();
+    const webp = await sharp(px, raw(300, 300, 3))
+      .webp({ lossless: true })
+      .toBuffer();
     expectSame(await preprocessImage(webp), await preprocessImage({ data: px, width: 300, height: 300, channels: 3 }));
   });
 
   it("a 1×1 image is upscaled to a constant 224×224 (tiny images never need padding)", async () => {
-    const png = await sharp(Buffer.from([10, 128, 250]), raw(1, 1, 3)).png().toBuffer();
+    const png = await sharp(Buffer.from([10, 128, 250]), raw(1, 1, 3))
+      .png()
+      .toBuffer();
     const t = await preprocessImage(png);
     expect(t.length).toBe(3 * PLANE);
     for (let c = 0; c < 3; c++) {
-      const want = Math.fround(Math.fround([10, 128, 250][c] as number - Math.fround(Math.fround(CLIP_PREPROCESS.mean[c] as number) * 255)) / Math.fround(Math.fround(CLIP_PREPROCESS.std[c] as number) * 255));
+      const want = Math.fround(
+        Math.fround(([10, 128, 250][c] as number) - Math.fround(Math.fround(CLIP_PREPROCESS.mean[c] as number) * 255)) /
+          Math.fround(Math.fround(CLIP_PREPROCESS.std[c] as number) * 255),
+      );
       const plane = t.subarray(c * PLANE, (c + 1) * PLANE);
       expect(plane.every((v) => v === want)).toBe(true);
     }
   });
 
   it("extreme aspect ratios and exact-size images work", async () => {
-    for (const [w, h] of [[2000, 3], [3, 900], [224, 224], [224, 500], [225, 224]] as const) {
+    for (const [w, h] of [
+      [2000, 3],
+      [3, 900],
+      [224, 224],
+      [224, 500],
+      [225, 224],
+    ] as const) {
       const t = await preprocessImage({ data: pattern(w, h, 3), width: w, height: h, channels: 3 });
       expect(t.length).toBe(3 * PLANE);
       expect(t.every((v) => Number.isFinite(v))).toBe(true);
@@ -224,13 +276,17 @@ describe("preprocessImage inputs and formats", () => {
   it("a 224×224 image is not resampled (values are the normalized input, center-cropped as-is)", async () => {
     const px = pattern(224, 224, 3);
     const t = await preprocessImage({ data: px, width: 224, height: 224, channels: 3 });
-    const lutR = (v: number) => Math.fround(Math.fround(v - Math.fround(Math.fround(0.48145466) * 255)) / Math.fround(Math.fround(0.26862954) * 255));
+    const lutR = (v: number) =>
+      Math.fround(Math.fround(v - Math.fround(Math.fround(0.48145466) * 255)) / Math.fround(Math.fround(0.26862954) * 255));
     expect(t[0]).toBe(lutR(px[0] as number));
     expect(t[1000]).toBe(lutR(px[3000] as number));
   });
 
   it("settings.size changes the output size; mean/std are applied", async () => {
-    const t = await preprocessImage({ data: pattern(100, 80, 3), width: 100, height: 80, channels: 3 }, { size: 32, mean: [0, 0, 0], std: [1, 1, 1] });
+    const t = await preprocessImage(
+      { data: pattern(100, 80, 3), width: 100, height: 80, channels: 3 },
+      { size: 32, mean: [0, 0, 0], std: [1, 1, 1] },
+    );
     expect(t.length).toBe(3 * 32 * 32);
     expect(t.every((v) => v >= 0 && v <= 255)).toBe(true); // (x·255 − 0·255)/(1·255) = raw level
   });
@@ -239,7 +295,12 @@ describe("preprocessImage inputs and formats", () => {
     const dir = path.join(tmp, "dir with spaces ü");
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, "img é.png");
-    await writeFile(file, await sharp(pattern(50, 40, 3), raw(50, 40, 3)).png().toBuffer());
+    await writeFile(
+      file,
+      await sharp(pattern(50, 40, 3), raw(50, 40, 3))
+        .png()
+        .toBuffer(),
+    );
     expect((await preprocessImage(file)).length).toBe(3 * PLANE);
   });
 });
@@ -250,8 +311,12 @@ describe("preprocessImage bad input", () => {
   let jpg: Buffer;
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-bad-"));
-    png = await sharp(pattern(300, 200, 3), raw(300, 200, 3)).png().toBuffer();
-    jpg = await sharp(pattern(300, 200, 3), raw(300, 200, 3)).jpeg().toBuffer();
+    png = await sharp(pattern(300, 200, 3), raw(300, 200, 3))
+      .png()
+      .toBuffer();
+    jpg = await sharp(pattern(300, 200, 3), raw(300, 200, 3))
+      .jpeg()
+      .toBuffer();
   });
   afterAll(async () => {
     await rm(tmp, { recursive: true, force: true });
@@ -277,7 +342,9 @@ describe("preprocessImage bad input", () => {
     expect(e.message).toMatch(/Expected a decodable image/);
   });
   it("preprocessImage: SVG (a vector format the reference cannot open) → BAD_IMAGE", async () => {
-    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>');
+    const svg = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>',
+    );
     const e = await codeOf(preprocessImage(svg));
     expect(e.code).toBe("BAD_IMAGE");
     expect(e.message).toMatch(/Expected a raster image \(png, jpeg, webp.*\) but the image is svg/);
@@ -348,9 +415,9 @@ describe("preprocessImage bad input", () => {
       { data: [1, 2, 3], width: 1, height: 1, channels: 3 },
     ];
     for (const b of bad) expect((await codeOf(preprocessImage(b as RawImage))).code).toBe("BAD_INPUT");
-    expect((await codeOf(preprocessImage({ data: new Uint8Array(12), width: 2, height: 2, channels: 2 } as unknown as RawImage))).message).toMatch(
-      /Expected 1, 3 or 4 for image\.channels but received 2 of type number/,
-    );
+    expect(
+      (await codeOf(preprocessImage({ data: new Uint8Array(12), width: 2, height: 2, channels: 2 } as unknown as RawImage))).message,
+    ).toMatch(/Expected 1, 3 or 4 for image\.channels but received 2 of type number/);
   });
   it("preprocessImage: inputs of the wrong type → BAD_INPUT", async () => {
     for (const b of [42, null, undefined, "", {}]) expect((await codeOf(preprocessImage(b as unknown as string))).code).toBe("BAD_INPUT");

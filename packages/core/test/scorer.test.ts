@@ -38,10 +38,22 @@ describe("Scorer against the Python reference (fp32, cpu)", () => {
     // Each output compared whole, as tolerances.ts measures: logits [image][prompt], probs [prompt][image].
     const scored = texts.map((t) => scorer.scoreEmbeddings(t, imageEmbeds));
     const errors = {
-      image_embeds: maxRelErr(imageEmbeds.flatMap((e) => [...e]), ref.image_embeds.flat()),
-      text_embeds: maxRelErr(texts.flatMap((e) => [...e]), ref.text_embeds.flat()),
-      logits_per_image: maxRelErr(ref.images.flatMap((_, i) => scored.map((s) => s[i]!.score)), ref.logits_per_image.flat()),
-      probs_over_images_per_prompt: maxRelErr(scored.flatMap((s) => s.map((x) => x.prob)), ref.probs_over_images_per_prompt.flat()),
+      image_embeds: maxRelErr(
+        imageEmbeds.flatMap((e) => [...e]),
+        ref.image_embeds.flat(),
+      ),
+      text_embeds: maxRelErr(
+        texts.flatMap((e) => [...e]),
+        ref.text_embeds.flat(),
+      ),
+      logits_per_image: maxRelErr(
+        ref.images.flatMap((_, i) => scored.map((s) => s[i]!.score)),
+        ref.logits_per_image.flat(),
+      ),
+      probs_over_images_per_prompt: maxRelErr(
+        scored.flatMap((s) => s.map((x) => x.prob)),
+        ref.probs_over_images_per_prompt.flat(),
+      ),
     };
     console.log("Scorer (cpu, fp32) max relative error per output:", JSON.stringify(errors));
     for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(parityBound("fp32", k));
@@ -53,13 +65,25 @@ describe("Scorer against the Python reference (fp32, cpu)", () => {
     for (let p = 0; p < ref.prompts.length; p++) {
       const ranked = await scorer.rank(ref.prompts[p]!, files);
       const refScores = ref.images.map((_, i) => ref.logits_per_image[i]![p]!);
-      const refOrder = refScores.map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0]).map(([, i]) => i);
-      expect(ranked.map((r) => r.index), `prompt ${p}`).toEqual(refOrder);
+      const refOrder = refScores
+        .map((s, i) => [s, i] as const)
+        .sort((a, b) => b[0] - a[0])
+        .map(([, i]) => i);
+      expect(
+        ranked.map((r) => r.index),
+        `prompt ${p}`,
+      ).toEqual(refOrder);
       expect(ranked.map((r) => r.rank)).toEqual(files.map((_, i) => i + 1));
       byPrompt.push([...ranked].sort((a, b) => a.index - b.index));
     }
-    const logits = maxRelErr(ref.images.flatMap((_, i) => byPrompt.map((r) => r[i]!.score)), ref.logits_per_image.flat());
-    const probs = maxRelErr(byPrompt.flatMap((r) => r.map((x) => x.prob)), ref.probs_over_images_per_prompt.flat());
+    const logits = maxRelErr(
+      ref.images.flatMap((_, i) => byPrompt.map((r) => r[i]!.score)),
+      ref.logits_per_image.flat(),
+    );
+    const probs = maxRelErr(
+      byPrompt.flatMap((r) => r.map((x) => x.prob)),
+      ref.probs_over_images_per_prompt.flat(),
+    );
     const measured = { logits_per_image: logits, probs_over_images_per_prompt: probs };
     console.log("Scorer.rank from files (cpu, fp32) max relative error:", JSON.stringify(measured));
     expect(logits).toBeLessThan(parityBound("fp32", "logits_per_image"));
@@ -105,7 +129,10 @@ describe("Scorer against the Python reference (fp32, cpu)", () => {
     try {
       const [a, b] = await Promise.all([pooled.embedImages(files), inline.embedImages(files)]);
       a.forEach((e, i) => expect(Array.from(e)).toEqual(Array.from(b[i]!)));
-      await expect(pooled.embedImages([Buffer.from("nope")])).rejects.toMatchObject({ code: "BAD_IMAGE", message: expect.stringContaining("#0") });
+      await expect(pooled.embedImages([Buffer.from("nope")])).rejects.toMatchObject({
+        code: "BAD_IMAGE",
+        message: expect.stringContaining("#0"),
+      });
       // the pool survives a bad image
       expect(await pooled.embedImages([await readFile(files[0]!)])).toHaveLength(1);
     } finally {
@@ -149,7 +176,9 @@ describe("Scorer bad inputs", () => {
   it("an aborted signal stops scoring with ABORTED", async () => {
     const ac = new AbortController();
     ac.abort();
-    await expect(scorer.score("x", [path.join(referenceDir, ref.images[0]!)], { signal: ac.signal })).rejects.toMatchObject({ code: "ABORTED" });
+    await expect(scorer.score("x", [path.join(referenceDir, ref.images[0]!)], { signal: ac.signal })).rejects.toMatchObject({
+      code: "ABORTED",
+    });
   });
 
   it("a disposed scorer refuses work with a clear message", async () => {

@@ -11,7 +11,10 @@ const shared = path.resolve(repoRoot, "../shared");
 const fixtureFile = path.join(shared, "fixtures/pickscore-reference/tokenizer.json");
 const sharedTokenizerDir = path.join(shared, "data/clip-tokenizer");
 
-interface Case { text: string; ids: number[] }
+interface Case {
+  text: string;
+  ids: number[];
+}
 let cases: Case[] = [];
 let shipped: ClipTokenizer;
 let fromTokenizerJson: ClipTokenizer;
@@ -54,7 +57,9 @@ describe("ClipTokenizer matches the HF tokenizers library on cases the fixture l
   // library reproduces all 22 reference cases. A1111 syntax, emoji, scripts, marks, odd whitespace,
   // upper-case special-token look-alikes, very long prompts.
   it("every extra case, both loaders", async () => {
-    const extra = JSON.parse(await readFile(path.join(path.dirname(fileURLToPath(import.meta.url)), "data/tokenizer-extra.json"), "utf8")) as {
+    const extra = JSON.parse(
+      await readFile(path.join(path.dirname(fileURLToPath(import.meta.url)), "data/tokenizer-extra.json"), "utf8"),
+    ) as {
       cases: Case[];
     };
     expect(extra.cases.length).toBeGreaterThanOrEqual(30);
@@ -188,7 +193,10 @@ describe("ClipTokenizer.fromDir bad tokenizer folders", () => {
     await expectBad(await dirWith("badjson", { "vocab.json": "{nope", "merges.txt": "a b\n" }), /Expected valid JSON in .*vocab\.json/);
   });
   it("fromDir: vocab.json of the wrong shape", async () => {
-    await expectBad(await dirWith("arr", { "vocab.json": "[1,2]", "merges.txt": "a b\n" }), /token → id in .*vocab\.json but received an array/);
+    await expectBad(
+      await dirWith("arr", { "vocab.json": "[1,2]", "merges.txt": "a b\n" }),
+      /token → id in .*vocab\.json but received an array/,
+    );
     await expectBad(await dirWith("strid", { "vocab.json": '{"a":"1"}', "merges.txt": "a b\n" }), /integer id for token "a"/);
   });
   it("fromDir: vocabulary without the special tokens", async () => {
@@ -196,10 +204,16 @@ describe("ClipTokenizer.fromDir bad tokenizer folders", () => {
   });
   it("fromDir: malformed merges line names the line", async () => {
     const vocab = await readFile(path.join(defaultTokenizerDir(), "vocab.json"), "utf8");
-    await expectBad(await dirWith("badmerge", { "vocab.json": vocab, "merges.txt": "#version: 0.2\ni n\nthree parts here\n" }), /line 3 of .*merges\.txt/);
+    await expectBad(
+      await dirWith("badmerge", { "vocab.json": vocab, "merges.txt": "#version: 0.2\ni n\nthree parts here\n" }),
+      /line 3 of .*merges\.txt/,
+    );
   });
   it("fromDir: tokenizer.json that is not BPE", async () => {
-    await expectBad(await dirWith("wordpiece", { "tokenizer.json": JSON.stringify({ model: { type: "WordPiece", vocab: {} } }) }), /Expected a BPE model in .*tokenizer\.json/);
+    await expectBad(
+      await dirWith("wordpiece", { "tokenizer.json": JSON.stringify({ model: { type: "WordPiece", vocab: {} } }) }),
+      /Expected a BPE model in .*tokenizer\.json/,
+    );
   });
   it("fromDir: tokenizer.json with malformed merges", async () => {
     await expectBad(

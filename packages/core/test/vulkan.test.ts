@@ -83,7 +83,9 @@ describe.runIf(process.platform === "linux")("softwareOnlyVulkan", () => {
     const lvp = icd(path.join(tmp, "mesa"), "lvp_icd.json", "libvulkan_lvp.so");
     const nv = icd(path.join(tmp, "nvidia"), "nvidia_icd.json", "libGLX_nvidia.so.0");
     const why = softwareOnlyVulkan(env({ VK_DRIVER_FILES: `${sw}:${lvp}` }), tmp);
-    expect(why).toMatch(/^the only Vulkan drivers installed are software ones \(libvk_swiftshader\.so, libvulkan_lvp\.so\).*--device webgpu/);
+    expect(why).toMatch(
+      /^the only Vulkan drivers installed are software ones \(libvk_swiftshader\.so, libvulkan_lvp\.so\).*--device webgpu/,
+    );
     expect(softwareOnlyVulkan(env({ VK_DRIVER_FILES: `${sw}:${nv}` }), tmp)).toBeUndefined();
     // Nothing found: Dawn decides (a driver may sit where this search does not look).
     expect(softwareOnlyVulkan(env({ VK_DRIVER_FILES: path.join(tmp, "nowhere") }), tmp)).toBeUndefined();

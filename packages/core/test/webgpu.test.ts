@@ -38,7 +38,10 @@ let ref: Reference;
 let tmp: string;
 
 const title = "WebGPU provider on a software Vulkan driver (tiny CLIP vs the reference)";
-const why = icd || required ? "" : ` — skipped: no software Vulkan driver (looked for ${SWIFTSHADER}; Debian's chromium ships it, or set PICKRANK_TEST_VK_ICD)`;
+const why =
+  icd || required
+    ? ""
+    : ` — skipped: no software Vulkan driver (looked for ${SWIFTSHADER}; Debian's chromium ships it, or set PICKRANK_TEST_VK_ICD)`;
 // The default reporter shows a skipped file as a count only; a console line it does print says why.
 if (why) console.warn(title + why);
 
@@ -48,7 +51,10 @@ const SWIFTSHADER_TIMEOUT_MS = 600_000;
 
 describe.runIf(icd || required)(title + why, { timeout: SWIFTSHADER_TIMEOUT_MS }, () => {
   beforeAll(async () => {
-    if (!icd) throw new Error(`PICKRANK_REQUIRE_WEBGPU is set but no Vulkan ICD was found (looked for ${SWIFTSHADER}; install Debian's chromium, or set PICKRANK_TEST_VK_ICD)`);
+    if (!icd)
+      throw new Error(
+        `PICKRANK_REQUIRE_WEBGPU is set but no Vulkan ICD was found (looked for ${SWIFTSHADER}; install Debian's chromium, or set PICKRANK_TEST_VK_ICD)`,
+      );
     ref = await loadReference();
     tmp = mkdtempSync(path.join(os.tmpdir(), "pickrank-webgpu-"));
     for (const dtype of ["fp32", "fp16"] as const) await convertModel(tinyClipDir, { out: path.join(tmp, dtype), dtype });
@@ -81,7 +87,10 @@ describe.runIf(icd || required)(title + why, { timeout: SWIFTSHADER_TIMEOUT_MS }
       // naming a GPU driver, which the loader cannot load here) gets auto past its software check, to
       // SwiftShader, whose f16 refusal must send it on to the CPU.
       const gpuIcd = path.join(tmp, "gpu_icd.json");
-      writeFileSync(gpuIcd, JSON.stringify({ file_format_version: "1.0.0", ICD: { library_path: "libGLX_nvidia.so.0", api_version: "1.3.0" } }));
+      writeFileSync(
+        gpuIcd,
+        JSON.stringify({ file_format_version: "1.0.0", ICD: { library_path: "libGLX_nvidia.so.0", api_version: "1.3.0" } }),
+      );
       process.env.VK_ADD_DRIVER_FILES = gpuIcd;
       const auto = await Scorer.create({ model: path.join(tmp, "fp16"), device: "auto", preprocessWorkers: 0 }).finally(() => {
         delete process.env.VK_ADD_DRIVER_FILES;

@@ -17,7 +17,6 @@ export interface DiverseSkip {
   filled: boolean;
 }
 
-
 /** Cosine of two L2-normalized embeddings. */
 function dot(a: Float32Array, b: Float32Array): number {
   let s = 0;

@@ -41,7 +41,11 @@ type JournalLine =
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(v, (_k, val: unknown) => {
     if (val && typeof val === "object" && !Array.isArray(val)) {
-      return Object.fromEntries(Object.entries(val as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      return Object.fromEntries(
+        Object.entries(val as Record<string, unknown>)
+          .filter(([, x]) => x !== undefined)
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
     }
     return val;
   });
@@ -108,7 +112,8 @@ export class OutputDir {
     const keep = opts.keep ?? "top";
     const option = opts.option ?? "out";
     const journalFile = path.join(dir, JOURNAL_DIR, JOURNAL_FILE);
-    const fsFail = (e: unknown, action: string, p: string) => fsError(e, { action, path: p, option, expected: "a folder pickrank can create and write" });
+    const fsFail = (e: unknown, action: string, p: string) =>
+      fsError(e, { action, path: p, option, expected: "a folder pickrank can create and write" });
     const st = await stat(dir).catch((e: unknown) => {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw fsFail(e, "read the output folder", dir);
@@ -141,7 +146,13 @@ export class OutputDir {
       }
     } else {
       // Replaces an unreadable leftover journal instead of appending to it.
-      const header: JournalLine = { t: "run", version: JOURNAL_VERSION, settings: opts.settings, seed, startedAt: new Date().toISOString() };
+      const header: JournalLine = {
+        t: "run",
+        version: JOURNAL_VERSION,
+        settings: opts.settings,
+        seed,
+        startedAt: new Date().toISOString(),
+      };
       await writeFileAtomic(o.journalFile, JSON.stringify(header) + "\n", option);
     }
     return o;
@@ -158,9 +169,13 @@ export class OutputDir {
       wait: false,
       option: this.option,
       onHeld: (holder) =>
-        new PickrankError("CONFLICT", `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`, {
-          details: { dir: this.dir, ...(typeof holder.pid === "number" ? { pid: holder.pid } : {}) },
-        }),
+        new PickrankError(
+          "CONFLICT",
+          `Output folder ${this.dir} is in use by another pickrank run (pid ${holder.pid}); expected one run per folder at a time`,
+          {
+            details: { dir: this.dir, ...(typeof holder.pid === "number" ? { pid: holder.pid } : {}) },
+          },
+        ),
     });
   }
 
@@ -202,7 +217,15 @@ export class OutputDir {
   async save(promptIndex: number, phase: Phase, c: Omit<StoredCandidate, "file"> & { image: Buffer }): Promise<void> {
     const file = `work/p${promptIndex}-${phase}-${c.index}-seed-${c.seed}.${c.format === "jpeg" ? "jpg" : c.format}`;
     await writeFileAtomic(path.join(this.journalDir, file), c.image, this.option);
-    const rec: StoredCandidate = { index: c.index, seed: c.seed, backend: c.backend, format: c.format, timings: c.timings, ...(c.meta ? { meta: c.meta } : {}), file };
+    const rec: StoredCandidate = {
+      index: c.index,
+      seed: c.seed,
+      backend: c.backend,
+      format: c.format,
+      timings: c.timings,
+      ...(c.meta ? { meta: c.meta } : {}),
+      file,
+    };
     await this.append({ t: "cand", p: promptIndex, phase, ...rec });
     this.candidates.set(`${promptIndex}/${phase}/${c.index}`, rec);
   }
@@ -220,13 +243,18 @@ export class OutputDir {
     const ranked = this.keep === "all" ? result.ranked : result.top;
     for (const c of ranked) keepList.push({ c, name: `rank-${String(c.rank).padStart(width, "0")}-seed-${c.seed}.png`, draft: false });
     if (this.keep === "all" && result.refine) {
-      for (const c of result.refine.drafts) keepList.push({ c, name: `draft-${String(c.rank).padStart(width, "0")}-seed-${c.seed}.png`, draft: true });
+      for (const c of result.refine.drafts)
+        keepList.push({ c, name: `draft-${String(c.rank).padStart(width, "0")}-seed-${c.seed}.png`, draft: true });
     }
     for (const { c, name, draft } of keepList) {
       const rel = path.join(sub, name);
       const abs = path.join(this.dir, rel);
       if (!this.outputs.has(rel) && !this.writtenNow.has(rel) && (await exists(abs))) {
-        throw new PickrankError("CONFLICT", `${abs} already exists and was not written by this run; expected a free file name (nothing is overwritten silently)`, { details: { file: abs } });
+        throw new PickrankError(
+          "CONFLICT",
+          `${abs} already exists and was not written by this run; expected a free file name (nothing is overwritten silently)`,
+          { details: { file: abs } },
+        );
       }
       const png = await toPngWithMetadata(c, result, draft);
       await writeFileAtomic(abs, png, this.option);
@@ -275,7 +303,6 @@ export class OutputDir {
   }
 }
 
-
 /**
  * What an existing output folder holds: its journal's lines (a CONFLICT when they are another run's
  * or another version's, or when resuming is off), or, without a journal, a CONFLICT when it holds
@@ -308,8 +335,12 @@ async function readExisting(
   const head = lines[0];
   // Nothing readable at all (killed while writing the first line): nothing to resume, start afresh.
   if (lines.length === 0) return { lines, tornTail: false };
-  if (!head || head.t !== "run" || head.version !== JOURNAL_VERSION) {
-    throw new PickrankError("CONFLICT", `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`, { details: { dir } });
+  if (head?.t !== "run" || head.version !== JOURNAL_VERSION) {
+    throw new PickrankError(
+      "CONFLICT",
+      `The progress journal ${journalFile} is unreadable or from another version; expected a pickrank v${JOURNAL_VERSION} journal. Choose another output folder or delete this one`,
+      { details: { dir } },
+    );
   }
   if (canonicalJson(head.settings) !== canonicalJson(opts.settings)) {
     const fields = settingsDiff(head.settings, opts.settings);
@@ -320,7 +351,9 @@ async function readExisting(
     );
   }
   if (opts.resume === false) {
-    throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, { details: { dir } });
+    throw new PickrankError("CONFLICT", `Output folder ${dir} already holds this run; expected a new folder (or allow resuming)`, {
+      details: { dir },
+    });
   }
   // A kill mid-append leaves a torn last line (open() ends it before appending).
   return { lines, tornTail: text.length > 0 && !text.endsWith("\n") };

@@ -26,11 +26,13 @@ export function readPngChunks(bytes: Uint8Array): PngChunk[] {
   const chunks: PngChunk[] = [];
   let off = 8;
   while (off < buf.length) {
-    if (off + 12 > buf.length) throw new PickrankError("BAD_IMAGE", `Expected a complete PNG chunk header at byte ${off} but the file ends`);
+    if (off + 12 > buf.length)
+      throw new PickrankError("BAD_IMAGE", `Expected a complete PNG chunk header at byte ${off} but the file ends`);
     const len = buf.readUInt32BE(off);
     const type = buf.toString("latin1", off + 4, off + 8);
     const end = off + 12 + len;
-    if (end > buf.length) throw new PickrankError("BAD_IMAGE", `Expected ${len} bytes of PNG chunk ${type} at byte ${off} but the file ends`);
+    if (end > buf.length)
+      throw new PickrankError("BAD_IMAGE", `Expected ${len} bytes of PNG chunk ${type} at byte ${off} but the file ends`);
     const data = buf.subarray(off + 8, off + 8 + len);
     const crc = buf.readUInt32BE(off + 8 + len);
     const want = crc32(data, crc32(buf.subarray(off + 4, off + 8)));
@@ -39,7 +41,8 @@ export function readPngChunks(bytes: Uint8Array): PngChunk[] {
     off = end;
     if (type === "IEND") break;
   }
-  if (chunks.at(-1)?.type !== "IEND") throw new PickrankError("BAD_IMAGE", "Expected an IEND chunk at the end of the PNG but none was found");
+  if (chunks.at(-1)?.type !== "IEND")
+    throw new PickrankError("BAD_IMAGE", "Expected an IEND chunk at the end of the PNG but none was found");
   return chunks;
 }
 
@@ -58,13 +61,17 @@ export function encodePngChunks(chunks: PngChunk[]): Buffer {
 
 function isLatin1(s: string): boolean {
   // tEXt is Latin-1 only; like Pillow's add_text we switch to iTXt (UTF-8) when a prompt needs it.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the Latin-1 range starts at U+0000 by definition
   return /^[\u0000-\u00ff]*$/.test(s) && !s.includes("\u0000");
 }
 
 /** A tEXt chunk when the text is Latin-1, else an uncompressed iTXt chunk (readers treat both alike). */
 export function textChunk(keyword: string, text: string): PngChunk {
   if (!/^[\x20-\x7e\xa1-\xff]{1,79}$/.test(keyword) || keyword !== keyword.trim()) {
-    throw new PickrankError("BAD_INPUT", `Expected a PNG text keyword of 1-79 printable Latin-1 characters but received ${JSON.stringify(keyword)}`);
+    throw new PickrankError(
+      "BAD_INPUT",
+      `Expected a PNG text keyword of 1-79 printable Latin-1 characters but received ${JSON.stringify(keyword)}`,
+    );
   }
   if (isLatin1(text)) {
     return { type: "tEXt", data: Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0]), Buffer.from(text, "latin1")]) };

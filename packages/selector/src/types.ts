@@ -1,4 +1,13 @@
-import type { Backend, BackendEvent, CandidateMeta, CandidateTimings, ErrorCode, FailedCandidate as ContractFailedCandidate, GenerationParams, PickrankError } from "@pickrank/contract";
+import type {
+  Backend,
+  BackendEvent,
+  CandidateMeta,
+  CandidateTimings,
+  ErrorCode,
+  FailedCandidate as ContractFailedCandidate,
+  GenerationParams,
+  PickrankError,
+} from "@pickrank/contract";
 import type { Scorer } from "@pickrank/core";
 import type { DiverseSkip } from "./diverse.ts";
 
@@ -244,10 +253,37 @@ export interface WorkUsage {
 export type BestOfEvent =
   | { type: "prompt-start"; promptIndex: number; prompt: string; phase: Phase; n: number; reused: number }
   | { type: "backend"; promptIndex: number; phase: Phase; event: BackendEvent }
-  | { type: "rendered"; promptIndex: number; phase: Phase; key: string; index: number; seed: number; backend: string; reused: boolean; rendered: number; total: number }
-  | { type: "scored"; promptIndex: number; phase: Phase; key: string; index: number; seed: number; backend: string; scored: number; total: number }
+  | {
+      type: "rendered";
+      promptIndex: number;
+      phase: Phase;
+      key: string;
+      index: number;
+      seed: number;
+      backend: string;
+      reused: boolean;
+      rendered: number;
+      total: number;
+    }
+  | {
+      type: "scored";
+      promptIndex: number;
+      phase: Phase;
+      key: string;
+      index: number;
+      seed: number;
+      backend: string;
+      scored: number;
+      total: number;
+    }
   | { type: "failed"; promptIndex: number; phase: Phase; key: string; index: number; seed: number; backend: string; error: PickrankError }
   /** Something the user should know that does not stop the run (a backend's warning event, a setting that does nothing). */
   | { type: "warning"; promptIndex?: number; message: string; code?: string; backend?: string }
-  | { type: "prompt-done"; promptIndex: number; prompt: string; best?: { index: number; seed: number; score: number }; error?: PickrankError }
+  | {
+      type: "prompt-done";
+      promptIndex: number;
+      prompt: string;
+      best?: { index: number; seed: number; score: number };
+      error?: PickrankError;
+    }
   | { type: "written"; file: string };

@@ -5,7 +5,7 @@
  */
 import { PickrankError, isPickrankError, toPickrankError, type ErrorCode } from "@pickrank/contract";
 import type { FastifyReply } from "fastify";
-import { z } from "zod";
+import type { z } from "zod";
 
 interface FrameworkError {
   code?: string;

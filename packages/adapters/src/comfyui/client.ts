@@ -18,14 +18,19 @@ export interface ImageRef {
 }
 
 const imageRef = z.object({ filename: z.string(), subfolder: z.string().default(""), type: z.string().default("output") }).loose();
-const historyEntry = z.object({
-  outputs: z.record(z.string(), z.object({ images: z.array(imageRef).optional() }).loose()).default({}),
-  status: z.object({
-    status_str: z.string().optional(),
-    completed: z.boolean().optional(),
-    messages: z.array(z.tuple([z.string(), z.unknown()]).rest(z.unknown())).optional(),
-  }).loose().optional(),
-}).loose();
+const historyEntry = z
+  .object({
+    outputs: z.record(z.string(), z.object({ images: z.array(imageRef).optional() }).loose()).default({}),
+    status: z
+      .object({
+        status_str: z.string().optional(),
+        completed: z.boolean().optional(),
+        messages: z.array(z.tuple([z.string(), z.unknown()]).rest(z.unknown())).optional(),
+      })
+      .loose()
+      .optional(),
+  })
+  .loose();
 export type HistoryEntry = z.infer<typeof historyEntry>;
 const historySchema = z.record(z.string(), historyEntry);
 const promptResponse = z.object({ prompt_id: z.string(), number: z.number().optional(), node_errors: z.unknown().optional() }).loose();
@@ -66,7 +71,9 @@ export function describeComfyError(status: number, body: string): { message: str
     }
   }
   if (failing.length > 0) {
-    parts.push(`failing nodes: ${failing.map((f) => `${f.classType ?? "node"} #${f.node} (${f.errors.join("; ") || "no reason given"})`).join(", ")}`);
+    parts.push(
+      `failing nodes: ${failing.map((f) => `${f.classType ?? "node"} #${f.node} (${f.errors.join("; ") || "no reason given"})`).join(", ")}`,
+    );
   }
   if (parts.length === 0) parts.push(preview(body, 200));
   return { message: parts.join("; "), details: { nodeErrors: failing, serverError: err ?? null, status } };
@@ -106,17 +113,26 @@ export class ComfyClient {
     const route = `/history/${encodeURIComponent(promptId)}`;
     const body = await this.http.request("GET", this.p(route), { signal });
     const r = historySchema.safeParse(body);
-    if (!r.success) throw protocolError(this.id, `GET ${route}`, preview(JSON.stringify(body) ?? ""), "{ [prompt_id]: { outputs, status } }");
+    if (!r.success)
+      throw protocolError(this.id, `GET ${route}`, preview(JSON.stringify(body) ?? ""), "{ [prompt_id]: { outputs, status } }");
     return r.data[promptId];
   }
 
   async view(ref: ImageRef, signal?: AbortSignal): Promise<Buffer> {
-    return this.http.request<Buffer>("GET", this.p("/view"), { query: { filename: ref.filename, subfolder: ref.subfolder, type: ref.type }, expect: "bytes", signal });
+    return this.http.request<Buffer>("GET", this.p("/view"), {
+      query: { filename: ref.filename, subfolder: ref.subfolder, type: ref.type },
+      expect: "bytes",
+      signal,
+    });
   }
 
   /** Stops the running prompt; newer servers take prompt_id so only that one is stopped. */
   async interrupt(promptId?: string, signal?: AbortSignal): Promise<void> {
-    await this.http.request("POST", this.p("/interrupt"), { json: promptId === undefined ? {} : { prompt_id: promptId }, expect: "none", signal });
+    await this.http.request("POST", this.p("/interrupt"), {
+      json: promptId === undefined ? {} : { prompt_id: promptId },
+      expect: "none",
+      signal,
+    });
   }
 
   async deleteQueued(promptIds: string[], signal?: AbortSignal): Promise<void> {
@@ -155,7 +171,8 @@ export class ComfyClient {
   /** Checkpoint file names the server offers (CheckpointLoaderSimple's ckpt_name list). */
   async listCheckpoints(signal?: AbortSignal): Promise<string[]> {
     const info = await this.objectInfo(signal, "CheckpointLoaderSimple");
-    const spec = (info.CheckpointLoaderSimple as { input?: { required?: { ckpt_name?: unknown } } } | undefined)?.input?.required?.ckpt_name;
+    const spec = (info.CheckpointLoaderSimple as { input?: { required?: { ckpt_name?: unknown } } } | undefined)?.input?.required
+      ?.ckpt_name;
     // Old servers: [["a.safetensors", …], {…}]; newer: ["COMBO", { options: [...] }].
     if (Array.isArray(spec)) {
       if (Array.isArray(spec[0])) return spec[0].filter((x): x is string => typeof x === "string");
@@ -163,9 +180,18 @@ export class ComfyClient {
       if (spec[0] === "COMBO" && Array.isArray(o?.options)) return o.options.filter((x): x is string => typeof x === "string");
     }
     if (info.CheckpointLoaderSimple === undefined) {
-      throw new PickrankError("BACKEND_REJECTED", `${this.id} has no CheckpointLoaderSimple node (GET /object_info/CheckpointLoaderSimple returned {})`, { details: { backend: this.id } });
+      throw new PickrankError(
+        "BACKEND_REJECTED",
+        `${this.id} has no CheckpointLoaderSimple node (GET /object_info/CheckpointLoaderSimple returned {})`,
+        { details: { backend: this.id } },
+      );
     }
-    throw protocolError(this.id, "GET /object_info/CheckpointLoaderSimple", "a ckpt_name input of an unknown shape", "[[names…], {…}] or [\"COMBO\", { options }]");
+    throw protocolError(
+      this.id,
+      "GET /object_info/CheckpointLoaderSimple",
+      "a ckpt_name input of an unknown shape",
+      '[[names…], {…}] or ["COMBO", { options }]',
+    );
   }
 
   /** Opens /ws?clientId=…; events of prompts queued with the same client_id come only to this socket. */
@@ -180,7 +206,12 @@ export class ComfyClient {
         ws.removeAllListeners();
         ws.on("error", () => undefined);
         ws.terminate();
-        reject(new PickrankError(code, `${this.id} WebSocket ${this.p("/ws")} could not be opened: ${why}`, { cause, details: { backend: this.id } }));
+        reject(
+          new PickrankError(code, `${this.id} WebSocket ${this.p("/ws")} could not be opened: ${why}`, {
+            cause,
+            details: { backend: this.id },
+          }),
+        );
       };
       ws.once("open", () => {
         ws.removeAllListeners("error");

@@ -26,7 +26,11 @@ export const DEFAULT_TXT2IMG_WORKFLOW: ComfyWorkflow = {
   "4": { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "" }, _meta: { title: "Load Checkpoint" } },
   "5": { class_type: "EmptyLatentImage", inputs: { width: 512, height: 512, batch_size: 1 }, _meta: { title: "Empty Latent Image" } },
   "6": { class_type: "CLIPTextEncode", inputs: { text: "", clip: ["4", 1] }, _meta: { title: "Positive prompt" } },
-  "7": { class_type: "CLIPTextEncode", inputs: { text: "blurry, low quality, watermark", clip: ["4", 1] }, _meta: { title: "Negative prompt" } },
+  "7": {
+    class_type: "CLIPTextEncode",
+    inputs: { text: "blurry, low quality, watermark", clip: ["4", 1] },
+    _meta: { title: "Negative prompt" },
+  },
   "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] }, _meta: { title: "VAE Decode" } },
   "9": { class_type: "SaveImage", inputs: { filename_prefix: "pickrank", images: ["8", 0] }, _meta: { title: "Save Image" } },
 };

@@ -52,7 +52,9 @@ const envelope = z.object({ type: z.string(), data: z.unknown() });
 
 /** What reading one text frame gave: a message, a type pickrank does not read, or a frame that breaks the protocol. */
 export type ParsedText =
-  { kind: "message"; message: ComfyMessage } | { kind: "ignored"; type: string } | { kind: "invalid"; reason: string };
+  | { kind: "message"; message: ComfyMessage }
+  | { kind: "ignored"; type: string }
+  | { kind: "invalid"; reason: string };
 
 /** Reads one text frame. Never throws. */
 export function parseTextFrame(text: string): ParsedText {

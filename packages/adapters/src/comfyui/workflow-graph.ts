@@ -47,7 +47,7 @@ export function isLink(v: unknown): v is [string | number, number] {
 
 /** Whether a type name from /object_info (maybe "INT,FLOAT", a multi-type) includes `want`. */
 export function typeIs(type: string | undefined, want: string): boolean {
-  return type !== undefined && type.split(",").some((t) => t.trim() === want);
+  return type?.split(",").some((t) => t.trim() === want) ?? false;
 }
 
 /** Cuts a text for a message: at most `max` characters, JSON-quoted. */

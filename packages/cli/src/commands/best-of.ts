@@ -130,7 +130,8 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
   },
   {
     flags: "--auth <user:pass>",
-    description: "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed, but visible in ps: prefer --auth-file or PICKRANK_AUTH",
+    description:
+      "HTTP Basic credentials (A1111 --api-auth, a proxy in front of ComfyUI); never echoed, but visible in ps: prefer --auth-file or PICKRANK_AUTH",
   },
   {
     flags: "--auth-file <file>",
@@ -233,7 +234,11 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
     description: "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
     api: ["scorePrompt"],
   },
-  { flags: "--score-raw-prompt", description: "score against the prompt exactly as written, weights and tags included", api: ["scoreRawPrompt"] },
+  {
+    flags: "--score-raw-prompt",
+    description: "score against the prompt exactly as written, weights and tags included",
+    api: ["scoreRawPrompt"],
+  },
   { flags: MAX_PIXELS_FLAGS, description: MAX_PIXELS_HELP, parse: parseMaxPixels, api: ["maxPixels"] },
   { flags: "--json", description: "print the result object as JSON on stdout (what the bestOf API returns, without image bytes)" },
   { flags: "--quiet", description: "no progress on stderr (warnings and errors still print)" },
@@ -460,7 +465,8 @@ async function checkServer(backend: Backend, opts: BestOfCliOptions, urls: strin
   const down = health.members ?? [health];
   // Refused credentials, or a workflow the server's node types cannot read, are not a stopped server: their own codes.
   const refused = down.find((x) => x.error?.code === "BACKEND_AUTH" || x.error?.code === "BAD_INPUT");
-  if (refused?.error) throw new PickrankError(refused.error.code, refused.error.message, { details: { ...refused.error.details, backend: refused.backend } });
+  if (refused?.error)
+    throw new PickrankError(refused.error.code, refused.error.message, { details: { ...refused.error.details, backend: refused.backend } });
   const why =
     down.length > 1
       ? `: ${down.map((x) => `${x.backend}: ${x.error?.message ?? "down"}`).join("; ")}`
@@ -511,7 +517,12 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   try {
     await checkServer(backend, opts, urls, interrupt.signal, p);
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
-    scorer = await Scorer.create({ model, device: opts.device, batchSize: opts.batchSize, ...(opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {}) });
+    scorer = await Scorer.create({
+      model,
+      device: opts.device,
+      batchSize: opts.batchSize,
+      ...(opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {}),
+    });
     if (!opts.quiet) io.stderr.write(deviceLine(scorer));
     const progress = new BestOfProgress(io, settings.prompts?.length ?? 1, Boolean(opts.quiet), withFlagNames);
     let result: BestOfResult | BestOfBatchResult;

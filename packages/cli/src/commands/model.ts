@@ -20,7 +20,10 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .description("Convert a Hugging Face CLIPModel folder (config.json + model.safetensors) into ONNX graphs and a manifest")
     .argument("<hf-dir>", "folder holding config.json and model.safetensors")
     .requiredOption("--out <dir>", "model folder to write")
-    .option("--tokenizer <dir>", "tokenizer files to copy into the model folder (default: the HF folder's, else the bundled CLIP tokenizer)")
+    .option(
+      "--tokenizer <dir>",
+      "tokenizer files to copy into the model folder (default: the HF folder's, else the bundled CLIP tokenizer)",
+    )
     .option("--dtype <dtype>", "weights and compute precision: fp32 or fp16 (inputs and outputs stay fp32)", parseDtype, "fp32")
     .option("--json", "print the manifest as JSON")
     .action(
@@ -40,11 +43,18 @@ export function registerModel(program: Command, ctx: CommandContext): void {
 
   model
     .command("pull")
-    .description(`Download PickScore from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN or huggingface-cli login honoured), verify it and convert it; instant when cached`)
+    .description(
+      `Download PickScore from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN or huggingface-cli login honoured), verify it and convert it; instant when cached`,
+    )
     .option("--repo <repo>", "model repository", DEFAULT_REPO)
     .option("--revision <rev>", "branch, tag or commit to pin", "main")
     .option("--tokenizer-repo <repo>", "repository of the tokenizer files", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
-    .option("--dtype <dtype>", "fp32 or fp16 (half the size, for GPUs; on the CPU fp32 is as fast and needs less memory)", parseDtype, "fp32")
+    .option(
+      "--dtype <dtype>",
+      "fp32 or fp16 (half the size, for GPUs; on the CPU fp32 is as fast and needs less memory)",
+      parseDtype,
+      "fp32",
+    )
     .option("--refresh", "check the hub for a newer commit of the revision even when a converted copy is cached")
     .option("--json", "print {dir, cached, manifest} as JSON")
     .action(

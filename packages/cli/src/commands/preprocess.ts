@@ -21,7 +21,10 @@ export function registerPreprocess(program: Command, ctx: CommandContext): void 
         for (const v of px) sum += v;
         const summary = { file: image, out: opts.out, shape: [3, CLIP_PREPROCESS.size, CLIP_PREPROCESS.size], mean: sum / px.length };
         if (opts.json) writeJson(ctx.io, summary);
-        else ctx.io.stdout.write(`${opts.out}: float32 [3,${CLIP_PREPROCESS.size},${CLIP_PREPROCESS.size}], mean ${summary.mean.toFixed(4)}\n`);
+        else
+          ctx.io.stdout.write(
+            `${opts.out}: float32 [3,${CLIP_PREPROCESS.size},${CLIP_PREPROCESS.size}], mean ${summary.mean.toFixed(4)}\n`,
+          );
       }),
     );
 }

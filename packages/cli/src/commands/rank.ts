@@ -38,13 +38,20 @@ export async function expandImageArgs(args: readonly string[]): Promise<string[]
       continue;
     }
     const names = (await readdir(arg, { withFileTypes: true }))
-      .filter((d) => !d.name.startsWith(".") && (d.isFile() || d.isSymbolicLink()) && IMAGE_EXTENSIONS.includes(path.extname(d.name).toLowerCase()))
+      .filter(
+        (d) =>
+          !d.name.startsWith(".") && (d.isFile() || d.isSymbolicLink()) && IMAGE_EXTENSIONS.includes(path.extname(d.name).toLowerCase()),
+      )
       .map((d) => d.name)
       .sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
     if (names.length === 0) {
-      throw new PickrankError("BAD_INPUT", `Folder ${arg} holds no images; expected files ending in ${IMAGE_EXTENSIONS.join(", ")} directly inside it`, {
-        details: { folder: arg },
-      });
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Folder ${arg} holds no images; expected files ending in ${IMAGE_EXTENSIONS.join(", ")} directly inside it`,
+        {
+          details: { folder: arg },
+        },
+      );
     }
     out.push(...names.map((n) => path.join(arg, n)));
   }
@@ -164,7 +171,12 @@ function printRanking(
   );
   if (failures.length > 0) {
     ctx.io.stdout.write(`\nnot scored (${failures.length}):\n`);
-    ctx.io.stdout.write(renderTable(["file", "error"], failures.map((f) => [f.file, `${f.error.code}: ${f.reason}`])));
+    ctx.io.stdout.write(
+      renderTable(
+        ["file", "error"],
+        failures.map((f) => [f.file, `${f.error.code}: ${f.reason}`]),
+      ),
+    );
   }
 }
 

@@ -8,7 +8,7 @@ export function registerTokenize(program: Command, ctx: CommandContext): void {
     .description("CLIP-tokenize a prompt the way PickScore does (77 ids, padded with 49407)")
     .argument("<text>", "the prompt")
     .option("--tokenizer <dir>", "folder with tokenizer.json or vocab.json + merges.txt (default: the bundled CLIP tokenizer)")
-    .option("--json", "print {\"ids\": [...]} for programs")
+    .option("--json", 'print {"ids": [...]} for programs')
     .action(
       action(ctx, async (text: string, opts: { tokenizer?: string; json?: boolean }) => {
         const { ClipTokenizer, defaultTokenizerDir } = await import("@pickrank/core");

@@ -46,7 +46,9 @@ if (values.against) {
   const ref = await Scorer.create({ model: values.against, device: "cpu", preprocessWorkers: 0 });
   try {
     reference = await scoreSet(ref, parityImages);
-    console.log(`reference: ${values.against} on cpu, ${nImages} images × ${PROMPTS.length} prompts in ${(performance.now() - t0).toFixed(0)} ms`);
+    console.log(
+      `reference: ${values.against} on cpu, ${nImages} images × ${PROMPTS.length} prompts in ${(performance.now() - t0).toFixed(0)} ms`,
+    );
   } finally {
     await ref.dispose();
   }
@@ -120,7 +122,9 @@ for (const device of (values.devices ?? "").split(",").filter(Boolean) as Device
         `probe ${device}: OK — ${scorer.describeDevice()}; ready in ${ready.toFixed(0)} ms; scores ${scores.map((s) => s.score.toFixed(4)).join(", ")}`,
       );
       if (reference) {
-        console.log(`parity ${device} (${values.model}) vs cpu fp32 (${values.against}): ${parity(await scoreSet(scorer, parityImages), reference)}`);
+        console.log(
+          `parity ${device} (${values.model}) vs cpu fp32 (${values.against}): ${parity(await scoreSet(scorer, parityImages), reference)}`,
+        );
       }
     } finally {
       await scorer.dispose();

@@ -93,7 +93,10 @@ export function parseClipConfig(raw: unknown, file = "config.json"): ClipConfig 
   };
   act("text_config", text.data.hidden_act);
   act("vision_config", vision.data.hidden_act);
-  for (const [where, c] of [["text_config", text.data], ["vision_config", vision.data]] as const) {
+  for (const [where, c] of [
+    ["text_config", text.data],
+    ["vision_config", vision.data],
+  ] as const) {
     if (c.hidden_size % c.num_attention_heads !== 0) {
       problems.push(`${where}.hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}`);
     }

@@ -105,9 +105,18 @@ export function emitAttention(ctx: Ctx, x: string, prefix: string, spec: Attenti
   const k = emitLinear(ctx, x, `${prefix}.k_proj`, width, width);
   const v = emitLinear(ctx, x, `${prefix}.v_proj`, width, width);
   const perm = (p: number[]) => ({ perm: attr.ints(p) });
-  const qh = g.node("Transpose", [g.node("Reshape", [q, split], { name: `${name}/q_split` })], { attrs: perm([0, 2, 1, 3]), name: `${name}/q_heads` });
-  const kh = g.node("Transpose", [g.node("Reshape", [k, split], { name: `${name}/k_split` })], { attrs: perm([0, 2, 3, 1]), name: `${name}/k_heads_t` });
-  const vh = g.node("Transpose", [g.node("Reshape", [v, split], { name: `${name}/v_split` })], { attrs: perm([0, 2, 1, 3]), name: `${name}/v_heads` });
+  const qh = g.node("Transpose", [g.node("Reshape", [q, split], { name: `${name}/q_split` })], {
+    attrs: perm([0, 2, 1, 3]),
+    name: `${name}/q_heads`,
+  });
+  const kh = g.node("Transpose", [g.node("Reshape", [k, split], { name: `${name}/k_split` })], {
+    attrs: perm([0, 2, 3, 1]),
+    name: `${name}/k_heads_t`,
+  });
+  const vh = g.node("Transpose", [g.node("Reshape", [v, split], { name: `${name}/v_split` })], {
+    attrs: perm([0, 2, 1, 3]),
+    name: `${name}/v_heads`,
+  });
   let scores = g.node("MatMul", [qh, kh], { name: `${name}/scores` });
   if (spec.mask) scores = g.node("Add", [scores, spec.mask], { name: `${name}/masked` });
   const probs = g.node("Softmax", [scores], { attrs: { axis: attr.int(-1) }, name: `${name}/softmax` });
@@ -156,7 +165,11 @@ export function emitEncoderLayer(ctx: Ctx, x: string, prefix: string, spec: Enco
   const { g } = ctx;
   const name = prefix.replace(/\./g, "/");
   const h1 = emitLayerNorm(ctx, x, `${prefix}.layer_norm1`, spec.width, spec.eps);
-  const a = emitAttention(ctx, h1, `${prefix}.self_attn`, { width: spec.width, heads: spec.heads, ...(spec.mask ? { mask: spec.mask } : {}) });
+  const a = emitAttention(ctx, h1, `${prefix}.self_attn`, {
+    width: spec.width,
+    heads: spec.heads,
+    ...(spec.mask ? { mask: spec.mask } : {}),
+  });
   const x1 = g.node("Add", [x, a], { name: `${name}/residual1` });
   const h2 = emitLayerNorm(ctx, x1, `${prefix}.layer_norm2`, spec.width, spec.eps);
   const m = emitMlp(ctx, h2, `${prefix}.mlp`, spec.width, spec.inner, spec.act);
@@ -169,7 +182,9 @@ function makeCtx(name: string, weight: WeightFn, opts: ClipGraphOptions): Ctx {
 }
 
 function castOut(ctx: Ctx, x: string, name: string): string {
-  return ctx.g.floatType === DataType.FLOAT16 ? ctx.g.node("Cast", [x], { attrs: { to: attr.int(DataType.FLOAT) }, name: `${name}_fp32` }) : x;
+  return ctx.g.floatType === DataType.FLOAT16
+    ? ctx.g.node("Cast", [x], { attrs: { to: attr.int(DataType.FLOAT) }, name: `${name}_fp32` })
+    : x;
 }
 
 /** input_ids int64 [batch, contextLength] → text_embeds float32 [batch, projection] (unnormalized). */
@@ -233,7 +248,9 @@ export function buildVisionGraph(cfg: ClipConfig, weight: WeightFn, opts: ClipGr
   const tokens = grid * grid + 1;
   const pixels = g.input({ name: "pixel_values", elemType: DataType.FLOAT, shape: ["batch", v.num_channels, v.image_size, v.image_size] });
   const input =
-    g.floatType === DataType.FLOAT16 ? g.node("Cast", [pixels], { attrs: { to: attr.int(DataType.FLOAT16) }, name: "vision/pixels_fp16" }) : pixels;
+    g.floatType === DataType.FLOAT16
+      ? g.node("Cast", [pixels], { attrs: { to: attr.int(DataType.FLOAT16) }, name: "vision/pixels_fp16" })
+      : pixels;
 
   const convW = ctx.weight("vision_model.embeddings.patch_embedding.weight", { shape: [D, v.num_channels, p, p] });
   const patches = g.node("Conv", [input, convW], {
@@ -246,7 +263,10 @@ export function buildVisionGraph(cfg: ClipConfig, weight: WeightFn, opts: ClipGr
   // Class token broadcast to the batch: Expand to [batch, 1, D], batch read from the input's shape.
   const cls = ctx.weight("vision_model.embeddings.class_embedding", { shape: [D], dims: [1, 1, D] });
   const batch = g.node("Shape", [pixels], { attrs: { start: attr.int(0), end: attr.int(1) }, name: "vision/batch" });
-  const clsShape = g.node("Concat", [batch, g.int64s("shape_cls_tail", [1, D])], { attrs: { axis: attr.int(0) }, name: "vision/cls_shape" });
+  const clsShape = g.node("Concat", [batch, g.int64s("shape_cls_tail", [1, D])], {
+    attrs: { axis: attr.int(0) },
+    name: "vision/cls_shape",
+  });
   const clsB = g.node("Expand", [cls, clsShape], { name: "vision/cls_tokens" });
   const seq = g.node("Concat", [clsB, seqFirst], { attrs: { axis: attr.int(1) }, name: "vision/tokens" });
   const pos = ctx.weight("vision_model.embeddings.position_embedding.weight", { shape: [tokens, D] });
@@ -267,6 +287,10 @@ export function buildVisionGraph(cfg: ClipConfig, weight: WeightFn, opts: ClipGr
   const normed = emitLayerNorm(ctx, clsOut, "vision_model.post_layernorm", D, v.layer_norm_eps);
   const projW = ctx.weight("visual_projection.weight", { shape: [cfg.projectionDim, D], transpose: true });
   const proj = g.node("MatMul", [normed, projW], { name: "vision/projection" });
-  g.output(castOut(ctx, proj, "vision/projection"), { name: "image_embeds", elemType: DataType.FLOAT, shape: ["batch", cfg.projectionDim] });
+  g.output(castOut(ctx, proj, "vision/projection"), {
+    name: "image_embeds",
+    elemType: DataType.FLOAT,
+    shape: ["batch", cfg.projectionDim],
+  });
   return g.build();
 }

@@ -21,7 +21,14 @@ import { DEFAULT_EXTERNAL_DATA_THRESHOLD, writeOnnxModel } from "../onnx/model-w
 import { DataType, type GraphDef, type ModelDef, type TensorSource } from "../onnx/onnx-types.ts";
 import { defaultTokenizerDir } from "../tokenizer/clip-tokenizer.ts";
 import { readClipConfig, type ClipConfig } from "./clip-config.ts";
-import { buildTextGraph, buildVisionGraph, DEFAULT_GRAPH_OPTIONS, type ClipGraphOptions, type WeightFn, type WeightRequest } from "./clip-graph.ts";
+import {
+  buildTextGraph,
+  buildVisionGraph,
+  DEFAULT_GRAPH_OPTIONS,
+  type ClipGraphOptions,
+  type WeightFn,
+  type WeightRequest,
+} from "./clip-graph.ts";
 import { SafetensorsFile, type SafetensorsEntry } from "./safetensors.ts";
 import { pathExists as exists, writeFileAtomic } from "@pickrank/contract";
 
@@ -124,9 +131,12 @@ function checkFp16Range(name: string, data: Uint8Array, src: FloatSrc): Uint8Arr
   const h = new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
   for (let i = 0; i < h.length; i++) {
     if ((h[i]! & 0x7c00) === 0x7c00) {
-      throw badModel(`weight ${name} has a value outside the fp16 range (|x| > 65504, or not finite) at element ${i}; convert with dtype "fp32"`, {
-        tensor: name,
-      });
+      throw badModel(
+        `weight ${name} has a value outside the fp16 range (|x| > 65504, or not finite) at element ${i}; convert with dtype "fp32"`,
+        {
+          tensor: name,
+        },
+      );
     }
   }
   return data;
@@ -196,7 +206,10 @@ async function readScalar(st: SafetensorsFile, name: string): Promise<number> {
 }
 
 async function hasTokenizerFiles(dir: string): Promise<boolean> {
-  return (await exists(path.join(dir, "tokenizer.json"))) || ((await exists(path.join(dir, "vocab.json"))) && (await exists(path.join(dir, "merges.txt"))));
+  return (
+    (await exists(path.join(dir, "tokenizer.json"))) ||
+    ((await exists(path.join(dir, "vocab.json"))) && (await exists(path.join(dir, "merges.txt"))))
+  );
 }
 
 async function fileDigest(file: string): Promise<{ size: number; sha256: string }> {
@@ -246,7 +259,9 @@ async function copyTokenizer(hfDir: string, out: string, explicit: string | unde
 
 const preprocessorSchema = z.object({
   size: z.union([z.number().int().positive(), z.object({ shortest_edge: z.number().int().positive() })]).optional(),
-  crop_size: z.union([z.number().int().positive(), z.object({ height: z.number().int().positive(), width: z.number().int().positive() })]).optional(),
+  crop_size: z
+    .union([z.number().int().positive(), z.object({ height: z.number().int().positive(), width: z.number().int().positive() })])
+    .optional(),
   image_mean: z.tuple([z.number(), z.number(), z.number()]).optional(),
   image_std: z.tuple([z.number(), z.number(), z.number()]).optional(),
 });
@@ -272,10 +287,15 @@ async function preprocessSettings(hfDir: string, cfg: ClipConfig): Promise<Model
   const resize = p.data.size === undefined ? size : typeof p.data.size === "number" ? p.data.size : p.data.size.shortest_edge;
   if (resize !== size) {
     // The manifest (and the scorer's preprocessing) has one size: resize the short edge to it, crop to it.
-    throw badModel(`${file}: resize to ${resize} then crop to ${size} is not supported; expected the shortest edge equal to the crop size`, { file });
+    throw badModel(
+      `${file}: resize to ${resize} then crop to ${size} is not supported; expected the shortest edge equal to the crop size`,
+      { file },
+    );
   }
   if (size !== cfg.vision.image_size) {
-    throw badModel(`${file}: crop size ${size} differs from the vision config's image_size ${cfg.vision.image_size}; expected them equal`, { file });
+    throw badModel(`${file}: crop size ${size} differs from the vision config's image_size ${cfg.vision.image_size}; expected them equal`, {
+      file,
+    });
   }
   return { size, mean: p.data.image_mean ?? base.mean, std: p.data.image_std ?? base.std };
 }
@@ -303,8 +323,10 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
   const dtype = opts.dtype ?? "fp32";
   if (dtype !== "fp32" && dtype !== "fp16") throw invalidParameter("dtype", '"fp32" or "fp16"', dtype);
   const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD;
-  if (!Number.isFinite(threshold) || threshold < 0) throw invalidParameter("externalDataThreshold", "a non-negative number of bytes", threshold);
-  if (os.endianness() !== "LE") throw new PickrankError("INTERNAL", "The converter needs a little-endian machine (safetensors and ONNX store little-endian)");
+  if (!Number.isFinite(threshold) || threshold < 0)
+    throw invalidParameter("externalDataThreshold", "a non-negative number of bytes", threshold);
+  if (os.endianness() !== "LE")
+    throw new PickrankError("INTERNAL", "The converter needs a little-endian machine (safetensors and ONNX store little-endian)");
   const graphOpts: ClipGraphOptions = { ...DEFAULT_GRAPH_OPTIONS, ...opts.graph, dtype };
 
   if (!(await exists(hfDir))) {
@@ -328,7 +350,8 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
   const st = await SafetensorsFile.open(weightsFile, { hash: !hubHashed });
   try {
     const logitScale = await readScalar(st, "logit_scale");
-    if (!Number.isFinite(logitScale)) throw badModel(`${weightsFile}: logit_scale is ${logitScale}; expected a finite number`, { file: weightsFile });
+    if (!Number.isFinite(logitScale))
+      throw badModel(`${weightsFile}: logit_scale is ${logitScale}; expected a finite number`, { file: weightsFile });
 
     const problems: string[] = [];
     const weight = weightProvider(st, dtype, problems);
@@ -379,29 +402,32 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
       files = [...ours, ...given.filter((f) => !ours.some((o) => o.name === f.name))];
     }
 
-    const manifest: ModelManifest = parseManifest({
-      formatVersion: MANIFEST_FORMAT_VERSION,
-      source: {
-        ...(opts.source?.repo !== undefined ? { repo: opts.source.repo } : {}),
-        ...(opts.source?.revision !== undefined ? { revision: opts.source.revision } : {}),
-        files,
-      },
-      dtype,
-      logitScale,
-      dims: {
-        projection: cfg.projectionDim,
-        textWidth: cfg.text.hidden_size,
-        visionWidth: cfg.vision.hidden_size,
-        contextLength: cfg.text.max_position_embeddings,
-        imageSize: cfg.vision.image_size,
-        patchSize: cfg.vision.patch_size,
-      },
-      preprocess: await preprocessSettings(hfDir, cfg),
-      tokenizer: { dir: TOKENIZER_DIR },
-      graphs: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
-      createdAt: new Date().toISOString(),
-      converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, standard ops)`,
-    } satisfies ModelManifest, MANIFEST_FILE);
+    const manifest: ModelManifest = parseManifest(
+      {
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        source: {
+          ...(opts.source?.repo !== undefined ? { repo: opts.source.repo } : {}),
+          ...(opts.source?.revision !== undefined ? { revision: opts.source.revision } : {}),
+          files,
+        },
+        dtype,
+        logitScale,
+        dims: {
+          projection: cfg.projectionDim,
+          textWidth: cfg.text.hidden_size,
+          visionWidth: cfg.vision.hidden_size,
+          contextLength: cfg.text.max_position_embeddings,
+          imageSize: cfg.vision.image_size,
+          patchSize: cfg.vision.patch_size,
+        },
+        preprocess: await preprocessSettings(hfDir, cfg),
+        tokenizer: { dir: TOKENIZER_DIR },
+        graphs: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
+        createdAt: new Date().toISOString(),
+        converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, standard ops)`,
+      } satisfies ModelManifest,
+      MANIFEST_FILE,
+    );
     // Written last: a folder with a manifest is a complete model.
     await writeFileAtomic(path.join(out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
     opts.onProgress?.({ stage: "manifest", done: 1, total: 1 });

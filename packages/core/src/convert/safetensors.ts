@@ -108,7 +108,11 @@ export class SafetensorsFile {
     try {
       fh = await open(file, "r");
     } catch (e) {
-      throw bad(file, `cannot open the weights file (${(e as NodeJS.ErrnoException).code ?? String(e)}); expected a model.safetensors file`, e);
+      throw bad(
+        file,
+        `cannot open the weights file (${(e as NodeJS.ErrnoException).code ?? String(e)}); expected a model.safetensors file`,
+        e,
+      );
     }
     try {
       const { size } = await fh.stat();
@@ -145,7 +149,10 @@ export class SafetensorsFile {
         const r = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
         if (!r || typeof r !== "object") throw bad(file, `header entry ${name} is not an object`);
         if (typeof r.dtype !== "string" || !(r.dtype in SAFETENSORS_DTYPE_SIZE)) {
-          throw bad(file, `tensor ${name} has dtype ${JSON.stringify(r.dtype)}; expected one of ${Object.keys(SAFETENSORS_DTYPE_SIZE).join(", ")}`);
+          throw bad(
+            file,
+            `tensor ${name} has dtype ${JSON.stringify(r.dtype)}; expected one of ${Object.keys(SAFETENSORS_DTYPE_SIZE).join(", ")}`,
+          );
         }
         const dtype = r.dtype as SafetensorsDtype;
         if (!Array.isArray(r.shape) || !r.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {

@@ -40,7 +40,12 @@ export function checkRepoId(repo: unknown, option = "repo"): string {
 /** Checks a revision (branch, tag, commit sha, "refs/pr/1"); BAD_INPUT otherwise. */
 export function checkRevision(rev: unknown, option = "revision"): string {
   const ok =
-    typeof rev === "string" && rev.length > 0 && rev.length <= 255 && !/[\s\\~^:?*[\]\0]/.test(rev) && !rev.split("/").includes("..") && !rev.startsWith("/");
+    typeof rev === "string" &&
+    rev.length > 0 &&
+    rev.length <= 255 &&
+    !/[\s\\~^:?*[\]\0]/.test(rev) &&
+    !rev.split("/").includes("..") &&
+    !rev.startsWith("/");
   if (!ok) throw invalidParameter(option, "a branch, tag or commit sha (e.g. main)", rev);
   return rev as string;
 }

@@ -16,7 +16,7 @@ import path from "node:path";
 import { z } from "zod";
 import { PickrankError, retry, writeFileAtomic } from "@pickrank/contract";
 import { findHfCachedFile, hashFile, linkInto } from "./hf-cache.ts";
-import { HubClient, abortedError, formatDuration, transientError } from "./http.ts";
+import { type HubClient, abortedError, formatDuration, transientError } from "./http.ts";
 
 export interface RepoSibling {
   rfilename: string;
@@ -223,10 +223,7 @@ async function attemptDownload(
   let idle: NodeJS.Timeout | undefined;
   const armIdle = () => {
     clearTimeout(idle);
-    idle = setTimeout(
-      () => abort(transientError(`no data for ${formatDuration(client.idleTimeoutMs)}`)),
-      client.idleTimeoutMs,
-    );
+    idle = setTimeout(() => abort(transientError(`no data for ${formatDuration(client.idleTimeoutMs)}`)), client.idleTimeoutMs);
   };
   try {
     if (!res.body) throw transientError("empty body");
@@ -349,7 +346,10 @@ export async function downloadFile(
 ): Promise<VerifiedFile> {
   const name = sib.rfilename;
   if (path.isAbsolute(name) || name.split("/").some((p) => p === ".." || p === "." || p === "")) {
-    throw new PickrankError("DOWNLOAD_FAILED", `The hub listed a file named ${JSON.stringify(name)} in ${info.repo}; expected a relative path inside the repo`);
+    throw new PickrankError(
+      "DOWNLOAD_FAILED",
+      `The hub listed a file named ${JSON.stringify(name)} in ${info.repo}; expected a relative path inside the repo`,
+    );
   }
   const final = path.join(dir, name);
   const part = `${final}.part`;

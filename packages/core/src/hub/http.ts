@@ -222,7 +222,8 @@ export class HubClient {
       const isRedirect = res.status >= 300 && res.status < 400 && location !== null;
       const relative = isRedirect && !/^[a-z][a-z0-9+.-]*:\/\//i.test(location!) && !location!.startsWith("//");
       if (isRedirect && (opts.follow === "all" || (opts.follow === "relative" && relative))) {
-        if (hop >= 10) throw new PickrankError("DOWNLOAD_FAILED", `Too many redirects from ${url}; expected at most 10`, { details: { url } });
+        if (hop >= 10)
+          throw new PickrankError("DOWNLOAD_FAILED", `Too many redirects from ${url}; expected at most 10`, { details: { url } });
         await res.body?.cancel().catch(() => undefined);
         current = new URL(location!, current).href;
         continue;
@@ -277,10 +278,7 @@ export class HubClient {
    * Turns a non-2xx answer into an error: a transient one for 5xx/429 (the caller's retry loop gets
    * another go), else DOWNLOAD_FAILED that names the repo, revision or file and what to do.
    */
-  async statusError(
-    res: Response,
-    ctx: { repo: string; revision?: string; file?: string; url: string },
-  ): Promise<PickrankError> {
+  async statusError(res: Response, ctx: { repo: string; revision?: string; file?: string; url: string }): Promise<PickrankError> {
     const status = res.status;
     const errorCode = res.headers.get("x-error-code") ?? undefined;
     let serverMsg = res.headers.get("x-error-message") ?? undefined;
@@ -301,7 +299,15 @@ export class HubClient {
         retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined,
       });
     }
-    const details = { status, url: ctx.url, repo: ctx.repo, revision: ctx.revision, file: ctx.file, errorCode, endpoint: this.endpointText };
+    const details = {
+      status,
+      url: ctx.url,
+      repo: ctx.repo,
+      revision: ctx.revision,
+      file: ctx.file,
+      errorCode,
+      endpoint: this.endpointText,
+    };
     const where = `${ctx.repo}${ctx.revision ? `@${ctx.revision}` : ""}`;
     const tokenHint = this.token
       ? `A token was sent (from ${this.tokenSource}), but the hub refused it: check that it is valid and that its account has access (for a gated model, accept its terms on the model page).`

@@ -45,7 +45,7 @@ export interface PruneResult {
  * 0 when the path is gone. Never throws.
  */
 export async function diskUsage(p: string): Promise<number> {
-  let st;
+  let st: Awaited<ReturnType<typeof lstat>>;
   try {
     st = await lstat(p);
   } catch {

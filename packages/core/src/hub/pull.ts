@@ -168,9 +168,13 @@ async function convertIntoCache(
     }
     const manifest = await tryReadManifest(dir);
     if (!manifest) {
-      throw new PickrankError("BAD_MODEL", `The converted model in ${dir} has no readable manifest; expected pickrank.json written by the converter`, {
-        details: { dir },
-      });
+      throw new PickrankError(
+        "BAD_MODEL",
+        `The converted model in ${dir} has no readable manifest; expected pickrank.json written by the converter`,
+        {
+          details: { dir },
+        },
+      );
     }
     return { dir, manifest, cached: false };
   });

@@ -101,7 +101,9 @@ export class GraphBuilder {
   floats(name: string, values: Float32Array | number[], dims: number[]): string {
     const f = values instanceof Float32Array ? values : Float32Array.from(values);
     const data =
-      this.floatType === DataType.FLOAT16 ? new Uint8Array(float32ToFloat16Array(f).buffer) : new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+      this.floatType === DataType.FLOAT16
+        ? new Uint8Array(float32ToFloat16Array(f).buffer)
+        : new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
     return this.constant(bytesTensor(this.unique(name), this.floatType, dims, data));
   }
 

@@ -75,7 +75,8 @@ export async function preprocessImage(input: ImageInput, settings?: Partial<Prep
 /** Validates settings merged over CLIP_PREPROCESS. */
 function resolveSettings(settings: Partial<PreprocessSettings> | undefined): PreprocessSettings {
   if (settings === undefined) return CLIP_PREPROCESS;
-  if (typeof settings !== "object" || settings === null) throw invalidParameter("settings", "an object of preprocessing settings", settings);
+  if (typeof settings !== "object" || settings === null)
+    throw invalidParameter("settings", "an object of preprocessing settings", settings);
   const s: PreprocessSettings = { ...CLIP_PREPROCESS, ...settings };
   if (!Number.isInteger(s.size) || s.size < 1 || s.size > 4096) throw invalidParameter("size", "an integer from 1 to 4096", s.size);
   for (const key of ["mean", "std"] as const) {
@@ -128,7 +129,11 @@ export async function decodeImage(input: ImageInput, maxPixels: number = DEFAULT
   }
   if (input instanceof Uint8Array) return decodeBytes(input, maxPixels, undefined);
   if (typeof input === "object" && input !== null && "data" in input) return checkRaw(input, maxPixels);
-  throw invalidParameter("image", "an image path, encoded image bytes (Uint8Array/Buffer) or a RawImage {data,width,height,channels}", input);
+  throw invalidParameter(
+    "image",
+    "an image path, encoded image bytes (Uint8Array/Buffer) or a RawImage {data,width,height,channels}",
+    input,
+  );
 }
 
 function checkRaw(raw: RawImage, maxPixels: number): DecodedImage {
@@ -158,9 +163,13 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
   const what = file ?? "the image";
   const sharp = await loadSharp();
   if (bytes.length === 0) {
-    throw new PickrankError("BAD_IMAGE", `Expected an encoded image (PNG, JPEG, WebP, …) but ${file ? `${file} is an empty file` : "the bytes are empty"}`, {
-      details: { path: file },
-    });
+    throw new PickrankError(
+      "BAD_IMAGE",
+      `Expected an encoded image (PNG, JPEG, WebP, …) but ${file ? `${file} is an empty file` : "the bytes are empty"}`,
+      {
+        details: { path: file },
+      },
+    );
   }
   const opts: SharpOptions = {
     // Truncated or corrupt pixel data is refused rather than half-decoded (PIL refuses it too).
@@ -175,10 +184,14 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
     // Header only, with no pixel limit, so an oversized image gets the clear message below.
     meta = await sharp(bytes, { ...opts, limitInputPixels: false }).metadata();
   } catch (e) {
-    throw new PickrankError("BAD_IMAGE", `Expected a decodable image (PNG, JPEG, WebP, …) but ${what} could not be read: ${sharpReason(e)}`, {
-      cause: e,
-      details: { path: file },
-    });
+    throw new PickrankError(
+      "BAD_IMAGE",
+      `Expected a decodable image (PNG, JPEG, WebP, …) but ${what} could not be read: ${sharpReason(e)}`,
+      {
+        cause: e,
+        details: { path: file },
+      },
+    );
   }
   // Raster formats only: SVG would be rendered by librsvg (and can reference other files), which the
   // reference (PIL) cannot open anyway.
@@ -192,7 +205,9 @@ async function decodeBytes(bytes: Uint8Array, maxPixels: number, file: string | 
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   if (w < 1 || h < 1) {
-    throw new PickrankError("BAD_IMAGE", `Expected an image with a positive width and height but ${what} is ${w}×${h}`, { details: { path: file } });
+    throw new PickrankError("BAD_IMAGE", `Expected an image with a positive width and height but ${what} is ${w}×${h}`, {
+      details: { path: file },
+    });
   }
   if (w * h > maxPixels) throw tooLarge(w, h, maxPixels, what);
   try {
@@ -288,7 +303,11 @@ function normalizeLut(mean: readonly number[], std: readonly number[], flavour: 
 }
 
 /** Resize (shortest edge), center crop and normalize already decoded pixels. */
-export function preprocessDecoded(img: DecodedImage, s: PreprocessSettings = CLIP_PREPROCESS, flavour: PreprocessFlavour = "torch"): Float32Array {
+export function preprocessDecoded(
+  img: DecodedImage,
+  s: PreprocessSettings = CLIP_PREPROCESS,
+  flavour: PreprocessFlavour = "torch",
+): Float32Array {
   const { width, height, channels } = img;
   const size = s.size;
   // transformers' get_resize_output_image_size(default_to_square=False): int(size * long / short).

@@ -58,7 +58,7 @@ export interface Coeffs {
  */
 export function precomputeCoeffs(inSize: number, outSize: number, from: number, n: number, resampler: Resampler = "torch"): Coeffs {
   const scale = inSize / outSize;
-  const filterscale = scale < 1 ? 1 : scale;
+  const filterscale = Math.max(scale, 1);
   const support = SUPPORT * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const filter = resampler === "pil" ? bicubicPil : bicubicTorch;

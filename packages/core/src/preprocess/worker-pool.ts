@@ -30,7 +30,9 @@ interface Slot {
  */
 const PER_WORKER = 2;
 
-type Reply = { id: number; px: Float32Array } | { id: number; error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
+type Reply =
+  | { id: number; px: Float32Array }
+  | { id: number; error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
 
 /**
  * The worker's entry point. Built (dist/*.js): the compiled worker.js beside this file, started like

@@ -123,7 +123,9 @@ function findVulkanLoader(): boolean {
   ];
   if (dirs.some((d) => existsSync(path.join(d, "libvulkan.so.1")))) return true;
   try {
-    return /libvulkan\.so\.1\b/.test(execFileSync("ldconfig", ["-p"], { encoding: "utf8", timeout: 2000, stdio: ["ignore", "pipe", "ignore"] }));
+    return /libvulkan\.so\.1\b/.test(
+      execFileSync("ldconfig", ["-p"], { encoding: "utf8", timeout: 2000, stdio: ["ignore", "pipe", "ignore"] }),
+    );
   } catch {
     return false;
   }
@@ -203,9 +205,13 @@ function wrap(rt: typeof ort, session: ort.InferenceSession, device: DeviceName,
       try {
         out = await session.run(ortFeeds);
       } catch (e) {
-        throw new PickrankError("INFERENCE_FAILED", `onnxruntime failed running ${path.basename(file)} on ${device}: ${shortOrtMessage(e)}`, {
-          cause: e,
-        });
+        throw new PickrankError(
+          "INFERENCE_FAILED",
+          `onnxruntime failed running ${path.basename(file)} on ${device}: ${shortOrtMessage(e)}`,
+          {
+            cause: e,
+          },
+        );
       }
       const result: Record<string, TensorData> = {};
       for (const [name, t] of Object.entries(out)) {

@@ -39,10 +39,7 @@ const CLIP_PATTERN = new RegExp(
 );
 
 // The ByteLevel pre-tokenizer's own split (use_regex defaults to true in the CLIP tokenizer.json).
-const GPT2_PATTERN = new RegExp(
-  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WS}\\p{L}\\p{N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
-  "gu",
-);
+const GPT2_PATTERN = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WS}\\p{L}\\p{N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`, "gu");
 
 /** GPT-2's reversible byte → printable character table. */
 function bytesToUnicode(): string[] {
@@ -64,7 +61,11 @@ const utf8 = new TextEncoder();
 
 function normalize(text: string): string {
   // Σ→σ first because String#toLowerCase applies the final-sigma rule and the reference does not.
-  return text.normalize("NFC").replace(WS_RUN, " ").replace(/\u03a3/g, "\u03c3").toLowerCase();
+  return text
+    .normalize("NFC")
+    .replace(WS_RUN, " ")
+    .replace(/\u03a3/g, "\u03c3")
+    .toLowerCase();
 }
 
 /** Splits `text` on every occurrence of `token`, keeping the token as its own piece. */
@@ -335,9 +336,13 @@ function parseJson(text: string, file: string): unknown {
 
 function parseVocab(v: unknown, file: string): Map<string, number> {
   if (!isRecord(v)) {
-    throw new PickrankError("BAD_TOKENIZER", `Expected an object of token → id in ${file} but received ${Array.isArray(v) ? "an array" : typeof v}`, {
-      details: { file },
-    });
+    throw new PickrankError(
+      "BAD_TOKENIZER",
+      `Expected an object of token → id in ${file} but received ${Array.isArray(v) ? "an array" : typeof v}`,
+      {
+        details: { file },
+      },
+    );
   }
   const vocab = new Map<string, number>();
   for (const [token, id] of Object.entries(v)) {
