@@ -8,7 +8,6 @@
 import { PickrankError } from "@pickrank/contract";
 
 export const WIRE_VARINT = 0;
-export const WIRE_FIXED64 = 1;
 export const WIRE_LEN = 2;
 export const WIRE_FIXED32 = 5;
 
