@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PickrankError } from "@pickrank/contract";
 import { bestOf, groupFailures, randomSeed, type BestOfEvent, type FailedCandidate } from "@pickrank/selector";
-import { MemoryBackend } from "./memory-backend.ts";
+import { MemoryBackend } from "../helpers/memory-backend.ts";
 import { testScorer } from "./scorer.ts";
 
 let scorer: Awaited<ReturnType<typeof testScorer>>;

@@ -5,7 +5,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PickrankError } from "@pickrank/contract";
 import { bestOf, readPngText, serializeResult, type BestOfEvent, type SelectorScorer } from "@pickrank/selector";
-import { MemoryBackend } from "./memory-backend.ts";
+import { MemoryBackend } from "../helpers/memory-backend.ts";
 import { testScorer } from "./scorer.ts";
 
 let scorer: Awaited<ReturnType<typeof testScorer>>;

@@ -23,7 +23,7 @@ import {
   textChunk,
   type BestOfResult,
 } from "@pickrank/selector";
-import { MemoryBackend, renderSeed } from "./memory-backend.ts";
+import { MemoryBackend, renderSeed } from "../helpers/memory-backend.ts";
 import { testScorer } from "./scorer.ts";
 
 const run = promisify(execFile);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
 import { tinyModel } from "../../../test/helpers/tiny-model.ts";
 import { runCli } from "../../../test/helpers/cli.ts";
-import { renderSeed } from "../../../test/selector/memory-backend.ts";
+import { renderSeed } from "../../../test/helpers/memory-backend.ts";
 
 let model: string;
 let tmp: string;

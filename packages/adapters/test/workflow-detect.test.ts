@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_TXT2IMG_WORKFLOW, applyWorkflow, detectWorkflow, parseWorkflow } from "@pickrank/adapters";
 import { FLUX, HIRES_FIX, SD15, SD15_WEBSOCKET, SDXL_REFINER, TWO_SAMPLERS } from "./workflows.ts";
 
-const repoRoot = path.resolve(import.meta.dirname, "../..");
+const repoRoot = path.resolve(import.meta.dirname, "../../..");
 
 describe("detectWorkflow", () => {
   it("finds prompt, negative, seed, batch, size, settings, checkpoint and output in the SD1.5 graph", () => {

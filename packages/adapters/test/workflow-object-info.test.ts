@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ComfyClient, ComfyUIBackend, detectWorkflow } from "@pickrank/adapters";
-import { customClass } from "../fakes/comfyui-object-info.ts";
-import { startFakeComfyUI, type FakeComfyUI } from "../fakes/comfyui-server.ts";
+import { customClass } from "../../../test/fakes/comfyui-object-info.ts";
+import { startFakeComfyUI, type FakeComfyUI } from "../../../test/fakes/comfyui-server.ts";
 import { reading } from "./workflow-helpers.ts";
 import { CUSTOM_ENCODER, OUTPUT_BY_FLAG } from "./workflow-shapes.ts";
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { applyWorkflow, detectWorkflow, type ObjectInfo } from "@pickrank/adapters";
-import { coreObjectInfo, customClass } from "../fakes/comfyui-object-info.ts";
+import { coreObjectInfo, customClass } from "../../../test/fakes/comfyui-object-info.ts";
 import { expectActionable, reading, refs, refusal } from "./workflow-helpers.ts";
 import {
   CONTROLNET_FACE_DETAILER,

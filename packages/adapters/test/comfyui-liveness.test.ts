@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ComfyUIBackend, type BackendEvent, type ComfyUIOptions, type Generated } from "@pickrank/adapters";
-import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../fakes/comfyui-server.ts";
+import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../../../test/fakes/comfyui-server.ts";
 import { SD15 } from "./workflows.ts";
-import { collect, pickrankRejection } from "../helpers/async.ts";
+import { collect, pickrankRejection } from "../../../test/helpers/async.ts";
 
 /** Short limits: the stall limit is far below the foreign job's length, so only liveness by answers can pass. */
 const FAST: ComfyUIOptions = {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { A1111Backend, type A1111Options, type Generated } from "@pickrank/adapters";
-import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../fakes/a1111-server.ts";
-import { collect, pickrankRejection } from "../helpers/async.ts";
+import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../../../test/fakes/a1111-server.ts";
+import { collect, pickrankRejection } from "../../../test/helpers/async.ts";
 
 const FAST: A1111Options = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 20_000 };
 

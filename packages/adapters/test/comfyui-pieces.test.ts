@@ -1,10 +1,10 @@
 /** The ComfyUI adapter's pieces without a server: messages, transport, prompt tracker, settings. */
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { BINARY_EVENT, parseBinaryFrame, parseTextFrame, type ComfyMessage } from "../../packages/adapters/src/comfyui/messages.ts";
-import { ComfyTransport, type SocketLike } from "../../packages/adapters/src/comfyui/transport.ts";
-import { PromptTracker } from "../../packages/adapters/src/comfyui/prompt-tracker.ts";
-import { settingsFromWorkflow } from "../../packages/adapters/src/comfyui/settings.ts";
+import { BINARY_EVENT, parseBinaryFrame, parseTextFrame, type ComfyMessage } from "../src/comfyui/messages.ts";
+import { ComfyTransport, type SocketLike } from "../src/comfyui/transport.ts";
+import { PromptTracker } from "../src/comfyui/prompt-tracker.ts";
+import { settingsFromWorkflow } from "../src/comfyui/settings.ts";
 import { applyWorkflow, detectWorkflow, DEFAULT_TXT2IMG_WORKFLOW } from "@pickrank/adapters";
 import { PickrankError } from "@pickrank/contract";
 import { FLUX } from "./workflows.ts";

@@ -14,7 +14,7 @@ import {
   type Backend,
   type Generated,
 } from "@pickrank/adapters";
-import { HttpClient } from "../../packages/adapters/src/http.ts";
+import { HttpClient } from "../src/http.ts";
 
 describe("registry", () => {
   it("knows comfyui, a1111 and pool, and builds them from specs", () => {

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { A1111Backend, ComfyUIBackend, PoolBackend, type BackendEvent, type Generated } from "@pickrank/adapters";
-import { startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../fakes/comfyui-server.ts";
-import { startFakeA1111, type FakeA1111 } from "../fakes/a1111-server.ts";
+import { startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../../../test/fakes/comfyui-server.ts";
+import { startFakeA1111, type FakeA1111 } from "../../../test/fakes/a1111-server.ts";
 import { SD15 } from "./workflows.ts";
-import { collect, pickrankRejection } from "../helpers/async.ts";
+import { collect, pickrankRejection } from "../../../test/helpers/async.ts";
 
 const COMFY = {
   timeoutMs: 5000,

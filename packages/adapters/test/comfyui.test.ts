@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { ComfyUIBackend, createBackend, type BackendEvent, type ComfyUIOptions, type Generated } from "@pickrank/adapters";
 import { isPickrankError } from "@pickrank/contract";
-import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../fakes/comfyui-server.ts";
+import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from "../../../test/fakes/comfyui-server.ts";
 import { FLUX, SD15, SD15_WEBSOCKET, SDXL_REFINER } from "./workflows.ts";
-import { collect, rejection } from "../helpers/async.ts";
+import { collect, rejection } from "../../../test/helpers/async.ts";
 
 /** Short limits so fault tests finish in well under a second each. */
 const FAST: ComfyUIOptions = {

@@ -6,8 +6,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { applyWorkflow, detectWorkflow, parseWorkflow, type ComfyWorkflow, type NodeOverrides, type ObjectInfo } from "@pickrank/adapters";
-import { coreObjectInfo } from "../fakes/comfyui-object-info.ts";
-import { sharedDir } from "../helpers/paths.ts";
+import { coreObjectInfo } from "../../../test/fakes/comfyui-object-info.ts";
+import { sharedDir } from "../../../test/helpers/paths.ts";
 import { expectActionable, reading, refusal } from "./workflow-helpers.ts";
 
 function load(file: string): ComfyWorkflow {

@@ -13,7 +13,7 @@ import {
   type JournalRecord,
   type ProduceRequest,
 } from "@pickrank/selector";
-import { MemoryBackend } from "./memory-backend.ts";
+import { MemoryBackend } from "../../../test/helpers/memory-backend.ts";
 
 /** A journal in memory that records the order of saves against what the channel has seen. */
 class MemoryJournal implements CandidateJournal {

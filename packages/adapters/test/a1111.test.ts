@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { A1111Backend, createBackend, type A1111Options, type BackendEvent, type Generated } from "@pickrank/adapters";
-import { readFakeImageInfo } from "../fakes/comfyui-server.ts";
-import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../fakes/a1111-server.ts";
-import { collect, rejection } from "../helpers/async.ts";
+import { readFakeImageInfo } from "../../../test/fakes/comfyui-server.ts";
+import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../../../test/fakes/a1111-server.ts";
+import { collect, rejection } from "../../../test/helpers/async.ts";
 
 const FAST: A1111Options = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 20_000 };
 
