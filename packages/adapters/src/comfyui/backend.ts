@@ -158,7 +158,8 @@ export class ComfyUIBackend implements Backend {
   /**
    * GET /system_stats and /queue: up when both answer; ComfyUI's version and the queue's length. Then
    * the workflow is read with the server's /object_info: a refusal makes the report ok: false with
-   * that BAD_INPUT error (the server is up, but this workflow cannot run). Never throws.
+   * that BAD_INPUT error (the server is up, but this workflow cannot run); so does a server that does not
+   * answer when the graph alone already refused the workflow (the refusal is what to fix). Never throws.
    */
   async check(signal?: AbortSignal): Promise<HealthReport> {
     try {
@@ -181,7 +182,17 @@ export class ComfyUIBackend implements Backend {
       }
       return report;
     } catch (e) {
-      return { ok: false, backend: this.id, kind: this.kind, error: toPickrankError(e, "BACKEND_UNREACHABLE").toJSON() };
+      const err = toPickrankError(e, "BACKEND_UNREACHABLE");
+      // The graph alone already refused the workflow: that is what the user has to fix, server or not.
+      if (this.graphError && err.code !== "BAD_INPUT") {
+        const refusal = new PickrankError(
+          "BAD_INPUT",
+          `Read from the graph alone (${this.id} did not answer, so its node types could not be asked): ${this.graphError.message}`,
+          { cause: err, details: { ...this.graphError.details, server: err.toJSON() } },
+        );
+        return { ok: false, backend: this.id, kind: this.kind, error: refusal.toJSON() };
+      }
+      return { ok: false, backend: this.id, kind: this.kind, error: err.toJSON() };
     }
   }
 
