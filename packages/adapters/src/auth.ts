@@ -8,6 +8,10 @@ import { fsError, PickrankError } from "@pickrank/contract";
 /** The environment variable read for credentials: "user:password" or a full Authorization header value. */
 export const AUTH_ENV = "PICKRANK_AUTH";
 
+/**
+ * Where resolveAuth looks for backend credentials, in order: the --auth value, the --auth-file file,
+ * the PICKRANK_AUTH environment variable.
+ */
 export interface AuthSources {
   /** Given directly (the --auth option). */
   auth?: string | undefined;
@@ -17,6 +21,7 @@ export interface AuthSources {
   env?: Record<string, string | undefined>;
 }
 
+/** The credentials resolveAuth found and which source they came from (the value is never put in messages). */
 export interface ResolvedAuth {
   /** "user:password" or a full Authorization header value, for BackendSpec.auth. */
   auth: string;

@@ -2,12 +2,18 @@ import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/cont
 import type { Backend, BackendEvent, GenerateRequest, Generated, HealthReport } from "@pickrank/contract";
 import { Channel, beginRun, closeRuns, isPositiveInt, runController, stopError } from "./util.ts";
 
+/** One server of a pool: its backend and, optionally, how many candidates it works on at once. */
 export interface PoolMember {
   backend: Backend;
   /** Candidates this server works on at once (overrides the pool's concurrency; capped by the backend's maxConcurrency). */
   concurrency?: number;
 }
 
+/**
+ * Options of a pool of backends: candidates in flight per server (default 2), candidates per member
+ * request (default 1), a check() of every server before a run (default true, 5000 ms each) and attempts
+ * per candidate over all servers (default: the number of servers). Invalid values throw BAD_INPUT.
+ */
 export interface PoolOptions {
   /**
    * Candidates in flight per server (default 2: one rendering and one queued, so the GPU never waits
@@ -24,6 +30,10 @@ export interface PoolOptions {
   maxAttempts?: number;
 }
 
+/**
+ * One pool member's counters over its runs: candidates completed and failed, failures handed to another
+ * server, busy time (ms), throughput (images per minute) and mean render time (ms).
+ */
 export interface PoolServerStats {
   backend: string;
   kind: string;

@@ -10,6 +10,7 @@ export function registerBackend(kind: string, factory: BackendFactory): void {
   factories.set(kind, factory);
 }
 
+/** The kinds registered with registerBackend ("a1111", "comfyui", "pool" …), sorted. */
 export function backendKinds(): string[] {
   return [...factories.keys()].sort();
 }

@@ -35,6 +35,10 @@ export interface GenerationParams {
   extra?: Record<string, unknown>;
 }
 
+/**
+ * One generate() call: the prompt and how many candidates (`n`) to render, with their seeds or keys.
+ * Seeds are integers below the backend's `maxSeed`; `keys`, when given, has length n.
+ */
 export interface GenerateRequest {
   prompt: string;
   negativePrompt?: string;
@@ -72,6 +76,7 @@ export type BackendEvent =
    */
   | { type: "warning"; backend: string; message: string; code?: string };
 
+/** Where one candidate's time went, in milliseconds. */
 export interface CandidateTimings {
   /** Waiting in the server's queue (ms). */
   queuedMs: number;
@@ -81,6 +86,10 @@ export interface CandidateTimings {
   totalMs: number;
 }
 
+/**
+ * A rendered candidate: the encoded image bytes (`format`: png, jpeg or webp), the seed that
+ * reproduces it, the backend that made it and its timings.
+ */
 export interface Candidate {
   ok: true;
   /** The caller's key (GenerateRequest.keys), or the position "0".."n-1". */
@@ -135,6 +144,7 @@ export interface FailedCandidate {
   error: PickrankError;
 }
 
+/** What Backend.generate() yields per candidate: a Candidate (`ok: true`) or a FailedCandidate (`ok: false`). */
 export type Generated = Candidate | FailedCandidate;
 
 /** What check() found: never thrown, always returned. */
@@ -155,6 +165,12 @@ export interface HealthReport {
   members?: HealthReport[];
 }
 
+/**
+ * A generation server adapter (ComfyUI, Automatic1111, a pool of them) as the selector uses it.
+ * generate() throws PickrankError codes such as BACKEND_UNREACHABLE, BACKEND_AUTH, BACKEND_REJECTED,
+ * BACKEND_PROTOCOL, BACKEND_STALLED or ABORTED only when nothing can be rendered; per-candidate failures
+ * are yielded as FailedCandidate.
+ */
 export interface Backend {
   /** e.g. "comfyui@http://127.0.0.1:8188" (never credentials). */
   readonly id: string;
@@ -179,6 +195,10 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+/**
+ * How to build a backend: its `kind` ("comfyui", "a1111", …), the server URL, optional credentials,
+ * the ComfyUI workflow and adapter-specific options.
+ */
 export interface BackendSpec {
   kind: string;
   url: string;
@@ -189,4 +209,5 @@ export interface BackendSpec {
   options?: Record<string, unknown>;
 }
 
+/** Builds a Backend from a BackendSpec; adapters register one per kind. */
 export type BackendFactory = (spec: BackendSpec) => Backend;

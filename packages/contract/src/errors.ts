@@ -19,6 +19,7 @@ export const EXIT = {
   INTERRUPTED: 130,
 } as const;
 
+/** A CLI exit status from EXIT: 0 ok, 1 failure, 2 usage, 3 partial, 130 interrupted. */
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 interface CodeInfo {
@@ -116,6 +117,7 @@ export const ERROR_TABLE = {
   INTERNAL: { exit: EXIT.FAILURE, http: 500, retryable: false, meaning: "a bug: something pickrank did not expect" },
 } as const satisfies Record<string, CodeInfo>;
 
+/** One of the error codes of ERROR_TABLE (BAD_INPUT, NOT_FOUND, TIMEOUT …). */
 export type ErrorCode = keyof typeof ERROR_TABLE;
 
 /** Every code, in table order. */
@@ -152,6 +154,7 @@ export interface ErrorDetailsByCode {
   INTERNAL: Open;
 }
 
+/** Options of a PickrankError: the cause it wraps and the code's structured details. */
 export interface PickrankErrorOptions<C extends ErrorCode = ErrorCode> {
   cause?: unknown;
   /** Structured details for programs (the failing node ids, the URL, the expected hash …). */
@@ -165,6 +168,10 @@ export interface ErrorJSON {
   details?: Record<string, unknown>;
 }
 
+/**
+ * The one error type of pickrank: a `code` from ERROR_TABLE, a one-line message and optional
+ * structured `details`. The code decides the CLI exit code, the HTTP status and whether a retry may help.
+ */
 export class PickrankError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
   readonly details: ErrorDetailsByCode[C] | undefined;
@@ -198,10 +205,12 @@ export class PickrankError<C extends ErrorCode = ErrorCode> extends Error {
   }
 }
 
+/** Whether `e` is a PickrankError (an instanceof check). */
 export function isPickrankError(e: unknown): e is PickrankError {
   return e instanceof PickrankError;
 }
 
+/** Whether `v` is a string naming a code of ERROR_TABLE. */
 export function isErrorCode(v: unknown): v is ErrorCode {
   return typeof v === "string" && Object.hasOwn(ERROR_TABLE, v);
 }

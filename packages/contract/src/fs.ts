@@ -24,6 +24,7 @@ const ERRNO_WORDS: Record<string, string> = {
   ENOENT: "it does not exist",
 };
 
+/** What a filesystem call was for, so its error names the action, the path and the option to change. */
 export interface FsErrorContext {
   /** What we were doing: "write the output PNG", "create the output folder". */
   action: string;

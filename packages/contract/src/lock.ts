@@ -67,6 +67,7 @@ async function isStale(file: string): Promise<{ stale: boolean; holder?: Partial
   }
 }
 
+/** Options of taking a lock file: wait for a live holder (default) or fail with `onHeld`'s error. */
 export interface LockOptions {
   /** Wait while a live holder has it (default). Otherwise `onHeld` is called and its error thrown. */
   wait?: boolean;

@@ -5,6 +5,10 @@
 import pRetry from "p-retry";
 import { sleep } from "./abort.ts";
 
+/**
+ * The retry policy of retry(): retry count, exponential backoff in ms (default factor 2, delay capped
+ * at 10 000 ms) and which failures to retry; a server's Retry-After (capped at 30 s) wins over a shorter backoff.
+ */
 export interface RetryOptions {
   /** Attempts after the first (0: no retry). */
   retries: number;

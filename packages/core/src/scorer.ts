@@ -18,6 +18,12 @@ import { ClipTokenizer } from "./tokenizer/clip-tokenizer.ts";
 export type { DeviceName, DeviceRequest } from "./runtime/ort.ts";
 export type { DeviceReport } from "./runtime/device.ts";
 
+/**
+ * Options of Scorer.create: the converted model folder, the device ("auto" by default: cuda, then
+ * webgpu, then cpu), the vision batch size (images per run, default 8), preprocessing parallelism, CPU
+ * threads, the text-embedding cache size (prompts, default 1024) and the decode limit (pixels).
+ * Invalid values throw BAD_INPUT.
+ */
 export interface ScorerOptions {
   /** A converted model folder (holds pickrank.json). */
   model: string;
@@ -42,12 +48,17 @@ export interface ScorerOptions {
   maxPixels?: number;
 }
 
+/**
+ * One image's PickScore: `index` is its 0-based position in the input, `score` is
+ * exp(logit_scale) · cos(text, image), `prob` the softmax of the scores over the images of one call.
+ */
 export interface ScoredImage {
   index: number;
   score: number;
   prob: number;
 }
 
+/** A ScoredImage with its 1-based `rank` (1 = highest score; ties keep input order). */
 export interface RankedImage extends ScoredImage {
   rank: number;
 }
@@ -67,12 +78,25 @@ export interface SettledRanking {
 /** Error codes that belong to one image (its file or bytes), not to the scorer: settled per image. */
 const PER_IMAGE_CODES: ReadonlySet<string> = new Set(["BAD_IMAGE", "NOT_FOUND", "FILESYSTEM"]);
 
+/**
+ * Per-call options of the Scorer's image methods: an abort signal (ABORTED when it fires) and a
+ * progress callback told the images embedded so far after each device batch.
+ */
 export interface CallOptions {
   signal?: AbortSignal | undefined;
   /** Images embedded so far, after each device batch (for progress bars over many images). */
   onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
+/**
+ * The PickScore scorer, a port of the reference's transformers CLIPModel scoring
+ * (`logit_scale.exp() * text_embeds @ image_embeds.T`, softmax over the images): the ONNX text and
+ * vision graphs of a converted model folder, its CLIP tokenizer (77 ids) and its CLIPImageProcessor
+ * preprocessing ([3,224,224] CHW float32 per image). Embeddings are L2-normalized Float32Arrays of
+ * length manifest.dims.projection. Build with Scorer.create (BAD_INPUT, NOT_FOUND, BAD_MODEL,
+ * BAD_TOKENIZER, DEVICE_UNAVAILABLE); image errors are BAD_IMAGE / NOT_FOUND / FILESYSTEM, graph
+ * failures INFERENCE_FAILED, use after dispose() CLOSED.
+ */
 export class Scorer {
   readonly device: DeviceName;
   readonly deviceReport: DeviceReport;
@@ -356,6 +380,7 @@ export class Scorer {
   }
 }
 
+/** Sorts scored items best first (highest score; ties by lower index) and numbers them rank 1 … n. */
 export function rankScores<T extends ScoredImage>(scored: readonly T[]): (T & { rank: number })[] {
   return [...scored].sort((a, b) => b.score - a.score || a.index - b.index).map((s, i) => ({ ...s, rank: i + 1 }));
 }
@@ -369,6 +394,10 @@ export function l2normalize(v: Float32Array): Float32Array {
   return out;
 }
 
+/**
+ * Dot product of two equal-length vectors (the cosine when both are L2-normalized).
+ * @throws INTERNAL when the lengths differ.
+ */
 export function dot(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new PickrankError("INTERNAL", `Embedding sizes differ: ${a.length} vs ${b.length}`);
   let s = 0;
@@ -376,6 +405,7 @@ export function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
+/** Softmax of the values (max subtracted first for stability); [] for []. The probabilities sum to 1. */
 export function softmax(xs: readonly number[]): number[] {
   if (xs.length === 0) return [];
   const max = Math.max(...xs);

@@ -7,6 +7,10 @@
  */
 export const DEFAULT_DIVERSE_THRESHOLD = 0.9;
 
+/**
+ * A candidate diverse selection passed over (or took anyway to fill k places): its index and seed, the
+ * picked candidate it was too close to, and their cosine similarity.
+ */
 export interface DiverseSkip {
   index: number;
   seed: number;

@@ -24,8 +24,11 @@ import { isPng, readPngText, setPngText } from "./png-text.ts";
 import type { JournalRecord } from "./produce.ts";
 import type { BestOfResult, ModelInfo, Phase, RankedCandidate, WorkUsage } from "./types.ts";
 
+/** The folder inside an output folder that holds the progress journal and the work files. */
 export const JOURNAL_DIR = ".pickrank";
+/** The progress journal's file name inside JOURNAL_DIR (one JSON record per line). */
 export const JOURNAL_FILE = "journal.jsonl";
+/** The file name of the run's result inside the output folder. */
 export const RESULT_FILE = "result.json";
 const JOURNAL_VERSION = 1;
 
@@ -66,6 +69,11 @@ function settingsDiff(a: unknown, b: unknown, prefix = ""): string[] {
     .sort();
 }
 
+/**
+ * An output folder of bestOf: the kept images, result.json, and the progress journal under `.pickrank/`
+ * that records every candidate so a re-run with the same settings resumes. A journal of other settings
+ * or another version is a CONFLICT; filesystem failures throw FILESYSTEM or NOT_FOUND.
+ */
 export class OutputDir {
   readonly dir: string;
   readonly keep: "top" | "all";

@@ -24,6 +24,10 @@ export interface PassContext {
   warn: (w: { message: string; code?: string; backend?: string }) => void;
 }
 
+/**
+ * One pass (draft or final) of one prompt: the seeds by candidate index, the indices to render, the
+ * generation settings and the prompt's start time (performance.now(), ms).
+ */
 export interface PassInput {
   promptIndex: number;
   prompt: string;
@@ -36,6 +40,10 @@ export interface PassInput {
   t0: number;
 }
 
+/**
+ * What one pass produced: survivors with their embeddings and failures (both in request order), the
+ * number replayed from the journal, and timings in ms.
+ */
 export interface PassOutput {
   /** Survivors with their embeddings, in request order. */
   embedded: Embedded[];

@@ -8,11 +8,13 @@ import { PickrankError } from "@pickrank/contract";
 
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
+/** One PNG chunk: its 4-character type ("IHDR", "tEXt", "iTXt", "IDAT" …) and its data bytes (without length and CRC). */
 export interface PngChunk {
   type: string;
   data: Buffer;
 }
 
+/** Whether the bytes start with the 8-byte PNG signature (89 50 4E 47 0D 0A 1A 0A). */
 export function isPng(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && Buffer.from(bytes.buffer, bytes.byteOffset, 8).equals(PNG_SIGNATURE);
 }
@@ -46,6 +48,7 @@ export function readPngChunks(bytes: Uint8Array): PngChunk[] {
   return chunks;
 }
 
+/** Writes a PNG from its chunks: the signature, then each chunk with its big-endian length and CRC-32. */
 export function encodePngChunks(chunks: PngChunk[]): Buffer {
   const parts: Buffer[] = [PNG_SIGNATURE];
   for (const c of chunks) {

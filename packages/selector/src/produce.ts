@@ -42,6 +42,7 @@ export interface CandidateJournal {
   save(promptIndex: number, phase: Phase, c: Omit<JournalRecord, "file"> & { image: Buffer }): Promise<void>;
 }
 
+/** One pass's rendering job: the candidates (`indices` into `seeds`) to replay from the journal or render on the backend. */
 export interface ProduceRequest {
   promptIndex: number;
   phase: Phase;
@@ -60,6 +61,10 @@ export interface ProduceRequest {
   warn: (w: { message: string; code?: string; backend?: string }) => void;
 }
 
+/**
+ * What produce() did: the failed candidates, how many were replayed from the journal, and when the
+ * backend started and finished (performance.now() values, ms).
+ */
 export interface ProduceReport {
   /** Candidates the backend reported failed, or never returned. */
   failed: FailedCandidate[];

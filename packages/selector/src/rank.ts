@@ -40,6 +40,7 @@ export function rankCandidates(
   return rankScores(scored);
 }
 
+/** The selected candidates, best first, and with diverse selection its threshold and the near-duplicates skipped. */
 export interface Selection {
   top: RankedCandidate[];
   diverse?: { threshold: number; skipped: DiverseSkip[] };

@@ -14,6 +14,10 @@ export interface Embedded extends Arrival {
   embedding: Float32Array;
 }
 
+/**
+ * Options of consumeAndEmbed: the scorer whose embedImages is called, the largest batch per call, the
+ * pass, the abort signal and callbacks for each embedded or failed candidate.
+ */
 export interface ScoreConsumerOptions {
   scorer: Pick<SelectorScorer, "embedImages">;
   /** Most candidates per scorer call. */
@@ -24,6 +28,10 @@ export interface ScoreConsumerOptions {
   onFailed?: (f: FailedCandidate) => void;
 }
 
+/**
+ * What consumeAndEmbed produced: the candidates with their image embeddings, the ones the scorer could
+ * not read, and performance.now() timestamps (ms).
+ */
 export interface ScoreConsumerReport {
   embedded: Embedded[];
   /** Candidates the scorer could not read (BAD_IMAGE …), each isolated from its batch. */

@@ -10,6 +10,7 @@ import { scoringPrompt } from "./prompt-syntax.ts";
 /** Content tokens CLIP's text encoder reads: 77 positions less the start and end ids. */
 export const CLIP_CONTENT_TOKENS = 75;
 
+/** Input of resolveScorePrompt: the prompt, the user's scoring prompt or the raw flag, and a token counter. */
 export interface ScorePromptRequest {
   /** The prompt sent to the backend. */
   prompt: string;
@@ -21,6 +22,10 @@ export interface ScorePromptRequest {
   countTokens?: ((text: string) => number) | undefined;
 }
 
+/**
+ * The text PickScore scores against, how it was chosen, its CLIP token count (when counted) and
+ * warnings (e.g. longer than the 75 content tokens CLIP reads).
+ */
 export interface ScorePrompt {
   text: string;
   /** How it was chosen: "given" (by the user), "raw" (the prompt as written), "cleaned" (syntax removed). */

@@ -16,8 +16,10 @@ export type SelectorScorer = Pick<Scorer, "device" | "modelDir" | "manifest" | "
   /** With countTokens, a scoring prompt longer than CLIP reads gets a warning. */
   Partial<Pick<Scorer, "countTokens">>;
 
+/** The pass a candidate belongs to: "draft" (the cheap first pass of draft-then-refine) or "final" (full settings; the only pass without refine). */
 export type Phase = "draft" | "final";
 
+/** Draft-then-refine: render n cheap drafts, then re-render the best `k` at full settings with the same seeds. */
 export interface RefineOptions {
   /**
    * The cheap first pass: these settings override `params` for the N drafts (fewer steps and/or a
@@ -28,11 +30,16 @@ export interface RefineOptions {
   k?: number;
 }
 
+/** Diverse selection: skip near-duplicates (by image-embedding cosine) when picking the top k. */
 export interface DiverseOptions {
   /** Cosine similarity of image embeddings above which a candidate counts as a near-duplicate (default 0.9). */
   threshold?: number;
 }
 
+/**
+ * Where and how bestOf writes its results: the kept images, result.json and the progress journal
+ * (`<dir>/.pickrank/journal.jsonl`) that lets an interrupted run resume.
+ */
 export interface OutputOptions {
   /** Folder for the PNGs, result.json and the progress journal (created when missing). */
   dir: string;
@@ -48,6 +55,10 @@ export interface OutputOptions {
   fingerprint?: Record<string, unknown>;
 }
 
+/**
+ * Options of bestOf: render `n` candidates per prompt on `backend`, score them with PickScore
+ * (`scorer`) and select the best `top`. Invalid values throw BAD_INPUT; too few survivors, TOO_FEW_CANDIDATES.
+ */
 export interface BestOfOptions {
   prompt?: string;
   /** Several prompts share the scorer, the backend and one output folder. */
@@ -97,6 +108,11 @@ export type OptionNames = Readonly<Record<string, string>>;
 
 export type { CandidateTimings } from "@pickrank/contract";
 
+/**
+ * A rendered and scored candidate. `score` is its PickScore (exp(logit_scale) times the cosine of
+ * the L2-normalized text and image embeddings), `prob` the softmax of the scores over the pass's
+ * surviving candidates of the prompt, `rank` its 1-based place among them (1 = best).
+ */
 export interface RankedCandidate {
   /** The candidate's name in the backend request (GenerateRequest.keys): String(index). */
   key: string;
@@ -146,6 +162,10 @@ export interface FailureGroup {
 /** "complete": every candidate asked for was rendered and scored; "partial": some failed (see failed). */
 export type Outcome = "complete" | "partial";
 
+/**
+ * What draft-then-refine did: the drafts, and how well draft scores predicted the final ones
+ * (Spearman and Kendall rank correlation over the refined set, each in [-1, 1]).
+ */
 export interface RefineReport {
   k: number;
   draftParams: GenerationParams;
@@ -161,6 +181,10 @@ export interface RefineReport {
   draftBestFinalRank: number | null;
 }
 
+/**
+ * The result of one prompt: every surviving candidate ranked best first, the selected top, the
+ * failures and their grouping, warnings, the model and device used, and timings in ms.
+ */
 export interface BestOfResult {
   prompt: string;
   /** The text PickScore scored against (see BestOfOptions.scorePrompt). */
@@ -192,6 +216,7 @@ export interface BestOfResult {
   out?: OutputReport;
 }
 
+/** The PickScore model a run scored with: its folder, hub repo and revision when known, and weight dtype. */
 export interface ModelInfo {
   dir: string;
   repo?: string;
@@ -199,6 +224,7 @@ export interface ModelInfo {
   dtype: string;
 }
 
+/** Where one prompt's run time went, in milliseconds (from performance.now()). */
 export interface RunTimings {
   totalMs: number;
   /** From start until the first candidate was scored (scoring overlaps generation). */
@@ -209,12 +235,17 @@ export interface RunTimings {
   scoreTailMs: number;
 }
 
+/** A prompt of a batch that failed (its 0-based index in `prompts`, the text, the PickrankError). */
 export interface PromptError {
   promptIndex: number;
   prompt: string;
   error: PickrankError;
 }
 
+/**
+ * The result of bestOf over several prompts: one BestOfResult per prompt that succeeded, and a
+ * PromptError per prompt that failed.
+ */
 export interface BestOfBatchResult {
   runs: BestOfResult[];
   /** Prompts that failed (too few survivors, backend errors); the others still ran. */
@@ -229,6 +260,10 @@ export interface BestOfBatchResult {
   timings: { totalMs: number };
 }
 
+/**
+ * What bestOf wrote to the output folder: the result.json path, the kept image files (paths), how many
+ * candidates were resumed from the journal, and the work folder's usage.
+ */
 export interface OutputReport {
   dir: string;
   resultFile: string;
@@ -250,6 +285,11 @@ export interface WorkUsage {
   bytes: number;
 }
 
+/**
+ * Progress events of bestOf (BestOfOptions.onEvent), in the order they happen: a prompt starts, the
+ * backend's own events, each candidate rendered, scored or failed, warnings, a prompt done, a file written.
+ * `promptIndex` is 0-based; `index` is the candidate's 0..n-1 position.
+ */
 export type BestOfEvent =
   | { type: "prompt-start"; promptIndex: number; prompt: string; phase: Phase; n: number; reused: number }
   | { type: "backend"; promptIndex: number; phase: Phase; event: BackendEvent }

@@ -18,6 +18,7 @@ export interface RunInfo {
   size: number;
 }
 
+/** Options of Batcher: the most images per vision run, the batching window in ms, and a callback after each run. */
 export interface BatcherOptions {
   maxBatch: number;
   maxWaitMs: number;
@@ -35,6 +36,11 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/**
+ * Dynamic batching: preprocessed images ([3,size,size] CHW float32) of concurrent requests share one
+ * vision run of at most maxBatch images; while the device is idle the first image waits at most
+ * maxWaitMs (ms) for others. One run at a time. Rejects with ABORTED, CLOSED or the run's error.
+ */
 export class Batcher {
   readonly #run: RunBatch;
   readonly #opts: BatcherOptions;

@@ -9,6 +9,7 @@ import { LRUCache } from "lru-cache";
 import { Batcher, type RunInfo } from "./batcher.ts";
 import type { ServerMetrics } from "./metrics.ts";
 
+/** Where one request's time went (ms) and how many vision runs carried its images. */
 export interface Timings {
   preprocessMs: number;
   queuedMs: number;
@@ -31,6 +32,10 @@ export interface ScoreJob {
   group?: string | number | undefined;
 }
 
+/**
+ * One /v1/score item's outcome, by its 0-based index: its score (with prob and rank within its group
+ * when grouped) or its error.
+ */
 export type ScoreOutcome =
   | { index: number; score: number; group?: string | number; prob?: number; rank?: number }
   | { index: number; group?: string | number; error: PickrankError };
@@ -42,6 +47,12 @@ export interface EngineOptions {
   textCacheSize: number;
 }
 
+/**
+ * What the routes call: one warm Scorer, the dynamic Batcher in front of its vision graph and an LRU of
+ * prompt embeddings in front of its text graph. Scores are the Scorer's (exp(logit_scale) · cosine,
+ * softmax, 1-based ranks). Errors: PAYLOAD_TOO_LARGE (an image over maxPixels), BAD_IMAGE, ABORTED,
+ * CLOSED after close(), the device's INFERENCE_FAILED.
+ */
 export class Engine {
   readonly scorer: Scorer;
   readonly #batcher: Batcher;

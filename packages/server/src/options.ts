@@ -7,6 +7,10 @@ import { isIP } from "node:net";
 import { PickrankError, fsError, invalidParameter } from "@pickrank/contract";
 import type { DeviceRequest, Scorer } from "@pickrank/core";
 
+/**
+ * Options of createServer / `pickrank serve`; defaults in DEFAULTS. A bad value, or a non-loopback host
+ * without a token, is BAD_INPUT.
+ */
 export interface ServerOptions {
   /** A converted model folder (holds pickrank.json). Ignored when `scorer` is given. */
   model?: string;
@@ -46,6 +50,7 @@ export interface ServerOptions {
   logger?: boolean;
 }
 
+/** ServerOptions after validation, with every default applied (times in ms, sizes in bytes or pixels). */
 export interface ResolvedOptions {
   host: string;
   port: number;
@@ -62,6 +67,11 @@ export interface ResolvedOptions {
   logger: boolean;
 }
 
+/**
+ * Defaults of ServerOptions: host 127.0.0.1, port 7865, 16 images per vision run, a 5 ms batching
+ * window, 64 requests admitted, 64 MiB bodies, 4096×4096 pixels per image, 256 images per request, a
+ * 60,000 ms request timeout and 4096 cached prompt embeddings.
+ */
 export const DEFAULTS = {
   host: "127.0.0.1",
   port: 7865,

@@ -39,11 +39,20 @@ export const PartImageSchema = z
     description: "A file part of the same multipart request; width/height/channels when the part holds raw pixels",
   });
 
+/**
+ * An image in a request: base64-encoded bytes (or a data: URL), raw 8-bit RGB/RGBA pixels
+ * ({raw, width, height, channels}), or a multipart file part by field name (/v1/score multipart only).
+ */
 export const ImageRefSchema = z.union([EncodedImageSchema, RawImageSchema, PartImageSchema]).meta({ id: "Image" });
+/** An image reference of a request body (see ImageRefSchema). */
 export type ImageRef = z.infer<typeof ImageRefSchema>;
 
 const PromptSchema = z.string().min(1).max(10_000).meta({ description: "the prompt the image(s) were generated for" });
 
+/**
+ * Body of POST /v1/rank: one prompt (1 to 10,000 characters) and at least one image. Unknown fields are
+ * refused; a body that does not parse is BAD_INPUT (400).
+ */
 export const RankRequestSchema = z
   .object({
     prompt: PromptSchema,
@@ -51,6 +60,7 @@ export const RankRequestSchema = z
   })
   .strict()
   .meta({ id: "RankRequest" });
+/** A parsed POST /v1/rank body (see RankRequestSchema). */
 export type RankRequest = z.infer<typeof RankRequestSchema>;
 
 export const GroupSchema = z.union([z.string().min(1), z.number().int()]).meta({
@@ -66,10 +76,15 @@ export const ScoreItemSchema = z
   .strict()
   .meta({ id: "ScoreItem" });
 
+/**
+ * Body of POST /v1/score: at least one item, each a prompt, an image and an optional group (items of
+ * one group share a softmax and must share one prompt, else BAD_INPUT).
+ */
 export const ScoreRequestSchema = z
   .object({ items: z.array(ScoreItemSchema).min(1) })
   .strict()
   .meta({ id: "ScoreRequest" });
+/** A parsed POST /v1/score body (see ScoreRequestSchema). */
 export type ScoreRequest = z.infer<typeof ScoreRequestSchema>;
 
 export const ErrorCodeSchema = z.enum(ERROR_CODES as [string, ...string[]]);
@@ -82,6 +97,10 @@ export const ErrorBodySchema = z
   })
   .meta({ id: "ErrorBody" });
 
+/**
+ * Body of every error answer: `{error: {code, message, details?}}`, the code one of ERROR_TABLE's,
+ * the HTTP status the code's.
+ */
 export const ErrorResponseSchema = z.object({ error: ErrorBodySchema }).meta({ id: "ErrorResponse" });
 
 export const TimingsSchema = z
@@ -104,6 +123,10 @@ export const RankedSchema = z
   })
   .meta({ id: "Ranked" });
 
+/**
+ * Answer of POST /v1/rank: every image's PickScore, softmax prob and 1-based rank, best first, with
+ * the model, the device and the request's timings (ms).
+ */
 export const RankResponseSchema = z
   .object({
     prompt: z.string(),
@@ -127,6 +150,10 @@ export const ScoreResultSchema = z
   ])
   .meta({ id: "ScoreResult" });
 
+/**
+ * Answer of POST /v1/score: one result per item in request order (a score, with prob and rank when
+ * grouped, or the item's error), the number of failed items, and the request's timings (ms).
+ */
 export const ScoreResponseSchema = z
   .object({
     model: z.string(),
@@ -150,6 +177,10 @@ export const ModelInfoSchema = z
   })
   .meta({ id: "ModelInfo" });
 
+/**
+ * Answer of GET /v1/health: "ok" or "draining", the model and device, the queue (requests admitted,
+ * images waiting, the admission limit) and the uptime in seconds.
+ */
 export const HealthResponseSchema = z
   .object({
     status: z.enum(["ok", "draining"]),
@@ -164,4 +195,8 @@ export const HealthResponseSchema = z
   })
   .meta({ id: "HealthResponse" });
 
+/**
+ * Answer of GET /v1/models: the served model's id, folder, dtype, source repo and revision, projection
+ * (embedding) dimension, image size in pixels and device.
+ */
 export const ModelsResponseSchema = z.object({ models: z.array(ModelInfoSchema) }).meta({ id: "ModelsResponse" });

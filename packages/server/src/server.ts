@@ -20,6 +20,7 @@ import { openApiDocument } from "./openapi.ts";
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.ts";
 import { registerScoringRoutes } from "./routes.ts";
 
+/** The version of `pickrank serve`, reported in the OpenAPI document. */
 export const SERVER_VERSION = "0.1.0";
 
 /** A server made by createServer: listen, close (drains), and what tests and programs inspect. */

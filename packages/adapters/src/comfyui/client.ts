@@ -4,6 +4,12 @@ import { PickrankError } from "@pickrank/contract";
 import { authError, HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
 import type { ComfyWorkflow, ObjectInfo } from "./workflow.ts";
 
+/**
+ * Options of the ComfyUI HTTP client: the HTTP options (timeouts in ms, retries), credentials sent as
+ * an Authorization header, and whether routes are prefixed with "/api". Requests fail with
+ * BACKEND_UNREACHABLE, TIMEOUT, BACKEND_AUTH (401/403), BACKEND_REJECTED (other HTTP errors) or
+ * BACKEND_PROTOCOL (an answer of the wrong shape).
+ */
 export interface ComfyClientOptions extends Partial<HttpOptions> {
   /** "user:password" (Basic) or a full Authorization header value, for servers behind a proxy. */
   auth?: string;

@@ -46,6 +46,7 @@ const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "tokenize
 const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
+/** Progress of convertModel: the stage and how far it is (`done` of `total`; bytes while writing weights). */
 export interface ConvertProgress {
   /** "text" / "vision" while writing that graph's weights (done/total in bytes), then "tokenizer", "hash", "manifest". */
   stage: string;
@@ -53,6 +54,10 @@ export interface ConvertProgress {
   total: number;
 }
 
+/**
+ * Options of convertModel: the output folder, the tokenizer folder, the weight dtype of the graphs
+ * (default "fp32"), provenance for the manifest, a progress callback and the external-data threshold (bytes).
+ */
 export interface ConvertOptions {
   out: string;
   tokenizerDir?: string;
@@ -66,6 +71,7 @@ export interface ConvertOptions {
   graph?: Partial<Omit<ClipGraphOptions, "dtype">>;
 }
 
+/** The converted model folder and the manifest written to its pickrank.json. */
 export interface ConvertResult {
   dir: string;
   manifest: ModelManifest;
@@ -317,6 +323,13 @@ function sortBySource(graph: GraphDef, st: SafetensorsFile): GraphDef {
   return { ...graph, initializers: [...graph.initializers].sort((a, b) => pos(a) - pos(b)) };
 }
 
+/**
+ * Converts a transformers CLIPModel folder (config.json + model.safetensors in fp32, fp16 or bf16) into
+ * a pickrank model folder: text.onnx and vision.onnx graphs reproducing CLIPModel's text and image
+ * embeddings, the tokenizer and pickrank.json (written last). Weights stream one tensor at a time.
+ * @throws BAD_INPUT (options), NOT_FOUND (a missing folder or file), BAD_MODEL (a checkpoint the
+ * graphs cannot represent), BAD_TOKENIZER, INTERNAL (a big-endian machine).
+ */
 export async function convertModel(hfDir: string, opts: ConvertOptions): Promise<ConvertResult> {
   if (typeof hfDir !== "string" || hfDir === "") throw invalidParameter("hfDir", "a path to a Hugging Face model folder", hfDir);
   if (!opts || typeof opts.out !== "string" || opts.out === "") throw invalidParameter("out", "a path for the model folder", opts?.out);

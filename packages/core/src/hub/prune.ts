@@ -16,6 +16,7 @@ import { invalidParameter } from "@pickrank/contract";
 import { cacheRoot, downloadDir, isCommitSha, listModels, lockPath, modelDirName, modelsDir, repoDirName } from "./cache.ts";
 import { pidAlive, withLock } from "@pickrank/contract";
 
+/** Options of pruneCache: the cache folder (default: pickrank's cache root) and a dry run that removes nothing. */
 export interface PruneOptions {
   cacheDir?: string;
   /** Report what would go, remove nothing. */
@@ -23,6 +24,7 @@ export interface PruneOptions {
   signal?: AbortSignal;
 }
 
+/** A path pruneCache removed (or would remove on a dry run), with the bytes it frees. */
 export interface PrunedEntry {
   path: string;
   bytes: number;
@@ -32,6 +34,7 @@ export interface PrunedEntry {
   what: string;
 }
 
+/** What pruneCache removed and the bytes freed in all (in a dry run: what it would remove). */
 export interface PruneResult {
   cacheDir: string;
   dryRun: boolean;
@@ -60,6 +63,11 @@ export async function diskUsage(p: string): Promise<number> {
 
 const DTYPES = ["fp32", "fp16"] as const;
 
+/**
+ * Removes the checkpoint downloads that have a converted model and leftovers of interrupted
+ * conversions, holding each checkpoint's pull locks so a pull in progress is waited for.
+ * @throws BAD_INPUT for a malformed cacheDir; the pull locks' errors (ABORTED when the signal fires).
+ */
 export async function pruneCache(opts: PruneOptions = {}): Promise<PruneResult> {
   if (opts.cacheDir !== undefined && (typeof opts.cacheDir !== "string" || opts.cacheDir === "")) {
     throw invalidParameter("cacheDir", "a non-empty path", opts.cacheDir);

@@ -39,12 +39,19 @@ import { DEFAULT_ENDPOINT, HubClient, abortedError } from "./http.ts";
 import { withLock } from "@pickrank/contract";
 import { envFlag, resolveHubToken } from "./token.ts";
 
+/** The Hugging Face repo pullModel fetches by default: the PickScore_v1 CLIPModel checkpoint. */
 export const DEFAULT_MODEL_REPO = "yuvalkirstain/PickScore_v1";
+/** The Hugging Face repo the CLIP tokenizer files come from by default (the tokenizer PickScore uses). */
 export const DEFAULT_TOKENIZER_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K";
 export const MODEL_FILES = ["config.json", "model.safetensors"] as const;
 /** Fetched when the tokenizer repo lists them; tokenizer.json alone, or vocab.json + merges.txt, suffice. */
 export const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"] as const;
 
+/**
+ * Options of pullModel: which model and tokenizer repos and revisions (default DEFAULT_MODEL_REPO,
+ * DEFAULT_TOKENIZER_REPO), the weight dtype to convert to, the hub endpoint and token, the cache folder,
+ * and network timeouts (ms).
+ */
 export interface PullOptions {
   repo?: string;
   revision?: string;
@@ -78,6 +85,10 @@ export interface PullOptions {
   idleTimeoutMs?: number;
 }
 
+/**
+ * What pullModel produced: the converted model folder and its manifest, whether it was already cached,
+ * and the files reused from the huggingface_hub cache.
+ */
 export interface PullResult {
   dir: string;
   manifest: ModelManifest;

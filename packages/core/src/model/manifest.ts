@@ -51,6 +51,13 @@ export const ManifestSchema = z.object({
   converter: z.string(),
 });
 
+/**
+ * A converted model folder's pickrank.json: where the weights came from (repo, revision, files with
+ * size in bytes and sha256), the graphs' dtype, the raw logit scale (scores use exp), the CLIP
+ * dimensions (projection = embedding length, context length = 77 token ids for PickScore, image size in
+ * pixels), the image preprocessing settings and the relative paths of the tokenizer and the two graphs.
+ * An invalid one is BAD_MODEL.
+ */
 export interface ModelManifest {
   formatVersion: 1;
   source: { repo?: string; revision?: string; files: { name: string; size: number; sha256: string }[] };

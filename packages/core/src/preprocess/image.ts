@@ -18,13 +18,20 @@ import { PickrankError, invalidParameter } from "@pickrank/contract";
 import { cmykToRgb, fillGifBackground, readGifFirstFrame } from "./pil-convert.ts";
 import { bicubicResizeCrop } from "./resample.ts";
 
+/** An image to score: a file path, the encoded bytes (PNG, JPEG, WebP, GIF …), or decoded RawImage pixels. */
 export type ImageInput = string | Uint8Array | RawImage;
+/** Decoded pixels: `data` is height × width × channels bytes (HWC, uint8), channels 1 (gray), 3 (RGB) or 4 (RGBA). */
 export interface RawImage {
   data: Uint8Array;
   width: number;
   height: number;
   channels: 1 | 3 | 4;
 }
+/**
+ * CLIPImageProcessor's settings: the output side `size` in pixels (224 for PickScore: shortest edge
+ * resized to it, then center crop size×size), per-channel RGB mean and std (on the 0..1 scale), and the
+ * largest width×height in pixels accepted (BAD_IMAGE above).
+ */
 export interface PreprocessSettings {
   size: number;
   mean: [number, number, number];

@@ -8,6 +8,7 @@ import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/cont
 import { cudaProviderMissing, DEVICE_REQUESTS, webgpuPreconditionMissing, type DeviceName, type DeviceRequest } from "./ort.ts";
 import { softwareOnlyVulkan } from "./vulkan.ts";
 
+/** Which device was asked for, which one runs the graphs, and for "auto" each device skipped and why. */
 export interface DeviceReport {
   requested: DeviceRequest;
   chosen: DeviceName;

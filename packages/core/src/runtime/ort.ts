@@ -9,7 +9,9 @@ import path from "node:path";
 import type * as ort from "onnxruntime-node";
 import { PickrankError } from "@pickrank/contract";
 
+/** An ONNX Runtime execution provider pickrank can run the graphs on. */
 export type DeviceName = "cpu" | "webgpu" | "cuda";
+/** The device asked for: a DeviceName, or "auto" (the first of cuda, webgpu, cpu that starts). */
 export type DeviceRequest = "auto" | DeviceName;
 export const DEVICE_REQUESTS: readonly DeviceRequest[] = ["auto", "cpu", "webgpu", "cuda"];
 

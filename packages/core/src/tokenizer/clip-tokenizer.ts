@@ -85,6 +85,11 @@ function splitOn(text: string, token: string): { text: string; special: boolean 
 
 const BPE_CACHE_LIMIT = 50_000;
 
+/**
+ * CLIP BPE tokenizer, a port of the Hugging Face fast CLIP tokenizer the PickScore reference uses:
+ * encode() gives `contextLength` (77) ids: 49406 (start), at most 75 content ids, 49407 (end), padded
+ * with 49407. Load with ClipTokenizer.fromDir (NOT_FOUND, BAD_TOKENIZER).
+ */
 export class ClipTokenizer {
   readonly bosId: number;
   readonly eosId: number;
