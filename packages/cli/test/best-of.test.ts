@@ -13,6 +13,7 @@ import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI } from "../../../
 import { tinyModel } from "../../../test/helpers/tiny-model.ts";
 import { comfySettings } from "../../../test/helpers/best-of.ts";
 import { runCli } from "../../../test/helpers/cli.ts";
+import { closedPort } from "../../../test/helpers/net.ts";
 
 let model: string;
 let tmp: string;
@@ -234,6 +235,26 @@ describe("pickrank best-of on ComfyUI", () => {
     expect(j.failures).toHaveLength(1);
     expect(j.failures[0]!.count).toBe(j.failed.length);
     expect(j.warnings.join(" ")).toMatch(new RegExp(`${j.failed.length} candidate render\\(s\\) failed`));
+  });
+
+  it("a pool member that is down is named at once on stderr and in result.json's warnings; the live one renders all", async () => {
+    const fake = await comfy();
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const out = path.join(tmp, "pool-dead-member");
+    const r = await runCli([...base(), "--prompt", "p", "-n", "2", "--seed", "1", "--url", dead, "--url", fake.url, "--out", out]);
+    expect(r.code, r.stderr).toBe(0);
+    const said = `comfyui@${dead} is down and left out of this run`;
+    expect(r.stderr).toContain(`pickrank: warning: ${said}`);
+    // Said while the run goes on, before its summary.
+    expect(r.stderr.indexOf(said)).toBeLessThan(r.stderr.indexOf("best-of done"));
+    const j = JSON.parse(await readFile(path.join(out, "result.json"), "utf8")) as {
+      warnings: string[];
+      outcome: string;
+      ranked: unknown[];
+    };
+    expect(j.warnings.some((w) => w.includes(said))).toBe(true);
+    expect(j.outcome).toBe("complete");
+    expect(j.ranked).toHaveLength(2);
   });
 
   it("warns at once on stderr and in result.json when a setting does nothing, explains the status line and the work folder", async () => {

@@ -49,7 +49,9 @@ export async function runPrompt(ctx: PromptRunContext, promptIndex: number, prom
   const pctx: PromptRunContext = {
     ...ctx,
     warn: (w) => {
-      const line = w.backend ? `${w.backend}: ${w.message}${w.code ? ` [${w.code}]` : ""}` : w.message;
+      // Backends' messages usually name the server already ("comfyui@… is down …"): no second prefix then.
+      const who = w.backend && !w.message.startsWith(w.backend) ? `${w.backend}: ` : "";
+      const line = `${who}${w.message}${w.code ? ` [${w.code}]` : ""}`;
       if (!warnings.has(line)) ctx.warn({ ...w, message: line });
       warnings.add(line);
     },
