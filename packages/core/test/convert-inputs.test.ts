@@ -341,6 +341,13 @@ describe("convertModel bad inputs", () => {
     );
   });
 
+  it("convertModel: an output folder that cannot be created (procfs) fails at once, naming it and --out", async () => {
+    // Node's recursive mkdir never returns on procfs; the error must come back instead.
+    const err = await convertModel(await hfDir({ tensors: tiny }), { out: "/proc/pickrank-convert-test/x" }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "NOT_FOUND", details: { path: "/proc/pickrank-convert-test/x", option: "--out" } });
+    expect((err as Error).message).toMatch(/^Could not create the output folder \/proc\/pickrank-convert-test\/x \(--out\)/);
+  });
+
   it("convertModel: a projection with bias is refused as unsupported", async () => {
     const bias: RawTensor = { name: "text_projection.bias", dtype: "F32", shape: [16], data: new Uint8Array(64) };
     await expectBadModel(

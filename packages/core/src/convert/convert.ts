@@ -9,7 +9,7 @@
  * pickrank.json is complete.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
+import { copyFile, readFile, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
@@ -30,7 +30,7 @@ import {
   type WeightRequest,
 } from "./clip-graph.ts";
 import { SafetensorsFile, type SafetensorsEntry } from "./safetensors.ts";
-import { pathExists as exists, writeFileAtomic } from "@pickrank/contract";
+import { pathExists as exists, fsError, makeDir, writeFileAtomic } from "@pickrank/contract";
 
 export const CONVERTER_NAME = "pickrank-convert";
 export const CONVERTER_VERSION = "0.1.0";
@@ -250,7 +250,7 @@ async function copyTokenizer(hfDir: string, out: string, explicit: string | unde
   }
   const dest = path.join(out, TOKENIZER_DIR);
   const tmp = dest + tmpSuffix();
-  await mkdir(tmp, { recursive: true });
+  await makeDir(tmp);
   try {
     for (const f of TOKENIZER_FILES) {
       if (await exists(path.join(from, f))) await copyFile(path.join(from, f), path.join(tmp, f));
@@ -378,7 +378,14 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
     }
 
     const out = path.resolve(opts.out);
-    await mkdir(out, { recursive: true });
+    await makeDir(out).catch((e: unknown) => {
+      throw fsError(e, {
+        action: "create the output folder",
+        path: out,
+        option: "--out",
+        expected: "a folder that can be created and written",
+      });
+    });
     // Whatever was here is no longer a complete model until the new manifest lands.
     await rm(path.join(out, MANIFEST_FILE), { force: true });
 

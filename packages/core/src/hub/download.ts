@@ -11,10 +11,10 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { PickrankError, retry, writeFileAtomic } from "@pickrank/contract";
+import { makeDir, PickrankError, retry, writeFileAtomic } from "@pickrank/contract";
 import { findHfCachedFile, hashFile, linkInto } from "./hf-cache.ts";
 import { type HubClient, abortedError, formatDuration, transientError } from "./http.ts";
 
@@ -212,7 +212,7 @@ async function attemptDownload(
     }
   }
   const hashers = hash.all;
-  await mkdir(path.dirname(part), { recursive: true });
+  await makeDir(path.dirname(part));
   if (offset === 0) await rm(part, { force: true });
   const fh = await open(part, offset === 0 ? "w" : "a");
   let done = offset;

@@ -13,10 +13,10 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, link, lstat, mkdir, readdir, readFile, realpath, rm, stat, symlink } from "node:fs/promises";
+import { copyFile, link, lstat, readdir, readFile, realpath, rm, stat, symlink } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fsError } from "@pickrank/contract";
+import { fsError, makeDir } from "@pickrank/contract";
 import { isCommitSha } from "./cache.ts";
 
 /** A file found in the hub cache's snapshot of one commit. */
@@ -124,7 +124,7 @@ export function checkAgainstBlobName(blobName: string, h: { sha256: string; gitS
  * @throws FILESYSTEM / NOT_FOUND (fsError) naming `dest` when none of the three works.
  */
 export async function linkInto(blobPath: string, dest: string): Promise<"hardlink" | "symlink" | "copy"> {
-  await mkdir(path.dirname(dest), { recursive: true });
+  await makeDir(path.dirname(dest));
   await rm(dest, { force: true });
   try {
     await link(blobPath, dest);

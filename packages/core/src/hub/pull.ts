@@ -4,8 +4,7 @@
  * same repo/revision/dtype reads the cache only (no network): refs/ remembers which commit a revision
  * named, and the converted folder appears only complete (converted beside it, then renamed).
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { convertModel } from "../convert/convert.ts";
 import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
@@ -36,7 +35,7 @@ import {
 } from "./download.ts";
 import { checkAgainstBlobName, findHfCachedFile, hashFile, hfHubCacheDir, linkInto, listHfSnapshot, readHfRef } from "./hf-cache.ts";
 import { DEFAULT_ENDPOINT, HubClient, abortedError } from "./http.ts";
-import { withLock } from "@pickrank/contract";
+import { makeDir, tempSibling, withLock } from "@pickrank/contract";
 import { envFlag, resolveHubToken } from "./token.ts";
 
 /** The Hugging Face repo pullModel fetches by default: the PickScore_v1 CLIPModel checkpoint. */
@@ -156,10 +155,10 @@ async function convertIntoCache(
   return withLock(lockPath(r.cacheDir, `model--${name}`), opts.signal, async () => {
     const ready = await tryReadManifest(dir);
     if (ready) return { dir, manifest: ready, cached: true };
-    await mkdir(modelsDir(r.cacheDir), { recursive: true });
+    await makeDir(modelsDir(r.cacheDir));
     // A folder without a readable manifest is a leftover from an older or broken run: replace it.
     await rm(dir, { recursive: true, force: true });
-    const tmp = path.join(modelsDir(r.cacheDir), `.${name}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+    const tmp = tempSibling(path.join(modelsDir(r.cacheDir), name));
     try {
       await convertModel(downloadDir(r.cacheDir, r.repo, commit), {
         out: tmp,
