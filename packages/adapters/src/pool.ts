@@ -1,6 +1,6 @@
 import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
 import type { Backend, BackendEvent, GenerateRequest, Generated, HealthReport } from "@pickrank/contract";
-import { Channel, beginRun, closeRuns, isPositiveInt, runController, stopError } from "./util.ts";
+import { Channel, beginRun, closeRuns, drainRun, isPositiveInt, runController, stopError } from "./util.ts";
 
 /** One server of a pool: its backend and, optionally, how many candidates it works on at once. */
 export interface PoolMember {
@@ -192,23 +192,24 @@ export class PoolBackend implements Backend {
       );
     }
     const up = await this.upMembers(req.signal, emit);
-    const { ac, release } = runController(req.signal, this.live);
-    const run = new PoolRun(this.id, this.members, up, { chunkSize: this.chunkSize, maxAttempts: this.maxAttempts }, req, emit, ac.signal);
+    const ctl = runController(req.signal, this.live);
+    const run = new PoolRun(
+      this.id,
+      this.members,
+      up,
+      { chunkSize: this.chunkSize, maxAttempts: this.maxAttempts },
+      req,
+      emit,
+      ctl.ac.signal,
+    );
     run.start(seeds, keys);
-    try {
-      for (;;) {
-        const r = await run.out.next();
-        if (r.done) break;
-        yield r.value;
-      }
-    } catch (e) {
-      if (ac.signal.aborted) throw stopError(this.id, ac.signal.reason);
-      throw e;
-    } finally {
-      release();
-      if (!ac.signal.aborted) ac.abort();
-      await run.finish(); // every member cancels its server-side work before we return
-    }
+    // Every member cancels its server-side work before we return.
+    yield* drainRun(
+      this.id,
+      ctl,
+      () => run.out,
+      () => run.finish(),
+    );
   }
 
   /** The members to use: those whose check() passes (all with checkFirst false); warns once about each that is down. */

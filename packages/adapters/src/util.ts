@@ -161,6 +161,36 @@ export function runController(signal: AbortSignal | undefined, live: Set<AbortCo
   };
 }
 
+/**
+ * The end every backend's generate() shares: `open()` starts the run and gives its results, which are
+ * yielded until they end. An abort (the caller's signal, close()) becomes the run's stop error
+ * (ABORTED or CLOSED); on the way out (done, thrown, or the caller's `return()`) the run is released
+ * and aborted, then `stop()` takes its work off the server before the generator returns.
+ */
+export async function* drainRun<T>(
+  backend: string,
+  run: { ac: AbortController; release: () => void },
+  open: () => Promise<{ next(): Promise<IteratorResult<T>> }> | { next(): Promise<IteratorResult<T>> },
+  stop: () => Promise<unknown>,
+): AsyncGenerator<T> {
+  const { ac, release } = run;
+  try {
+    const results = await open();
+    for (;;) {
+      const r = await results.next();
+      if (r.done) break;
+      yield r.value;
+    }
+  } catch (e) {
+    if (ac.signal.aborted) throw stopError(backend, ac.signal.reason);
+    throw e;
+  } finally {
+    release();
+    if (!ac.signal.aborted) ac.abort();
+    await stop();
+  }
+}
+
 /** Aborts every live run of a backend with CLOSED. */
 export function closeRuns(backend: string, live: Set<AbortController>): void {
   const err = closedError(backend);

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { PickrankError, invalidParameter, toPickrankError } from "@pickrank/contract";
 import type { Backend, BackendEvent, Candidate, GenerateRequest, Generated, GenerationParams, HealthReport } from "@pickrank/contract";
 import { HttpClient, parseEndpoint, preview, protocolError, type HttpOptions } from "../http.ts";
-import { Channel, MAX_SEED_32, beginRun, closeRuns, isPositiveInt, runController, sniffFormat, stopError } from "../util.ts";
+import { Channel, MAX_SEED_32, beginRun, closeRuns, drainRun, isPositiveInt, runController, sniffFormat, stopError } from "../util.ts";
 import { infotextOf, parseInfo, settingsFromInfo, txt2imgResponse, type A1111Info } from "./info.ts";
 
 /** A1111Backend's options; every time is in milliseconds. */
@@ -191,25 +191,19 @@ export class A1111Backend implements Backend {
       );
     }
     const chunks = seedRuns(seeds, req.params?.batchSize ?? this.batchSize);
-    const { ac, release } = runController(req.signal, this.live);
+    const ctl = runController(req.signal, this.live);
+    const { ac } = ctl;
     const st: RunState = { req, seeds, keys, emit, signal: ac.signal, out: new Channel<Generated>(), resolved: 0 };
     ac.signal.addEventListener("abort", () => st.out.close(stopError(this.id, ac.signal.reason)), { once: true });
     for (const chunk of chunks) for (const i of chunk) emit({ type: "queued", backend: this.id, key: keys[i]!, seed: seeds[i]! });
     const producer = this.produce(st, chunks);
-    try {
-      for (;;) {
-        const r = await st.out.next();
-        if (r.done) break;
-        yield r.value;
-      }
-    } catch (e) {
-      if (ac.signal.aborted) throw stopError(this.id, ac.signal.reason);
-      throw e;
-    } finally {
-      release();
-      if (!ac.signal.aborted) ac.abort();
-      await producer; // a render in flight is interrupted on the server before we return
-    }
+    // A render in flight is interrupted on the server before we return.
+    yield* drainRun(
+      this.id,
+      ctl,
+      () => st.out,
+      () => producer,
+    );
   }
 
   /** Renders the chunks one after another (behind this backend's other runs) while the caller consumes. */

@@ -1,6 +1,6 @@
 import { PickrankError, invalidParameter, isPickrankError, toPickrankError } from "@pickrank/contract";
 import type { Backend, GenerateRequest, Generated, GenerationParams, HealthReport } from "@pickrank/contract";
-import { beginRun, closeRuns, isPositiveInt, runController, stopError } from "../util.ts";
+import { beginRun, closeRuns, drainRun, isPositiveInt, runController } from "../util.ts";
 import { ComfyClient, type ComfyClientOptions } from "./client.ts";
 import { DEFAULT_TXT2IMG_WORKFLOW } from "./default-workflow.ts";
 import { ComfyRun, type Job, type RunLimits } from "./run.ts";
@@ -219,34 +219,23 @@ export class ComfyUIBackend implements Backend {
 
   private async *run(req: GenerateRequest): AsyncGenerator<Generated> {
     const { seeds, keys, emit } = beginRun(this, req);
-    const { ac, release } = runController(req.signal, this.live);
+    const ctl = runController(req.signal, this.live);
+    const signal = ctl.ac.signal;
     let run: ComfyRun | undefined;
-    try {
-      const plan = await this.resolvePlan(ac.signal);
+    const open = async (): Promise<ComfyRun["results"]> => {
+      const plan = await this.resolvePlan(signal);
       // What the reading left alone (a second prompt kept, a refiner seed not varied): said once per backend.
       if (!this.notesSaid) for (const message of plan.notes) emit({ type: "warning", backend: this.id, message });
       this.notesSaid = true;
-      const params = await this.withCheckpoint(req.params ?? {}, ac.signal);
+      const params = await this.withCheckpoint(req.params ?? {}, signal);
       const jobs = this.jobs(req, seeds, keys, params);
-      run = new ComfyRun(
-        { who: this.id, client: this.client, plan: this.plan, limits: this.limits, emit, signal: ac.signal, busy: this.busy },
-        jobs,
-      );
+      run = new ComfyRun({ who: this.id, client: this.client, plan: this.plan, limits: this.limits, emit, signal, busy: this.busy }, jobs);
       await run.start();
       void run.drive();
-      for (;;) {
-        const r = await run.results.next();
-        if (r.done) break;
-        yield r.value;
-      }
-    } catch (e) {
-      if (ac.signal.aborted) throw stopError(this.id, ac.signal.reason);
-      throw e;
-    } finally {
-      release();
-      if (!ac.signal.aborted) ac.abort();
-      await run?.stop();
-    }
+      return run.results;
+    };
+    // Our prompts still on the server are taken off it before we return.
+    yield* drainRun(this.id, ctl, open, async () => run?.stop());
   }
 
   /** One job per prompt to queue: batchSize candidates each, seeded with the first one's seed. */
