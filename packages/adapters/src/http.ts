@@ -1,4 +1,4 @@
-import { PickrankError, invalidParameter, isPickrankError, retry } from "@pickrank/contract";
+import { PickrankError, abortedError, invalidParameter, isPickrankError, retry } from "@pickrank/contract";
 
 /** Where a server lives, with the credentials split off so they never reach ids, logs or errors. */
 export interface Endpoint {
@@ -240,9 +240,10 @@ export function authError(
   return new PickrankError("BACKEND_AUTH", message, { details: { backend: who, status, route } });
 }
 
+/** The reason a request stopped: a PickrankError reason (CLOSED, a stall …) as it is, else the contract's ABORTED. */
 export function abortedRequest(who: string, method: string, path: string, reason: unknown): PickrankError {
   if (isPickrankError(reason)) return reason;
-  return new PickrankError("ABORTED", `${method} ${path} on ${who} was cancelled`, { cause: reason, details: { backend: who } });
+  return abortedError(`${method} ${path} on ${who}`, reason, { backend: who });
 }
 
 export function protocolError(who: string, route: string, got: string, expected: string, cause?: unknown): PickrankError {
