@@ -11,8 +11,8 @@ export interface RedisConnection {
   /** null: a command waits for Redis to come back instead of failing (workers and coordinator survive a Redis restart). */
   maxRetriesPerRequest: null;
   enableOfflineQueue: true;
-  /** Reconnect backoff: 100 ms, 200 ms … capped at 2 s, forever. */
-  retryStrategy: (times: number) => number;
+  /** Reconnect backoff: 100 ms, 200 ms … capped at 2 s, forever (null: stop reconnecting, once closed). */
+  retryStrategy: (times: number) => number | null;
   connectionName?: string;
 }
 

@@ -82,6 +82,7 @@ export class QueueBackend implements Backend {
   readonly #listeners = new Map<string, { wake: () => void; progress: (p: RenderJobProgress) => void }>();
   readonly #prefetched = new Set<string>();
   #serial: Promise<unknown> = Promise.resolve();
+  #closed = false;
 
   /** Connects lazily: nothing is sent to Redis before check() or generate(). */
   constructor(o: QueueBackendOptions) {
@@ -89,11 +90,13 @@ export class QueueBackend implements Backend {
     this.queueName = o.queueName ?? DEFAULT_QUEUE_NAME;
     this.maxSeed = o.maxSeed ?? 2 ** 32 - 1;
     this.id = `queue@${redactRedisUrl(o.connection.url)}#${this.queueName}`;
-    const conn = { connection: o.connection, prefix: QUEUE_PREFIX };
+    // Once closed, no connection tries again (a Redis that never answered would keep the process alive).
+    const connection = { ...o.connection, retryStrategy: (t: number) => (this.#closed ? null : o.connection.retryStrategy(t)) };
+    const conn = { connection, prefix: QUEUE_PREFIX };
     this.#queue = new Queue(this.queueName, conn);
     this.#flows = new FlowProducer(conn);
     this.#events = new QueueEvents(this.queueName, conn);
-    const { url, ...rest } = o.connection;
+    const { url, ...rest } = connection;
     this.#redis = new Redis(url, { ...rest, lazyConnect: true });
     this.#events.on("completed", ({ jobId }) => this.#listeners.get(jobId)?.wake());
     this.#events.on("failed", ({ jobId }) => this.#listeners.get(jobId)?.wake());
@@ -190,9 +193,23 @@ export class QueueBackend implements Backend {
     }
   }
 
+  /** Closes the connections; when Redis does not answer within 3 s they are dropped instead of waited for. */
   async close(): Promise<void> {
-    await Promise.allSettled([this.#events.close(), this.#flows.close(), this.#queue.close()]);
+    this.#closed = true;
+    const graceful = Promise.allSettled([this.#events.close(), this.#flows.close(), this.#queue.close()]);
+    const ctl = new AbortController();
+    const done = await Promise.race([
+      graceful.then(() => true),
+      sleep(3000, ctl.signal).then(
+        () => false,
+        () => false,
+      ),
+    ]);
+    ctl.abort();
     this.#redis.disconnect();
+    if (done) return;
+    const dropped = Promise.allSettled([this.#events.disconnect(), this.#flows.disconnect(), this.#queue.disconnect()]);
+    await Promise.race([dropped, sleep(1000).catch(() => {})]);
   }
 
   #item(prompt: string, negativePrompt: string | undefined, seed: number, params: GenerationParams, key: string): Item {

@@ -69,11 +69,13 @@ export class RenderWorker {
   readonly name: string;
   readonly queueName: string;
   readonly #workers: Worker[];
+  readonly #stopReconnecting: () => void;
 
-  private constructor(name: string, queueName: string, workers: Worker[]) {
+  private constructor(name: string, queueName: string, workers: Worker[], stopReconnecting: () => void) {
     this.name = name;
     this.queueName = queueName;
     this.#workers = workers;
+    this.#stopReconnecting = stopReconnecting;
   }
 
   /**
@@ -89,8 +91,11 @@ export class RenderWorker {
       });
     const name = o.name ?? `${hostname()}:${process.pid}`;
     const model = modelKey(o.scorer.manifest);
+    let closed = false;
+    // Once closed, no connection tries again (a Redis that went away would keep the process alive).
+    const connection = { ...o.connection, retryStrategy: (t: number) => (closed ? null : o.connection.retryStrategy(t)) };
     const common = {
-      connection: o.connection,
+      connection,
       prefix: QUEUE_PREFIX,
       lockDuration: o.lockDurationMs ?? 30_000,
       stalledInterval: o.stalledIntervalMs ?? 30_000,
@@ -114,7 +119,9 @@ export class RenderWorker {
       o.onEvent?.({ type: "job-failed", jobId: job.id ?? "", seed: job.data.seed, error: e, retry });
     });
     for (const w of [render, parents]) w.on("error", (err) => o.onEvent?.({ type: "error", message: err.message }));
-    return new RenderWorker(name, queueName, [render, parents]);
+    return new RenderWorker(name, queueName, [render, parents], () => {
+      closed = true;
+    });
   }
 
   /** Resolves once both BullMQ workers are connected and waiting for jobs. */
@@ -128,6 +135,7 @@ export class RenderWorker {
    */
   async close(force = false): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.close(force)));
+    this.#stopReconnecting();
   }
 }
 
