@@ -152,10 +152,18 @@ export class QueueBackend implements Backend {
     );
     for (const it of items) req.onEvent?.({ type: "queued", backend: this.id, key: it.key, seed: it.seed });
     const outstanding = new Map(items.map((it) => [it.id, it]));
+    // Jobs the queue's events named since the last look; every pollMs, all outstanding jobs are looked at
+    // (events missed while Redis restarted, or while this process was down).
+    const signalled = new Set<string>();
+    const pollMs = this.#o.pollMs ?? 1000;
+    let sweepAt = 0;
     let wake: () => void = () => {};
     for (const it of items)
       this.#listeners.set(it.id, {
-        wake: () => wake(),
+        wake: () => {
+          signalled.add(it.id);
+          wake();
+        },
         progress: (p) => {
           if (p?.step !== undefined && p.steps !== undefined)
             req.onEvent?.({ type: "progress", backend: this.id, key: it.key, step: p.step, steps: p.steps });
@@ -165,8 +173,12 @@ export class QueueBackend implements Backend {
       while (outstanding.size > 0) {
         if (req.signal?.aborted) throw abortedError("the queue", req.signal.reason);
         const woken = new Promise<void>((r) => (wake = r));
+        const full = performance.now() >= sweepAt;
+        if (full) sweepAt = performance.now() + pollMs;
+        const look = full ? [...outstanding.values()] : [...signalled].flatMap((id) => outstanding.get(id) ?? []);
+        signalled.clear();
         let progressed = false;
-        for (const it of [...outstanding.values()]) {
+        for (const it of look) {
           const state = await this.#queue.getJobState(it.id);
           if (state === "completed") {
             const job = await this.#queue.getJob(it.id);
@@ -186,7 +198,7 @@ export class QueueBackend implements Backend {
             await this.#enqueue(req.prompt, [it], false); // lost (Redis restarted without persistence): asked again, same id
           }
         }
-        if (!progressed) await Promise.race([woken, sleep(this.#o.pollMs ?? 1000, req.signal).catch(() => {})]);
+        if (!progressed) await Promise.race([woken, sleep(Math.max(1, sweepAt - performance.now()), req.signal).catch(() => {})]);
       }
     } finally {
       for (const it of items) this.#listeners.delete(it.id);

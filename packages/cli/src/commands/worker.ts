@@ -66,7 +66,7 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
     .option("--lock-duration <seconds>", "a job's lock; a dead worker's jobs are retaken after it (default 30)", parseSeconds)
     .option("--stalled-interval <seconds>", "how often dead workers' jobs are looked for (default 30)", parseSeconds)
     .option("--json", "one JSON line per event on stdout")
-    .option("--quiet", "no line per job (errors still print)");
+    .option("--quiet", "no line per job (start, drain, stop and errors still print)");
   addNodeFlags(cmd);
   cmd.action(action(ctx, (opts: WorkerCliOptions) => runWorker(ctx, opts)));
 }
@@ -93,7 +93,7 @@ async function runWorker(ctx: CommandContext, opts: WorkerCliOptions): Promise<v
   if (!opts.quiet) io.stderr.write(deviceLine(scorer));
   const log = (e: Record<string, unknown>, line: string): void => {
     if (opts.json) io.stdout.write(`${JSON.stringify(e)}\n`);
-    else if (!opts.quiet || e["type"] === "error") io.stderr.write(`pickrank worker: ${line}\n`);
+    else if (!opts.quiet || !String(e["type"]).startsWith("job-")) io.stderr.write(`pickrank worker: ${line}\n`);
   };
   const worker = queue.RenderWorker.start({
     connection,
