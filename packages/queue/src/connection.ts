@@ -14,6 +14,8 @@ export interface RedisConnection {
   /** Reconnect backoff: 100 ms, 200 ms … capped at 2 s, forever (null: stop reconnecting, once closed). */
   retryStrategy: (times: number) => number | null;
   connectionName?: string;
+  /** rediss:// with a certificate authority of its own (--queue-ca): the PEM text to trust. */
+  tls?: { ca: string };
 }
 
 /** The URL as it may be shown: the password replaced by "***" (the user name, host, port and db kept). */
@@ -30,9 +32,11 @@ export function redactRedisUrl(url: string): string {
 /**
  * Checks a Redis URL and returns the BullMQ connection settings for it.
  * @param option the flag that gave it (for messages), e.g. "--queue".
- * @throws BAD_INPUT for a string that is not a redis:// or rediss:// URL with a host; the message shows the redacted URL.
+ * @param tls.ca PEM certificate authority to trust for rediss:// (default: Node's, plus NODE_EXTRA_CA_CERTS).
+ * @throws BAD_INPUT for a string that is not a redis:// or rediss:// URL with a host, or a CA with redis://;
+ *   the message shows the redacted URL.
  */
-export function redisConnection(url: string, option = "--queue"): RedisConnection {
+export function redisConnection(url: string, option = "--queue", tls?: { ca?: string }): RedisConnection {
   let u: URL;
   try {
     u = new URL(url);
@@ -58,7 +62,24 @@ export function redisConnection(url: string, option = "--queue"): RedisConnectio
       details: { parameter: option },
     });
   }
-  return { url, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (times) => Math.min(100 * times, 2000) };
+  const c: RedisConnection = {
+    url,
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+    retryStrategy: (times) => Math.min(100 * times, 2000),
+  };
+  if (tls?.ca !== undefined) {
+    if (u.protocol !== "rediss:")
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected a rediss:// URL for ${option} with a certificate authority but received ${redactRedisUrl(url)}`,
+        {
+          details: { parameter: option },
+        },
+      );
+    c.tls = { ca: tls.ca };
+  }
+  return c;
 }
 
 /** Whether the URL asks for TLS (rediss://). */

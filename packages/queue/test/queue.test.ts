@@ -197,6 +197,22 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
     expect(g && !g.ok && g.error.message).toContain("--model");
   });
 
+  it("rediss:// with a password and the server's certificate authority: a job goes through TLS", async () => {
+    const tls = await startRedis({ tls: true, password: "tls-pw" });
+    closers.push(() => tls.stop());
+    expect(tls.url.startsWith("rediss://:tls-pw@")).toBe(true);
+    const connection = redisConnection(tls.url, "--queue", { ca: tls.ca! });
+    const worker = RenderWorker.start({ connection, queueName: "tls", backend: new MemoryBackend(), scorer: stubScorer(), name: "w" });
+    const q = new QueueBackend({ connection, queueName: "tls", model: modelKey(manifest("aa")), dims: DIMS, pollMs: 200 });
+    closers.push(
+      () => q.close(),
+      () => worker.close(true),
+    );
+    const got = await collect(q.generate({ prompt: "over tls", n: 2, seeds: [3, 4], params: {} }));
+    expect(got.map((g) => g.ok && g.seed).sort()).toEqual([3, 4]);
+    expect(() => redisConnection("redis://h:6379", "--queue", { ca: "x" })).toThrow(/rediss:\/\//);
+  });
+
   it("EXPECTED FAILURE - a Redis that does not answer is a failed check (BACKEND_UNREACHABLE), not a hang", async () => {
     const q = new QueueBackend({ connection: redisConnection("redis://127.0.0.1:9"), model: "m", dims: DIMS });
     closers.push(() => q.close());

@@ -8,7 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { Backend } from "@pickrank/adapters";
-import { PickrankError, toPickrankError, type GenerationParams } from "@pickrank/contract";
+import { fsError, PickrankError, toPickrankError, type GenerationParams } from "@pickrank/contract";
 import type { Scorer } from "@pickrank/core";
 import type { BestOfBatchResult, BestOfOptions, BestOfResult } from "@pickrank/selector";
 import { InvalidArgumentError, Option, type Command } from "commander";
@@ -64,6 +64,7 @@ export interface BestOfCliOptions extends NodeFlagOptions {
   maxPixels?: number;
   /** --queue: render on the workers of a BullMQ queue in Redis instead of on --url. */
   queue?: string;
+  queueCa?: string;
   queueName?: string;
   sharedDir?: string;
 }
@@ -250,6 +251,7 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
       "render on the workers of a queue in Redis (redis://[:password@]host:6379, rediss:// for TLS) instead of on --url: " +
       "start them with pickrank worker; the servers, their credentials and --workflow belong to the workers",
   },
+  { flags: "--queue-ca <file>", description: "with a rediss:// --queue: the PEM certificate authority to trust (default: the system's)" },
   { flags: "--queue-name <name>", description: "with --queue: the queue the workers were started with (default pickrank)" },
   {
     flags: "--shared-dir <dir>",
@@ -479,6 +481,16 @@ async function prepare(
   return { settings, backend, urls };
 }
 
+/** The PEM text of --queue-ca (undefined without it); NOT_FOUND / FILESYSTEM name the flag. */
+export async function readQueueCa(file: string | undefined): Promise<{ ca: string } | undefined> {
+  if (file === undefined) return undefined;
+  try {
+    return { ca: await readFile(file, "utf8") };
+  } catch (e) {
+    throw fsError(e, { path: file, option: "--queue-ca", action: "read the certificate authority" });
+  }
+}
+
 /** Flags that configure generation servers: with --queue they belong on the workers (pickrank worker). */
 const WORKER_SIDE_FLAGS: [keyof BestOfCliOptions, string][] = [
   ["auth", "--auth"],
@@ -499,7 +511,7 @@ async function prepareQueued(
   p: Packages,
 ): Promise<{ settings: Omit<BestOfOptions, "backend" | "scorer">; backend: undefined; urls: string[] }> {
   const { redisConnection } = await import("@pickrank/queue");
-  redisConnection(opts.queue!, "--queue");
+  redisConnection(opts.queue!, "--queue", await readQueueCa(opts.queueCa));
   const workerSide = [
     ...(opts.url.length > 0 ? ["--url"] : []),
     ...WORKER_SIDE_FLAGS.filter(([k]) => opts[k] !== undefined).map(([, f]) => f),
@@ -522,7 +534,7 @@ async function prepareQueued(
 async function queueBackend(opts: BestOfCliOptions, scorer: Scorer, settings: Omit<BestOfOptions, "backend" | "scorer">) {
   const { QueueBackend, modelKey, redisConnection } = await import("@pickrank/queue");
   return new QueueBackend({
-    connection: redisConnection(opts.queue!, "--queue"),
+    connection: redisConnection(opts.queue!, "--queue", await readQueueCa(opts.queueCa)),
     ...(opts.queueName !== undefined ? { queueName: opts.queueName } : {}),
     ...(opts.sharedDir !== undefined ? { sharedDir: opts.sharedDir } : {}),
     model: modelKey(scorer.manifest),

@@ -14,11 +14,12 @@ import { addNodeFlags, type NodeFlagOptions } from "../node-flags.ts";
 import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
 import { deviceLine } from "../ui.ts";
-import { backendFromFlags, DEFAULT_URLS, readWorkflow } from "./best-of.ts";
+import { backendFromFlags, DEFAULT_URLS, readQueueCa, readWorkflow } from "./best-of.ts";
 
 /** The parsed flags of `pickrank worker`. */
 export interface WorkerCliOptions extends NodeFlagOptions {
   queue: string;
+  queueCa?: string;
   queueName?: string;
   backend: string;
   url: string[];
@@ -51,6 +52,7 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
     .command("worker")
     .description("Render and score the jobs of best-of --queue on this machine's generation servers, until stopped")
     .requiredOption("--queue <redis-url>", "Redis to take jobs from: redis://[:password@]host:6379[/db], rediss:// for TLS")
+    .option("--queue-ca <file>", "PEM certificate authority to trust for a rediss:// --queue (default: the system's)")
     .option("--queue-name <name>", "queue to serve; every worker of one name must render with the same servers' settings", "pickrank")
     .option("--backend <kind>", "generation server: comfyui or a1111", "comfyui")
     .option("--url <url>", "this machine's server URL (default by --backend); repeat for several (a pool)", collect, [] as string[])
@@ -74,7 +76,7 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
 async function runWorker(ctx: CommandContext, opts: WorkerCliOptions): Promise<void> {
   const io = ctx.io;
   const [adapters, core, queue] = await Promise.all([import("@pickrank/adapters"), import("@pickrank/core"), import("@pickrank/queue")]);
-  const connection = queue.redisConnection(opts.queue, "--queue");
+  const connection = queue.redisConnection(opts.queue, "--queue", await readQueueCa(opts.queueCa));
   const where = queue.redactRedisUrl(opts.queue);
   const urls = opts.url.length > 0 ? opts.url : DEFAULT_URLS[opts.backend] !== undefined ? [DEFAULT_URLS[opts.backend]!] : [];
   if (urls.length === 0)
