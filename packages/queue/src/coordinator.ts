@@ -30,6 +30,7 @@ import { FlowProducer, type Job, Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { type RedisConnection, redactRedisUrl } from "./connection.ts";
 import {
+  canonical,
   DEFAULT_QUEUE_NAME,
   decodeEmbedding,
   errorFromReason,
@@ -52,8 +53,12 @@ export interface QueueBackendOptions {
   dims: number;
   /** The storage shared with the workers, as mounted here (images passed by reference are read from it). */
   sharedDir?: string;
-  /** The run's prompts and candidates per prompt: the first request enqueues every later prompt too. */
-  plan?: { prompts: readonly string[]; n: number };
+  /**
+   * The run's prompts, candidates per prompt and first-pass settings (the drafts' with draft-then-refine):
+   * the first request with those settings enqueues every later prompt too. Requests with other settings
+   * (the refined best k) are enqueued when they come.
+   */
+  plan?: { prompts: readonly string[]; n: number; params?: GenerationParams };
   /** Largest seed (default 2^32 − 1, what every backend accepts). */
   maxSeed?: number;
   /** Tries per job before it fails (default 5, exponential backoff from 1 s). */
@@ -289,6 +294,7 @@ export class QueueBackend implements Backend {
     const plan = this.#o.plan;
     const index = plan ? plan.prompts.indexOf(req.prompt) : -1;
     if (!plan || index < 0 || !/^\d+$/.test(keys[0] ?? "")) return;
+    if (plan.params !== undefined && JSON.stringify(canonical(plan.params)) !== JSON.stringify(canonical(params))) return;
     const first = seeds[0]! - Number(keys[0]);
     const mark = createHash("sha256")
       .update(JSON.stringify([first, params, req.negativePrompt ?? null]))

@@ -66,8 +66,8 @@ export interface RenderJobProgress {
   steps?: number;
 }
 
-/** Keys sorted at every level, so equal settings hash equally whatever their order. */
-function canonical(v: unknown): unknown {
+/** Keys sorted at every level (undefined values dropped), so equal settings hash equally whatever their order. */
+export function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v && typeof v === "object") {
     return Object.fromEntries(

@@ -10,10 +10,13 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { PickrankError } from "@pickrank/contract";
+import { Scorer } from "@pickrank/core";
+import { bestOf } from "@pickrank/selector";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect } from "../../../test/helpers/async.ts";
 import { MemoryBackend, renderSeed } from "../../../test/helpers/memory-backend.ts";
 import { haveRedis, startRedis, type TestRedis } from "../../../test/helpers/redis.ts";
+import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 import {
   QueueBackend,
   RenderWorker,
@@ -115,6 +118,7 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
   afterAll(async () => {
     for (const c of closers.reverse()) await c();
     await redis?.stop();
+    await removeTinyModels();
     if (shared) await rm(shared, { recursive: true, force: true });
   });
 
@@ -181,6 +185,58 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
     }
     expect(backend.requests.map((r) => `${r.prompt}/${r.seeds?.join()}`).sort()).toEqual(
       ["p0/10", "p0/11", "p1/10", "p1/11", "p2/10", "p2/11"].sort(),
+    );
+  });
+
+  it("bestOf with draft-then-refine over the queue: the drafts of every prompt ahead, then only the best k at full settings", async () => {
+    const model = await tinyModel();
+    const scorer = await Scorer.create({ model, device: "cpu" });
+    closers.push(() => scorer.dispose());
+    const backend = new MemoryBackend();
+    const connection = redisConnection(redis.url);
+    const worker = RenderWorker.start({ connection, queueName: "refine", backend, scorer, name: "w" });
+    const prompts = ["a red fox", "a blue bird"];
+    const draft = { steps: 2 };
+    const q = new QueueBackend({
+      connection,
+      queueName: "refine",
+      model: modelKey(scorer.manifest),
+      dims: scorer.manifest.dims.projection,
+      pollMs: 200,
+      plan: { prompts, n: 4, params: { ...draft } },
+    });
+    closers.push(
+      () => q.close(),
+      () => worker.close(true),
+    );
+    const r = await bestOf({
+      prompts,
+      n: 4,
+      seed: 50,
+      params: { steps: 8 },
+      refine: { draft, k: 2 },
+      backend: q,
+      scorer: withWorkerEmbeddings(scorer, q.embeddings),
+    });
+    if (!("runs" in r)) throw new Error("expected a batch result");
+    expect(r.outcome).toBe("complete");
+    const steps = backend.requests.map((x) => `${x.prompt}/${x.params?.steps}`);
+    expect(steps.filter((x) => x.endsWith("/2")).sort()).toEqual([...Array(4).fill("a blue bird/2"), ...Array(4).fill("a red fox/2")]);
+    expect(steps.filter((x) => x.endsWith("/8")).sort()).toEqual(["a blue bird/8", "a blue bird/8", "a red fox/8", "a red fox/8"]);
+    // The same ranking as the scorer gives locally: the workers' embeddings are its own.
+    for (const run of r.runs) for (const c of run.ranked) expect(c.embedding).toBeDefined();
+    const local = await bestOf({
+      prompts,
+      n: 4,
+      seed: 50,
+      params: { steps: 8 },
+      refine: { draft, k: 2 },
+      backend: new MemoryBackend(),
+      scorer,
+    });
+    if (!("runs" in local)) throw new Error("expected a batch result");
+    expect(r.runs.map((x) => x.ranked.map((c) => [c.seed, c.score]))).toEqual(
+      local.runs.map((x) => x.ranked.map((c) => [c.seed, c.score])),
     );
   });
 

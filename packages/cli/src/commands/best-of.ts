@@ -539,8 +539,20 @@ async function queueBackend(opts: BestOfCliOptions, scorer: Scorer, settings: Om
     ...(opts.sharedDir !== undefined ? { sharedDir: opts.sharedDir } : {}),
     model: modelKey(scorer.manifest),
     dims: scorer.manifest.dims.projection,
-    plan: { prompts: settings.prompts ?? [settings.prompt!], n: settings.n },
+    plan: { prompts: settings.prompts ?? [settings.prompt!], n: settings.n, params: firstPassParams(settings) },
   });
+}
+
+/** The settings of a run's first pass: the drafts' with draft-then-refine (as the selector derives them), else the run's. */
+function firstPassParams(settings: Omit<BestOfOptions, "backend" | "scorer">): GenerationParams {
+  const params: GenerationParams = { ...(settings.params ?? {}) };
+  const d = settings.refine?.draft;
+  if (!d) return params;
+  const draft: GenerationParams = { ...params, ...(d.params ?? {}) };
+  if (d.steps !== undefined) draft.steps = d.steps;
+  if (d.width !== undefined) draft.width = d.width;
+  if (d.height !== undefined) draft.height = d.height;
+  return draft;
 }
 
 /** Reachability before the model loads, so a stopped server is a 1-second message, not a 10-second one. */
