@@ -11,14 +11,17 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type PickrankServer } from "@pickrank/server";
+import { coreObjectInfo } from "../fakes/comfyui-object-info.ts";
 import { runCli } from "../helpers/cli.ts";
 import { repoRoot } from "../helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../helpers/tiny-model.ts";
+import { apiWorkflowProblems, uiToApi, type ApiWorkflow, type NodeInfo, type UiWorkflow } from "./comfyui-workflows.ts";
 
 const PYTHON = process.env["PICKRANK_TORCH_PYTHON"] ?? "/usr/bin/python3";
 const TESTS = path.join(repoRoot, "plugins/comfyui-pickrank/tests/test_nodes.py");
@@ -103,7 +106,10 @@ describe.skipIf(!hasTorch)("comfyui-pickrank node pack against pickrank serve", 
       expect(res.code, res.stderr).toBe(0);
       const cli = res.json<{ scorePrompt: string; results: { file: string; score: number; prob: number; rank: number }[] }>();
       expect(cli.scorePrompt).toBe(c.prompt);
-      expect(c.node.map((r) => c.files[r.index]), c.name).toEqual(cli.results.map((r) => r.file));
+      expect(
+        c.node.map((r) => c.files[r.index]),
+        c.name,
+      ).toEqual(cli.results.map((r) => r.file));
       cli.results.forEach((r, i) => {
         const n = c.node[i]!;
         expect(n.rank).toBe(r.rank);
@@ -114,5 +120,123 @@ describe.skipIf(!hasTorch)("comfyui-pickrank node pack against pickrank serve", 
     console.log(`comfyui-pickrank parity: max |score diff| ${maxScore.toExponential(2)}, max |prob diff| ${maxProb.toExponential(2)}`);
     expect(maxScore).toBeLessThan(SCORE_BOUND);
     expect(maxProb).toBeLessThan(PROB_BOUND);
+  });
+});
+
+describe.skipIf(!hasTorch)("comfyui-pickrank workflows: the pack's example (UI format) and examples/ recipe (API format)", () => {
+  let objectInfo: Record<string, NodeInfo>;
+  const readJson = async <T>(file: string): Promise<T> => JSON.parse(await readFile(path.join(repoRoot, file), "utf8")) as T;
+
+  beforeAll(async () => {
+    const res = await runPython([TESTS, "--object-info"], {});
+    expect(res.code, res.stderr).toBe(0);
+    objectInfo = {
+      ...(coreObjectInfo([]) as unknown as Record<string, NodeInfo>),
+      ...(JSON.parse(res.stdout) as Record<string, NodeInfo>),
+    };
+  });
+
+  it("the recipe's API workflow validates: PickScoreSelect's winners' latents go to the refine sampler", async () => {
+    const wf = await readJson<ApiWorkflow>("examples/workflows/comfyui-select-refine.json");
+    expect(apiWorkflowProblems(wf, objectInfo)).toEqual([]);
+    const select = Object.entries(wf).find(([, n]) => n.class_type === "PickScoreSelect");
+    expect(select).toBeDefined();
+    const [id, node] = select!;
+    expect(node.inputs).toMatchObject({ k: 2, latent: ["5", 0] });
+    expect(
+      Object.values(wf).some((n) => n.class_type === "LatentUpscaleBy" && JSON.stringify(n.inputs["samples"]) === JSON.stringify([id, 2])),
+    ).toBe(true);
+  });
+
+  it("the example workflow (UI format) is the recipe's graph, widget values in the frontend's order", async () => {
+    const ui = await readJson<UiWorkflow>("plugins/comfyui-pickrank/example_workflows/pickscore-select-refine.json");
+    const { api, problems } = uiToApi(ui, objectInfo);
+    expect(problems).toEqual([]);
+    expect(apiWorkflowProblems(api, objectInfo)).toEqual([]);
+    expect(api).toEqual(await readJson<ApiWorkflow>("examples/workflows/comfyui-select-refine.json"));
+  });
+
+  it("BAD CALL - a workflow with PickScoreSelect's widget values out of order is caught", async () => {
+    const ui = await readJson<UiWorkflow>("plugins/comfyui-pickrank/example_workflows/pickscore-select-refine.json");
+    const node = ui.nodes.find((n) => n.type === "PickScoreSelect")!;
+    node.widgets_values = [node.widgets_values![1], node.widgets_values![0], node.widgets_values![2]];
+    const { api } = uiToApi(ui, objectInfo);
+    expect(apiWorkflowProblems(api, objectInfo)).toEqual([
+      `${node.id}.prompt: 2 is not of type STRING`,
+      `${node.id}.k: ${JSON.stringify(ui.nodes.find((n) => n.type === "PickScoreSelect")!.widgets_values![1])} is not of type INT`,
+    ]);
+  });
+});
+
+describe("comfyui-pickrank web extension (web/pickrank.js)", () => {
+  interface Widget {
+    name: string;
+    value: string;
+    inputEl?: { readOnly: boolean };
+    serialize?: boolean;
+    options: Record<string, unknown>;
+  }
+  interface Extension {
+    name: string;
+    beforeRegisterNodeDef(nodeType: { prototype: Record<string, unknown> }, nodeData: { name: string }): Promise<void>;
+  }
+  let extension: Extension;
+  let dir: string;
+
+  beforeAll(async () => {
+    // The layout ComfyUI serves: /extensions/<pack>/pickrank.js imports ../../scripts/app.js and widgets.js.
+    // Stand-ins there hand the extension a recording app and a STRING widget factory.
+    dir = await mkdtemp(path.join(os.tmpdir(), "pickrank-comfyui-web-"));
+    await mkdir(path.join(dir, "extensions/comfyui-pickrank"), { recursive: true });
+    await mkdir(path.join(dir, "scripts"));
+    await copyFile(
+      path.join(repoRoot, "plugins/comfyui-pickrank/web/pickrank.js"),
+      path.join(dir, "extensions/comfyui-pickrank/pickrank.js"),
+    );
+    await writeFile(path.join(dir, "scripts/app.js"), "export const app = globalThis.__pickrankTestApp;\n");
+    await writeFile(path.join(dir, "scripts/widgets.js"), "export const ComfyWidgets = globalThis.__pickrankTestWidgets;\n");
+    const g = globalThis as Record<string, unknown>;
+    g["__pickrankTestApp"] = { registerExtension: (e: Extension) => (extension = e) };
+    g["__pickrankTestWidgets"] = {
+      STRING: (node: { widgets?: Widget[] }, name: string) => {
+        const widget: Widget = { name, value: "", inputEl: { readOnly: false }, options: {} };
+        (node.widgets ??= []).push(widget);
+        return { widget };
+      },
+    };
+    await import(pathToFileURL(path.join(dir, "extensions/comfyui-pickrank/pickrank.js")).href);
+  });
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("shows the node's ui.text after it runs, in one read-only box kept out of the workflow and the prompt", async () => {
+    expect(extension.name).toBe("pickrank.PickScoreScores");
+    const calls: unknown[] = [];
+    const nodeType = { prototype: { onExecuted: (o: unknown) => calls.push(o) } as Record<string, unknown> };
+    await extension.beforeRegisterNodeDef(nodeType, { name: "PickScoreSelect" });
+    const node = Object.create(nodeType.prototype) as { widgets?: Widget[]; onExecuted(o: unknown): void };
+    node.widgets = [{ name: "prompt", value: "a fox", options: {} }];
+    node.onExecuted({ text: ["1. image 2: score 21.342, prob 0.4100", "second batch"], pickscore: [] });
+    node.onExecuted({ text: ["1. image 0: score 19.000, prob 1.0000"] });
+    expect(calls).toHaveLength(2);
+    expect(node.widgets.map((w) => w.name)).toEqual(["prompt", "pickscore_scores"]);
+    const shown = node.widgets[1]!;
+    expect(shown.value).toBe("1. image 0: score 19.000, prob 1.0000");
+    expect(shown.inputEl?.readOnly).toBe(true);
+    expect(shown.serialize).toBe(false);
+    expect(shown.options["serialize"]).toBe(false);
+  });
+
+  it("joins the text of a node called once per batch of a list, and leaves other node types alone", async () => {
+    const nodeType = { prototype: {} as Record<string, unknown> };
+    await extension.beforeRegisterNodeDef(nodeType, { name: "PickScoreRank" });
+    const node = Object.create(nodeType.prototype) as { widgets?: Widget[]; onExecuted(o: unknown): void };
+    node.onExecuted({ text: ["batch one", "batch two"] });
+    expect(node.widgets?.[0]?.value).toBe("batch one\n\nbatch two");
+    const other = { prototype: {} as Record<string, unknown> };
+    await extension.beforeRegisterNodeDef(other, { name: "KSampler" });
+    expect(other.prototype["onExecuted"]).toBeUndefined();
   });
 });

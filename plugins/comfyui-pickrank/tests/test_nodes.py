@@ -49,6 +49,26 @@ client = sys.modules[PACK.__name__ + ".client"]
 PROMPT = "a lighthouse at dawn, oil painting"
 
 
+def node_info(name):
+    """What ComfyUI's server.py node_info sends in /object_info for a V1 node class of this pack."""
+    cls = PACK.NODE_CLASS_MAPPINGS[name]
+    spec = cls.INPUT_TYPES()
+    return {
+        "input": spec,
+        "input_order": {key: list(value.keys()) for (key, value) in spec.items()},
+        "is_input_list": getattr(cls, "INPUT_IS_LIST", False),
+        "output": cls.RETURN_TYPES,
+        "output_is_list": cls.OUTPUT_IS_LIST if hasattr(cls, "OUTPUT_IS_LIST") else [False] * len(cls.RETURN_TYPES),
+        "output_name": cls.RETURN_NAMES if hasattr(cls, "RETURN_NAMES") else cls.RETURN_TYPES,
+        "name": name,
+        "display_name": PACK.NODE_DISPLAY_NAME_MAPPINGS.get(name, name),
+        "description": getattr(cls, "DESCRIPTION", ""),
+        "category": getattr(cls, "CATEGORY", "sd"),
+        "output_node": getattr(cls, "OUTPUT_NODE", False) is True,
+        "output_tooltips": cls.OUTPUT_TOOLTIPS,
+    }
+
+
 def save_image_pixels(image):
     """ComfyUI SaveImage's conversion of one IMAGE item, verbatim (nodes.py)."""
     i = 255.0 * image.cpu().numpy()
@@ -125,21 +145,7 @@ class Loading(unittest.TestCase):
     def test_definitions_are_plain_json_and_pair_by_position(self):
         for name, cls in PACK.NODE_CLASS_MAPPINGS.items():
             spec = cls.INPUT_TYPES()
-            # server.py node_info, the fields /object_info sends for a V1 node.
-            info = {
-                "input": spec,
-                "input_order": {key: list(value.keys()) for (key, value) in spec.items()},
-                "is_input_list": getattr(cls, "INPUT_IS_LIST", False),
-                "output": cls.RETURN_TYPES,
-                "output_is_list": cls.OUTPUT_IS_LIST,
-                "output_name": cls.RETURN_NAMES,
-                "name": name,
-                "display_name": PACK.NODE_DISPLAY_NAME_MAPPINGS[name],
-                "description": cls.DESCRIPTION,
-                "category": cls.CATEGORY,
-                "output_node": False,
-                "output_tooltips": cls.OUTPUT_TOOLTIPS,
-            }
+            info = node_info(name)
             text = json.dumps(info, allow_nan=False)
             self.assertEqual(json.loads(text), json.loads(json.dumps(info)))
             for group in spec.values():
@@ -387,4 +393,8 @@ class Errors(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--object-info"]:
+        # The pack's part of GET /object_info, for the workflow checks of the vitest side.
+        print(json.dumps({name: node_info(name) for name in PACK.NODE_CLASS_MAPPINGS}, allow_nan=False))
+        sys.exit(0)
     unittest.main()

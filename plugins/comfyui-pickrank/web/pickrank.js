@@ -30,8 +30,8 @@ app.registerExtension({
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!NODES.has(nodeData?.name)) return;
     const onExecuted = nodeType.prototype.onExecuted;
-    nodeType.prototype.onExecuted = function (output) {
-      onExecuted?.apply(this, arguments);
+    nodeType.prototype.onExecuted = function (output, ...rest) {
+      onExecuted?.apply(this, [output, ...rest]);
       showScores(this, scoresText(output));
     };
   },
