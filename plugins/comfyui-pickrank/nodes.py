@@ -17,6 +17,7 @@ import torch
 
 from . import client
 from .pixels import batch_to_raw
+from .prompt_syntax import scoring_prompt
 
 CATEGORY = "image/PickScore"
 MIN_SCORE_OFF = -100.0
@@ -31,7 +32,15 @@ _PROMPT = (
         "multiline": True,
         "dynamicPrompts": False,
         "default": "",
-        "tooltip": "The text the images were generated for, scored as written (weights such as (word:1.2) included).",
+        "tooltip": "The text the images were generated for. Weights, LoRA and embedding tags are removed before scoring, "
+        "as pickrank rank does, unless score_raw_prompt is on.",
+    },
+)
+_RAW = (
+    "BOOLEAN",
+    {
+        "default": False,
+        "tooltip": "Score the prompt exactly as written, syntax included (pickrank rank --score-raw-prompt).",
     },
 )
 _LATENT = ("LATENT", {"tooltip": "Optional: the batch's latents (same batch size), reordered like the images."})
@@ -72,15 +81,26 @@ def _take_mask(mask, order, batch):
     return mask.index_select(0, torch.tensor(order, dtype=torch.long, device=mask.device))
 
 
-def _score(images, prompt):
+def _scored_text(prompt, raw):
+    """The text sent for scoring, and a note for the node when it is not the prompt as written."""
     if not isinstance(prompt, str) or prompt.strip() == "":
         raise ValueError("Expected a prompt (the text the images were generated for) but received an empty one")
+    if raw:
+        return prompt, ""
+    text = scoring_prompt(prompt)
+    if text == "":
+        return prompt, "The prompt is nothing but weights and tags, so it is scored as written."
+    return text, ("" if text == prompt else f"scored as: {text}")
+
+
+def _score(images, prompt, raw):
+    text, note = _scored_text(prompt, raw)
     pixels, width, height, channels = batch_to_raw(images)
-    return client.rank(prompt, pixels, width, height, channels)
+    return client.rank(text, pixels, width, height, channels), note, text
 
 
-def _summary(ranked, kept, note):
-    lines = [note] if note else []
+def _summary(ranked, kept, notes):
+    lines = [n for n in notes if n]
     chosen = {r["index"] for r in kept}
     for r in ranked:
         mark = "  kept" if r["index"] in chosen and len(kept) < len(ranked) else ""
@@ -88,13 +108,14 @@ def _summary(ranked, kept, note):
     return "\n".join(lines)
 
 
-def _outputs(images, latent, mask, ranked, kept, note):
+def _outputs(images, latent, mask, ranked, kept, notes, scored):
     """The node's {"ui", "result"}: images/latent/mask in the order of `kept`, their scores and indices."""
     order = [r["index"] for r in kept]
     batch = images.shape[0]
     out_images = images.index_select(0, torch.tensor(order, dtype=torch.long, device=images.device))
     ui = {
-        "text": [_summary(ranked, kept, note)],
+        "text": [_summary(ranked, kept, notes)],
+        "scored_as": [scored],
         "pickscore": [
             {"index": r["index"], "score": r["score"], "prob": r["prob"], "rank": r["rank"], "kept": r["index"] in order}
             for r in ranked
@@ -134,11 +155,14 @@ class PickScoreRank:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"images": _IMAGES, "prompt": _PROMPT}, "optional": {"latent": _LATENT, "mask": _MASK}}
+        return {
+            "required": {"images": _IMAGES, "prompt": _PROMPT},
+            "optional": {"latent": _LATENT, "mask": _MASK, "score_raw_prompt": _RAW},
+        }
 
-    def rank(self, images, prompt, latent=None, mask=None):
-        ranked = _score(images, prompt)
-        return _outputs(images, latent, mask, ranked, ranked, "")
+    def rank(self, images, prompt, latent=None, mask=None, score_raw_prompt=False):
+        ranked, note, scored = _score(images, prompt, score_raw_prompt)
+        return _outputs(images, latent, mask, ranked, ranked, [note], scored)
 
 
 class PickScoreSelect:
@@ -184,13 +208,14 @@ class PickScoreSelect:
                         "tooltip": "Drop images scoring below this (-100: off). If none reaches it, the best one is kept.",
                     },
                 ),
+                "score_raw_prompt": _RAW,
             },
         }
 
-    def select(self, images, prompt, k, latent=None, mask=None, min_score=MIN_SCORE_OFF):
+    def select(self, images, prompt, k, latent=None, mask=None, min_score=MIN_SCORE_OFF, score_raw_prompt=False):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"Expected k, the number of images to keep, to be an integer >= 1 but received {k!r}")
-        ranked = _score(images, prompt)
+        ranked, prompt_note, scored = _score(images, prompt, score_raw_prompt)
         threshold = min_score is not None and min_score > MIN_SCORE_OFF
         kept = [r for r in ranked[:k] if not threshold or r["score"] >= min_score]
         note = ""
@@ -202,4 +227,4 @@ class PickScoreSelect:
                 f"(image {best['index']}, score {best['score']:.3f})."
             )
             log.warning("PickScoreSelect: %s", note)
-        return _outputs(images, latent, mask, ranked, kept, note)
+        return _outputs(images, latent, mask, ranked, kept, [note, prompt_note], scored)

@@ -142,6 +142,37 @@ class Loading(unittest.TestCase):
             self.assertNotIn(name, sys.modules, f"the pack imported ComfyUI's {name}")
         self.assertTrue(os.path.isdir(os.path.join(PACK_DIR, PACK.WEB_DIRECTORY)))
 
+    def test_imports_are_relative_or_standard_library_torch_numpy(self):
+        import ast
+
+        allowed = set(getattr(sys, "stdlib_module_names", ())) | {"torch", "numpy"}
+        for file in sorted(os.listdir(PACK_DIR)):
+            if not file.endswith(".py"):
+                continue
+            with open(os.path.join(PACK_DIR, file)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module.split(".")[0]]
+                else:
+                    continue
+                for name in names:
+                    self.assertIn(name, allowed, f"{file} imports {name}: the pack's own modules are imported relatively")
+
+    def test_registry_metadata(self):
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11
+            self.skipTest("tomllib needs Python 3.11")
+        with open(os.path.join(PACK_DIR, "pyproject.toml"), "rb") as f:
+            meta = tomllib.load(f)
+        self.assertEqual(meta["project"]["name"], "pickrank")
+        self.assertRegex(meta["project"]["version"], r"^\d+\.\d+\.\d+$")
+        self.assertEqual(meta["project"]["dependencies"], [])
+        self.assertEqual(set(meta["tool"]["comfy"]), {"PublisherId", "DisplayName", "Icon"})
+
     def test_definitions_are_plain_json_and_pair_by_position(self):
         for name, cls in PACK.NODE_CLASS_MAPPINGS.items():
             spec = cls.INPUT_TYPES()
@@ -157,6 +188,7 @@ class Loading(unittest.TestCase):
             self.assertEqual(cls.RETURN_TYPES[:4], ("IMAGE", "FLOAT", "LATENT", "MASK"))
             self.assertEqual(list(spec["required"])[:2], ["images", "prompt"])
             self.assertEqual(list(spec["optional"])[:2], ["latent", "mask"])
+            self.assertEqual(list(spec["optional"])[-1], "score_raw_prompt")
             self.assertFalse(hasattr(cls, "INPUT_IS_LIST"), "a list of batches is ranked batch by batch")
         self.assertEqual(list(Select.INPUT_TYPES()["required"]), ["images", "prompt", "k"])
 
@@ -173,7 +205,7 @@ class Parity(unittest.TestCase):
             with open(os.path.join(out, "cases.json"), "w") as f:
                 json.dump(cls.cases, f, indent=1)
 
-    def record(self, name, images, result):
+    def record(self, name, images, result, prompt=PROMPT):
         out = os.environ.get("PICKRANK_PARITY_DIR")
         if not out:
             self.skipTest("PICKRANK_PARITY_DIR is not set")
@@ -182,7 +214,9 @@ class Parity(unittest.TestCase):
             path = os.path.join(out, f"{name}_{i:05}_.png")
             save_image_pixels(images[i]).save(path, compress_level=4)  # SaveImage's call
             files.append(path)
-        self.__class__.cases.append({"name": name, "prompt": PROMPT, "files": files, "node": result["ui"]["pickscore"]})
+        self.__class__.cases.append(
+            {"name": name, "prompt": prompt, "scored": result["ui"]["scored_as"][0], "files": files, "node": result["ui"]["pickscore"]}
+        )
 
     def check_outputs(self, images, before, result):
         out_images, scores, latent, mask, indices = result["result"]
@@ -215,6 +249,17 @@ class Parity(unittest.TestCase):
         result = run_node(Rank, {"images": images, "prompt": PROMPT})
         self.record("rgba", images, result)
 
+    def test_prompt_syntax_removed_as_pickrank_rank_removes_it(self):
+        prompt = "(masterpiece:1.2), a lighthouse at dawn <lora:detail:0.8>, [oil painting], embedding:easynegative"
+        images = fractional_batch(4, 32, 48, seed=13)
+        result = run_node(Rank, {"images": images, "prompt": prompt})
+        self.assertEqual(result["ui"]["scored_as"], ["masterpiece, a lighthouse at dawn, oil painting"])
+        self.assertTrue(result["ui"]["text"][0].startswith("scored as: masterpiece, a lighthouse at dawn, oil painting\n"))
+        raw = run_node(Rank, {"images": images, "prompt": prompt, "score_raw_prompt": True})
+        self.assertEqual(raw["ui"]["scored_as"], [prompt])
+        self.assertNotEqual(raw["result"][1], result["result"][1])
+        self.record("syntax", images, result, prompt)
+
     def test_batch_split_over_requests(self):
         images = fractional_batch(7, 24, 24, seed=9)
         saved = client.MAX_REQUEST_IMAGES
@@ -225,6 +270,23 @@ class Parity(unittest.TestCase):
             client.MAX_REQUEST_IMAGES = saved
         self.assertEqual([r["rank"] for r in result["ui"]["pickscore"]], list(range(1, 8)))
         self.record("split", images, result)
+
+
+class PromptSyntax(unittest.TestCase):
+    def test_the_selector_table_of_prompts(self):
+        prompt_syntax = sys.modules[PACK.__name__ + ".prompt_syntax"]
+        table = os.path.join(PACK_DIR, "..", "..", "packages", "selector", "test", "data", "prompt-syntax-cases.json")
+        with open(table, encoding="utf-8") as f:
+            cases = json.load(f)["cases"]
+        self.assertGreaterEqual(len(cases), 25)
+        for case in cases:
+            self.assertEqual(prompt_syntax.scoring_prompt(case["prompt"]), case["score"], case["name"])
+
+    def test_nothing_but_syntax_is_scored_as_written(self):
+        images = fractional_batch(2, 16, 16, seed=17)
+        result = run_node(Rank, {"images": images, "prompt": "<lora:x:1> embedding:bad"})
+        self.assertEqual(result["ui"]["scored_as"], ["<lora:x:1> embedding:bad"])
+        self.assertIn("nothing but weights and tags, so it is scored as written", result["ui"]["text"][0])
 
 
 class Carry(unittest.TestCase):
