@@ -121,6 +121,14 @@ def _unreachable(url, reason):
     return PickrankServerError(f"pickrank serve is not running at {url} ({reason}). {START_HINT}", "UNREACHABLE")
 
 
+def _timed_out(url):
+    return PickrankServerError(
+        f"pickrank serve at {url} did not answer within {TIMEOUT_S:g} s; it may be overloaded or stuck. "
+        "Check its terminal, restart it if needed, then queue the prompt again.",
+        "TIMEOUT",
+    )
+
+
 def _post(url, body, content_type, token):
     headers = {"Content-Type": content_type, "Accept": "application/json"}
     if token:
@@ -138,8 +146,12 @@ def _post(url, body, content_type, token):
                 continue
             raise _error_of(e, url) from None
         except urllib.error.URLError as e:
+            if isinstance(e.reason, socket.timeout):
+                raise _timed_out(url) from None
             raise _unreachable(url, getattr(e.reason, "strerror", None) or str(e.reason)) from None
-        except (ConnectionError, socket.timeout) as e:
+        except socket.timeout:
+            raise _timed_out(url) from None
+        except ConnectionError as e:
             raise _unreachable(url, str(e) or type(e).__name__) from None
     raise AssertionError("unreachable")
 
@@ -170,6 +182,11 @@ def rank(prompt, images, width, height, channels=3, url=None, token=None):
     server answers, else the server's error code).
     """
     url = (url or server_url()).rstrip("/")
+    parts_of_url = urllib.parse.urlsplit(url)
+    if parts_of_url.scheme not in ("http", "https") or not parts_of_url.hostname:
+        raise PickrankServerError(
+            f"Expected PICKRANK_URL to be the server's address, such as {DEFAULT_URL}, but received {url!r}", "BAD_INPUT"
+        )
     token = token if token is not None else (os.environ.get("PICKRANK_TOKEN") or "").strip() or None
     parts = _chunks(len(images), width * height * channels)
     scored = []

@@ -425,12 +425,36 @@ class Errors(unittest.TestCase):
         self.assertIn("Start it in a terminal with `pickrank serve`", message)
         self.assertIn("PICKRANK_URL", message)
 
+    def test_server_that_never_answers_is_a_timeout(self):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        saved = client.TIMEOUT_S
+        client.TIMEOUT_S = 0.5
+        try:
+            with EnvPatch(PICKRANK_URL=f"http://127.0.0.1:{listener.getsockname()[1]}"):
+                with self.assertRaises(client.PickrankServerError) as ctx:
+                    run_node(Rank, {"images": self.images, "prompt": PROMPT})
+        finally:
+            client.TIMEOUT_S = saved
+            listener.close()
+        self.assertEqual(ctx.exception.code, "TIMEOUT")
+        self.assertIn("did not answer within 0.5 s", str(ctx.exception))
+
     def test_loopback_goes_around_a_proxy(self):
         dead_proxy = closed_port_url()
         env = {k: dead_proxy for k in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")}
         with EnvPatch(no_proxy=None, NO_PROXY=None, **env):
             result = run_node(Rank, {"images": self.images, "prompt": PROMPT})
         self.assertEqual(len(result["result"][1]), 2)
+
+    def test_bad_call_pickrank_url_without_scheme(self):
+        with EnvPatch(PICKRANK_URL="127.0.0.1:7865"):
+            with self.assertRaises(client.PickrankServerError) as ctx:
+                run_node(Rank, {"images": self.images, "prompt": PROMPT})
+        self.assertEqual(ctx.exception.code, "BAD_INPUT")
+        expected = "Expected PICKRANK_URL to be the server's address, such as http://127.0.0.1:7865, but received '127.0.0.1:7865'"
+        self.assertIn(expected, str(ctx.exception))
 
     def test_wrong_token_says_which_variable(self):
         if not os.environ.get("PICKRANK_TOKEN"):
