@@ -11,14 +11,17 @@ The pack is imported the way ComfyUI's nodes.py load_custom_node imports a folde
 folder's __init__.py under a name derived from its path, registered in sys.modules before it runs, with
 the folder not on sys.path.
 """
+import http.server
 import importlib.util
 import json
 import math
 import os
 import socket
 import sys
+import threading
 import types
 import unittest
+import urllib.request
 
 import numpy as np
 import torch
@@ -408,6 +411,71 @@ class Ui(unittest.TestCase):
         first = results[0]["ui"]["text"][0].splitlines()[0]
         top = results[0]["ui"]["pickscore"][0]
         self.assertEqual(first, f"1. image {top['index']}: score {top['score']:.3f}, prob {top['prob']:.4f}")
+
+
+class Transport(unittest.TestCase):
+    def test_requests_split_by_bytes_and_by_images(self):
+        self.assertEqual([len(c) for c in client._chunks(5, client.MAX_REQUEST_BYTES // 2)], [2, 2, 1])
+        self.assertEqual([len(c) for c in client._chunks(130, 3)], [64, 64, 2])
+        self.assertEqual([len(c) for c in client._chunks(2, client.MAX_REQUEST_BYTES * 2)], [1, 1])
+
+    def test_proxies_kept_for_other_hosts(self):
+        with EnvPatch(http_proxy="http://proxy.example:3128", no_proxy=None, NO_PROXY=None):
+            far = [h for h in client._opener("http://192.0.2.7:7865").handlers if isinstance(h, urllib.request.ProxyHandler)]
+            near = [h for h in client._opener("http://[::1]:7865").handlers if isinstance(h, urllib.request.ProxyHandler)]
+        self.assertEqual(far[0].proxies.get("http"), "http://proxy.example:3128")
+        # ProxyHandler({}) has no protocol methods, so the opener holds no proxy handler at all.
+        self.assertEqual([h.proxies for h in near if h.proxies], [])
+        for host in ("127.0.0.1", "127.8.9.1", "localhost", "[::1]", "::1"):
+            self.assertTrue(client.is_loopback(host), host)
+        for host in ("192.0.2.7", "example.com", "", None):
+            self.assertFalse(client.is_loopback(host), host)
+
+    def test_busy_answers_are_retried_after_retry_after(self):
+        answers = [
+            (429, {"Retry-After": "0"}, {"error": {"code": "BUSY", "message": "Expected fewer requests"}}),
+            (200, {}, {"results": [{"index": 1, "score": 2.5, "prob": 0.6, "rank": 1}, {"index": 0, "score": 2.1, "prob": 0.4, "rank": 2}]}),
+        ]
+        seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                seen.append((self.path, self.headers["Content-Type"].split(";")[0]))
+                self.rfile.read(int(self.headers["Content-Length"]))
+                status, headers, body = answers[len(seen) - 1]
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        stub = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=stub.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{stub.server_port}"
+            ranked = client.rank("a fox", [b"\0\0\0", b"\1\1\1"], 1, 1, url=url, token="t" * 20)
+        finally:
+            stub.shutdown()
+            stub.server_close()
+        self.assertEqual(seen, [("/v1/rank", "multipart/form-data")] * 2)
+        self.assertEqual([(r["index"], r["rank"]) for r in ranked], [(1, 1), (0, 2)])
+
+    def test_a_refusal_of_the_real_server_is_its_code_and_message(self):
+        saved = client.MAX_REQUEST_IMAGES
+        client.MAX_REQUEST_IMAGES = 1000
+        try:
+            with self.assertRaises(client.PickrankServerError) as ctx:
+                run_node(Rank, {"images": torch.zeros((257, 1, 1, 3)), "prompt": PROMPT})
+        finally:
+            client.MAX_REQUEST_IMAGES = saved
+        self.assertEqual((ctx.exception.code, ctx.exception.status), ("PAYLOAD_TOO_LARGE", 413))
+        self.assertIn("refused the images: Expected at most 256 images in one request (the server's --max-images)", str(ctx.exception))
 
 
 class Errors(unittest.TestCase):

@@ -19,7 +19,8 @@ function showScores(node, text) {
     widget = ComfyWidgets.STRING(node, WIDGET, ["STRING", { multiline: true }], app).widget;
     if (widget.inputEl) widget.inputEl.readOnly = true;
     widget.serialize = false; // not in the workflow's widgets_values
-    widget.options = { ...widget.options, serialize: false }; // not in the API prompt
+    widget.options ??= {};
+    widget.options.serialize = false; // not in the API prompt
   }
   widget.value = text;
   node.setDirtyCanvas?.(true, true);
