@@ -432,9 +432,10 @@ class Transport(unittest.TestCase):
             self.assertFalse(client.is_loopback(host), host)
 
     def test_busy_answers_are_retried_after_retry_after(self):
+        results = [{"index": 1, "score": 2.5, "prob": 0.6, "rank": 1}, {"index": 0, "score": 2.1, "prob": 0.4, "rank": 2}]
         answers = [
             (429, {"Retry-After": "0"}, {"error": {"code": "BUSY", "message": "Expected fewer requests"}}),
-            (200, {}, {"results": [{"index": 1, "score": 2.5, "prob": 0.6, "rank": 1}, {"index": 0, "score": 2.1, "prob": 0.4, "rank": 2}]}),
+            (200, {}, {"results": results}),
         ]
         seen = []
 
