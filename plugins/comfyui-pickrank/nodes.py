@@ -93,9 +93,13 @@ def _scored_text(prompt, raw):
     return text, ("" if text == prompt else f"scored as: {text}")
 
 
-def _score(images, prompt, raw):
+def _score(images, prompt, raw, latent, mask):
+    """Checks the inputs (the latent and mask batch sizes before any request), then ranks the images."""
     text, note = _scored_text(prompt, raw)
     pixels, width, height, channels = batch_to_raw(images)
+    identity = list(range(images.shape[0]))
+    _take_latent(latent, identity, len(identity))
+    _take_mask(mask, identity, len(identity))
     return client.rank(text, pixels, width, height, channels), note, text
 
 
@@ -161,7 +165,7 @@ class PickScoreRank:
         }
 
     def rank(self, images, prompt, latent=None, mask=None, score_raw_prompt=False):
-        ranked, note, scored = _score(images, prompt, score_raw_prompt)
+        ranked, note, scored = _score(images, prompt, score_raw_prompt, latent, mask)
         return _outputs(images, latent, mask, ranked, ranked, [note], scored)
 
 
@@ -215,7 +219,7 @@ class PickScoreSelect:
     def select(self, images, prompt, k, latent=None, mask=None, min_score=MIN_SCORE_OFF, score_raw_prompt=False):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"Expected k, the number of images to keep, to be an integer >= 1 but received {k!r}")
-        ranked, prompt_note, scored = _score(images, prompt, score_raw_prompt)
+        ranked, prompt_note, scored = _score(images, prompt, score_raw_prompt, latent, mask)
         threshold = min_score is not None and min_score > MIN_SCORE_OFF
         kept = [r for r in ranked[:k] if not threshold or r["score"] >= min_score]
         note = ""

@@ -341,10 +341,13 @@ class Carry(unittest.TestCase):
         result = run_node(Select, {"images": self.images, "prompt": PROMPT, "k": 2, "mask": mask})
         self.assertIs(result["result"][3], mask)
 
-    def test_bad_call_latent_of_another_batch_size(self):
+    def test_bad_call_latent_or_mask_of_another_batch_size_before_any_request(self):
         latent = {"samples": torch.zeros((3, 4, 4, 5))}
-        with self.assertRaisesRegex(ValueError, r"Expected a LATENT with one latent per image \(4\) but received 3"):
-            run_node(Rank, {"images": self.images, "prompt": PROMPT, "latent": latent})
+        with EnvPatch(PICKRANK_URL=closed_port_url()):  # refused before the server is asked
+            with self.assertRaisesRegex(ValueError, r"Expected a LATENT with one latent per image \(4\) but received 3"):
+                run_node(Rank, {"images": self.images, "prompt": PROMPT, "latent": latent})
+            with self.assertRaisesRegex(ValueError, r"Expected a MASK with one mask per image \(4\) or one for all but received 2"):
+                run_node(Select, {"images": self.images, "prompt": PROMPT, "k": 1, "mask": torch.zeros((2, 32, 40))})
 
 
 class Select_(unittest.TestCase):
