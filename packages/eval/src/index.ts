@@ -33,3 +33,7 @@ export type {
   ScoreMetrics,
   WinRate,
 } from "./stats/types.ts";
+export { imageSrc } from "./report/gallery.ts";
+export { formatValue, pointer } from "./report/html.ts";
+export { renderReport } from "./report/render.ts";
+export type { ReportInput } from "./report/types.ts";
