@@ -5,11 +5,14 @@
 import type { CandidateRow, EvalPrompt, PairRow } from "../src/index.ts";
 
 /** A 1×1 PNG. */
-export const PNG_1x1 = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "base64");
+export const PNG_1x1 = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+  "base64",
+);
 
 export const prompts: EvalPrompt[] = [
   { id: "p1", text: "a red cube on a table", category: "Artifacts", challenge: "Basic" },
-  { id: "p2", text: "a fox in the snow <at dawn> & \"quoted\"", category: "Animals", challenge: "Basic" },
+  { id: "p2", text: 'a fox in the snow <at dawn> & "quoted"', category: "Animals", challenge: "Basic" },
   { id: "p3", text: "two cats on a sofa", category: "Animals", challenge: "Quantity" },
   { id: "p4", text: "a lighthouse, oil painting", category: "Outdoor Scenes", challenge: "Style & Format" },
   { id: "p5", text: "three apples", category: "Food & Beverage", challenge: "Quantity" },
@@ -29,7 +32,15 @@ export function candidateRows(): CandidateRow[] {
       for (let s = 0; s < 4; s++) {
         const score = 19 + c.offset + ((pi * 7 + s * 3 + ci * 5) % 11) / 5;
         const judgeScore = 0.2 + ((pi * 5 + s * 7 + ci) % 13) / 40;
-        rows.push({ config: c.name, promptId: p.id, seedIndex: s, seed: 100 + s, score, judgeScore, image: `images/${c.name}/${p.id} ${s}.png` });
+        rows.push({
+          config: c.name,
+          promptId: p.id,
+          seedIndex: s,
+          seed: 100 + s,
+          score,
+          judgeScore,
+          image: `images/${c.name}/${p.id} ${s}.png`,
+        });
       }
     });
   });

@@ -80,7 +80,8 @@ describe("renderReport (HTML string)", () => {
   });
 });
 
-const why = hasChromium || required ? "" : ` — skipped: no Chromium at ${CHROMIUM} (Debian's chromium package; or set PICKRANK_TEST_CHROMIUM)`;
+const why =
+  hasChromium || required ? "" : ` — skipped: no Chromium at ${CHROMIUM} (Debian's chromium package; or set PICKRANK_TEST_CHROMIUM)`;
 if (why) console.warn(`report in headless Chromium${why}`);
 
 describe.runIf(hasChromium || required)(`report in headless Chromium${why}`, { timeout: 180_000 }, () => {
@@ -99,7 +100,10 @@ describe.runIf(hasChromium || required)(`report in headless Chromium${why}`, { t
       writeFileSync(path.join(tmp, r.image), PNG_1x1);
     }
     // One image given as a data URI, one as an absolute path: both kinds the input type allows.
-    const images = { [rows[0]!.image]: `data:image/png;base64,${PNG_1x1.toString("base64")}`, [rows[1]!.image]: path.join(tmp, rows[1]!.image) };
+    const images = {
+      [rows[0]!.image]: `data:image/png;base64,${PNG_1x1.toString("base64")}`,
+      [rows[1]!.image]: path.join(tmp, rows[1]!.image),
+    };
     writeFileSync(path.join(tmp, "report.html"), renderReport({ run, pairs, prompts, rows, images }));
     const { chromium } = await import("playwright-core");
     context = await chromium.launchPersistentContext(path.join(tmp, "profile"), {
@@ -152,7 +156,9 @@ describe.runIf(hasChromium || required)(`report in headless Chromium${why}`, { t
     // Lazy images outside the viewport are not fetched; load them all to check every source resolves.
     await page.$$eval("img", (els) => els.forEach((e) => e.setAttribute("loading", "eager")));
     await page.waitForFunction(() => [...document.images].every((i) => i.complete));
-    const broken = await page.$$eval(".tile img", (els) => els.filter((e) => !(e as HTMLImageElement).naturalWidth).map((e) => e.getAttribute("src")));
+    const broken = await page.$$eval(".tile img", (els) =>
+      els.filter((e) => !(e as HTMLImageElement).naturalWidth).map((e) => e.getAttribute("src")),
+    );
     expect(broken).toEqual([]);
     expect(errors).toEqual([]);
     expect(blocked).toEqual([]);
@@ -165,12 +171,20 @@ describe.runIf(hasChromium || required)(`report in headless Chromium${why}`, { t
     await page.goto(pathToFileURL(path.join(tmp, "report.html")).href, { waitUntil: "load" });
     await page.waitForFunction(() => [...document.querySelectorAll(".figure")].every((e) => e.hasAttribute("data-rendered")));
     const series = await page.evaluate(() => {
+      type Series = { name: string; data: unknown[] };
+      type ECharts = { getInstanceByDom(el: Element | null): { getOption(): { series: Series[] } } };
+      const echarts = (window as unknown as { echarts: ECharts }).echarts;
       const get = (id: string) =>
-        // biome-ignore lint/suspicious/noExplicitAny: ECharts is a page global here
-        ((window as any).echarts.getInstanceByDom(document.getElementById(id)).getOption().series as { name: string; data: unknown[] }[]).map(
-          (s) => ({ name: s.name, data: s.data }),
-        );
-      return { curve: get("fig-curve-selector"), judge: get("fig-curve-judge"), box: get("fig-dist-selector"), win: get("fig-win-selector") };
+        echarts
+          .getInstanceByDom(document.getElementById(id))
+          .getOption()
+          .series.map((s) => ({ name: s.name, data: s.data }));
+      return {
+        curve: get("fig-curve-selector"),
+        judge: get("fig-curve-judge"),
+        box: get("fig-dist-selector"),
+        win: get("fig-win-selector"),
+      };
     });
     const r = run as RunSummary;
     for (const c of r.configs) {
