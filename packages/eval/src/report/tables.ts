@@ -113,10 +113,12 @@ export function bradleyTerryTable(run: RunSummary): string {
         textCell(r.config),
         numCell(r.strength, "run", ["bradleyTerry", i, "ratings", j, "strength"]),
         numCell(r.logStrength, "run", ["bradleyTerry", i, "ratings", j, "logStrength"]),
+        numCell(r.logStrengthInterval.lo, "run", ["bradleyTerry", i, "ratings", j, "logStrengthInterval", "lo"]),
+        numCell(r.logStrengthInterval.hi, "run", ["bradleyTerry", i, "ratings", j, "logStrengthInterval", "hi"]),
       ]);
       return table(
         `Bradley–Terry (${bt.score} score, ${bt.priorTies} virtual tie(s) per pair)`,
-        ["configuration", "strength", "log strength"],
+        ["configuration", "strength", "log strength", "lo", "hi"],
         rows,
         `bt-${bt.score}`,
       );
