@@ -55,6 +55,11 @@ describe("renderReport (HTML string)", () => {
     expect(html.includes("<title>Eval &lt;test&gt;</title>")).toBe(true);
   });
 
+  it("names the interval level as given (90 %, not 90.00000000000001 %)", () => {
+    const r90 = summarizeRun(prompts, rows, { bootstrap: { seed: 1, resamples: 20, confidence: 0.9 } });
+    expect(renderReport({ run: r90 }).includes("Selector (90 % intervals")).toBe(true);
+  });
+
   it("gives every element a unique id", () => {
     const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
     expect(ids.length).toBeGreaterThan(10);

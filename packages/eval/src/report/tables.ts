@@ -33,7 +33,8 @@ export function overviewTable(run: RunSummary): string {
   });
   const head = ["configuration", "prompts", "candidates", "k = N"];
   for (const m of ["best of N", "gain over random", "gain over first seed"]) head.push(m, "lo", "hi");
-  return table(`Selector (${run.bootstrap.confidence * 100} % intervals, bootstrap over prompts)`, head, rows, "overview");
+  const level = Math.round(run.bootstrap.confidence * 1000) / 10; // 0.9 · 100 is 90.00000000000001 in binary
+  return table(`Selector (${level} % intervals, bootstrap over prompts)`, head, rows, "overview");
 }
 
 /** Best-of-k per configuration: k, selector curve and (when present) the judge's score of the pick. */
