@@ -92,13 +92,14 @@ def saved_infotext(path):
         return im.info.get("parameters")
 
 
-def run_job(name, args, batch_size=4, n_iter=2, prompt=PROMPT, seed=1000, img2img=False, overlays=None, api_args=None):
+def run_job(name, args, batch_size=4, n_iter=2, prompt=PROMPT, seed=1000, img2img=False, overlays=None, api_args=None, restore_faces=False):
     """One process_images call with our script (args as the UI gives them) and the spy; returns
     (p, processed, spy, saved) where saved lists (path, seed, prompt, info) of the samples saved."""
     out = os.path.join(OUT, name)
     cls = processing.StableDiffusionProcessingImg2Img if img2img else processing.StableDiffusionProcessingTxt2Img
     p = cls(prompt=prompt, seed=seed, subseed=7, batch_size=batch_size, n_iter=n_iter, outpath_samples=out, outpath_grids=os.path.join(out, "grids"))
     p.overlay_images = overlays
+    p.restore_faces = restore_faces
     spy = Spy()
     runner = scripts.ScriptRunner([PickScoreScript(), spy], is_img2img=img2img)
     controls = runner.setup_ui(gradio)
@@ -168,6 +169,19 @@ class ConversionTest(unittest.TestCase):
         view = big[:, 5:37, 3:47:2]
         self.assertFalse(view.is_contiguous())
         self.assertTrue(np.array_equal(ext.a1111_uint8(view), ext.a1111_uint8(view.contiguous())))
+
+
+class PlanTest(unittest.TestCase):
+    def test_unscored_images_are_kept_after_the_scored_ones_and_k_counts_per_prompt(self):
+        ranking = sys.modules["pickrank_webui"].ranking
+        r = lambda score, rank: {"score": score, "rank": rank}  # noqa: E731
+        results = [r(1.0, 2), None, r(3.0, 1), r(5.0, 1), r(2.0, 3), r(4.0, 2)]
+        groups = [0, 0, 0, 1, 0, 1]
+        self.assertEqual(ranking.plan(results, groups, keep_top_k=1), ([2, 1, 3], [0, 4, 5], []))
+        self.assertEqual(ranking.plan(results, groups, keep_top_k=1, reorder=False), ([1, 2, 3], [0, 4, 5], []))
+        order, dropped, notes = ranking.plan(results, groups, min_score=4.5)
+        self.assertEqual((order, dropped), ([2, 1, 3], [0, 4, 5]))
+        self.assertEqual(notes, ["all 3 images scored below the minimum score 4.5 (best 3.000); the best one is kept"])
 
 
 class RankTest(unittest.TestCase):
@@ -269,6 +283,14 @@ class RankTest(unittest.TestCase):
         self.assertEqual(info["extra_generation_params"]["PickScore rank"], ["1/4", "2/4"])
         self.assertEqual(info["extra_generation_params"]["PickScore"], [fields(i)["PickScore"] for i in info["infotexts"][1:]])
         self.assertEqual(info["all_seeds"], [int(fields(i)["Seed"]) for i in info["infotexts"][1:]])
+
+
+    def test_face_restoration_on_says_the_scores_are_of_the_images_before_it(self):
+        p, processed, _, saved, err = run_job("faces", [True, 0, True, 0, URL], n_iter=1, restore_faces=True)
+        self.assertIn("PickScore: face restoration runs after ranking", processed.comments)
+        self.assertEqual(sorted(fields(i)["PickScore rank"] for _, _, _, i in saved), ["1/4", "2/4", "3/4", "4/4"])
+        _, plain, _, _, _ = run_job("no-faces", [True, 0, True, 0, URL], n_iter=1)
+        self.assertNotIn("face restoration", plain.comments)
 
 
 class ServerDownTest(unittest.TestCase):

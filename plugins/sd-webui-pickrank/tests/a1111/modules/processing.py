@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+import modules.face_restoration
 import modules.images as images
 import modules.shared as shared
 from modules import errors, infotext_utils, scripts
@@ -334,6 +335,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
 
                 x_sample = 255. * np.moveaxis(x_sample.cpu().numpy(), 0, 2)
                 x_sample = x_sample.astype(np.uint8)
+
+                if p.restore_faces:
+                    x_sample = modules.face_restoration.restore_faces(x_sample)
 
                 image = Image.fromarray(x_sample)
 
