@@ -32,7 +32,7 @@ function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input
     const child = spawn(cmd, args, { cwd: repoRoot, env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 240_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 280_000);
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
@@ -85,7 +85,7 @@ beforeAll(async () => {
   if (!python) return;
   scorer = await Scorer.create({ model: await tinyModel(), device: "cpu", preprocessWorkers: 1 });
   server = await startServer({ host: "127.0.0.1", port: 0, scorer });
-});
+}, 180_000);
 
 afterAll(async () => {
   await server?.close();
@@ -109,7 +109,7 @@ describe.skipIf(!python && !process.env["CI"])(`sd-webui-pickrank in A1111's pro
     expect(res.stderr, res.stdout).toMatch(/Ran 1\d tests in/);
     expect(res.stderr).toMatch(/\nOK\n/);
     expect(res.code, res.stderr).toBe(0);
-  });
+  }, 300_000);
 
   it("pickrank rank on the saved files prints the PickScore, prob and rank their infotexts carry", async () => {
     const manifest = JSON.parse(await readFile(path.join(tmp, "manifest.json"), "utf8")) as {
@@ -151,7 +151,7 @@ describe.skipIf(!python && !process.env["CI"])(`sd-webui-pickrank in A1111's pro
       }
     }
     expect(checked).toBe(8 + 4 + 2);
-  });
+  }, 300_000);
 
   it("the Python ports print what scoringPrompt, formatScore and formatProb print", async () => {
     const table = JSON.parse(readFileSync(path.join(repoRoot, "packages/selector/test/data/prompt-syntax-cases.json"), "utf8")) as {
@@ -182,7 +182,7 @@ describe.skipIf(!python && !process.env["CI"])(`sd-webui-pickrank in A1111's pro
     expect(mismatches.slice(0, 5)).toEqual([]);
     expect(got.scores).toEqual(numbers.map(formatScore));
     expect(got.probs).toEqual(numbers.map(formatProb));
-  });
+  }, 120_000);
 });
 
 /** A seeded generator (mulberry32), so the generated cases are the same on every run. */
