@@ -3,7 +3,8 @@
  * is a `pickrank worker` process with its own fake ComfyUI server that takes a fixed time per image
  * (steps × step delay), as each machine has its own GPU; the coordinator runs bestOf in this process
  * with the tiny model. Prints images/s for 1, 2, 4 … workers and the ratio to one worker, then the
- * queue's own cost per job (latency and throughput) with rendering and scoring taken out. A real Redis (Debian's redis-server) on a free loopback port.
+ * queue's own cost per job (latency and throughput) with rendering and scoring taken out. A real Redis
+ * (Debian's redis-server) on a free loopback port.
  *
  *   pnpm bench:queue [--workers 1,2,4] [--prompts 30] [--n 4] [--image-ms 200] [--overhead-jobs 100]
  */
@@ -189,7 +190,8 @@ async function main(): Promise<void> {
       ]);
     }
     console.log(
-      `\nbest-of over the queue: ${PROMPTS} prompts × ${N} candidates, fake ComfyUI at ${args["image-ms"]} ms per image, one server per worker\n`,
+      `\nbest-of over the queue: ${PROMPTS} prompts × ${N} candidates, ` +
+        `fake ComfyUI at ${args["image-ms"]} ms per image, one server per worker\n`,
     );
     console.log("| workers | images | wall s | images/s | vs 1 worker | servers' ceiling images/s |");
     console.log("| ------: | -----: | -----: | -------: | ----------: | ------------------------: |");

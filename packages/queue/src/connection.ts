@@ -52,7 +52,8 @@ export function redisConnection(url: string, option = "--queue", tls?: { ca?: st
   if ((u.protocol !== "redis:" && u.protocol !== "rediss:") || u.hostname === "") {
     throw new PickrankError(
       "BAD_INPUT",
-      `Expected a Redis URL (redis://[user:password@]host[:port][/db], or rediss:// for TLS) for ${option} but received ${redactRedisUrl(url)}`,
+      `Expected a Redis URL (redis://[user:password@]host[:port][/db], or rediss:// for TLS) for ${option} ` +
+        `but received ${redactRedisUrl(url)}`,
       { details: { parameter: option } },
     );
   }

@@ -153,7 +153,8 @@ async function processJob(
       failureReason(
         new PickrankError(
           "BAD_MODEL",
-          `Expected the coordinator's model ${d.model} on worker ${name} but it scores with ${model}; give every worker and the coordinator the same --model`,
+          `Expected the coordinator's model ${d.model} on worker ${name} but it scores with ${model}; ` +
+            "give every worker and the coordinator the same --model",
         ),
       ),
     );

@@ -155,7 +155,7 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
     return { backend, scorer, worker, q };
   }
 
-  it("images by reference through the shared folder, removed once collected; the workers' embeddings reach the selector's scorer", async () => {
+  it("images by reference through the shared folder, removed once collected; the workers' embeddings reach the scorer", async () => {
     const { scorer, q } = setup("byref", { sharedDir: shared });
     const got = await collect(q.generate({ prompt: "a cat", n: 3, seeds: [5, 6, 7], params: { steps: 20 } }));
     expect(got.map((g) => g.ok && g.key)).toEqual(expect.arrayContaining(["0", "1", "2"]));
