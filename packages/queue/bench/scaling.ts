@@ -186,7 +186,7 @@ async function main(): Promise<void> {
         (ms / 1000).toFixed(1),
         ips.toFixed(2),
         `${(ips / base).toFixed(2)}×`,
-        ((1000 / Number(args["image-ms"])) * k).toFixed(1),
+        ((1000 / Number(args["image-ms"])) * k).toFixed(2),
       ]);
     }
     console.log(
