@@ -69,7 +69,13 @@ describe("evalRun", () => {
 
     const b2 = new MemoryBackend();
     const a2 = new MemoryBackend();
-    const r2 = await evalRun({ ...base, configs: [{ ...configs[0]!, backend: a2 }, { ...configs[1]!, backend: b2 }] });
+    const r2 = await evalRun({
+      ...base,
+      configs: [
+        { ...configs[0]!, backend: a2 },
+        { ...configs[1]!, backend: b2 },
+      ],
+    });
     expect(r2).toMatchObject({ asked: 18, scored: 18, rendered: 1, reused: 0, failed: [] });
     expect(a2.rendered).toEqual([]);
     expect(b2.rendered).toEqual([failSeed]);
@@ -82,13 +88,31 @@ describe("evalRun", () => {
     const store = await EvalStore.open(path.join(out, "eval.duckdb"));
     const one = [prompts[0]!];
     const first = new MemoryBackend();
-    await evalRun({ store, outDir: out, prompts: one, n: 2, seedBase: 0, scorer, batchSize: 4, configs: [{ name: "A", backend: first, params: {}, concurrency: 1 }] });
+    await evalRun({
+      store,
+      outDir: out,
+      prompts: one,
+      n: 2,
+      seedBase: 0,
+      scorer,
+      batchSize: 4,
+      configs: [{ name: "A", backend: first, params: {}, concurrency: 1 }],
+    });
     // As after a kill between the image's row and its score: the row is there, the score is not.
     const before = await store.candidates();
     const storeSql = await store.query("update candidates set score = null where seed_index = 1");
     expect(storeSql).toEqual([{ Count: 1n }]);
     const again = new MemoryBackend();
-    const r = await evalRun({ store, outDir: out, prompts: one, n: 2, seedBase: 0, scorer, batchSize: 4, configs: [{ name: "A", backend: again, params: {}, concurrency: 1 }] });
+    const r = await evalRun({
+      store,
+      outDir: out,
+      prompts: one,
+      n: 2,
+      seedBase: 0,
+      scorer,
+      batchSize: 4,
+      configs: [{ name: "A", backend: again, params: {}, concurrency: 1 }],
+    });
     expect(r).toMatchObject({ scored: 2, rendered: 0, reused: 1 });
     expect(again.requests).toHaveLength(0);
     expect((await store.candidates())[1]!.score).toBeCloseTo(before[1]!.score!, 6);

@@ -48,12 +48,29 @@ async function writePairs(dir: string, name: string, from: number, count: number
 }
 
 describe("pickrank eval pairs", () => {
-  it("JSONL + images: every pair stored with the scorer's scores; Parquet with the same pairs gives the same scores", { timeout: 300_000 }, async () => {
+  it("JSONL + images: every pair stored with the scorer's scores; Parquet with the same pairs gives the same scores", {
+    timeout: 300_000,
+  }, async () => {
     const dir = path.join(tmp, "set");
     const validation = await writePairs(dir, "validation.jsonl", 0, 6);
     const test = await writePairs(dir, "test.jsonl", 6, 9);
     const out = path.join(tmp, "pairs-out");
-    const args = ["eval", "pairs", test, "--validation", validation, "--model", model, "--device", "cpu", "--out", out, "--quiet", "--bootstrap", "100"];
+    const args = [
+      "eval",
+      "pairs",
+      test,
+      "--validation",
+      validation,
+      "--model",
+      model,
+      "--device",
+      "cpu",
+      "--out",
+      out,
+      "--quiet",
+      "--bootstrap",
+      "100",
+    ];
     const r = await runCli([...args, "--json"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json<{ counts: unknown }>().counts).toEqual({ stored: 15, failed: 0 });
@@ -62,7 +79,10 @@ describe("pickrank eval pairs", () => {
     expect(rows.filter((p) => p.split === "validation")).toHaveLength(6);
     const row = rows.find((p) => p.id === "test.jsonl:2")!;
     expect(row).toMatchObject({ caption: "a green cat", label0: 0, label1: 1, split: "test" });
-    const [s0, s1] = await scorer.score("a green cat", [await readFile(path.join(dir, "img/7-0.png")), await readFile(path.join(dir, "img/7-1.png"))]);
+    const [s0, s1] = await scorer.score("a green cat", [
+      await readFile(path.join(dir, "img/7-0.png")),
+      await readFile(path.join(dir, "img/7-1.png")),
+    ]);
     expect(row.score0).toBeCloseTo(s0!.score, 5);
     expect(row.score1).toBeCloseTo(s1!.score, 5);
 
@@ -80,7 +100,21 @@ describe("pickrank eval pairs", () => {
     await store.query(`copy (${selects.join(" union all ")} order by ranking_id) to '${parquet}' (format parquet)`);
     await store.close();
     const outP = path.join(tmp, "pairs-parquet");
-    const p = await runCli(["eval", "pairs", parquet, "--tie-threshold", "0.1", "--model", model, "--device", "cpu", "--out", outP, "--quiet", "--json"]);
+    const p = await runCli([
+      "eval",
+      "pairs",
+      parquet,
+      "--tie-threshold",
+      "0.1",
+      "--model",
+      model,
+      "--device",
+      "cpu",
+      "--out",
+      outP,
+      "--quiet",
+      "--json",
+    ]);
     expect(p.code, p.stderr).toBe(0);
     const sp = await EvalStore.open(path.join(outP, STORE_FILE));
     const fromParquet = await sp.pairs();
@@ -107,14 +141,30 @@ describe("pickrank eval pairs", () => {
 describe("pickrank eval images", () => {
   it("HPSv2 benchmark folders (one per configuration) and a manifest: every image scored by the scorer", { timeout: 300_000 }, async () => {
     const root = path.join(tmp, "hps");
-    for (const [cfg, offset] of [["modelA", 0], ["modelB", 100]] as const)
+    for (const [cfg, offset] of [
+      ["modelA", 0],
+      ["modelB", 100],
+    ] as const)
       for (const style of ["anime", "photo"])
         for (let i = 0; i < 3; i++) {
           await mkdir(path.join(root, cfg, style), { recursive: true });
           await writeFile(path.join(root, cfg, style, `${String(i).padStart(5, "0")}.jpg`), await renderSeed(offset + i, 20, 64, "jpeg"));
         }
     const out = path.join(tmp, "hps-out");
-    const r = await runCli(["eval", "images", path.join(root, "modelA"), path.join(root, "modelB"), "--model", model, "--device", "cpu", "--out", out, "--quiet", "--json"]);
+    const r = await runCli([
+      "eval",
+      "images",
+      path.join(root, "modelA"),
+      path.join(root, "modelB"),
+      "--model",
+      model,
+      "--device",
+      "cpu",
+      "--out",
+      out,
+      "--quiet",
+      "--json",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json<{ counts: unknown }>().counts).toEqual({ asked: 12, stored: 12, scored: 12, failed: 0 });
     const store = await EvalStore.open(path.join(out, STORE_FILE));
@@ -128,7 +178,20 @@ describe("pickrank eval images", () => {
 
     const manifest = path.join(root, "manifest.csv");
     await writeFile(manifest, 'prompt,file,config\n"a cat, sitting",modelA/anime/00000.jpg,A\n"a cat, sitting",modelB/anime/00000.jpg,B\n');
-    const m = await runCli(["eval", "images", "--manifest", manifest, "--model", model, "--device", "cpu", "--out", path.join(tmp, "man-out"), "--quiet", "--json"]);
+    const m = await runCli([
+      "eval",
+      "images",
+      "--manifest",
+      manifest,
+      "--model",
+      model,
+      "--device",
+      "cpu",
+      "--out",
+      path.join(tmp, "man-out"),
+      "--quiet",
+      "--json",
+    ]);
     expect(m.code, m.stderr).toBe(0);
     expect(m.json<{ counts: unknown }>().counts).toEqual({ asked: 2, stored: 2, scored: 2, failed: 0 });
   });

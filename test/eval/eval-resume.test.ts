@@ -67,7 +67,8 @@ describe("pickrank eval run after kill -9", () => {
     await after.close();
     expect(rows).toHaveLength(24);
     // Rows stored before the kill are unchanged (same image, same seed); the unscored ones got their score.
-    for (const b of before) expect(rows.find((x) => x.promptId === b.promptId && x.seedIndex === b.seedIndex)).toMatchObject({ image: b.image, seed: b.seed });
+    for (const b of before)
+      expect(rows.find((x) => x.promptId === b.promptId && x.seedIndex === b.seedIndex)).toMatchObject({ image: b.image, seed: b.seed });
     expect(rows.every((x) => x.score !== null)).toBe(true);
   });
 });

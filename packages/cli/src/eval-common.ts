@@ -82,12 +82,17 @@ export async function loadModels(io: Io, f: ModelFlags): Promise<{ scorer: Score
   } catch (e) {
     await scorer.dispose();
     const err = e instanceof PickrankError ? e : new PickrankError("BAD_MODEL", String(e), { cause: e });
-    throw new PickrankError(err.code, `--judge ${f.judge}: ${err.message}`, { cause: err, ...(err.details ? { details: err.details } : {}) });
+    throw new PickrankError(err.code, `--judge ${f.judge}: ${err.message}`, {
+      cause: err,
+      ...(err.details ? { details: err.details } : {}),
+    });
   }
 }
 
 /** Failures grouped by code, for stderr and the summary: `{code, count, example}` by count. */
-export function groupByCode(failures: readonly { error: PickrankError; what: string }[]): { code: ErrorCode; count: number; example: string }[] {
+export function groupByCode(
+  failures: readonly { error: PickrankError; what: string }[],
+): { code: ErrorCode; count: number; example: string }[] {
   const m = new Map<ErrorCode, { code: ErrorCode; count: number; example: string }>();
   for (const f of failures) {
     const g = m.get(f.error.code) ?? { code: f.error.code, count: 0, example: `${f.what}: ${f.error.message}` };

@@ -80,7 +80,10 @@ function toSpec(c: z.infer<typeof ConfigSchema>, base: string): EvalConfigSpec {
       details: { parameter: "--config" },
     });
   if (c.workflow !== undefined && c.backend !== "comfyui")
-    throw new PickrankError("BAD_INPUT", `Expected workflow only with backend comfyui but configuration ${c.name} has backend ${c.backend}`);
+    throw new PickrankError(
+      "BAD_INPUT",
+      `Expected workflow only with backend comfyui but configuration ${c.name} has backend ${c.backend}`,
+    );
   return {
     name: c.name,
     backend: c.backend,
@@ -155,13 +158,22 @@ export function parseConfigFlag(value: string): EvalConfigSpec {
     const raw = eq < 0 ? "" : part.slice(eq + 1).trim();
     const spec = FLAG_KEYS[key];
     if (!spec)
-      throw new PickrankError("BAD_INPUT", `Expected --config keys from ${Object.keys(FLAG_KEYS).join(", ")} but received ${JSON.stringify(key)}`, {
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected --config keys from ${Object.keys(FLAG_KEYS).join(", ")} but received ${JSON.stringify(key)}`,
+        {
+          details: { parameter: "--config" },
+        },
+      );
+    if (raw === "")
+      throw new PickrankError("BAD_INPUT", `Expected a value for ${key}= in --config ${JSON.stringify(value)}`, {
         details: { parameter: "--config" },
       });
-    if (raw === "") throw new PickrankError("BAD_INPUT", `Expected a value for ${key}= in --config ${JSON.stringify(value)}`, { details: { parameter: "--config" } });
     const num = Number(raw);
     if ((spec.kind === "number" || spec.kind === "int") && !Number.isFinite(num))
-      throw new PickrankError("BAD_INPUT", `Expected a number for ${key}= in --config but received ${JSON.stringify(raw)}`, { details: { parameter: "--config" } });
+      throw new PickrankError("BAD_INPUT", `Expected a number for ${key}= in --config but received ${JSON.stringify(raw)}`, {
+        details: { parameter: "--config" },
+      });
     const v = spec.kind === "number" || spec.kind === "int" ? num : raw;
     const [a, b] = spec.field.split(".");
     if (b !== undefined) (obj[a!] as Record<string, unknown>)[b] = v;
@@ -180,12 +192,19 @@ export function parseConfigFlag(value: string): EvalConfigSpec {
 export async function loadConfigs(file: string | undefined, flags: readonly string[]): Promise<EvalConfigSpec[]> {
   const all = [...(file !== undefined ? await readConfigFile(file) : []), ...flags.map(parseConfigFlag)];
   if (all.length === 0)
-    throw new PickrankError("BAD_INPUT", "Expected at least one configuration (--config name=…,backend=…,url=… or --configs <file.json>) but received none", {
-      details: { parameter: "--config" },
-    });
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected at least one configuration (--config name=…,backend=…,url=… or --configs <file.json>) but received none",
+      {
+        details: { parameter: "--config" },
+      },
+    );
   const seen = new Set<string>();
   for (const c of all) {
-    if (seen.has(c.name)) throw new PickrankError("BAD_INPUT", `Expected unique configuration names but ${c.name} appears twice`, { details: { parameter: "--config" } });
+    if (seen.has(c.name))
+      throw new PickrankError("BAD_INPUT", `Expected unique configuration names but ${c.name} appears twice`, {
+        details: { parameter: "--config" },
+      });
     seen.add(c.name);
   }
   return all;

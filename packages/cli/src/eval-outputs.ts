@@ -55,7 +55,12 @@ export async function writeRunOutputs(io: Io, store: EvalStore, f: OutputFlags, 
   };
   await ev.writeOutput(f.out, ev.OUTPUT_FILES.summary, JSON.stringify(doc, null, 2) + "\n");
   await ev.writeOutput(f.out, ev.OUTPUT_FILES.candidates, await ev.candidatesCsv(all, input.prompts));
-  if (metrics) await ev.writeOutput(f.out, ev.OUTPUT_FILES.report, ev.renderReport(metrics, { title: `pickrank eval ${String(input.header["command"])}` }));
+  if (metrics)
+    await ev.writeOutput(
+      f.out,
+      ev.OUTPUT_FILES.report,
+      ev.renderReport(metrics, { title: `pickrank eval ${String(input.header["command"])}` }),
+    );
   if (f.json) writeJson(io, doc);
   else printRunTable(io, doc.counts, metrics, f.out);
 }
@@ -68,7 +73,8 @@ function printRunTable(io: Io, counts: { asked: number; scored: number }, metric
     const last = pts[pts.length - 1];
     return [c.name, String(c.prompts), first ? first.mean.toFixed(4) : "", last ? `${last.mean.toFixed(4)} (k=${last.k})` : ""];
   });
-  if (rows.length > 0) io.stdout.write(renderTable(["config", "prompts", "random pick", "best of k"], rows, ["left", "right", "right", "right"]));
+  if (rows.length > 0)
+    io.stdout.write(renderTable(["config", "prompts", "random pick", "best of k"], rows, ["left", "right", "right", "right"]));
   io.stdout.write(`${counts.scored}/${counts.asked} scored; summary, CSV and report in ${shortPath(path.resolve(out))}\n`);
 }
 
@@ -84,7 +90,10 @@ export async function writePairsOutputs(io: Io, store: EvalStore, f: OutputFlags
   const rows = await store.pairs();
   const metrics =
     rows.length > 0
-      ? ev.summarizePairs(rows, { bootstrap: { resamples: f.bootstrap }, ...(f.tieThreshold !== undefined ? { tieThreshold: f.tieThreshold } : {}) })
+      ? ev.summarizePairs(rows, {
+          bootstrap: { resamples: f.bootstrap },
+          ...(f.tieThreshold !== undefined ? { tieThreshold: f.tieThreshold } : {}),
+        })
       : null;
   const doc = {
     format: "pickrank-eval-pairs",

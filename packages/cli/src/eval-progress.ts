@@ -67,7 +67,9 @@ export class EvalProgress {
     const left = this.#total - this.#done - this.#failed;
     const eta = rate > 0 ? `ETA ${formatDuration(left / rate)}` : "ETA ?";
     const servers = [...this.#perServer].map(([b, n]) => `${b} ${(n / secs).toFixed(2)}/s`).join(", ");
-    return [`${rate.toFixed(2)} img/s`, eta, ...(this.#failed > 0 ? [`${this.#failed} failed`] : []), ...(servers ? [servers] : [])].join(" · ");
+    return [`${rate.toFixed(2)} img/s`, eta, ...(this.#failed > 0 ? [`${this.#failed} failed`] : []), ...(servers ? [servers] : [])].join(
+      " · ",
+    );
   }
 
   /** Ends the bar with a one-line summary. */

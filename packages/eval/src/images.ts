@@ -133,9 +133,13 @@ function jsonlRows(text: string, file: string): { line: number; value: unknown }
     try {
       out.push({ line: i + 1, value: JSON.parse(l) });
     } catch (e) {
-      throw new PickrankError("BAD_INPUT", `${file}:${i + 1}: expected one JSON object a line but it does not parse: ${(e as Error).message}`, {
-        details: { file, line: i + 1 },
-      });
+      throw new PickrankError(
+        "BAD_INPUT",
+        `${file}:${i + 1}: expected one JSON object a line but it does not parse: ${(e as Error).message}`,
+        {
+          details: { file, line: i + 1 },
+        },
+      );
     }
   });
   return out;
@@ -154,10 +158,14 @@ async function csvRows(text: string, file: string): Promise<{ line: number; valu
     }));
   } catch (e) {
     const line = (e as { lines?: number }).lines;
-    throw new PickrankError("BAD_INPUT", `${file}${line ? `:${line}` : ""}: expected CSV with a header (prompt,file,config): ${(e as Error).message}`, {
-      cause: e,
-      details: { file, ...(line ? { line } : {}) },
-    });
+    throw new PickrankError(
+      "BAD_INPUT",
+      `${file}${line ? `:${line}` : ""}: expected CSV with a header (prompt,file,config): ${(e as Error).message}`,
+      {
+        cause: e,
+        details: { file, ...(line ? { line } : {}) },
+      },
+    );
   }
 }
 
@@ -217,7 +225,9 @@ async function scoreOne(o: ScoreImagesOptions, item: ImageItem, [t, jt]: [Float3
   try {
     bytes = await readFile(item.file);
   } catch (e) {
-    throw new PickrankError("NOT_FOUND", `Could not read the image ${item.file}: ${(e as Error).message}`, { details: { path: item.file } });
+    throw new PickrankError("NOT_FOUND", `Could not read the image ${item.file}: ${(e as Error).message}`, {
+      details: { path: item.file },
+    });
   }
   const [img] = await o.scorer.embedImages([bytes], o.signal ? { signal: o.signal } : {});
   const score = o.scorer.scoreEmbeddings(t, [img!])[0]!.score;

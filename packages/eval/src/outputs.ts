@@ -36,9 +36,20 @@ export async function candidatesCsv(rows: readonly CandidateRecord[], prompts: r
   const cell = (v: string | number | null | undefined): string => (v === null || v === undefined ? "" : String(v));
   const records = rows.map((r) => {
     const p = byId.get(r.promptId);
-    return [r.config, r.promptId, p?.category, p?.challenge, p?.text, r.seedIndex, r.seed, r.score, r.judgeScore, r.image, r.backend, r.renderMs].map(
-      cell,
-    );
+    return [
+      r.config,
+      r.promptId,
+      p?.category,
+      p?.challenge,
+      p?.text,
+      r.seedIndex,
+      r.seed,
+      r.score,
+      r.judgeScore,
+      r.image,
+      r.backend,
+      r.renderMs,
+    ].map(cell);
   });
   return stringify(records, { header: true, columns: [...CANDIDATE_CSV_COLUMNS] });
 }

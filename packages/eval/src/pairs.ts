@@ -36,7 +36,10 @@ function checkLabels(l0: unknown, l1: unknown, where: string): [number, number] 
   const b = Number(l1);
   const ok = (a === 1 && b === 0) || (a === 0 && b === 1) || (a === 0.5 && b === 0.5);
   if (!ok)
-    throw new PickrankError("BAD_INPUT", `${where}: expected label_0, label_1 of (1, 0), (0, 1) or (0.5, 0.5) but received (${String(l0)}, ${String(l1)})`);
+    throw new PickrankError(
+      "BAD_INPUT",
+      `${where}: expected label_0, label_1 of (1, 0), (0, 1) or (0.5, 0.5) but received (${String(l0)}, ${String(l1)})`,
+    );
   return [a, b];
 }
 
@@ -65,7 +68,10 @@ export async function* readJsonlPairs(src: PairsSource): AsyncGenerator<PairInpu
     }
     for (const k of ["caption", "jpg_0", "jpg_1"])
       if (typeof row[k] !== "string" || row[k] === "")
-        throw new PickrankError("BAD_INPUT", `${where}: expected a string for ${k} (the caption, or an image file relative to the JSONL file)`);
+        throw new PickrankError(
+          "BAD_INPUT",
+          `${where}: expected a string for ${k} (the caption, or an image file relative to the JSONL file)`,
+        );
     const [label0, label1] = checkLabels(row["label_0"], row["label_1"], where);
     const img = async (k: string): Promise<Buffer> => {
       const f = path.resolve(base, row[k] as string);
@@ -93,7 +99,9 @@ export async function* readParquetPairs(store: EvalStore, src: PairsSource, chun
   await readFile(src.file).catch((e) => {
     throw fsError(e, { action: "read the pairs file", path: src.file });
   });
-  const cols = (await store.query(`select column_name from (describe select * from read_parquet(${lit}))`)).map((r) => String(r["column_name"]));
+  const cols = (await store.query(`select column_name from (describe select * from read_parquet(${lit}))`)).map((r) =>
+    String(r["column_name"]),
+  );
   const missing = PARQUET_COLUMNS.filter((c) => !cols.includes(c));
   if (missing.length > 0)
     throw new PickrankError(
@@ -169,7 +177,15 @@ export async function scorePairs(o: ScorePairsOptions): Promise<ScorePairsReport
       try {
         const imgs = await o.scorer.embedImages([p.image0, p.image1], o.signal ? { signal: o.signal } : {});
         const [s0, s1] = o.scorer.scoreEmbeddings(await t, imgs);
-        const row: PairRow = { id: p.id, caption: p.caption, split: p.split, label0: p.label0, label1: p.label1, score0: s0!.score, score1: s1!.score };
+        const row: PairRow = {
+          id: p.id,
+          caption: p.caption,
+          split: p.split,
+          label0: p.label0,
+          label1: p.label1,
+          score0: s0!.score,
+          score1: s1!.score,
+        };
         await o.store.insertPair(row);
         report.scored++;
         report.stored++;

@@ -48,7 +48,11 @@ export function parsePartiTsv(text: string, file: string, prefix = "parti"): Eva
   const col = (name: string) => header.findIndex((h) => h.toLowerCase() === name.toLowerCase());
   const [iPrompt, iCategory, iChallenge] = [col("Prompt"), col("Category"), col("Challenge")];
   if (iPrompt < 0 || iCategory < 0)
-    throw bad(file, 1, `expected a header with the columns Prompt and Category (tab-separated) but found ${JSON.stringify(lines[0] ?? "")}`);
+    throw bad(
+      file,
+      1,
+      `expected a header with the columns Prompt and Category (tab-separated) but found ${JSON.stringify(lines[0] ?? "")}`,
+    );
   const out: EvalPrompt[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;

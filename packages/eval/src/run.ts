@@ -123,7 +123,8 @@ export async function evalRun(o: EvalRunOptions): Promise<EvalRunReport> {
   const done = await o.store.doneKeys({ withJudge: judge });
   const stored = new Map((await o.store.candidates()).map((c) => [candidateKey(c), c] as const));
   const report: EvalRunReport = { asked: o.prompts.length * o.n * o.configs.length, scored: 0, rendered: 0, reused: 0, failed: [] };
-  const inThisRun = (k: string): boolean => o.prompts.some((p) => k.split("\t")[1] === p.id) && o.configs.some((c) => k.startsWith(`${c.name}\t`));
+  const inThisRun = (k: string): boolean =>
+    o.prompts.some((p) => k.split("\t")[1] === p.id) && o.configs.some((c) => k.startsWith(`${c.name}\t`));
   report.scored = [...done].filter((k) => inThisRun(k) && Number(k.split("\t")[2]) < o.n).length;
   o.onEvent?.({ type: "start", total: report.asked, done: report.scored });
   const texts = new TextCache(o.scorer, o.judge);
@@ -220,7 +221,9 @@ function storeJournal(o: EvalRunOptions, job: Job): CandidateJournal {
 async function runJob(o: EvalRunOptions, job: Job): Promise<void> {
   const { config, prompt } = job;
   const seeds = seedsFor(prompt.id, o.n, o.seedBase);
-  const indices = seeds.map((_, i) => i).filter((i) => !job.done.has(candidateKey({ config: config.name, promptId: prompt.id, seedIndex: i })));
+  const indices = seeds
+    .map((_, i) => i)
+    .filter((i) => !job.done.has(candidateKey({ config: config.name, promptId: prompt.id, seedIndex: i })));
   if (indices.length === 0) return;
   const text = scoringPrompt(prompt.text);
   const [textEmb, judgeEmb] = await Promise.all([job.texts.selector(text), job.texts.judgeText(text)]);
@@ -254,7 +257,8 @@ async function runJob(o: EvalRunOptions, job: Job): Promise<void> {
           job.report[e.reused ? "reused" : "rendered"]++;
           o.onEvent?.({ type: "rendered", ...ev, seedIndex: e.index, backend: e.backend, reused: e.reused });
         },
-        warn: (w) => o.onEvent?.({ type: "warning", config: config.name, message: w.message, ...(w.backend ? { backend: w.backend } : {}) }),
+        warn: (w) =>
+          o.onEvent?.({ type: "warning", config: config.name, message: w.message, ...(w.backend ? { backend: w.backend } : {}) }),
       },
       channel,
     );
@@ -281,7 +285,9 @@ async function runJob(o: EvalRunOptions, job: Job): Promise<void> {
 function handleJobError(reason: unknown, indices: number[], job: Job, fail: (i: number, e: PickrankError) => void): void {
   const err = toPickrankError(reason, "INTERNAL");
   if (err.code === "FILESYSTEM" || err.code === "NOT_FOUND" || err.code === "CLOSED" || err.code === "INTERNAL") throw err;
-  const failedAlready = new Set(job.report.failed.filter((f) => f.config === job.config.name && f.promptId === job.prompt.id).map((f) => f.seedIndex));
+  const failedAlready = new Set(
+    job.report.failed.filter((f) => f.config === job.config.name && f.promptId === job.prompt.id).map((f) => f.seedIndex),
+  );
   for (const i of indices) {
     const k = candidateKey({ config: job.config.name, promptId: job.prompt.id, seedIndex: i });
     if (!job.done.has(k) && !failedAlready.has(i)) fail(i, err);
@@ -289,12 +295,19 @@ function handleJobError(reason: unknown, indices: number[], job: Job, fail: (i: 
 }
 
 /** Scores one embedded candidate with the selector (and the judge), then writes both to the store. */
-async function storeScores(o: EvalRunOptions, job: Job, c: Embedded, textEmb: Float32Array, judgeEmb: Float32Array | undefined): Promise<void> {
+async function storeScores(
+  o: EvalRunOptions,
+  job: Job,
+  c: Embedded,
+  textEmb: Float32Array,
+  judgeEmb: Float32Array | undefined,
+): Promise<void> {
   const score = o.scorer.scoreEmbeddings(textEmb, [c.embedding])[0]!.score;
   let judgeScore: number | null = null;
   if (o.judge && judgeEmb) {
     const [img] = await o.judge.embedImages([c.image]);
-    if (!img) throw new PickrankError("INFERENCE_FAILED", `Expected the judge's embedding of the candidate with seed ${c.seed} but got none`);
+    if (!img)
+      throw new PickrankError("INFERENCE_FAILED", `Expected the judge's embedding of the candidate with seed ${c.seed} but got none`);
     judgeScore = o.judge.scoreEmbeddings(judgeEmb, [img])[0]!.score;
   }
   const key = { config: job.config.name, promptId: job.prompt.id, seedIndex: c.index };

@@ -117,7 +117,8 @@ export class EvalStore {
   /** Runs `fn` after every earlier call on this store has finished (one connection, one statement at a time). */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(() => {
-      if (this.#closed) throw new PickrankError("CLOSED", `The evaluation database ${this.file} is closed`, { details: { what: "EvalStore" } });
+      if (this.#closed)
+        throw new PickrankError("CLOSED", `The evaluation database ${this.file} is closed`, { details: { what: "EvalStore" } });
       return fn();
     });
     this.#queue = next.catch(() => {});

@@ -40,7 +40,11 @@ describe("shipped prompt sets", () => {
   it("hpsv2: 800 prompts per style, ids by index within the style", async () => {
     const set = await loadPromptSet("hpsv2");
     expect(set.prompts).toHaveLength(3200);
-    expect(set.prompts[0]).toEqual({ id: "hpsv2-anime-0000", text: "Spongebob depicted in the style of Dragon Ball Z.", category: "anime" });
+    expect(set.prompts[0]).toEqual({
+      id: "hpsv2-anime-0000",
+      text: "Spongebob depicted in the style of Dragon Ball Z.",
+      category: "anime",
+    });
     expect(set.prompts.filter((p) => p.category === "photo")).toHaveLength(800);
   });
 
@@ -83,7 +87,9 @@ describe("parsers", () => {
   });
 
   it("EXPECTED FAILURE - parsePartiTsv: no Prompt column, an empty prompt", () => {
-    expect(thrown(() => parsePartiTsv("Text\tCategory\n", "a.tsv")).message).toMatch(/^a\.tsv:1: expected a header with the columns Prompt/);
+    expect(thrown(() => parsePartiTsv("Text\tCategory\n", "a.tsv")).message).toMatch(
+      /^a\.tsv:1: expected a header with the columns Prompt/,
+    );
     expect(thrown(() => parsePartiTsv("Prompt\tCategory\n\tAnimals\n", "b.tsv")).message).toBe(
       "b.tsv:2: expected a prompt in the Prompt column but it is empty",
     );

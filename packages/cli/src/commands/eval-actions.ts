@@ -53,7 +53,10 @@ async function buildBackend(c: EvalConfigSpec): Promise<Backend> {
     try {
       workflow = JSON.parse(text);
     } catch (e) {
-      throw new PickrankError("BAD_INPUT", `Expected JSON (ComfyUI API format) in ${c.workflow} for configuration ${c.name}: ${(e as Error).message}`);
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected JSON (ComfyUI API format) in ${c.workflow} for configuration ${c.name}: ${(e as Error).message}`,
+      );
     }
   }
   const spec = (url: string) => ({
@@ -63,7 +66,9 @@ async function buildBackend(c: EvalConfigSpec): Promise<Backend> {
     ...(workflow !== undefined ? { workflow } : {}),
     ...(c.stallTimeout !== undefined ? { options: { stallTimeoutMs: Math.round(c.stallTimeout * 1000) } } : {}),
   });
-  return c.urls.length === 1 ? createBackend(spec(c.urls[0]!)) : createBackend({ kind: "pool", url: "", options: { backends: c.urls.map(spec) } });
+  return c.urls.length === 1
+    ? createBackend(spec(c.urls[0]!))
+    : createBackend({ kind: "pool", url: "", options: { backends: c.urls.map(spec) } });
 }
 
 /** Every configuration's server answers, or BACKEND_UNREACHABLE (its own code for refused credentials) naming the configuration. */
@@ -74,16 +79,23 @@ async function checkServers(configs: readonly EvalConfig[], signal: AbortSignal)
     const name = configs[i]!.name;
     const e = h.error ?? (h.members ?? []).find((m) => m.error)?.error;
     const code = e?.code === "BACKEND_AUTH" || e?.code === "BAD_INPUT" ? e.code : "BACKEND_UNREACHABLE";
-    throw new PickrankError(code, `Configuration ${name}: could not use ${h.backend}${e ? `: ${e.message}` : ""}; expected its server running`, {
-      details: { backend: h.backend, config: name },
-    });
+    throw new PickrankError(
+      code,
+      `Configuration ${name}: could not use ${h.backend}${e ? `: ${e.message}` : ""}; expected its server running`,
+      {
+        details: { backend: h.backend, config: name },
+      },
+    );
   });
 }
 
 /** `pickrank eval run`. */
 export async function runEvalRun(ctx: CommandContext, opts: EvalRunFlags): Promise<void> {
   const { loadPromptSet, evalRun } = await import("@pickrank/eval");
-  const set = await loadPromptSet(opts.prompts, { categories: opts.categories, ...(opts.limit !== undefined ? { limit: opts.limit } : {}) });
+  const set = await loadPromptSet(opts.prompts, {
+    categories: opts.categories,
+    ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+  });
   const specs = await loadConfigs(opts.configs, opts.config);
   const configs: EvalConfig[] = [];
   const interrupt = interruptOnSignals(ctx.io, { quiet: Boolean(opts.quiet), what: "eval run" });
@@ -92,7 +104,13 @@ export async function runEvalRun(ctx: CommandContext, opts: EvalRunFlags): Promi
   try {
     for (const s of specs) {
       const backend = await buildBackend(s);
-      configs.push({ name: s.name, backend, params: s.params, concurrency: s.concurrency ?? 2 * s.urls.length, ...(s.negativePrompt ? { negativePrompt: s.negativePrompt } : {}) });
+      configs.push({
+        name: s.name,
+        backend,
+        params: s.params,
+        concurrency: s.concurrency ?? 2 * s.urls.length,
+        ...(s.negativePrompt ? { negativePrompt: s.negativePrompt } : {}),
+      });
     }
     await checkServers(configs, interrupt.signal);
     models = await loadModels(ctx.io, opts);
@@ -144,9 +162,13 @@ export async function runEvalRun(ctx: CommandContext, opts: EvalRunFlags): Promi
 function resumeHint(e: unknown, out: string): PickrankError {
   const err = toPickrankError(e);
   if (err.code !== "ABORTED") return err;
-  return new PickrankError("ABORTED", `${err.message}; what was scored is stored in ${out}: run the same command with --resume to continue`, {
-    cause: err,
-  });
+  return new PickrankError(
+    "ABORTED",
+    `${err.message}; what was scored is stored in ${out}: run the same command with --resume to continue`,
+    {
+      cause: err,
+    },
+  );
 }
 
 /** `eval images`' flags. */
@@ -157,18 +179,27 @@ export interface EvalImagesFlags extends CommonOpts {
 /** `pickrank eval images`. */
 export async function runEvalImages(ctx: CommandContext, folders: string[], opts: EvalImagesFlags): Promise<void> {
   const ev = await import("@pickrank/eval");
-  if ((folders.length > 0) === (opts.manifest !== undefined))
-    throw new PickrankError("BAD_INPUT", "Expected either folders (the HPSv2 benchmark layout) or --manifest <file> but received " + (folders.length > 0 ? "both" : "neither"), {
-      details: { parameter: "--manifest" },
-    });
-  const { items, prompts } = opts.manifest !== undefined ? await ev.readImageManifest(opts.manifest) : await ev.collectHpsv2Folders(folders);
+  if (folders.length > 0 === (opts.manifest !== undefined))
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected either folders (the HPSv2 benchmark layout) or --manifest <file> but received " + (folders.length > 0 ? "both" : "neither"),
+      {
+        details: { parameter: "--manifest" },
+      },
+    );
+  const { items, prompts } =
+    opts.manifest !== undefined ? await ev.readImageManifest(opts.manifest) : await ev.collectHpsv2Folders(folders);
   const configNames = [...new Set(items.map((i) => i.config))];
   const interrupt = interruptOnSignals(ctx.io, { quiet: Boolean(opts.quiet), what: "eval images" });
   let store: EvalStore | undefined;
   let models: { scorer: Scorer; judge?: Scorer; modelDir: string } | undefined;
   try {
     models = await loadModels(ctx.io, opts);
-    const settings = { command: "images", model: path.resolve(models.modelDir), judge: opts.judge !== undefined ? path.resolve(opts.judge) : null };
+    const settings = {
+      command: "images",
+      model: path.resolve(models.modelDir),
+      judge: opts.judge !== undefined ? path.resolve(opts.judge) : null,
+    };
     store = await openEvalDir(opts.out, settings, Boolean(opts.resume));
     await store.insertPrompts(prompts);
     const bar = new ProgressBar(ctx.io, "scoring", "items", Boolean(opts.quiet));
@@ -214,7 +245,10 @@ export async function runEvalPairs(ctx: CommandContext, files: string[], opts: E
     throw new PickrankError("BAD_INPUT", `Expected a number from 0 to 1 for --tie-threshold but received ${String(opts.tieThreshold)}`, {
       details: { parameter: "--tie-threshold" },
     });
-  const sources: PairsSource[] = [...opts.validation.map((file) => ({ file, split: "validation" as const })), ...files.map((file) => ({ file, split: "test" as const }))];
+  const sources: PairsSource[] = [
+    ...opts.validation.map((file) => ({ file, split: "validation" as const })),
+    ...files.map((file) => ({ file, split: "test" as const })),
+  ];
   const interrupt = interruptOnSignals(ctx.io, { quiet: Boolean(opts.quiet), what: "eval pairs" });
   let store: EvalStore | undefined;
   let models: { scorer: Scorer; modelDir: string } | undefined;
@@ -223,7 +257,13 @@ export async function runEvalPairs(ctx: CommandContext, files: string[], opts: E
     const settings = { command: "pairs", model: path.resolve(models.modelDir) };
     store = await openEvalDir(opts.out, settings, Boolean(opts.resume));
     const bar = new ProgressBar(ctx.io, "pairs", "items", Boolean(opts.quiet));
-    const report = await scorePairs({ store, sources, scorer: models.scorer, signal: interrupt.signal, onProgress: (d) => bar.update(d, d) });
+    const report = await scorePairs({
+      store,
+      sources,
+      scorer: models.scorer,
+      signal: interrupt.signal,
+      onProgress: (d) => bar.update(d, d),
+    });
     bar.finish();
     const failures = report.failed.map((f) => ({ error: f.error, what: `pair ${f.id}` }));
     await writePairsOutputs(ctx.io, store, opts, { header: { ...settings, sources }, failures });

@@ -24,7 +24,8 @@ const collectList = (v: string, prev: string[]) => [
 
 function parseSeed(v: string): number {
   const n = Number(v);
-  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
   return n;
 }
 
