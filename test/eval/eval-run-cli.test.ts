@@ -107,7 +107,7 @@ describe("pickrank eval run", () => {
     expect([comfy.prompts.length, a1111.requests.length]).toEqual([cBefore, aBefore]);
   });
 
-  it("EXPECTED FAILURE - --resume with another N: CONFLICT naming the setting; a server down: exit 1 naming the configuration", async () => {
+  it("EXPECTED FAILURE - --resume with another N: CONFLICT naming the setting; a server down: exit 1 naming it", async () => {
     const out = path.join(tmp, "conflict");
     const base = ["eval", "run", "--prompts", "parti", "--limit", "1", "--model", model, "--device", "cpu", "--out", out, "--quiet"];
     const cfg = ["--config", `name=c,backend=a1111,url=${a1111.url},steps=2`];

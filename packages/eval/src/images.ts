@@ -69,7 +69,8 @@ export async function collectHpsv2Folders(folders: readonly string[]): Promise<{
       });
       throw new PickrankError(
         "BAD_INPUT",
-        `Expected the HPSv2 benchmark layout in ${folder} (subfolders ${HPSV2_STYLES.join(", ")} holding <index>.jpg) but found none of them; ` +
+        `Expected the HPSv2 benchmark layout in ${folder} (subfolders ${HPSV2_STYLES.join(", ")} holding <index>.jpg) ` +
+          "but found none of them; " +
           "for other layouts write a manifest (--manifest)",
         { details: { path: folder } },
       );

@@ -106,7 +106,8 @@ export async function* readParquetPairs(store: EvalStore, src: PairsSource, chun
   if (missing.length > 0)
     throw new PickrankError(
       "BAD_INPUT",
-      `Expected the Pick-a-Pic columns ${PARQUET_COLUMNS.join(", ")} in ${src.file} but ${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} missing ` +
+      `Expected the Pick-a-Pic columns ${PARQUET_COLUMNS.join(", ")} in ${src.file} ` +
+        `but ${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} missing ` +
         `(found ${cols.join(", ")})`,
       { details: { file: src.file } },
     );

@@ -223,7 +223,8 @@ export class EvalStore {
   /** Sets a stored candidate's scores (committed at once). `judgeScore` null: no judge. */
   async setScores(k: CandidateKey, scores: { score: number; judgeScore: number | null }): Promise<void> {
     await this.#run(
-      "update candidates set score = $score, judge_score = $judge where config = $config and prompt_id = $promptId and seed_index = $seedIndex",
+      "update candidates set score = $score, judge_score = $judge " +
+        "where config = $config and prompt_id = $promptId and seed_index = $seedIndex",
       { score: scores.score, judge: scores.judgeScore, config: k.config, promptId: k.promptId, seedIndex: k.seedIndex },
       { judge: DOUBLE },
     );
