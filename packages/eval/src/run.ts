@@ -235,6 +235,7 @@ async function runJob(o: EvalRunOptions, job: Job): Promise<void> {
   ctl.signal.addEventListener("abort", () => channel.close(abortedError("eval run", ctl.signal.reason)), { once: true });
   const ev = { config: config.name, promptId: prompt.id };
   const writes: Promise<void>[] = [];
+  const judgeOf = judgeBatcher(o.judge, judgeEmb);
   const fail = (index: number, error: PickrankError): void => {
     job.report.failed.push({ ...ev, seedIndex: index, seed: seeds[index]!, error });
     o.onEvent?.({ type: "failed", ...ev, seedIndex: index, error });
@@ -267,7 +268,7 @@ async function runJob(o: EvalRunOptions, job: Job): Promise<void> {
       batchSize: o.batchSize,
       phase: "final",
       signal: ctl.signal,
-      onEmbedded: (c) => writes.push(storeScores(o, job, c, textEmb, judgeEmb)),
+      onEmbedded: (c) => writes.push(storeScores(o, job, c, textEmb, judgeOf)),
       onFailed: (f) => fail(Number(f.key), f.error),
     });
     const [p, c] = await Promise.allSettled([producer, consumer]);
@@ -294,22 +295,47 @@ function handleJobError(reason: unknown, indices: number[], job: Job, fail: (i: 
   }
 }
 
+/**
+ * The judge's score of a candidate, with the candidates the consumer hands over in one batch (in the
+ * same tick) embedded by the judge in one call too; null without a judge.
+ */
+function judgeBatcher(judge: EvalScorer | undefined, text: Float32Array | undefined): (c: Embedded) => Promise<number | null> {
+  if (!judge || !text) return async () => null;
+  let pending: { c: Embedded; resolve: (v: number) => void; reject: (e: unknown) => void }[] = [];
+  const flush = async (): Promise<void> => {
+    const batch = pending;
+    pending = [];
+    try {
+      const embs = await judge.embedImages(batch.map((b) => b.c.image));
+      batch.forEach((b, i) => {
+        const e = embs[i];
+        if (e) b.resolve(judge.scoreEmbeddings(text, [e])[0]!.score);
+        else
+          b.reject(
+            new PickrankError("INFERENCE_FAILED", `Expected the judge's embedding of the candidate with seed ${b.c.seed} but got none`),
+          );
+      });
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    }
+  };
+  return (c) =>
+    new Promise((resolve, reject) => {
+      pending.push({ c, resolve, reject });
+      if (pending.length === 1) queueMicrotask(() => void flush());
+    });
+}
+
 /** Scores one embedded candidate with the selector (and the judge), then writes both to the store. */
 async function storeScores(
   o: EvalRunOptions,
   job: Job,
   c: Embedded,
   textEmb: Float32Array,
-  judgeEmb: Float32Array | undefined,
+  judgeOf: (c: Embedded) => Promise<number | null>,
 ): Promise<void> {
   const score = o.scorer.scoreEmbeddings(textEmb, [c.embedding])[0]!.score;
-  let judgeScore: number | null = null;
-  if (o.judge && judgeEmb) {
-    const [img] = await o.judge.embedImages([c.image]);
-    if (!img)
-      throw new PickrankError("INFERENCE_FAILED", `Expected the judge's embedding of the candidate with seed ${c.seed} but got none`);
-    judgeScore = o.judge.scoreEmbeddings(judgeEmb, [img])[0]!.score;
-  }
+  const judgeScore = await judgeOf(c);
   const key = { config: job.config.name, promptId: job.prompt.id, seedIndex: c.index };
   await o.store.setScores(key, { score, judgeScore });
   job.done.add(candidateKey(key));
