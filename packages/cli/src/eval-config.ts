@@ -57,14 +57,16 @@ const ConfigSchema = z
   })
   .strict();
 
-const FileSchema = z.union([z.array(ConfigSchema), z.object({ configs: z.array(ConfigSchema) }).strict()]);
+// Chosen by shape, not z.union: a union's error would hide which configuration and field is wrong.
+const ListSchema = z.array(ConfigSchema);
+const WrappedSchema = z.object({ configs: ListSchema }).strict();
 
 /** Default server URL per backend kind. */
 export const EVAL_DEFAULT_URLS: Record<string, string> = { comfyui: "http://127.0.0.1:8188", a1111: "http://127.0.0.1:7860" };
 
 function issueMessage(e: z.ZodError, where: string, names?: readonly string[]): PickrankError {
   const issue = e.issues[0]!;
-  const [i, ...rest] = issue.path;
+  const [i, ...rest] = issue.path[0] === "configs" ? issue.path.slice(1) : issue.path;
   const who = typeof i === "number" && names?.[i] ? `configuration ${names[i]}` : typeof i === "number" ? `configuration ${i + 1}` : "";
   const field = (typeof i === "number" ? rest : issue.path).join(".");
   return new PickrankError("BAD_INPUT", `Expected ${field || "a configuration"} ${who ? `of ${who} ` : ""}in ${where}: ${issue.message}`, {
@@ -119,7 +121,7 @@ export async function readConfigFile(file: string): Promise<EvalConfigSpec[]> {
   }
   const list = Array.isArray(json) ? json : (json as { configs?: unknown[] } | null)?.configs;
   const names = Array.isArray(list) ? list.map((c) => String((c as { name?: unknown } | null)?.name ?? "")) : undefined;
-  const r = FileSchema.safeParse(json);
+  const r = Array.isArray(json) ? ListSchema.safeParse(json) : WrappedSchema.safeParse(json);
   if (!r.success) throw issueMessage(r.error, `--configs ${file}`, names);
   const configs = Array.isArray(r.data) ? r.data : r.data.configs;
   return configs.map((c) => toSpec(c, path.dirname(path.resolve(file))));

@@ -21,7 +21,7 @@ export function formatDuration(s: number): string {
  */
 export class EvalProgress {
   readonly #bar: ProgressBar;
-  readonly #start = Date.now();
+  readonly #start: number;
   readonly #perServer = new Map<string, number>();
   #total = 0;
   #done = 0;
@@ -33,6 +33,7 @@ export class EvalProgress {
     private readonly quiet: boolean,
     private readonly now: () => number = Date.now,
   ) {
+    this.#start = now();
     this.#bar = new ProgressBar(io, "eval", "items", quiet);
   }
 
