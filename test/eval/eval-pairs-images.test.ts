@@ -177,7 +177,11 @@ describe("pickrank eval images", () => {
     expect(b1.score).toBeCloseTo(s!.score, 5);
 
     const manifest = path.join(root, "manifest.csv");
-    await writeFile(manifest, 'prompt,file,config\n"a cat, sitting",modelA/anime/00000.jpg,A\n"a cat, sitting",modelB/anime/00000.jpg,B\n');
+    await writeFile(path.join(root, "not-an-image.jpg"), "text, not JPEG");
+    await writeFile(
+      manifest,
+      'prompt,file,config\n"a cat, sitting",modelA/anime/00000.jpg,A\n"a cat, sitting",modelB/anime/00000.jpg,B\n"a cat, sitting",not-an-image.jpg,B\n',
+    );
     const m = await runCli([
       "eval",
       "images",
@@ -192,7 +196,9 @@ describe("pickrank eval images", () => {
       "--quiet",
       "--json",
     ]);
-    expect(m.code, m.stderr).toBe(0);
-    expect(m.json<{ counts: unknown }>().counts).toEqual({ asked: 2, stored: 2, scored: 2, failed: 0 });
+    // One file is not an image: it fails alone (exit 3, PARTIAL), the others are scored.
+    expect(m.code, m.stderr).toBe(3);
+    expect(m.stderr).toMatch(/1 × BAD_IMAGE, e\.g\. .*not-an-image\.jpg/);
+    expect(m.json<{ counts: unknown }>().counts).toEqual({ asked: 3, stored: 2, scored: 2, failed: 1 });
   });
 });

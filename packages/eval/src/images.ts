@@ -206,39 +206,94 @@ export async function scoreImages(o: ScoreImagesOptions): Promise<ScoreImagesRep
   };
   for (let i = 0; i < todo.length; i += o.batchSize) {
     if (o.signal?.aborted) throw abortedError("eval images", o.signal.reason);
-    for (const item of todo.slice(i, i + o.batchSize)) {
-      try {
-        await scoreOne(o, item, await textOf(item.prompt.text));
-        report.scored++;
-      } catch (e) {
-        const err = toPickrankError(e, "BAD_IMAGE");
-        if (err.code === "FILESYSTEM" || err.code === "ABORTED") throw err;
-        report.failed.push({ item, error: err });
-      }
-      o.onProgress?.(report.scored + report.failed.length, report.asked);
-    }
+    const batch = todo.slice(i, i + o.batchSize);
+    const results = await scoreBatch(o, batch, await Promise.all(batch.map((b) => textOf(b.prompt.text))));
+    batch.forEach((item, n) => {
+      const r = results[n]!;
+      if (r === true) report.scored++;
+      else report.failed.push({ item, error: r });
+    });
+    o.onProgress?.(report.scored + report.failed.length, report.asked);
   }
   return report;
 }
 
-async function scoreOne(o: ScoreImagesOptions, item: ImageItem, [t, jt]: [Float32Array, Float32Array | undefined]): Promise<void> {
-  let bytes: Buffer;
+/** A PickrankError for what went wrong with one image; FILESYSTEM (the store) and ABORTED are rethrown. */
+function isolate(e: unknown, file: string): PickrankError {
+  const err = toPickrankError(e, "BAD_IMAGE", `Could not score ${file}`);
+  if (err.code === "FILESYSTEM" || err.code === "ABORTED") throw err;
+  return err;
+}
+
+/** Embeddings of a batch in one call; when that fails, one call per image, so one bad file fails alone. */
+async function embedSettled(model: EvalScorer, images: (Buffer | PickrankError)[], files: string[], signal?: AbortSignal) {
+  const call = signal ? { signal } : {};
+  const ok = images.filter((x): x is Buffer => Buffer.isBuffer(x));
+  let all: Float32Array[] | undefined;
   try {
-    bytes = await readFile(item.file);
+    if (ok.length === images.length) all = await model.embedImages(ok, call);
   } catch (e) {
-    throw new PickrankError("NOT_FOUND", `Could not read the image ${item.file}: ${(e as Error).message}`, {
-      details: { path: item.file },
-    });
+    if (signal?.aborted) throw e;
   }
-  const [img] = await o.scorer.embedImages([bytes], o.signal ? { signal: o.signal } : {});
-  const score = o.scorer.scoreEmbeddings(t, [img!])[0]!.score;
-  let judgeScore: number | null = null;
-  if (o.judge && jt) {
-    const [j] = await o.judge.embedImages([bytes], o.signal ? { signal: o.signal } : {});
-    judgeScore = o.judge.scoreEmbeddings(jt, [j!])[0]!.score;
+  const out: (Float32Array | PickrankError)[] = [];
+  for (let i = 0; i < images.length; i++) {
+    const img = images[i]!;
+    if (!Buffer.isBuffer(img)) out.push(img);
+    else if (all) out.push(all[i]!);
+    else
+      out.push(
+        await model.embedImages([img], call).then(
+          (r) => r[0]!,
+          (e: unknown) => isolate(e, files[i]!),
+        ),
+      );
   }
+  return out;
+}
+
+/** Reads, embeds (scorer, then judge) and stores a batch; per item, true or the error that failed it. */
+async function scoreBatch(
+  o: ScoreImagesOptions,
+  batch: ImageItem[],
+  texts: [Float32Array, Float32Array | undefined][],
+): Promise<(true | PickrankError)[]> {
+  const files = batch.map((b) => b.file);
+  const bytes = await Promise.all(
+    files.map((f) =>
+      readFile(f).catch(
+        (e: unknown) => new PickrankError("NOT_FOUND", `Could not read the image ${f}: ${(e as Error).message}`, { details: { path: f } }),
+      ),
+    ),
+  );
+  const sel = await embedSettled(o.scorer, bytes, files, o.signal);
+  const jud = o.judge
+    ? await embedSettled(
+        o.judge,
+        sel.map((s, i) => (s instanceof PickrankError ? s : bytes[i]!)),
+        files,
+        o.signal,
+      )
+    : undefined;
+  const out: (true | PickrankError)[] = [];
+  for (let i = 0; i < batch.length; i++) {
+    const s = sel[i]!;
+    const j = jud?.[i];
+    if (s instanceof PickrankError) out.push(s);
+    else if (j instanceof PickrankError) out.push(j);
+    else {
+      const [t, jt] = texts[i]!;
+      const score = o.scorer.scoreEmbeddings(t, [s])[0]!.score;
+      const judgeScore = o.judge && jt && j ? o.judge.scoreEmbeddings(jt, [j])[0]!.score : null;
+      await storeImage(o.store, batch[i]!, score, judgeScore);
+      out.push(true);
+    }
+  }
+  return out;
+}
+
+async function storeImage(store: EvalStore, item: ImageItem, score: number, judgeScore: number | null): Promise<void> {
   const ext = path.extname(item.file).slice(1).toLowerCase();
-  await o.store.insertCandidate({
+  await store.insertCandidate({
     config: item.config,
     promptId: item.prompt.id,
     seedIndex: item.seedIndex,
@@ -248,5 +303,5 @@ async function scoreOne(o: ScoreImagesOptions, item: ImageItem, [t, jt]: [Float3
     backend: null,
     renderMs: null,
   });
-  await o.store.setScores({ config: item.config, promptId: item.prompt.id, seedIndex: item.seedIndex }, { score, judgeScore });
+  await store.setScores({ config: item.config, promptId: item.prompt.id, seedIndex: item.seedIndex }, { score, judgeScore });
 }
