@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EvalStore, loadPromptSet, seedsFor, STORE_FILE } from "@pickrank/eval";
+import { EvalStore, loadPromptSet, seedsFor, STORE_FILE, summarizeRun, type RunSummary } from "@pickrank/eval";
 import { startFakeA1111, type FakeA1111 } from "../fakes/a1111-server.ts";
 import { startFakeComfyUI, type FakeComfyUI } from "../fakes/comfyui-server.ts";
 import { comfySettings } from "../helpers/best-of.ts";
@@ -33,7 +33,7 @@ interface Summary {
   counts: { asked: number; stored: number; scored: number; failed: number };
   n: number;
   configs: { name: string; backend: string }[];
-  metrics: unknown;
+  metrics: RunSummary;
 }
 
 describe("pickrank eval run", () => {
@@ -87,7 +87,14 @@ describe("pickrank eval run", () => {
     // Every row is scored by both models, and its image is on disk.
     const store = await EvalStore.open(path.join(out, STORE_FILE));
     const rows = await store.candidates();
+    const candidateRows = await store.candidateRows();
     await store.close();
+    // The summary's metrics are summarizeRun's over the stored rows, with the judge's curves too.
+    expect(doc.metrics).toEqual(summarizeRun(prompts, candidateRows, { bootstrap: { resamples: 200 }, configs: ["comfy", "a1111"] }));
+    expect(doc.metrics.configs.map((c) => [c.config, c.prompts, c.kMax, c.judge !== null])).toEqual([
+      ["comfy", 50, 4, true],
+      ["a1111", 50, 4, true],
+    ]);
     expect(rows).toHaveLength(400);
     expect(rows.every((x) => Number.isFinite(x.score) && Number.isFinite(x.judgeScore))).toBe(true);
     expect((await stat(path.join(out, rows[0]!.image))).size).toBeGreaterThan(0);

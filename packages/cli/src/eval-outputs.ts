@@ -6,7 +6,7 @@
  */
 import path from "node:path";
 import type { PickrankError } from "@pickrank/contract";
-import type { EvalPrompt, EvalStore } from "@pickrank/eval";
+import type { EvalPrompt, EvalStore, Interval, RunSummary } from "@pickrank/eval";
 import { groupByCode } from "./eval-common.ts";
 import { renderTable, shortPath, writeJson, type Io } from "./ui.ts";
 
@@ -55,26 +55,34 @@ export async function writeRunOutputs(io: Io, store: EvalStore, f: OutputFlags, 
   };
   await ev.writeOutput(f.out, ev.OUTPUT_FILES.summary, JSON.stringify(doc, null, 2) + "\n");
   await ev.writeOutput(f.out, ev.OUTPUT_FILES.candidates, await ev.candidatesCsv(all, input.prompts));
-  if (metrics)
-    await ev.writeOutput(
-      f.out,
-      ev.OUTPUT_FILES.report,
-      ev.renderReport(metrics, { title: `pickrank eval ${String(input.header["command"])}` }),
-    );
+  if (metrics) {
+    const html = ev.renderReport({ title: `pickrank eval ${String(input.header["command"])}`, run: metrics, prompts: input.prompts, rows });
+    await ev.writeOutput(f.out, ev.OUTPUT_FILES.report, html);
+  }
   if (f.json) writeJson(io, doc);
   else printRunTable(io, doc.counts, metrics, f.out);
 }
 
-function printRunTable(io: Io, counts: { asked: number; scored: number }, metrics: unknown, out: string): void {
-  const m = metrics as { configs?: { name: string; prompts: number; bestOfK?: { points: { k: number; mean: number }[] } }[] } | null;
-  const rows = (m?.configs ?? []).map((c) => {
-    const pts = c.bestOfK?.points ?? [];
-    const first = pts[0];
+/** "21.430 [21.200, 21.660]": an estimate with its interval. */
+function interval(i: Interval | null | undefined, scale = 1, digits = 3): string {
+  return i ? `${(scale * i.estimate).toFixed(digits)} [${(scale * i.lo).toFixed(digits)}, ${(scale * i.hi).toFixed(digits)}]` : "–";
+}
+
+function printRunTable(io: Io, counts: { asked: number; scored: number }, metrics: RunSummary | null, out: string): void {
+  const rows = (metrics?.configs ?? []).map((c) => {
+    const pts = c.selector.curve.points;
     const last = pts[pts.length - 1];
-    return [c.name, String(c.prompts), first ? first.mean.toFixed(4) : "", last ? `${last.mean.toFixed(4)} (k=${last.k})` : ""];
+    const judged = c.judge?.curve.points;
+    return [
+      c.config,
+      String(c.prompts),
+      interval(pts[0]),
+      `${interval(last)} (k=${last?.k ?? "?"})`,
+      judged ? `${interval(judged[0])} → ${interval(judged[judged.length - 1])}` : "–",
+    ];
   });
-  if (rows.length > 0)
-    io.stdout.write(renderTable(["config", "prompts", "random pick", "best of k"], rows, ["left", "right", "right", "right"]));
+  const head = ["config", "prompts", "random pick", "best of k", "judge: random → pick of k"];
+  if (rows.length > 0) io.stdout.write(renderTable(head, rows, ["left", "right", "right", "right", "right"]));
   io.stdout.write(`${counts.scored}/${counts.asked} scored; summary, CSV and report in ${shortPath(path.resolve(out))}\n`);
 }
 
@@ -104,16 +112,15 @@ export async function writePairsOutputs(io: Io, store: EvalStore, f: OutputFlags
     metrics,
   };
   await ev.writeOutput(f.out, ev.OUTPUT_FILES.summary, JSON.stringify(doc, null, 2) + "\n");
+  if (metrics) await ev.writeOutput(f.out, ev.OUTPUT_FILES.report, ev.renderReport({ title: "pickrank eval pairs", pairs: metrics }));
   if (f.json) {
     writeJson(io, doc);
     return;
   }
-  const acc = (i: { mean: number; low: number; high: number } | null | undefined) =>
-    i ? `${(100 * i.mean).toFixed(1)}% [${(100 * i.low).toFixed(1)}, ${(100 * i.high).toFixed(1)}]` : "n/a";
   if (metrics) {
     const t = metrics.tieProtocol;
-    io.stdout.write(`tie protocol (t = ${t.threshold} from ${t.thresholdFrom}): ${acc(t.accuracy as never)}\n`);
-    io.stdout.write(`ties dropped (${metrics.tiesDropped.pairs} pairs): ${acc(metrics.tiesDropped.accuracy as never)}\n`);
+    io.stdout.write(`accuracy, tie protocol (t = ${t.threshold}, ${t.thresholdFrom}): ${interval(t.accuracy, 100, 1)} %\n`);
+    io.stdout.write(`accuracy, ties dropped (${metrics.tiesDropped.pairs} pairs): ${interval(metrics.tiesDropped.accuracy, 100, 1)} %\n`);
   }
   io.stdout.write(`${rows.length} pairs scored; summary in ${shortPath(path.resolve(f.out))}\n`);
 }
