@@ -101,7 +101,11 @@ describe("pickrank eval run", () => {
     const csv = (await readFile(path.join(out, "candidates.csv"), "utf8")).trim().split("\n");
     expect(csv[0]).toBe("config,prompt_id,category,challenge,prompt,seed_index,seed,score,judge_score,image,backend,render_ms");
     expect(csv).toHaveLength(401);
-    expect((await stat(path.join(out, "report.html"))).size).toBeGreaterThan(0);
+    // The report's gallery shows every candidate from the evaluation folder, by a path relative to it.
+    const html = await readFile(path.join(out, "report.html"), "utf8");
+    const srcs = [...html.matchAll(/<img[^>]* src="(images\/[^"]+)"/g)].map((m) => decodeURIComponent(m[1]!.replaceAll("&amp;", "&")));
+    expect(new Set(srcs)).toEqual(new Set(rows.map((x) => x.image)));
+    await Promise.all(srcs.slice(0, 20).map((s) => stat(path.join(out, s))));
 
     // The same command again: refused without --resume, nothing rendered with it.
     const refused = await runCli(args);
