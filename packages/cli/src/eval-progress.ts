@@ -76,6 +76,7 @@ export class EvalProgress {
   /** Ends the bar with a one-line summary. */
   finish(): void {
     const secs = (this.now() - this.#start) / 1000;
-    this.#bar.finish(this.quiet ? undefined : `eval: ${this.#done}/${this.#total} scored in ${formatDuration(secs)} · ${this.detail()}`);
+    const rates = this.detail().replace(/ · ETA [^·]+/, "");
+    this.#bar.finish(this.quiet ? undefined : `eval: ${this.#done}/${this.#total} scored in ${formatDuration(secs)} · ${rates}`);
   }
 }
