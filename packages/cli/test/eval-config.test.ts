@@ -73,7 +73,12 @@ describe("eval configurations", () => {
 describe("eval progress", () => {
   it("rate, ETA and per-server throughput from the engine's events (this run's work only)", () => {
     let text = "";
-    const stderr = new Writable({ write: (c, _e, cb) => ((text += String(c)), cb()) });
+    const stderr = new Writable({
+      write: (c, _e, cb) => {
+        text += String(c);
+        cb();
+      },
+    });
     let now = 0;
     const p = new EvalProgress({ stdout: stderr, stderr }, false, () => now);
     p.on({ type: "start", total: 10, done: 2 });
