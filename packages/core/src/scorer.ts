@@ -160,16 +160,7 @@ export class Scorer {
     const manifest = await readManifest(modelDir);
     const tokenizer = await ClipTokenizer.fromDir(path.join(modelDir, manifest.tokenizer.dir));
     const sessionOpts = opts.threads === undefined ? {} : { threads: opts.threads };
-    const { value, report } = await openOnDevice(device, async (d) => {
-      const text = await openSession(path.join(modelDir, manifest.graphs.text), d, sessionOpts);
-      try {
-        const vision = await openSession(path.join(modelDir, manifest.graphs.vision), d, sessionOpts);
-        return { text, vision };
-      } catch (e) {
-        await text.release();
-        throw e;
-      }
-    });
+    const { value, report } = await openOnDevice(device, (d) => openBoth(modelDir, manifest, d, sessionOpts));
     return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize, workers, maxPixels });
   }
 
@@ -272,7 +263,7 @@ export class Scorer {
       }
       // Keep the decoder busy while the device runs this batch.
       fill(end + this.#concurrency + this.batchSize);
-      const embeds = count > 0 ? await this.#runVision(batch.subarray(0, count * plane), count) : [];
+      const embeds = count > 0 ? await this.#runVision(batch.subarray(0, count * plane), count, signal) : [];
       for (let i = start, k = 0; i < end; i++) result.push(errors.get(i) ?? (embeds[k++] as Float32Array));
       throwIfAborted(signal, "scoring");
       opts.onProgress?.(end, images.length);
@@ -309,15 +300,16 @@ export class Scorer {
           throw invalidParameter(`pixels[${start + i}]`, `Float32Array of length ${plane} ([3,${size},${size}])`, px.length);
         batch.set(px, i * plane);
       });
-      result.push(...(await this.#runVision(batch, chunk.length)));
+      result.push(...(await this.#runVision(batch, chunk.length, opts.signal)));
       opts.onProgress?.(start + chunk.length, pixels.length);
     }
     return result;
   }
 
-  async #runVision(batch: Float32Array, count: number): Promise<Float32Array[]> {
+  async #runVision(batch: Float32Array, count: number, signal: AbortSignal | undefined): Promise<Float32Array[]> {
     const size = this.#preprocess.size;
-    const out = await this.#vision.run({ pixel_values: { type: "float32", data: batch, dims: [count, 3, size, size] } });
+    const feeds = { pixel_values: { type: "float32" as const, data: batch, dims: [count, 3, size, size] } };
+    const out = await this.#vision.run(feeds, { signal });
     const emb = out["image_embeds"];
     if (emb?.type !== "float32") throw new PickrankError("BAD_MODEL", "vision graph returned no float32 image_embeds");
     const dim = this.manifest.dims.projection;
@@ -378,6 +370,26 @@ export class Scorer {
   #assertOpen(): void {
     if (this.#disposed) throw new PickrankError("CLOSED", "This Scorer was disposed; create a new one with Scorer.create()");
   }
+}
+
+/**
+ * Opens the text and vision graphs at once, each on its own worker thread (their loads overlap: most of
+ * a load is single-threaded parsing and weight preparation). When one fails, the other is released and
+ * the failure thrown (the vision graph's first, as the larger and more telling one).
+ */
+async function openBoth(
+  modelDir: string,
+  manifest: ModelManifest,
+  device: DeviceName,
+  opts: { threads?: number },
+): Promise<{ text: GraphSession; vision: GraphSession }> {
+  const [text, vision] = await Promise.allSettled([
+    openSession(path.join(modelDir, manifest.graphs.text), device, opts),
+    openSession(path.join(modelDir, manifest.graphs.vision), device, opts),
+  ]);
+  if (text.status === "fulfilled" && vision.status === "fulfilled") return { text: text.value, vision: vision.value };
+  await Promise.all([text, vision].map((r) => (r.status === "fulfilled" ? r.value.release() : undefined)));
+  throw vision.status === "rejected" ? vision.reason : (text as PromiseRejectedResult).reason;
 }
 
 /** Sorts scored items best first (highest score; ties by lower index) and numbers them rank 1 … n. */
