@@ -34,7 +34,7 @@ export interface ScorerOptions {
   preprocessConcurrency?: number;
   /**
    * Worker threads for decoding and resizing images; 0 runs them on the main thread.
-   * Default: one per core beyond the first, at most 8.
+   * Default: one per core, at most 8.
    */
   preprocessWorkers?: number;
   /** CPU provider threads. */

@@ -1,0 +1,17 @@
+import { readFile, readdir } from "node:fs/promises";
+import sharp from "sharp";
+import { preprocessImage, decodeImage } from "/work/wt-runtime/packages/core/src/preprocess/image.ts";
+import { preprocessDecoded } from "/work/wt-runtime/packages/core/src/preprocess/image.ts";
+const dir = "/tmp/rt/pngs";
+const files = (await readdir(dir)).filter((f) => f.endsWith(".png")).map((f) => `${dir}/${f}`);
+const bufs = await Promise.all(files.map((f) => readFile(f)));
+const med = (x: number[]) => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)]!.toFixed(1);
+const t = async (fn: (b: Buffer) => Promise<unknown>) => { const out: number[] = []; for (let r = 0; r < 2; r++) for (const b of bufs) { const t0 = performance.now(); await fn(b); out.push(performance.now() - t0); } return med(out); };
+console.log("sharp concurrency", sharp.concurrency());
+console.log("metadata", await t((b) => sharp(b).metadata()));
+console.log("decode raw", await t((b) => sharp(b).raw().toBuffer()));
+console.log("decode rotate srgb", await t((b) => sharp(b, { failOn: "error", ignoreIcc: true }).rotate().toColourspace("srgb").raw({ depth: "uchar" }).toBuffer()));
+console.log("decodeImage", await t((b) => decodeImage(b)));
+const img = await decodeImage(bufs[0]!);
+console.log("resample+norm", await t(async () => preprocessDecoded(img)));
+console.log("preprocessImage", await t((b) => preprocessImage(b)));
