@@ -6,8 +6,7 @@
  * page cache for every row (each is read once before timing). Prints a table; asserts nothing.
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { createReadStream, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -49,7 +48,9 @@ async function child(row: Row, hf: string, shared: string, python: string): Prom
 async function warm(dir: string): Promise<void> {
   for (const f of ["text.onnx", "text.onnx.data", "vision.onnx", "vision.onnx.data", "model.safetensors"]) {
     const p = path.join(dir, f);
-    if (existsSync(p)) await readFile(p).then(() => undefined);
+    if (!existsSync(p)) continue;
+    // In chunks: readFile stops at 2 GiB.
+    for await (const _ of createReadStream(p, { highWaterMark: 1 << 24 }));
   }
 }
 

@@ -373,9 +373,10 @@ export class Scorer {
 }
 
 /**
- * Opens the text and vision graphs at once, each on its own worker thread (their loads overlap: most of
- * a load is single-threaded parsing and weight preparation). When one fails, the other is released and
- * the failure thrown (the vision graph's first, as the larger and more telling one).
+ * Opens the text and vision graphs on worker threads. On the CPU each gets a thread of its own and they
+ * load at once (most of a load is single-threaded parsing and weight packing); GPU sessions share the
+ * process's GPU thread, opened one after the other (two WebGPU sessions on two threads crash Dawn). When one
+ * fails, the other is released and the failure thrown (the vision graph's first, the larger one).
  */
 async function openBoth(
   modelDir: string,
@@ -383,10 +384,19 @@ async function openBoth(
   device: DeviceName,
   opts: { threads?: number },
 ): Promise<{ text: GraphSession; vision: GraphSession }> {
-  const [text, vision] = await Promise.allSettled([
-    openSession(path.join(modelDir, manifest.graphs.text), device, opts),
-    openSession(path.join(modelDir, manifest.graphs.vision), device, opts),
-  ]);
+  const textFile = path.join(modelDir, manifest.graphs.text);
+  const visionFile = path.join(modelDir, manifest.graphs.vision);
+  if (device !== "cpu") {
+    // Both on the process's GPU thread (openSession's default for a GPU), one after the other.
+    const vision = await openSession(visionFile, device, opts);
+    try {
+      return { text: await openSession(textFile, device, opts), vision };
+    } catch (e) {
+      await vision.release();
+      throw e;
+    }
+  }
+  const [text, vision] = await Promise.allSettled([openSession(textFile, device, opts), openSession(visionFile, device, opts)]);
   if (text.status === "fulfilled" && vision.status === "fulfilled") return { text: text.value, vision: vision.value };
   await Promise.all([text, vision].map((r) => (r.status === "fulfilled" ? r.value.release() : undefined)));
   throw vision.status === "rejected" ? vision.reason : (text as PromiseRejectedResult).reason;

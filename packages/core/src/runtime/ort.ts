@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type * as ort from "onnxruntime-node";
 import { PickrankError, throwIfAborted } from "@pickrank/contract";
-import { openWorkerSession } from "./session-thread.ts";
+import { gpuSessionThread, openWorkerSession, type SessionThread } from "./session-thread.ts";
 
 /** An ONNX Runtime execution provider pickrank can run the graphs on. */
 export type DeviceName = "cpu" | "webgpu" | "cuda";
@@ -34,6 +34,11 @@ export interface SessionOptions extends LocalSessionOptions {
    * on the calling thread, which onnxruntime-node blocks while it loads the graph and while it runs it.
    */
   thread?: "worker" | "main";
+  /**
+   * With thread "worker": the SessionThread to open it on. Default: for the CPU a new thread of its own;
+   * for a GPU provider the process's one GPU thread (gpuSessionThread).
+   */
+  host?: SessionThread | undefined;
 }
 
 /** Per-run options: a signal that rejects the run with ABORTED (the graph itself finishes, unseen). */
@@ -182,13 +187,13 @@ export function shortOrtMessage(e: unknown): string {
  * start: what is missing and what to install), INTERNAL (the worker thread failed).
  */
 export async function openSession(file: string, device: DeviceName, opts: SessionOptions = {}): Promise<GraphSession> {
-  const { thread = "worker", ...local } = opts;
+  const { thread = "worker", host, ...local } = opts;
   if (thread === "main") return openLocalSession(file, device, local);
   // Checked here too, so these errors need no thread.
   if (!existsSync(file)) {
     throw new PickrankError("BAD_MODEL", `Expected an ONNX graph at ${file} but the file does not exist`);
   }
-  return openWorkerSession(file, device, local);
+  return openWorkerSession(file, device, local, host ?? (device === "cpu" ? undefined : gpuSessionThread()));
 }
 
 /**
