@@ -9,6 +9,7 @@ import path from "node:path";
 import { PickrankError } from "@pickrank/contract";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSession, type GraphSession, type TensorData } from "../src/runtime/ort.ts";
+import { SessionThread } from "../src/runtime/session-thread.ts";
 import { Scorer } from "../src/scorer.ts";
 import { tinyModel } from "../../../test/helpers/tiny-model.ts";
 import { loadPixels, loadReference, type Reference } from "./convert-helpers.ts";
@@ -107,6 +108,25 @@ describe("opening and releasing worker-thread sessions", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("one thread can hold two sessions (as GPU sessions share one): both run, in order, and release", async () => {
+    const host = new SessionThread();
+    const [text, vision] = [
+      await openSession(path.join(model, "text.onnx"), "cpu", { host }),
+      await openSession(path.join(model, "vision.onnx"), "cpu", { host }),
+    ];
+    const ids = BigInt64Array.from(ref.input_ids[0]!.map(BigInt));
+    const [t, v] = await Promise.all([
+      text.run({ input_ids: { type: "int64", data: ids, dims: [1, 77] } }),
+      vision.run(feeds(pixels, ref.images.length)),
+    ]);
+    expect(t.text_embeds!.dims).toEqual([1, 16]);
+    expect(v.image_embeds!.dims).toEqual([ref.images.length, 16]);
+    await text.release();
+    expect(host.closed).toBe(false);
+    await vision.release();
+    expect(host.closed).toBe(true);
   });
 
   it("release() lets runs already asked for finish, then refuses new ones; it can be called twice", async () => {
