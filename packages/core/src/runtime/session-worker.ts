@@ -3,7 +3,7 @@
 // dist/runtime/session-worker.js; from the TypeScript sources, session-worker-dev.js starts this file
 // through tsx.
 import { parentPort } from "node:worker_threads";
-import { toPickrankError } from "@pickrank/contract";
+import { PickrankError, toPickrankError } from "@pickrank/contract";
 import { openLocalSession, type GraphSession } from "./ort.ts";
 import type { SerializedError, SessionReply, SessionRequest } from "./session-thread.ts";
 
@@ -36,7 +36,7 @@ async function handle(msg: SessionRequest): Promise<void> {
     return;
   }
   try {
-    if (!session) throw toPickrankError(new Error(`no session ${msg.sid} on this thread`), "INTERNAL");
+    if (!session) throw new PickrankError("INTERNAL", `No session ${msg.sid} on this ONNX Runtime thread`);
     post({ kind: "result", id: msg.id, outputs: await session.run(msg.feeds) });
   } catch (e) {
     post({ kind: "failed", id: msg.id, error: serialize(e, "INFERENCE_FAILED") });
