@@ -33,7 +33,7 @@ export function overviewTable(run: RunSummary): string {
   });
   const head = ["configuration", "prompts", "candidates", "k = N"];
   for (const m of ["best of N", "gain over random", "gain over first seed"]) head.push(m, "lo", "hi");
-  const level = Math.round(run.bootstrap.confidence * 1000) / 10; // 0.9 · 100 is 90.00000000000001 in binary
+  const level = Math.round(run.bootstrap.confidence * 1000) / 10; // 0.57 · 100 is 56.99999999999999 in binary
   return table(`Selector (${level} % intervals, bootstrap over prompts)`, head, rows, "overview");
 }
 
