@@ -148,6 +148,7 @@ export function pairsTable(p: PairsSummary): string {
     ],
   ];
   const head = ["protocol", "test pairs", "tie labels", "threshold t", "predicted ties", "accuracy", "lo", "hi"];
-  const note = `<p class="method">${esc(p.tieProtocol.method)}. Threshold from: ${esc(p.tieProtocol.thresholdFrom)}. ${esc(p.tiesDropped.method)}.</p>`;
+  const from = `Threshold from: ${esc(p.tieProtocol.thresholdFrom)}`;
+  const note = `<p class="method">${esc(p.tieProtocol.method)}. ${from}. ${esc(p.tiesDropped.method)}.</p>`;
   return table("Agreement with human labels", head, rows, "pairs-table") + note;
 }
