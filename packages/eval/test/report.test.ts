@@ -55,6 +55,17 @@ describe("renderReport (HTML string)", () => {
     expect(html.includes("<title>Eval &lt;test&gt;</title>")).toBe(true);
   });
 
+  it("names the interval level as given (57 %, not 56.99999999999999 %)", () => {
+    const r57 = summarizeRun(prompts, rows, { bootstrap: { seed: 1, resamples: 20, confidence: 0.57 } });
+    expect(renderReport({ run: r57 }).includes("Selector (57 % intervals")).toBe(true);
+  });
+
+  it("gives every element a unique id", () => {
+    const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    expect(ids.length).toBeGreaterThan(10);
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
+  });
+
   it("escapes prompt text and percent-encodes image paths", () => {
     expect(html.includes("a fox in the snow &lt;at dawn&gt; &amp; &quot;quoted&quot;")).toBe(true);
     expect(html.includes('src="images/sdxl%20turbo/x/p1%200.png"')).toBe(true);
@@ -105,6 +116,12 @@ describe.runIf(hasChromium || required)(`report in headless Chromium${why}`, { t
       [rows[1]!.image]: path.join(tmp, rows[1]!.image),
     };
     writeFileSync(path.join(tmp, "report.html"), renderReport({ run, pairs, prompts, rows, images }));
+    // Variants: two configurations without judge scores or prompt groups; pairs alone with a given threshold.
+    const plain = rows.filter((r) => r.config !== "sd15").map((r) => ({ ...r, judgeScore: null }));
+    const bare = prompts.map((p) => ({ id: p.id, text: p.text }));
+    const given = summarizePairs(pairRows(), { tieThreshold: 0.2 });
+    writeFileSync(path.join(tmp, "plain.html"), renderReport({ run: summarizeRun(bare, plain), prompts: bare, rows: plain }));
+    writeFileSync(path.join(tmp, "pairs.html"), renderReport({ pairs: given, title: "pairs only" }));
     const { chromium } = await import("playwright-core");
     context = await chromium.launchPersistentContext(path.join(tmp, "profile"), {
       executablePath: CHROMIUM,
@@ -164,6 +181,25 @@ describe.runIf(hasChromium || required)(`report in headless Chromium${why}`, { t
     expect(blocked).toEqual([]);
     expect(requests.filter((u) => !u.startsWith("file:") && !u.startsWith("data:"))).toEqual([]);
     await page.close();
+  });
+
+  it("variants draw only the figures they have data for, without errors", async () => {
+    const seen: string[] = [];
+    for (const [file, expected] of [
+      ["plain.html", ["fig-curve-selector", "fig-dist-selector", "fig-win-selector"]],
+      ["pairs.html", []],
+    ] as const) {
+      const page = await context.newPage();
+      page.on("console", (m) => m.type() === "error" && seen.push(`${file}: ${m.text()}`));
+      page.on("pageerror", (e) => seen.push(`${file}: ${e}`));
+      await page.goto(pathToFileURL(path.join(tmp, file)).href, { waitUntil: "load" });
+      await page.waitForFunction(() => [...document.querySelectorAll(".figure")].every((e) => e.hasAttribute("data-rendered")));
+      const figures = await page.$$eval(".figure", (els) => els.map((e) => [e.id, e.getAttribute("data-rendered")]));
+      expect(figures).toEqual(expected.map((id) => [id, "true"]));
+      expect(await page.locator("#pairs-table").count()).toBe(file === "pairs.html" ? 1 : 0);
+      await page.close();
+    }
+    expect(seen).toEqual([]);
   });
 
   it("the figures plot the summary's numbers", async () => {

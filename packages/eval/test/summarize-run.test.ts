@@ -97,6 +97,13 @@ describe("summarizeRun", () => {
     expect(bt.ratings.map((r) => r.config)).toEqual(["A", "B", "C"]);
     expect(bt.ratings.reduce((a, r) => a + r.logStrength, 0)).toBeCloseTo(0, 9);
     expect(s.bradleyTerry.map((b) => b.score)).toEqual(["selector", "judge"]);
+    for (const r of bt.ratings) {
+      expect(r.logStrengthInterval.lo).toBeLessThanOrEqual(r.logStrength + 1e-12);
+      expect(r.logStrengthInterval.hi).toBeGreaterThanOrEqual(r.logStrength - 1e-12);
+    }
+    // A clear winner: C never beats A or B under the selector, so its whole interval sits below A's.
+    const [a, , c] = bt.ratings;
+    expect(c!.logStrengthInterval.hi).toBeLessThan(a!.logStrengthInterval.lo);
   });
 
   it("breakdowns per category and challenge at k = kMax", () => {
@@ -129,6 +136,7 @@ describe("summarizeRun", () => {
     expect(c.selector.gainOverFirstSeed!.prompts).toBe(1);
     expect(c.judge).toBeNull();
     expect(u.notes.join("\n")).toMatch(/1 prompt\(s\) have no candidate in any configuration: p3/);
+    expect(u.notes.join("\n")).toMatch(/configuration A: curves stop at k = 2, the N of 1 prompt\(s\) \(p2\)/);
   });
 
   it("judge scores on only some rows: judge metrics left out, with a note", () => {

@@ -33,7 +33,8 @@ export function overviewTable(run: RunSummary): string {
   });
   const head = ["configuration", "prompts", "candidates", "k = N"];
   for (const m of ["best of N", "gain over random", "gain over first seed"]) head.push(m, "lo", "hi");
-  return table(`Selector (${run.bootstrap.confidence * 100} % intervals, bootstrap over prompts)`, head, rows, "overview");
+  const level = Math.round(run.bootstrap.confidence * 1000) / 10; // 0.57 · 100 is 56.99999999999999 in binary
+  return table(`Selector (${level} % intervals, bootstrap over prompts)`, head, rows, "overview");
 }
 
 /** Best-of-k per configuration: k, selector curve and (when present) the judge's score of the pick. */
@@ -113,10 +114,12 @@ export function bradleyTerryTable(run: RunSummary): string {
         textCell(r.config),
         numCell(r.strength, "run", ["bradleyTerry", i, "ratings", j, "strength"]),
         numCell(r.logStrength, "run", ["bradleyTerry", i, "ratings", j, "logStrength"]),
+        numCell(r.logStrengthInterval.lo, "run", ["bradleyTerry", i, "ratings", j, "logStrengthInterval", "lo"]),
+        numCell(r.logStrengthInterval.hi, "run", ["bradleyTerry", i, "ratings", j, "logStrengthInterval", "hi"]),
       ]);
       return table(
         `Bradley–Terry (${bt.score} score, ${bt.priorTies} virtual tie(s) per pair)`,
-        ["configuration", "strength", "log strength"],
+        ["configuration", "strength", "log strength", "lo", "hi"],
         rows,
         `bt-${bt.score}`,
       );
@@ -145,6 +148,7 @@ export function pairsTable(p: PairsSummary): string {
     ],
   ];
   const head = ["protocol", "test pairs", "tie labels", "threshold t", "predicted ties", "accuracy", "lo", "hi"];
-  const note = `<p class="method">${esc(p.tieProtocol.method)}. Threshold from: ${esc(p.tieProtocol.thresholdFrom)}. ${esc(p.tiesDropped.method)}.</p>`;
-  return table("Agreement with human labels", head, rows, "pairs") + note;
+  const from = `Threshold from: ${esc(p.tieProtocol.thresholdFrom)}`;
+  const note = `<p class="method">${esc(p.tieProtocol.method)}. ${from}. ${esc(p.tiesDropped.method)}.</p>`;
+  return table("Agreement with human labels", head, rows, "pairs-table") + note;
 }

@@ -96,16 +96,20 @@ export function bootstrap(n: number, statistic: UnitStatistic, options: Partial<
 
 /**
  * Means over units of a units × points matrix (`rows[unit][point]`), as a bootstrap statistic:
- * the mean of each column over the units drawn.
+ * the mean of each column over the units drawn. The rows are copied into one Float64Array, row-major,
+ * so a resample is one pass over contiguous memory.
  */
 export function columnMeans(rows: readonly (readonly number[])[]): UnitStatistic {
   const m = rows[0]?.length ?? 0;
+  const flat = new Float64Array(rows.length * m);
+  rows.forEach((r, u) => flat.set(r, u * m));
+  const sum = new Float64Array(m);
   return (units) => {
-    const sum = new Array<number>(m).fill(0);
-    for (const u of units) {
-      const r = rows[u]!;
-      for (let j = 0; j < m; j++) sum[j]! += r[j]!;
+    sum.fill(0);
+    for (let i = 0; i < units.length; i++) {
+      const base = units[i]! * m;
+      for (let j = 0; j < m; j++) sum[j]! += flat[base + j]!;
     }
-    return sum.map((s) => s / units.length);
+    return Array.from(sum, (s) => s / units.length);
   };
 }

@@ -20,7 +20,8 @@ export const RUN_METHODS = {
     "pooled over all such pairs; interval by resampling prompts",
   bradleyTerry:
     "Bradley–Terry strengths fitted by Hunter's MM algorithm to the win counts at equal seeds (a tie is ½ win each way), " +
-    "with priorTies virtual ties per compared pair; geometric mean of the strengths 1",
+    "with priorTies virtual ties per compared pair; geometric mean of the strengths 1; log-strength intervals by refitting on " +
+    "resampled prompts",
   bootstrap:
     "percentile bootstrap over prompts: B resamples of the prompts with replacement (pure-rand xoroshiro128+ from the seed), " +
     "interval = the (1−c)/2 and (1+c)/2 quantiles of the resampled statistic",

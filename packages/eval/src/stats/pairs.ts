@@ -22,7 +22,7 @@
  */
 import { invalidParameter } from "@pickrank/contract";
 import type { PairRow } from "../records.ts";
-import { type BootstrapOptions, bootstrap, bootstrapOptions } from "./bootstrap.ts";
+import { type BootstrapOptions, bootstrap, bootstrapOptions, columnMeans } from "./bootstrap.ts";
 import type { Interval } from "./types.ts";
 
 /** The authors' threshold grid: 0, 0.1, …, 1. */
@@ -108,7 +108,7 @@ function accuracyAt(rows: readonly PairRow[], labels: readonly PairOutcome[], t:
 
 function meanInterval(points: number[], boot: BootstrapOptions): Interval | null {
   if (points.length === 0) return null;
-  const r = bootstrap(points.length, (u) => [u.reduce((s, i) => s + points[i]!, 0) / u.length], boot);
+  const r = bootstrap(points.length, columnMeans(points.map((p) => [p])), boot);
   return { estimate: r.estimate[0]!, lo: r.lo[0]!, hi: r.hi[0]! };
 }
 

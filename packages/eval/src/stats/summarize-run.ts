@@ -92,6 +92,10 @@ function summarizeConfig(config: string, byPrompt: Map<string, CandidateRow[]>, 
   }
   const ns = perPrompt.map((p) => p.n);
   const kMax = Math.min(...ns);
+  if (kMax < Math.max(...ns)) {
+    const short = perPrompt.filter((p) => p.n === kMax).map((p) => p.promptId);
+    notes.push(`configuration ${config}: curves stop at k = ${kMax}, the N of ${short.length} prompt(s) (${short.slice(0, 5).join(", ")})`);
+  }
   const selector = scoreMetrics(
     "selector",
     all.map((r) => r.score),

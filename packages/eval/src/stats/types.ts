@@ -126,8 +126,12 @@ export interface BradleyTerrySummary {
   priorTies: number;
   iterations: number;
   converged: boolean;
-  /** Highest strength first. P(a beats b) = strength_a / (strength_a + strength_b). */
-  ratings: { config: string; strength: number; logStrength: number }[];
+  /**
+   * Highest strength first. P(a beats b) = strength_a / (strength_a + strength_b). `logStrengthInterval`:
+   * percentile bootstrap over prompts of the refitted log-strength (geometric mean of the strengths 1
+   * in every refit, so it measures a configuration against the field).
+   */
+  ratings: { config: string; strength: number; logStrength: number; logStrengthInterval: { lo: number; hi: number } }[];
 }
 
 /** The result of summarizeRun. */
