@@ -154,7 +154,7 @@ describe.skipIf(!python && !process.env["CI"])(`sd-webui-pickrank in A1111's pro
   }, 300_000);
 
   it("the Python ports print what scoringPrompt, formatScore and formatProb print", async () => {
-    const table = JSON.parse(readFileSync(path.join(repoRoot, "packages/selector/test/data/prompt-syntax-cases.json"), "utf8")) as {
+    const table = JSON.parse(readFileSync(path.join(repoRoot, "packages/core/test/data/prompt-syntax-cases.json"), "utf8")) as {
       cases: { prompt: string }[];
     };
     const prompts = [...table.cases.map((c) => c.prompt), ...generatedPrompts(3000)];
