@@ -123,7 +123,7 @@ async function scoreJobs(req: FastifyRequest, o: ResolvedOptions): Promise<{ job
         details: { parameter: "items" },
       });
     try {
-      body = { items: JSON.parse(items) as unknown };
+      body = { items: JSON.parse(items) as unknown, cleanPrompt: booleanField(mp.fields, "cleanPrompt") };
     } catch (e) {
       throw new PickrankError("BAD_INPUT", `Expected the items field to be a JSON array but it does not parse: ${(e as Error).message}`, {
         cause: e,
