@@ -187,7 +187,6 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-
 /** Scores and probabilities as the server sends them (float32 values as doubles), ties of 3 and 4 decimals included. */
 function randomNumbers(n: number): number[] {
   const rnd = mulberry32(5);

@@ -50,11 +50,14 @@ export type ImageRef = z.infer<typeof ImageRefSchema>;
 const PromptSchema = z.string().min(1).max(10_000).meta({ description: "the prompt the image(s) were generated for" });
 
 /** `cleanPrompt`: score the prompt without its A1111 / ComfyUI syntax (core's scoringPrompt), as `pickrank rank` does by default. */
-const CleanPromptSchema = z.boolean().optional().meta({
-  description:
-    "true: score the prompt with its A1111 / ComfyUI syntax removed ((word:1.2), <lora:…>, BREAK …), as `pickrank rank` " +
-    "does by default; false or absent: score it exactly as sent",
-});
+const CleanPromptSchema = z
+  .boolean()
+  .optional()
+  .meta({
+    description:
+      "true: score the prompt with its A1111 / ComfyUI syntax removed ((word:1.2), <lora:…>, BREAK …), as `pickrank rank` " +
+      "does by default; false or absent: score it exactly as sent",
+  });
 
 /**
  * Body of POST /v1/rank: one prompt (1 to 10,000 characters) and at least one image. Unknown fields are

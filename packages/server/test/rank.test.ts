@@ -123,7 +123,9 @@ describe("POST /v1/rank", () => {
     form.set("cleanPrompt", "yes");
     const bad = await fetch(`${url}/v1/rank`, { method: "POST", body: form });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { error: { message: string } }).error.message).toBe('Expected "true" or "false" for cleanPrompt but received "yes" of type string');
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toBe(
+      'Expected "true" or "false" for cleanPrompt but received "yes" of type string',
+    );
   });
 
   it("warns when the scored text is longer than the 75 tokens CLIP reads", async () => {
