@@ -7,11 +7,13 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerBestOf } from "./commands/best-of.ts";
+import { registerEval } from "./commands/eval.ts";
 import { registerModel } from "./commands/model.ts";
 import { registerPreprocess } from "./commands/preprocess.ts";
 import { registerRank } from "./commands/rank.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerTokenize } from "./commands/tokenize.ts";
+import { registerWorker } from "./commands/worker.ts";
 import { processIo, reportError, type Io } from "./ui.ts";
 
 /** What a command's action needs from the program: where to print, and where to leave its exit code. */
@@ -38,6 +40,8 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRank(program, ctx);
   registerBestOf(program, ctx);
   registerServe(program, ctx);
+  registerEval(program, ctx);
+  registerWorker(program, ctx);
   return program;
 }
 

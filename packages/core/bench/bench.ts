@@ -3,9 +3,13 @@
  *
  *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
  *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3] [--skip-preprocess]
+ *              [--skip-startup] [--startup-rounds 3] [--python /usr/bin/python3]
  *
  * 1. Preprocessing, ms per 1024×1024 PNG: pickrank's path (sharp decode + PIL-exact bicubic) against a
  *    simple baseline (sharp's own cubic resize + crop + normalize), one at a time and 8 at once.
+ *    Then the same path on the worker pool against PIL + numpy (../shared/bench/pre_py.py) on gen_pngs.py's
+ *    photo-like PNGs (bench/preprocess-rows.ts).
+ * 1b. With --hf: start-up, sessions ready against PyTorch loading the same weights (bench/startup.ts).
  * 2. Scoring, per device that starts: PNG bytes → scores for N candidates (end to end, as `rank`
  *    runs it), and the vision graph alone on preprocessed tensors.
  * Default model: the tiny CLIP of the test fixtures (a plumbing check, not a speed figure). For real
@@ -18,6 +22,8 @@ import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { CLIP_PREPROCESS, convertModel, preprocessImage, readManifest, Scorer, type DeviceName } from "../src/index.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "../src/preprocess/worker-pool.ts";
+import { benchPreprocessVsPil, photoPngs, readPngs } from "./preprocess-rows.ts";
+import { benchStartup } from "./startup.ts";
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +36,9 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "3" },
     "batch-size": { type: "string", default: "8" },
     "skip-preprocess": { type: "boolean", default: false },
+    "skip-startup": { type: "boolean", default: false },
+    "startup-rounds": { type: "string", default: "3" },
+    python: { type: "string", default: "/usr/bin/python3" },
   },
 });
 
@@ -204,7 +213,17 @@ try {
   console.log(`pickrank bench — node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} ×${os.cpus().length}, model ${modelDir}`);
   const pngs = await makePngs(8);
   console.error(`test images: 8 PNGs of ${sizePx}×${sizePx}, ${(pngs.reduce((a, b) => a + b.length, 0) / 8 / 1e6).toFixed(2)} MB each`);
-  if (!values["skip-preprocess"]) await benchPreprocess(pngs);
+  const shared = path.resolve(import.meta.dirname, "../../../../shared/bench");
+  const python = values.python!;
+  if (!values["skip-preprocess"]) {
+    await benchPreprocess(pngs);
+    const files = await photoPngs({ python, shared, dir: path.join(tmp, "photos"), count: 8 });
+    const photos = files ? await readPngs(files) : pngs;
+    await benchPreprocessVsPil({ pngs: photos, pngDir: files ? path.join(tmp, "photos") : undefined, rounds: repeats, python, shared });
+  }
+  if (values.hf && !values["skip-startup"]) {
+    await benchStartup({ hf: values.hf, tmp, rounds: Number(values["startup-rounds"]), python, shared });
+  }
   await benchScoring(modelDir, pngs);
   console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 } finally {

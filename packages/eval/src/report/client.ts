@@ -108,7 +108,8 @@ export const CLIENT_SCRIPT = `
     });
   }
   if (run) {
-    curveChart("fig-curve-selector", run.configs.map(function (c) { return { name: c.config, points: c.selector.curve.points }; }), "best selector score");
+    var selectorCurves = run.configs.map(function (c) { return { name: c.config, points: c.selector.curve.points }; });
+    curveChart("fig-curve-selector", selectorCurves, "best selector score");
     curveChart("fig-curve-judge", run.configs.filter(function (c) { return c.judge; })
       .map(function (c) { return { name: c.config, points: c.judge.curve.points }; }), "judge score of the pick");
     boxChart("fig-dist-selector", "selector");

@@ -58,7 +58,8 @@ function runSections(input: ReportInput): string {
   parts.push(figure("fig-curve-selector", "Best of k under the selector (bands: bootstrap intervals over prompts)"));
   if (judged) parts.push(figure("fig-curve-judge", "The judge's score of the selector's pick among k"));
   parts.push(
-    `<p class="method">${esc(RUN_METHODS.bestOfK)}. ${esc(RUN_METHODS.judgeOfPick)}. ${esc(run.bootstrap.method)}; B = ${run.bootstrap.resamples}, seed ${run.bootstrap.seed}.</p>`,
+    `<p class="method">${esc(RUN_METHODS.bestOfK)}. ${esc(RUN_METHODS.judgeOfPick)}. ` +
+      `${esc(run.bootstrap.method)}; B = ${run.bootstrap.resamples}, seed ${run.bootstrap.seed}.</p>`,
   );
   parts.push(curveTables(run));
   parts.push(`<h2 id="distributions">Score distributions</h2>`, figure("fig-dist-selector", "Selector scores of every candidate"));

@@ -33,7 +33,7 @@ export function overviewTable(run: RunSummary): string {
   });
   const head = ["configuration", "prompts", "candidates", "k = N"];
   for (const m of ["best of N", "gain over random", "gain over first seed"]) head.push(m, "lo", "hi");
-  const level = Math.round(run.bootstrap.confidence * 1000) / 10; // 0.9 · 100 is 90.00000000000001 in binary
+  const level = Math.round(run.bootstrap.confidence * 1000) / 10; // 0.57 · 100 is 56.99999999999999 in binary
   return table(`Selector (${level} % intervals, bootstrap over prompts)`, head, rows, "overview");
 }
 
@@ -148,6 +148,7 @@ export function pairsTable(p: PairsSummary): string {
     ],
   ];
   const head = ["protocol", "test pairs", "tie labels", "threshold t", "predicted ties", "accuracy", "lo", "hi"];
-  const note = `<p class="method">${esc(p.tieProtocol.method)}. Threshold from: ${esc(p.tieProtocol.thresholdFrom)}. ${esc(p.tiesDropped.method)}.</p>`;
+  const from = `Threshold from: ${esc(p.tieProtocol.thresholdFrom)}`;
+  const note = `<p class="method">${esc(p.tieProtocol.method)}. ${from}. ${esc(p.tiesDropped.method)}.</p>`;
   return table("Agreement with human labels", head, rows, "pairs-table") + note;
 }
