@@ -233,7 +233,7 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
     parse: parseNumber,
     api: ["diverse", "diverse.threshold"],
   },
-  // The scoring prompt: what PickScore compares the images with (selector/score-prompt.ts).
+  // The scoring prompt: what PickScore compares the images with (core/src/prompt/score-prompt.ts).
   {
     flags: "--score-prompt <text>",
     description: "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
