@@ -29,7 +29,7 @@ export const ManifestSchema = z.object({
     revision: z.string().optional(),
     files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
   }),
-  dtype: z.enum(["fp32", "fp16"]),
+  dtype: z.enum(["fp32", "fp16", "int8"]),
   logitScale: z.number().finite(),
   dims: z.object({
     projection: posInt,
@@ -47,6 +47,7 @@ export const ManifestSchema = z.object({
   }),
   tokenizer: z.object({ dir: relPath }),
   graphs: z.object({ text: relPath, vision: relPath }),
+  fused: z.object({ text: relPath, vision: relPath }).optional(),
   createdAt: z.string(),
   converter: z.string(),
 });
@@ -55,18 +56,22 @@ export const ManifestSchema = z.object({
  * A converted model folder's pickrank.json: where the weights came from (repo, revision, files with
  * size in bytes and sha256), the graphs' dtype, the raw logit scale (scores use exp), the CLIP
  * dimensions (projection = embedding length, context length = 77 token ids for PickScore, image size in
- * pixels), the image preprocessing settings and the relative paths of the tokenizer and the two graphs.
+ * pixels), the image preprocessing settings and the relative paths of the tokenizer and the two graphs
+ * (and of the fused variant's two, when the converter wrote them). dtype "int8" is the CPU's quantized graph.
  * An invalid one is BAD_MODEL.
  */
 export interface ModelManifest {
   formatVersion: 1;
   source: { repo?: string; revision?: string; files: { name: string; size: number; sha256: string }[] };
-  dtype: "fp32" | "fp16";
+  dtype: "fp32" | "fp16" | "int8";
   logitScale: number;
   dims: { projection: number; textWidth: number; visionWidth: number; contextLength: number; imageSize: number; patchSize: number };
   preprocess: PreprocessSettings;
   tokenizer: { dir: string };
+  /** The standard graphs (ai.onnx operators only), which every device runs. */
   graphs: { text: string; vision: string };
+  /** The fused variant (com.microsoft MultiHeadAttention, SkipLayerNormalization, BiasGelu), when written. */
+  fused?: { text: string; vision: string };
   createdAt: string;
   converter: string;
 }
@@ -115,7 +120,8 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   }
   const m = parseManifest(raw, file);
   const missing: string[] = [];
-  for (const g of [m.graphs.text, m.graphs.vision]) if (!(await exists(path.join(dir, g)))) missing.push(g);
+  const graphFiles = [m.graphs.text, m.graphs.vision, ...(m.fused ? [m.fused.text, m.fused.vision] : [])];
+  for (const g of graphFiles) if (!(await exists(path.join(dir, g)))) missing.push(g);
   if (!(await exists(path.join(dir, m.tokenizer.dir)))) missing.push(`${m.tokenizer.dir}/`);
   if (missing.length) {
     throw new PickrankError("BAD_MODEL", `Model folder ${dir} is incomplete: missing ${missing.join(", ")} named by ${MANIFEST_FILE}`, {
@@ -123,4 +129,35 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
     });
   }
   return m;
+}
+
+/** Which graph variant a session uses: "auto" picks per device (see graphsForDevice). */
+export type GraphVariantRequest = "auto" | "standard" | "fused";
+
+/**
+ * Devices that get the fused variant under "auto". WebGPU: ONNX Runtime registers its attention,
+ * SkipLayerNormalization and Gelu fusions for the CPU and CUDA providers only, so the standard graph runs
+ * there as ~1,000 small kernels, while the WebGPU provider has MultiHeadAttention, SkipLayerNormalization
+ * and BiasGelu kernels. CUDA: its optimizer does not fuse our attention pattern (per-head Reshape/Transpose
+ * around two MatMuls) either. The CPU keeps the standard graph: measured fastest there (docs/benchmarks.md).
+ */
+export const FUSED_BY_DEFAULT: ReadonlySet<string> = new Set(["webgpu", "cuda"]);
+
+/**
+ * The graphs (paths relative to the model folder) and their variant for `device`: the fused ones when
+ * asked for, or under "auto" on a FUSED_BY_DEFAULT device, when the model has them; the standard ones
+ * otherwise. BAD_INPUT when "fused" is asked of a model converted without it.
+ */
+export function graphsForDevice(
+  m: ModelManifest,
+  device: string,
+  request: GraphVariantRequest = "auto",
+): { variant: "standard" | "fused"; text: string; vision: string } {
+  if (request === "fused" && !m.fused) {
+    throw new PickrankError("BAD_INPUT", "Expected a model converted with the fused graph variant for --graph fused but this one has none", {
+      details: { option: "--graph" },
+    });
+  }
+  const fused = m.fused && (request === "fused" || (request === "auto" && FUSED_BY_DEFAULT.has(device)));
+  return fused ? { variant: "fused", ...m.fused! } : { variant: "standard", ...m.graphs };
 }
