@@ -8,7 +8,7 @@
  */
 import path from "node:path";
 import { PickrankError, invalidParameter, throwIfAborted, toPickrankError } from "@pickrank/contract";
-import { readManifest, type ModelManifest } from "./model/manifest.ts";
+import { graphsForDevice, readManifest, type GraphVariantRequest, type ModelManifest } from "./model/manifest.ts";
 import { preprocessImage, type ImageInput, type PreprocessSettings } from "./preprocess/image.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "./preprocess/worker-pool.ts";
 import { describeDeviceReport, openOnDevice, parseDeviceRequest, type DeviceReport } from "./runtime/device.ts";
@@ -39,6 +39,11 @@ export interface ScorerOptions {
   preprocessWorkers?: number;
   /** CPU provider threads. */
   threads?: number;
+  /**
+   * Graph variant: "auto" (default) runs the fused graphs on WebGPU and CUDA when the model has them and the
+   * standard ones on the CPU (graphsForDevice); "standard" or "fused" force one (BAD_INPUT when absent).
+   */
+  graph?: GraphVariantRequest;
   /** Prompts whose text embedding is kept. Default 1024. */
   textCacheSize?: number;
   /**
@@ -105,6 +110,8 @@ export class Scorer {
   /** Raw logit scale as stored in the weights; scores use exp(logitScale). */
   readonly logitScale: number;
   readonly batchSize: number;
+  /** The graph variant the sessions run ("fused" on WebGPU/CUDA when the model has it, see ScorerOptions.graph). */
+  readonly graphVariant: "standard" | "fused";
 
   readonly #text: GraphSession;
   readonly #vision: GraphSession;
@@ -122,6 +129,7 @@ export class Scorer {
     tokenizer: ClipTokenizer;
     text: GraphSession;
     vision: GraphSession;
+    graphVariant: "standard" | "fused";
     report: DeviceReport;
     batchSize: number;
     concurrency: number;
@@ -135,6 +143,7 @@ export class Scorer {
     this.#tokenizer = init.tokenizer;
     this.#text = init.text;
     this.#vision = init.vision;
+    this.graphVariant = init.graphVariant;
     this.deviceReport = init.report;
     this.device = init.report.chosen;
     this.batchSize = init.batchSize;
@@ -160,11 +169,14 @@ export class Scorer {
     const manifest = await readManifest(modelDir);
     const tokenizer = await ClipTokenizer.fromDir(path.join(modelDir, manifest.tokenizer.dir));
     const sessionOpts = opts.threads === undefined ? {} : { threads: opts.threads };
+    const graph = opts.graph ?? "auto";
+    if (!["auto", "standard", "fused"].includes(graph)) throw invalidParameter("graph", '"auto", "standard" or "fused"', graph);
     const { value, report } = await openOnDevice(device, async (d) => {
-      const text = await openSession(path.join(modelDir, manifest.graphs.text), d, sessionOpts);
+      const files = graphsForDevice(manifest, d, graph);
+      const text = await openSession(path.join(modelDir, files.text), d, sessionOpts);
       try {
-        const vision = await openSession(path.join(modelDir, manifest.graphs.vision), d, sessionOpts);
-        return { text, vision };
+        const vision = await openSession(path.join(modelDir, files.vision), d, sessionOpts);
+        return { text, vision, graphVariant: files.variant };
       } catch (e) {
         await text.release();
         throw e;

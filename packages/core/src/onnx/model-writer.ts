@@ -194,8 +194,9 @@ export async function writeOnnxModel(file: string, model: ModelDef, opts: WriteO
     if (names.has(t.name)) throw new PickrankError("INTERNAL", `Duplicate initializer ${t.name} in graph ${g.name}`);
     names.add(t.name);
   }
-  const totalInit = g.initializers.reduce((a, t) => a + t.byteLength, 0);
-  const external = totalInit > threshold;
+  // Tensors stored in another graph's data file are references here: they count toward no threshold.
+  const totalInit = g.initializers.reduce((a, t) => a + (t.stored ? 0 : t.byteLength), 0);
+  const external = totalInit > threshold && g.initializers.some((t) => !t.stored && t.byteLength >= minBytes);
   const dataFile = `${file}.data`;
   const dataLocation = path.basename(dataFile);
 

@@ -22,6 +22,11 @@ export type TensorData =
 export interface SessionOptions {
   /** Threads for the CPU provider (intra-op). Default: onnxruntime's choice (all cores). */
   threads?: number;
+  /**
+   * Where onnxruntime writes the graph as it runs it, after its optimizations and fusions (session option
+   * optimizedModelFilePath), for inspection: the tests count its op types. Every provider honours it.
+   */
+  optimizedModelFile?: string;
 }
 
 export interface GraphSession {
@@ -167,6 +172,7 @@ export async function openSession(file: string, device: DeviceName, opts: Sessio
     logSeverityLevel: 3,
   };
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
+  if (opts.optimizedModelFile !== undefined) options.optimizedModelFilePath = opts.optimizedModelFile;
   const rt = await loadOrt();
   let session: ort.InferenceSession;
   try {
