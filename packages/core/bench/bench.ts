@@ -3,11 +3,17 @@
  *
  *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
  *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3] [--skip-preprocess]
+ *              [--variants fp32,fp16,int8] [--scoring-models fp32=<dir>,int8=<dir>] [--torch-modes fp32,bf16w] [--scoring-n 1,8,32]
  *
  * 1. Preprocessing, ms per 1024×1024 PNG: pickrank's path (sharp decode + PIL-exact bicubic) against a
  *    simple baseline (sharp's own cubic resize + crop + normalize), one at a time and 8 at once.
  * 2. Scoring, per device that starts: PNG bytes → scores for N candidates (end to end, as `rank`
  *    runs it), and the vision graph alone on preprocessed tensors.
+ * 3. Scoring variants on the CPU (bench/scoring.ts), with --variants or --scoring-models: N = 1, 8, 32 in
+ *    fp32, fp32 fused, fp16 and int8 against torch fp32 and bf16 on the same checkpoint (--hf) and pixels,
+ *    as ratios, each configuration in its own process for its peak RSS. Folders missing from
+ *    --scoring-models are converted from --hf (int8 takes minutes for PickScore). Torch on OpenBLAS:
+ *    PICKRANK_BENCH_BLAS=<dir with libblas.so.3> (../shared/bench/README.md).
  * Default model: the tiny CLIP of the test fixtures (a plumbing check, not a speed figure). For real
  * figures pass --hf with a PickScore-sized folder (bench/make-random-clip.ts --size pickscore writes one).
  */
@@ -18,6 +24,7 @@ import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { CLIP_PREPROCESS, convertModel, preprocessImage, readManifest, Scorer, type DeviceName } from "../src/index.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "../src/preprocess/worker-pool.ts";
+import { benchScoringVariants } from "./scoring.ts";
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +37,11 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "3" },
     "batch-size": { type: "string", default: "8" },
     "skip-preprocess": { type: "boolean", default: false },
+    variants: { type: "string" },
+    "scoring-models": { type: "string" },
+    "torch-modes": { type: "string", default: "fp32,bf16w" },
+    "scoring-n": { type: "string", default: "1,8,32" },
+    threads: { type: "string", default: String(os.cpus().length) },
   },
 });
 
@@ -192,6 +204,32 @@ async function visionOnly(scorer: Scorer, tensors: Float32Array[]): Promise<void
   await scorer.embedPixels(tensors);
 }
 
+/** Section 3: model folders from --scoring-models, the rest of --variants converted from --hf. */
+async function scoringVariants(pngs: Buffer[]): Promise<void> {
+  const models: Partial<Record<"fp32" | "fp16" | "int8", string>> = {};
+  for (const kv of (values["scoring-models"] ?? "").split(",").filter(Boolean)) {
+    const [k, v] = kv.split("=");
+    if ((k === "fp32" || k === "fp16" || k === "int8") && v) models[k] = v;
+  }
+  for (const d of (values.variants ?? "").split(",").filter(Boolean)) {
+    if ((d !== "fp32" && d !== "fp16" && d !== "int8") || models[d] || !values.hf) continue;
+    const out = path.join(tmp, `scoring-${d}`);
+    const [ms] = await time(() => convertModel(values.hf!, { out, dtype: d }));
+    console.error(`converted ${values.hf} (${d}) in ${(ms / 1000).toFixed(1)} s`);
+    models[d] = out;
+  }
+  await benchScoringVariants({
+    models,
+    ...(values.hf ? { hf: values.hf } : {}),
+    pngs,
+    ns: (values["scoring-n"] ?? "1,8,32").split(",").map(Number),
+    repeats,
+    tmp,
+    torchModes: (values["torch-modes"] ?? "").split(",").filter(Boolean),
+    threads: Number(values.threads),
+  });
+}
+
 const tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-bench-"));
 try {
   let modelDir = values.model;
@@ -206,6 +244,7 @@ try {
   console.error(`test images: 8 PNGs of ${sizePx}×${sizePx}, ${(pngs.reduce((a, b) => a + b.length, 0) / 8 / 1e6).toFixed(2)} MB each`);
   if (!values["skip-preprocess"]) await benchPreprocess(pngs);
   await benchScoring(modelDir, pngs);
+  if (values.variants || values["scoring-models"]) await scoringVariants(pngs);
   console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 } finally {
   await rm(tmp, { recursive: true, force: true });
