@@ -3,7 +3,7 @@
  *
  *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
  *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3] [--skip-preprocess]
- *              [--variants fp32,fp16,int8] [--scoring-models fp32=<dir>,int8=<dir>] [--torch-modes fp32,bf16w] [--scoring-n 1,8,32]
+ *              [--graphs auto|standard,fused] [--variants fp32,fp16,int8] [--scoring-models fp32=<dir>,int8=<dir>] [--torch-modes fp32,bf16w] [--scoring-n 1,8,32]
  *
  * 1. Preprocessing, ms per 1024×1024 PNG: pickrank's path (sharp decode + PIL-exact bicubic) against a
  *    simple baseline (sharp's own cubic resize + crop + normalize), one at a time and 8 at once.
@@ -38,6 +38,8 @@ const { values } = parseArgs({
     "batch-size": { type: "string", default: "8" },
     "skip-preprocess": { type: "boolean", default: false },
     variants: { type: "string" },
+    /** Graph variants for the scoring rows: auto (fused on WebGPU/CUDA, standard on the CPU), standard, fused; comma-separated. */
+    graphs: { type: "string", default: "auto" },
     "scoring-models": { type: "string" },
     "torch-modes": { type: "string", default: "fp32,bf16w" },
     "scoring-n": { type: "string", default: "1,8,32" },
@@ -171,16 +173,18 @@ async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
     ["device", "N", "PNG bytes → scores ms", "vision graph only ms", "images/s end to end", "note"],
   );
   const wanted = (values.devices ?? "").split(",").filter(Boolean) as DeviceName[];
-  for (const device of wanted) {
+  const graphs = (values.graphs ?? "auto").split(",").filter(Boolean) as ("auto" | "standard" | "fused")[];
+  for (const [device, graph] of wanted.flatMap((d) => graphs.map((g) => [d, g] as const))) {
     let scorer: Scorer;
     try {
-      const [ms, s] = await time(() => Scorer.create({ model: modelDir, device, batchSize }));
+      const [ms, s] = await time(() => Scorer.create({ model: modelDir, device, batchSize, graph }));
       scorer = s;
-      console.error(`${device}: sessions ready in ${ms.toFixed(0)} ms`);
+      console.error(`${device} (${s.graphVariant} graphs): sessions ready in ${ms.toFixed(0)} ms`);
     } catch (e) {
       row([device, "—", "—", "—", "—", `unavailable: ${(e as Error).message.slice(0, 90)}`]);
       continue;
     }
+    const label = graphs.length > 1 || graph !== "auto" ? `${device} ${scorer.graphVariant}` : device;
     try {
       for (const n of ns) {
         const images = Array.from({ length: n }, (_, i) => pngs[i % pngs.length]!);
@@ -192,7 +196,7 @@ async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
         const modelOnly: number[] = [];
         for (let r = 0; r < repeats; r++) modelOnly.push((await time(() => visionOnly(scorer, tensors)))[0]);
         const t = median(e2e);
-        row([device, n, t, median(modelOnly), (n / t) * 1000, ""]);
+        row([label, n, t, median(modelOnly), (n / t) * 1000, ""]);
       }
     } finally {
       await scorer.dispose();

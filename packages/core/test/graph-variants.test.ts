@@ -173,7 +173,10 @@ describe("fused graph variant (tiny CLIP, ORT CPU)", () => {
 
   it("BAD CALL - Scorer.create with graph 'fused' on a model converted without it: BAD_INPUT naming --graph", async () => {
     const out = path.join(tmp, "standard-only");
+    await convertModel(tinyClipDir, { out });
+    // Converting again without the fused variant removes the earlier conversion's fused files.
     await convertModel(tinyClipDir, { out, variants: ["standard"] });
+    expect((await readdir(out)).sort()).toEqual(["pickrank.json", "text.onnx", "tokenizer", "vision.onnx"]);
     expect((await readManifest(out)).fused).toBeUndefined();
     const err = await Scorer.create({ model: out, device: "cpu", graph: "fused" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PickrankError);

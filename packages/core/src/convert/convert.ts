@@ -384,6 +384,14 @@ function shareStored(graph: GraphDef, placed: PlacedTensors): GraphDef {
   return { ...graph, initializers };
 }
 
+/**
+ * When the fused variant is written too, the standard graphs put their weights in external data files
+ * past this many bytes (instead of DEFAULT_EXTERNAL_DATA_THRESHOLD), so the fused graphs reference the
+ * same bytes instead of a copy: PickScore's fp16 text graph (0.7 GB) would otherwise be on disk twice.
+ * The tiny test model (6 MB) stays inline.
+ */
+export const SHARED_WEIGHTS_THRESHOLD = 64 << 20;
+
 const GRAPH_FILES: Record<GraphVariant, { text: string; vision: string }> = {
   standard: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
   fused: { text: FUSED_TEXT_GRAPH_FILE, vision: FUSED_VISION_GRAPH_FILE },
@@ -500,18 +508,24 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
     await rm(path.join(out, MANIFEST_FILE), { force: true });
 
     const placed: PlacedTensors = new Map();
+    // With a second variant to share them, large weights go to data files at a lower threshold.
+    const standardThreshold = variants.length > 1 ? Math.min(threshold, SHARED_WEIGHTS_THRESHOLD) : threshold;
     for (const b of built) {
       for (const tower of ["text", "vision"] as const) {
         const graph = b.variant === "standard" ? b[tower] : shareStored(b[tower], placed);
         await writeGraph(out, GRAPH_FILES[b.variant][tower], modelDef(graph, dtype, b.variant), {
           stage: b.variant === "standard" ? tower : `${tower} (${b.variant})`,
-          threshold,
+          threshold: b.variant === "standard" ? standardThreshold : threshold,
           placed,
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
       }
     }
 
+    if (!variants.includes("fused")) {
+      // A fused variant left by an earlier conversion would be stale (and may reference replaced data files).
+      for (const f of Object.values(GRAPH_FILES.fused)) for (const g of [f, `${f}.data`]) await rm(path.join(out, g), { force: true });
+    }
     opts.onProgress?.({ stage: "tokenizer", done: 0, total: 1 });
     await copyTokenizer(hfDir, out, opts.tokenizerDir);
     opts.onProgress?.({ stage: "tokenizer", done: 1, total: 1 });
