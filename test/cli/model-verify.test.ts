@@ -43,7 +43,7 @@ describe("pickrank model convert --dtype int8 / model verify", () => {
     const c = await runCli(["model", "convert", tinyClipDir, "--out", int8, "--dtype", "int8"]);
     expect(c.code, c.stderr).toBe(0);
     const m = await readManifest(int8);
-    expect([m.dtype, m.fused]).toEqual(["int8", undefined]);
+    expect([m.dtype, m.variants]).toEqual(["int8", undefined]);
 
     const prompts = ["a photo of a cat", "an oil painting of a lighthouse"];
     const args = ["model", "verify", "--model", int8, "--reference", fp32, ...prompts.flatMap((p) => ["--prompt", p]), images];
@@ -76,7 +76,7 @@ describe("pickrank model convert --dtype int8 / model verify", () => {
     const out = path.join(tmp, "nofused");
     const c = await runCli(["model", "convert", tinyClipDir, "--out", out, "--no-fused"]);
     expect(c.code, c.stderr).toBe(0);
-    expect((await readManifest(out)).fused).toBeUndefined();
+    expect((await readManifest(out)).variants).toBeUndefined();
   });
 
   it("BAD CALL - verify without --prompt, and with --dtype int4 on convert: usage errors (exit 2) naming the flag", async () => {

@@ -71,12 +71,9 @@ async function runPickrank(label: string, dir: string, graph: string, o: Scoring
   });
   const r = JSON.parse(stdout.trim().split("\n").pop()!) as ScoringResult & { graph: string };
   const m = await readManifest(dir);
-  const files = r.graph === "fused" && m.fused ? [m.fused.vision, m.fused.text, m.graphs.vision, m.graphs.text] : [m.graphs.vision, m.graphs.text];
-  // The fused graphs reference the standard graphs' data files: count those once, not the standard .onnx files.
-  const bytes =
-    r.graph === "fused" && m.fused
-      ? (await graphBytes(dir, files)) - (await graphBytes(dir, [m.graphs.vision, m.graphs.text])) + (await dataBytes(dir, m.graphs))
-      : await graphBytes(dir, files);
+  const v = r.graph === "standard" ? undefined : m.variants?.[r.graph as "fused" | "fused-no-mha"];
+  // A fused variant reads its own files and the standard graphs' data files (the weights it shares).
+  const bytes = v ? (await graphBytes(dir, [v.vision, v.text])) + (await dataBytes(dir, m.graphs)) : await graphBytes(dir, [m.graphs.vision, m.graphs.text]);
   return { ...r, label, diskBytes: bytes };
 }
 
@@ -117,6 +114,7 @@ export async function benchScoringVariants(o: ScoringBenchOptions): Promise<Scor
   const configs: [string, string | undefined, string][] = [
     ["pickrank fp32", o.models.fp32, "standard"],
     ["pickrank fp32 fused", o.models.fp32, "fused"],
+    ["pickrank fp32 fused-no-mha", o.models.fp32, "fused-no-mha"],
     ["pickrank fp16", o.models.fp16, "standard"],
     ["pickrank int8", o.models.int8, "standard"],
   ];

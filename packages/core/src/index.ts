@@ -104,7 +104,7 @@ export type { ModelManifest, GraphVariantRequest } from "./model/manifest.ts";
  * fused variant on WebGPU and CUDA when the model has it, the standard graphs on the CPU). Throws BAD_INPUT
  * for "fused" on a model without it. `CONVERT_DTYPES`, `GRAPH_VARIANTS`: what convertModel writes.
  */
-export { graphsForDevice } from "./model/manifest.ts";
+export { graphsForDevice, FUSED_BY_DEVICE } from "./model/manifest.ts";
 export { CONVERT_DTYPES } from "./convert/convert.ts";
 export { GRAPH_VARIANTS } from "./convert/clip-graph.ts";
 /** Graph dtypes ("fp32" | "fp16" | "int8") and variants ("standard" | "fused"). */

@@ -40,8 +40,8 @@ export interface ScorerOptions {
   /** CPU provider threads. */
   threads?: number;
   /**
-   * Graph variant: "auto" (default) runs the fused graphs on WebGPU and CUDA when the model has them and the
-   * standard ones on the CPU (graphsForDevice); "standard" or "fused" force one (BAD_INPUT when absent).
+   * Graph variant: "auto" (default) runs the fused graphs on CUDA and WebGPU when the model has them and the
+   * standard ones on the CPU (graphsForDevice, FUSED_BY_DEVICE); a variant's name forces it (BAD_INPUT when absent).
    */
   graph?: GraphVariantRequest;
   /** Prompts whose text embedding is kept. Default 1024. */
@@ -111,7 +111,7 @@ export class Scorer {
   readonly logitScale: number;
   readonly batchSize: number;
   /** The graph variant the sessions run ("fused" on WebGPU/CUDA when the model has it, see ScorerOptions.graph). */
-  readonly graphVariant: "standard" | "fused";
+  readonly graphVariant: "standard" | "fused" | "fused-no-mha";
 
   readonly #text: GraphSession;
   readonly #vision: GraphSession;
@@ -129,7 +129,7 @@ export class Scorer {
     tokenizer: ClipTokenizer;
     text: GraphSession;
     vision: GraphSession;
-    graphVariant: "standard" | "fused";
+    graphVariant: "standard" | "fused" | "fused-no-mha";
     report: DeviceReport;
     batchSize: number;
     concurrency: number;
@@ -170,7 +170,9 @@ export class Scorer {
     const tokenizer = await ClipTokenizer.fromDir(path.join(modelDir, manifest.tokenizer.dir));
     const sessionOpts = opts.threads === undefined ? {} : { threads: opts.threads };
     const graph = opts.graph ?? "auto";
-    if (!["auto", "standard", "fused"].includes(graph)) throw invalidParameter("graph", '"auto", "standard" or "fused"', graph);
+    if (!["auto", "standard", "fused", "fused-no-mha"].includes(graph)) {
+      throw invalidParameter("graph", '"auto", "standard", "fused" or "fused-no-mha"', graph);
+    }
     const { value, report } = await openOnDevice(device, async (d) => {
       const files = graphsForDevice(manifest, d, graph);
       const text = await openSession(path.join(modelDir, files.text), d, sessionOpts);

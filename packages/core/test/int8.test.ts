@@ -75,7 +75,7 @@ describe("int8 graphs (tiny CLIP, ORT CPU)", () => {
   it("writes dtype int8, the standard variant only, every encoder linear as DynamicQuantizeMatMul", async () => {
     const m = await readManifest(path.join(tmp, "int8"));
     expect(m.dtype).toBe("int8");
-    expect(m.fused).toBeUndefined();
+    expect(m.variants).toBeUndefined();
     for (const tower of ["text", "vision"]) {
       const ops = await countOpTypes(path.join(tmp, "int8", `${tower}.onnx`));
       // 2 layers × (q, k, v, out, fc1, fc2); float MatMuls left: 2 per layer in attention + the projection.

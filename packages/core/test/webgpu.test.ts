@@ -113,14 +113,25 @@ describe.runIf(icd || required)(title + why, { timeout: SWIFTSHADER_TIMEOUT_MS }
     expect(bestImagePerPrompt(s.logitsPerImage, ref)).toEqual(bestImagePerPrompt(ref.logits_per_image.flat(), ref));
   });
 
-  it("fused fp32 graphs (MultiHeadAttention, SkipLayerNormalization, BiasGelu) on WebGPU hold the fp32 bounds of tolerances.ts", async () => {
-    const o = await runTiny(path.join(tmp, "fp32"), ref, "webgpu", { text: "text.fused.onnx", vision: "vision.fused.onnx" });
-    const errors = referenceErrors(o, ref);
-    console.log("webgpu fused fp32 max relative error per output:", JSON.stringify(errors));
+  it("fused-no-mha fp32 graphs (SkipLayerNormalization, BiasGelu) on WebGPU hold the fp32 bounds of tolerances.ts", async () => {
+    const files = { text: "text.fused-no-mha.onnx", vision: "vision.fused-no-mha.onnx" };
+    const errors = referenceErrors(await runTiny(path.join(tmp, "fp32"), ref, "webgpu", files), ref);
+    console.log("webgpu fused-no-mha fp32 max relative error per output:", JSON.stringify(errors));
     for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(parityBound("fp32", k));
   });
 
-  it("the WebGPU provider takes every com.microsoft node of the fused graphs (none falls back to the CPU)", async () => {
+  it("KNOWN FAULT - WebGPU's MultiHeadAttention misses the reference (why auto gives WebGPU fused-no-mha, see FUSED_BY_DEVICE)", async () => {
+    // onnxruntime-node 1.30 on SwiftShader: the fused graphs' text embeddings are off by 0.36 relative (77 tokens),
+    // the image embeddings by 2.4e-3 (257 tokens); the same graphs on the CPU provider hold the fp32 bounds
+    // (graph-variants.test.ts), and so do SkipLayerNormalization and BiasGelu here (test above). When this
+    // fails, the kernel was fixed: give WebGPU the "fused" variant in FUSED_BY_DEVICE and replace this test.
+    const files = { text: "text.fused.onnx", vision: "vision.fused.onnx" };
+    const errors = referenceErrors(await runTiny(path.join(tmp, "fp32"), ref, "webgpu", files), ref);
+    console.log("webgpu fused (MultiHeadAttention) fp32 max relative error per output:", JSON.stringify(errors));
+    expect(errors.text_embeds_unnormalized).toBeGreaterThan(1e-2);
+  });
+
+  it("the WebGPU provider takes every com.microsoft node of the fused graphs (none falls back to the CPU): the ops exist there", async () => {
     for (const file of ["vision.fused.onnx", "text.fused.onnx"]) {
       const { stderr } = await promisify(execFile)(
         process.execPath,

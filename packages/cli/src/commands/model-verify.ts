@@ -19,7 +19,7 @@ interface VerifyCliOptions {
   reference: string;
   prompt: string[];
   device: DeviceOption;
-  graph: "auto" | "standard" | "fused";
+  graph: "auto" | "standard" | "fused" | "fused-no-mha";
   json?: boolean;
 }
 
@@ -38,13 +38,15 @@ export function registerVerify(model: Command, ctx: CommandContext): void {
     .requiredOption("--reference <dir>", "the model to hold it against (the fp32 conversion of the same weights)")
     .requiredOption("--prompt <text>", "a prompt to rank the images for (repeat for several)", collect, [])
     .option("--device <device>", "device for both models: auto, cpu, webgpu or cuda", parseDevice, "cpu")
-    .option("--graph <variant>", "graph variant of --model: auto, standard or fused", "auto")
+    .option("--graph <variant>", "graph variant of --model: auto, standard, fused or fused-no-mha", "auto")
     .option("--json", "print the report as JSON")
     .action(
       action(ctx, async (imageArgs: string[], opts: VerifyCliOptions) => {
         const { verifyModel } = await import("@pickrank/core");
         const { invalidParameter } = await import("@pickrank/contract");
-        if (!["auto", "standard", "fused"].includes(opts.graph)) throw invalidParameter("--graph", "auto, standard or fused", opts.graph);
+        if (!["auto", "standard", "fused", "fused-no-mha"].includes(opts.graph)) {
+          throw invalidParameter("--graph", "auto, standard, fused or fused-no-mha", opts.graph);
+        }
         // commander counts the empty default list as given: the flag is required here.
         if (opts.prompt.length === 0) throw invalidParameter("--prompt", "at least one prompt (repeat --prompt for several)", 0);
         const images = await expandImageArgs(imageArgs);

@@ -32,8 +32,8 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .option("--dtype <dtype>", `weights and compute precision (inputs and outputs stay fp32): ${DTYPE_HELP}`, parseDtype, "fp32")
     .option(
       "--no-fused",
-      "skip the fused graph variant (com.microsoft MultiHeadAttention, SkipLayerNormalization, BiasGelu) that WebGPU and CUDA run; " +
-        "int8 never has it",
+      "skip the fused graph variants (com.microsoft MultiHeadAttention, SkipLayerNormalization, BiasGelu) that CUDA and WebGPU run; " +
+        "int8 never has them",
     )
     .option("--json", "print the manifest as JSON")
     .action(

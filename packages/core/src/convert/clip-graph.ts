@@ -25,9 +25,12 @@ export type GraphDtype = "fp32" | "fp16" | "int8";
  * optimizers fuse themselves. "fused": the com.microsoft kernels written into the graph (MultiHeadAttention
  * on the separate Q/K/V projections, SkipLayerNormalization for each residual sum + next layer norm,
  * BiasGelu with exact erf), for providers whose optimizer does not fuse (WebGPU) or fuses less.
+ * "fused-no-mha": the same without MultiHeadAttention (attention as in "standard"): onnxruntime-node
+ * 1.30's WebGPU MultiHeadAttention is wrong from 32 tokens on (measured on SwiftShader, see
+ * model/manifest.ts FUSED_BY_DEVICE), while its SkipLayerNormalization and BiasGelu hold the fp32 bounds.
  */
-export type GraphVariant = "standard" | "fused";
-export const GRAPH_VARIANTS: readonly GraphVariant[] = ["standard", "fused"];
+export type GraphVariant = "standard" | "fused" | "fused-no-mha";
+export const GRAPH_VARIANTS: readonly GraphVariant[] = ["standard", "fused", "fused-no-mha"];
 
 export interface ClipGraphOptions {
   /** "fp16": fp16 weights and compute, fp32 graph inputs and outputs (Cast at the edges). */
@@ -131,6 +134,11 @@ export interface AttentionSpec {
 
 /** Multi-head self-attention on x [batch, seq, width] → [batch, seq, width]. */
 export function emitAttention(ctx: Ctx, x: string, prefix: string, spec: AttentionSpec): string {
+  return emitLinear(ctx, emitAttentionHeads(ctx, x, prefix, spec), `${prefix}.out_proj`, spec.width, spec.width);
+}
+
+/** Q/K/V projections, per-head scaled dot-product attention (Reshape/Transpose, MatMul, Softmax, MatMul), heads merged. */
+function emitAttentionHeads(ctx: Ctx, x: string, prefix: string, spec: AttentionSpec): string {
   const { g } = ctx;
   const { width, heads } = spec;
   const headDim = width / heads;
@@ -160,10 +168,9 @@ export function emitAttention(ctx: Ctx, x: string, prefix: string, spec: Attenti
   if (spec.mask) scores = g.node("Add", [scores, spec.mask], { name: `${name}/masked` });
   const probs = g.node("Softmax", [scores], { attrs: { axis: attr.int(-1) }, name: `${name}/softmax` });
   const ctxv = g.node("MatMul", [probs, vh], { name: `${name}/context` });
-  const merged = g.node("Reshape", [g.node("Transpose", [ctxv], { attrs: perm([0, 2, 1, 3]), name: `${name}/context_t` }), merge], {
+  return g.node("Reshape", [g.node("Transpose", [ctxv], { attrs: perm([0, 2, 1, 3]), name: `${name}/context_t` }), merge], {
     name: `${name}/merge`,
   });
-  return emitLinear(ctx, merged, `${prefix}.out_proj`, width, width);
 }
 
 export function emitActivation(ctx: Ctx, x: string, act: ClipActivation, name: string): string {
@@ -246,6 +253,13 @@ function emitFusedAttention(ctx: Ctx, x: string, prefix: string, spec: Attention
   return { y: emitMatMul(ctx, attn, `${prefix}.out_proj`, width, width), bias: ctx.weight(`${prefix}.out_proj.bias`, { shape: [width] }) };
 }
 
+/** The standard attention block with the out projection's bias left to the caller's SkipLayerNormalization. */
+function emitUnbiasedAttention(ctx: Ctx, x: string, prefix: string, spec: AttentionSpec): Unbiased {
+  const merged = emitAttentionHeads(ctx, x, prefix, spec);
+  const w = spec.width;
+  return { y: emitMatMul(ctx, merged, `${prefix}.out_proj`, w, w), bias: ctx.weight(`${prefix}.out_proj.bias`, { shape: [w] }) };
+}
+
 /** MLP with BiasGelu (com.microsoft, exact erf GELU of x + bias) for "gelu"; fc2's bias is left to the caller. */
 function emitFusedMlp(ctx: Ctx, x: string, prefix: string, spec: EncoderSpec): Unbiased {
   const { g } = ctx;
@@ -260,7 +274,7 @@ function emitFusedMlp(ctx: Ctx, x: string, prefix: string, spec: EncoderSpec): U
 }
 
 /**
- * `layers` pre-LN encoder layers, fused: each residual sum and the layer norm after it are one
+ * `layers` pre-LN encoder layers, fused (attention as MultiHeadAttention, or unfused for "fused-no-mha"): each residual sum and the layer norm after it are one
  * SkipLayerNormalization (attention + x → layer_norm2; MLP + that sum → the next layer's layer_norm1),
  * so every layer reads its normed input from the previous one's node. The last MLP's sum is a plain Add:
  * what follows it (pooling, then the final norm) is not a per-token norm of the whole sequence.
@@ -279,7 +293,8 @@ function emitFusedEncoder(ctx: Ctx, x: string, prefixOf: (l: number) => string, 
   let h = emitLayerNorm(ctx, x, `${prefixOf(0)}.layer_norm1`, spec.width, spec.eps);
   for (let l = 0; l < layers; l++) {
     const p = prefixOf(l);
-    const a = emitFusedAttention(ctx, h, `${p}.self_attn`, { width: spec.width, heads: spec.heads, ...(spec.mask ? { mask: spec.mask } : {}) });
+    const attn = { width: spec.width, heads: spec.heads, ...(spec.mask ? { mask: spec.mask } : {}) };
+    const a = ctx.opts.variant === "fused-no-mha" ? emitUnbiasedAttention(ctx, h, `${p}.self_attn`, attn) : emitFusedAttention(ctx, h, `${p}.self_attn`, attn);
     const n2 = norm(a, x, `${p}.layer_norm2`);
     const m = emitFusedMlp(ctx, n2.normed, `${p}.mlp`, spec);
     if (l + 1 < layers) {
@@ -296,7 +311,7 @@ function emitFusedEncoder(ctx: Ctx, x: string, prefixOf: (l: number) => string, 
 
 /** The encoder stack in the variant `ctx.opts.variant` asks for. */
 function emitEncoder(ctx: Ctx, x: string, prefixOf: (l: number) => string, layers: number, spec: EncoderSpec): string {
-  if (ctx.opts.variant === "fused") return emitFusedEncoder(ctx, x, prefixOf, layers, spec);
+  if (ctx.opts.variant === "fused" || ctx.opts.variant === "fused-no-mha") return emitFusedEncoder(ctx, x, prefixOf, layers, spec);
   for (let l = 0; l < layers; l++) x = emitEncoderLayer(ctx, x, prefixOf(l), spec);
   return x;
 }

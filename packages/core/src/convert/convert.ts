@@ -42,7 +42,7 @@ export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 export const TEXT_GRAPH_FILE = "text.onnx";
 export const VISION_GRAPH_FILE = "vision.onnx";
-/** The fused variant's graphs, beside the standard ones (their large weights stored once, in the standard graphs' data files). */
+/** The fused variants' graphs, beside the standard ones (their large weights stored once, in the standard graphs' data files). */
 export const FUSED_TEXT_GRAPH_FILE = "text.fused.onnx";
 export const FUSED_VISION_GRAPH_FILE = "vision.fused.onnx";
 /** The dtypes convertModel writes. */
@@ -73,8 +73,8 @@ export interface ConvertOptions {
   /** "fp32" (default), "fp16", or "int8" (CPU: encoder MatMul weights int8 per output channel, see clip-graph.ts). */
   dtype?: GraphDtype;
   /**
-   * Graph variants to write: "standard" always; "fused" (com.microsoft kernels for WebGPU/CUDA) by default
-   * for fp32 and fp16, never for int8 (whose kernels are the CPU's).
+   * Graph variants to write: "standard" always; "fused" and "fused-no-mha" (com.microsoft kernels for CUDA
+   * and WebGPU) by default for fp32 and fp16, never for int8 (whose kernels are the CPU's).
    */
   variants?: GraphVariant[];
   /** Provenance for the manifest; when `files` lists model.safetensors with a sha256 (the hub verified it), hashing is skipped. */
@@ -395,15 +395,16 @@ export const SHARED_WEIGHTS_THRESHOLD = 64 << 20;
 const GRAPH_FILES: Record<GraphVariant, { text: string; vision: string }> = {
   standard: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
   fused: { text: FUSED_TEXT_GRAPH_FILE, vision: FUSED_VISION_GRAPH_FILE },
+  "fused-no-mha": { text: "text.fused-no-mha.onnx", vision: "vision.fused-no-mha.onnx" },
 };
 
 /** The variants to write: "standard" first (the fused graphs reference its data files), validated. */
 function convertVariants(dtype: GraphDtype, asked: GraphVariant[] | undefined): GraphVariant[] {
-  const wanted = asked ?? (dtype === "int8" ? ["standard"] : ["standard", "fused"]);
+  const wanted = asked ?? (dtype === "int8" ? ["standard"] : GRAPH_VARIANTS);
   if (!Array.isArray(wanted) || wanted.some((v) => !GRAPH_VARIANTS.includes(v))) {
     throw invalidParameter("variants", `a list of ${GRAPH_VARIANTS.map((v) => `"${v}"`).join(", ")}`, asked);
   }
-  if (dtype === "int8" && wanted.includes("fused")) {
+  if (dtype === "int8" && wanted.some((v) => v !== "standard")) {
     throw invalidParameter("variants", 'only "standard" with dtype "int8" (its DynamicQuantizeMatMul kernels are the CPU provider\'s)', asked);
   }
   return ["standard", ...GRAPH_VARIANTS.filter((v) => v !== "standard" && wanted.includes(v))];
@@ -522,9 +523,9 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
       }
     }
 
-    if (!variants.includes("fused")) {
-      // A fused variant left by an earlier conversion would be stale (and may reference replaced data files).
-      for (const f of Object.values(GRAPH_FILES.fused)) for (const g of [f, `${f}.data`]) await rm(path.join(out, g), { force: true });
+    for (const v of GRAPH_VARIANTS.filter((v) => !variants.includes(v))) {
+      // A variant left by an earlier conversion would be stale (and may reference replaced data files).
+      for (const f of Object.values(GRAPH_FILES[v])) for (const g of [f, `${f}.data`]) await rm(path.join(out, g), { force: true });
     }
     opts.onProgress?.({ stage: "tokenizer", done: 0, total: 1 });
     await copyTokenizer(hfDir, out, opts.tokenizerDir);
@@ -562,7 +563,9 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
         preprocess: await preprocessSettings(hfDir, cfg),
         tokenizer: { dir: TOKENIZER_DIR },
         graphs: GRAPH_FILES.standard,
-        ...(variants.includes("fused") ? { fused: GRAPH_FILES.fused } : {}),
+        ...(variants.length > 1
+          ? { variants: Object.fromEntries(variants.filter((v) => v !== "standard").map((v) => [v, GRAPH_FILES[v]])) }
+          : {}),
         createdAt: new Date().toISOString(),
         converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, ${variants.join(" + ")} ops)`,
       } satisfies ModelManifest,

@@ -47,7 +47,9 @@ export const ManifestSchema = z.object({
   }),
   tokenizer: z.object({ dir: relPath }),
   graphs: z.object({ text: relPath, vision: relPath }),
-  fused: z.object({ text: relPath, vision: relPath }).optional(),
+  variants: z
+    .object({ fused: z.object({ text: relPath, vision: relPath }).optional(), "fused-no-mha": z.object({ text: relPath, vision: relPath }).optional() })
+    .optional(),
   createdAt: z.string(),
   converter: z.string(),
 });
@@ -70,8 +72,11 @@ export interface ModelManifest {
   tokenizer: { dir: string };
   /** The standard graphs (ai.onnx operators only), which every device runs. */
   graphs: { text: string; vision: string };
-  /** The fused variant (com.microsoft MultiHeadAttention, SkipLayerNormalization, BiasGelu), when written. */
-  fused?: { text: string; vision: string };
+  /**
+   * The other graph variants, when written: "fused" (com.microsoft MultiHeadAttention, SkipLayerNormalization,
+   * BiasGelu) and "fused-no-mha" (the same but attention), see convert/clip-graph.ts GraphVariant.
+   */
+  variants?: { fused?: { text: string; vision: string }; "fused-no-mha"?: { text: string; vision: string } };
   createdAt: string;
   converter: string;
 }
@@ -120,7 +125,7 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   }
   const m = parseManifest(raw, file);
   const missing: string[] = [];
-  const graphFiles = [m.graphs.text, m.graphs.vision, ...(m.fused ? [m.fused.text, m.fused.vision] : [])];
+  const graphFiles = [m.graphs, ...Object.values(m.variants ?? {})].flatMap((g) => [g.text, g.vision]);
   for (const g of graphFiles) if (!(await exists(path.join(dir, g)))) missing.push(g);
   if (!(await exists(path.join(dir, m.tokenizer.dir)))) missing.push(`${m.tokenizer.dir}/`);
   if (missing.length) {
@@ -132,32 +137,47 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
 }
 
 /** Which graph variant a session uses: "auto" picks per device (see graphsForDevice). */
-export type GraphVariantRequest = "auto" | "standard" | "fused";
+export type GraphVariantRequest = "auto" | "standard" | "fused" | "fused-no-mha";
 
 /**
- * Devices that get the fused variant under "auto". WebGPU: ONNX Runtime registers its attention,
- * SkipLayerNormalization and Gelu fusions for the CPU and CUDA providers only, so the standard graph runs
- * there as ~1,000 small kernels, while the WebGPU provider has MultiHeadAttention, SkipLayerNormalization
- * and BiasGelu kernels. CUDA: its optimizer does not fuse our attention pattern (per-head Reshape/Transpose
- * around two MatMuls) either. The CPU keeps the standard graph: measured fastest there (docs/benchmarks.md).
+ * The variants "auto" tries per device, in order; the first the model has is used, else "standard".
+ * CUDA: "fused" (its optimizer does not fuse our attention pattern, per-head Reshape/Transpose around two
+ * MatMuls). WebGPU: "fused-no-mha". ORT registers its online fusions for the CPU and CUDA providers
+ * only, so the standard graph runs on WebGPU as ~1,000 small kernels; its SkipLayerNormalization and BiasGelu
+ * kernels hold the fp32 bounds, but its MultiHeadAttention (onnxruntime-node 1.30, measured on SwiftShader)
+ * is wrong from 32 tokens on (0.08 absolute at 32 … 257 tokens against the CPU kernel, exact up to 17; the
+ * tiny CLIP's text embeddings off by 0.36 relative), so WebGPU keeps unfused attention until a GPU run of
+ * bench/gpu shows the kernel right there. The CPU keeps the standard graph: measured fastest there.
  */
-export const FUSED_BY_DEFAULT: ReadonlySet<string> = new Set(["webgpu", "cuda"]);
+export const FUSED_BY_DEVICE: Readonly<Record<string, readonly ("fused" | "fused-no-mha")[]>> = {
+  cuda: ["fused", "fused-no-mha"],
+  webgpu: ["fused-no-mha"],
+  cpu: [],
+};
 
 /**
- * The graphs (paths relative to the model folder) and their variant for `device`: the fused ones when
- * asked for, or under "auto" on a FUSED_BY_DEFAULT device, when the model has them; the standard ones
- * otherwise. BAD_INPUT when "fused" is asked of a model converted without it.
+ * The graphs (paths relative to the model folder) and their variant for `device`: the one asked for, or
+ * under "auto" the first of FUSED_BY_DEVICE[device] the model has, else the standard ones. BAD_INPUT
+ * when a variant is asked of a model converted without it (naming --graph).
  */
 export function graphsForDevice(
   m: ModelManifest,
   device: string,
   request: GraphVariantRequest = "auto",
-): { variant: "standard" | "fused"; text: string; vision: string } {
-  if (request === "fused" && !m.fused) {
-    throw new PickrankError("BAD_INPUT", "Expected a model converted with the fused graph variant for --graph fused but this one has none", {
-      details: { option: "--graph" },
-    });
+): { variant: "standard" | "fused" | "fused-no-mha"; text: string; vision: string } {
+  if (request === "standard") return { variant: "standard", ...m.graphs };
+  if (request !== "auto") {
+    const g = m.variants?.[request];
+    if (!g) {
+      throw new PickrankError("BAD_INPUT", `Expected a model converted with the ${request} graph variant for --graph ${request} but this one has none`, {
+        details: { option: "--graph", variants: Object.keys(m.variants ?? {}) },
+      });
+    }
+    return { variant: request, ...g };
   }
-  const fused = m.fused && (request === "fused" || (request === "auto" && FUSED_BY_DEFAULT.has(device)));
-  return fused ? { variant: "fused", ...m.fused! } : { variant: "standard", ...m.graphs };
+  for (const v of FUSED_BY_DEVICE[device] ?? []) {
+    const g = m.variants?.[v];
+    if (g) return { variant: v, ...g };
+  }
+  return { variant: "standard", ...m.graphs };
 }

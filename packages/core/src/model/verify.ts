@@ -129,7 +129,7 @@ export interface VerifyOptions {
   images: readonly ImageInput[];
   device?: DeviceRequest;
   /** Graph variant for the model under test (default "auto"); the reference runs its standard graphs. */
-  graph?: "auto" | "standard" | "fused";
+  graph?: "auto" | "standard" | "fused" | "fused-no-mha";
 }
 
 /**
@@ -140,7 +140,7 @@ export interface VerifyOptions {
 export async function verifyModel(opts: VerifyOptions): Promise<FidelityReport & { device: string; graphVariant: string }> {
   if (!opts.prompts.length) throw invalidParameter("prompts", "at least one prompt", opts.prompts.length);
   if (!opts.images.length) throw invalidParameter("images", "at least one image", opts.images.length);
-  const embed = async (model: string, graph: "auto" | "standard" | "fused") => {
+  const embed = async (model: string, graph: NonNullable<VerifyOptions["graph"]>) => {
     const scorer = await Scorer.create({ model, device: opts.device ?? "cpu", graph });
     try {
       const text: Float32Array[] = [];
