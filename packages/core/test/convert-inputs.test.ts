@@ -380,9 +380,9 @@ describe("convertModel bad inputs", () => {
   });
 
   it("convertModel: bad options are BAD_INPUT", async () => {
-    await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x14"), dtype: "int8" as "fp16" })).rejects.toMatchObject({
+    await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x14"), dtype: "int4" as "fp16" })).rejects.toMatchObject({
       code: "BAD_INPUT",
-      message: 'Expected "fp32" or "fp16" for dtype but received "int8" of type string',
+      message: 'Expected "fp32", "fp16" or "int8" for dtype but received "int4" of type string',
     });
     await expect(convertModel(tinyClipDir, { out: "" })).rejects.toMatchObject({ code: "BAD_INPUT" });
     await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x15"), tokenizerDir: tmp })).rejects.toMatchObject({
@@ -414,7 +414,7 @@ describe("readManifest", () => {
     const m = JSON.parse(await readFile(path.join(out, "pickrank.json"), "utf8")) as Record<string, unknown>;
     await writeFile(
       path.join(out, "pickrank.json"),
-      JSON.stringify({ ...m, dtype: "int8", graphs: { text: "../x.onnx", vision: "vision.onnx" } }),
+      JSON.stringify({ ...m, dtype: "int4", graphs: { text: "../x.onnx", vision: "vision.onnx" } }),
     );
     await expectBadModel(readManifest(out), /dtype/, /graphs\.text: expected a path relative to the model folder/);
   });

@@ -143,7 +143,8 @@ describe("fused graph variant (tiny CLIP, ORT CPU)", () => {
     const out = path.join(tmp, "ext");
     await convertModel(tinyClipDir, { out, externalDataThreshold: 0 });
     const files = (await readdir(out)).sort();
-    // text.fused.onnx.data: the causal mask, 4-D for MultiHeadAttention ([1, 1, 77, 77]) where the standard graph's is [77, 77].
+    // text.fused.onnx.data: the causal mask, 4-D for MultiHeadAttention ([1, 1, 77, 77]) where the standard graph's is [77, 77]
+    // (fused-no-mha shares the standard one).
     expect(files).toEqual([
       "pickrank.json",
       "text.fused-no-mha.onnx",

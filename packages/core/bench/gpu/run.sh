@@ -173,17 +173,18 @@ probe="$WORK/onnx-probe"
 rm -rf "$WORK/hf-probe" "$probe" "$probe-fp16"
 when $node_ok "node did not start" "probe model" 60 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size small --out "$WORK/hf-probe" && probe_made=1
 when $probe_made "no probe checkpoint" "probe convert" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe" && probe_ok=1
-when $probe_ok "no probe model" "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto --against "$probe"
+when $probe_ok "no probe model" "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto --graphs auto,fused --against "$probe"
 # fp16 kernels on the GPU against fp32 on the CPU, same weights: numbers the CPU machines cannot give.
 when $probe_made "no probe checkpoint" "probe convert fp16" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe-fp16" --dtype fp16 &&
-  when $probe_ok "no probe model" "parity fp16 webgpu (small)" 60 - "${ts[@]}" "$here/probe.ts" --model "$probe-fp16" --devices webgpu --against "$probe"
+  when $probe_ok "no probe model" "parity fp16 webgpu (small)" 60 - "${ts[@]}" "$here/probe.ts" --model "$probe-fp16" --devices webgpu --graphs auto,fused,standard --against "$probe"
 # ---- 4. benchmarks: WebGPU fp16 first (the figures that are missing), the slow CPU last and short ---
-# Fused against standard graphs in the same process (bench.ts --graphs): end to end (PNG bytes → scores)
-# and the vision graph alone, N = 8 and 32; then the vision tower at batch 64.
+# Fused (fused-no-mha: what auto runs on WebGPU; fused: with MultiHeadAttention, which misses the reference on
+# SwiftShader, see the parity probes above) against standard graphs in the same process (bench.ts --graphs):
+# end to end (PNG bytes → scores) and the vision graph alone, N = 8 and 32; then the vision tower at batch 64.
 when $have_fp16 "no fp16 model" "bench fp16 webgpu fused vs standard" 200 "$OUT/bench-fp16-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts \
-  --model "$fp16" --devices webgpu --graphs fused,standard --n 8,32 --repeats 3 --skip-preprocess
+  --model "$fp16" --devices webgpu --graphs fused-no-mha,fused,standard --n 8,32 --repeats 3 --skip-preprocess
 when $have_fp16 "no fp16 model" "vision batch 64 fp16 webgpu" 150 "$OUT/bench-fp16-webgpu-b64.md" "${ts[@]}" packages/core/bench/bench.ts \
-  --model "$fp16" --devices webgpu --graphs fused,standard --n 64 --batch-size 64 --repeats 3 --skip-preprocess
+  --model "$fp16" --devices webgpu --graphs fused-no-mha,fused,standard --n 64 --batch-size 64 --repeats 3 --skip-preprocess
 # The references need the GPU's python, not node: they run even when node could not start.
 ref=""
 for c in "$repo/../shared/fixtures/pickscore-reference/generator/ref_timing.py" \
@@ -202,10 +203,10 @@ else
   cat "$WORK/torch-vision.txt" "$WORK/ref-e2e.txt" >"$OUT/ref-timing.txt" 2>/dev/null
 fi
 when $made "no checkpoint" "convert fp32" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp32" && have_fp32=1
-when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --graphs fused,standard --n 8,32 --repeats 3 --skip-preprocess
+when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --graphs fused-no-mha,fused,standard --n 8,32 --repeats 3 --skip-preprocess
 # The full-depth fp16 error (32 vision layers): last, as it loads the fp32 model on the CPU too.
 both=$((have_fp16 && have_fp32))
-when $both "no fp16 or fp32 model" "parity fp16 webgpu (pickscore size)" 150 - "${ts[@]}" "$here/probe.ts" --model "$fp16" --devices webgpu --against "$fp32" --images 4
+when $both "no fp16 or fp32 model" "parity fp16 webgpu (pickscore size)" 150 - "${ts[@]}" "$here/probe.ts" --model "$fp16" --devices webgpu --graphs auto,fused --against "$fp32" --images 4
 when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1 --skip-preprocess
 
 # ---- 5. summary ---------------------------------------------------------------------------------

@@ -410,12 +410,15 @@ function convertVariants(dtype: GraphDtype, asked: GraphVariant[] | undefined): 
   return ["standard", ...GRAPH_VARIANTS.filter((v) => v !== "standard" && wanted.includes(v))];
 }
 
-/** Writes one graph (progress in bytes of weights), recording where its external tensors went in `placed`. */
+/**
+ * Writes one graph (progress in bytes of weights); with `record` (the standard graphs), where its external
+ * tensors went goes into `placed`, for the variants to reference (only the standard graphs' files are shared).
+ */
 async function writeGraph(
   out: string,
   file: string,
   model: ModelDef,
-  o: { stage: string; threshold: number; placed: PlacedTensors; onProgress?: (p: ConvertProgress) => void },
+  o: { stage: string; threshold: number; placed: PlacedTensors; record: boolean; onProgress?: (p: ConvertProgress) => void },
 ): Promise<void> {
   const inits = model.graph.initializers;
   const total = inits.reduce((a, t) => a + (t.stored ? 0 : t.byteLength), 0);
@@ -429,6 +432,7 @@ async function writeGraph(
       o.onProgress?.({ stage: o.stage, done, total });
     },
   });
+  if (!o.record) return;
   const location = res.externalData ? path.basename(res.externalData.file) : undefined;
   for (const [name, at] of res.externalData?.placed ?? []) {
     const t = inits.find((i) => i.name === name)!;
@@ -518,6 +522,7 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
           stage: b.variant === "standard" ? tower : `${tower} (${b.variant})`,
           threshold: b.variant === "standard" ? standardThreshold : threshold,
           placed,
+          record: b.variant === "standard",
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
       }
