@@ -73,7 +73,9 @@ async function runPickrank(label: string, dir: string, graph: string, o: Scoring
   const m = await readManifest(dir);
   const v = r.graph === "standard" ? undefined : m.variants?.[r.graph as "fused" | "fused-no-mha"];
   // A fused variant reads its own files and the standard graphs' data files (the weights it shares).
-  const bytes = v ? (await graphBytes(dir, [v.vision, v.text])) + (await dataBytes(dir, m.graphs)) : await graphBytes(dir, [m.graphs.vision, m.graphs.text]);
+  const bytes = v
+    ? (await graphBytes(dir, [v.vision, v.text])) + (await dataBytes(dir, m.graphs))
+    : await graphBytes(dir, [m.graphs.vision, m.graphs.text]);
   return { ...r, label, diskBytes: bytes };
 }
 
@@ -88,7 +90,10 @@ async function runTorch(mode: string, o: ScoringBenchOptions, prefix: string, bl
   const out = path.join(o.tmp, `torch-${mode}.json`);
   const env = { ...process.env, ...(blasDir ? { LD_LIBRARY_PATH: blasDir } : {}) };
   const args = [path.join(SHARED_BENCH, "clip_torch.py"), "--hf", o.hf!, "--inputs", prefix, "--ns", o.ns.join(","), "--mode", mode];
-  await run(PYTHON, [...args, "--threads", String(o.threads), "--repeats", String(o.repeats), "--out", out], { env, maxBuffer: MAX_BUFFER });
+  await run(PYTHON, [...args, "--threads", String(o.threads), "--repeats", String(o.repeats), "--out", out], {
+    env,
+    maxBuffer: MAX_BUFFER,
+  });
   const r = JSON.parse(await (await import("node:fs/promises")).readFile(out, "utf8")) as {
     load_s: number;
     rows: { n: number; ms: number; scores: number[] }[];
@@ -155,7 +160,13 @@ function printTables(results: ScoringResult[], o: ScoringBenchOptions, blas: str
     `\nScoring on the CPU: vision tower, batches of 8, ms per image (median of ${o.repeats}); ratio = torch ms / ours (> 1: faster than torch)` +
       `${blas ? `; torch on OpenBLAS (${blas})` : "; torch on the BLAS it links"}`,
   );
-  const head = ["config", ...o.ns.flatMap((n) => [`N=${n} ms/img`, `vs torch fp32`, `vs torch bf16`]), "start-up s", "peak RSS MB", "disk MB"];
+  const head = [
+    "config",
+    ...o.ns.flatMap((n) => [`N=${n} ms/img`, `vs torch fp32`, `vs torch bf16`]),
+    "start-up s",
+    "peak RSS MB",
+    "disk MB",
+  ];
   console.log(`| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
   for (const r of results) {
     const cells = o.ns.flatMap((n) => {

@@ -110,7 +110,10 @@ describe("fused graph variant (tiny CLIP, ORT CPU)", () => {
         LAYERS,
       ]);
       const standard = await countOpTypes(path.join(tmp, "fp32", `${tower}.onnx`));
-      expect(Object.keys(standard).filter((k) => k.includes(":")), tower).toEqual([]);
+      expect(
+        Object.keys(standard).filter((k) => k.includes(":")),
+        tower,
+      ).toEqual([]);
       expect(standard.Softmax, tower).toBe(LAYERS);
       expect(await opsetImports(path.join(tmp, "fp32", `${tower}.onnx`))).toEqual({ "": 17 });
     }

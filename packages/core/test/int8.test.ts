@@ -124,7 +124,9 @@ describe("int8 graphs (tiny CLIP, ORT CPU)", () => {
   });
 
   it("BAD CALL - convertModel with dtype int8 and the fused variant: BAD_INPUT", async () => {
-    const err = await convertModel(tinyClipDir, { out: path.join(tmp, "bad"), dtype: "int8", variants: ["fused"] }).catch((e: unknown) => e);
+    const err = await convertModel(tinyClipDir, { out: path.join(tmp, "bad"), dtype: "int8", variants: ["fused"] }).catch(
+      (e: unknown) => e,
+    );
     expect((err as PickrankError).code).toBe("BAD_INPUT");
     expect((err as PickrankError).message).toMatch(/int8/);
   });

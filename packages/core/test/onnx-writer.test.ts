@@ -23,7 +23,6 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-
 /** A tensor whose bytes arrive in several chunks, like a streamed weight. */
 function chunkedTensor(name: string, values: Float32Array, dims: number[], chunk = 3): TensorSource {
   return {

@@ -52,32 +52,68 @@ const PROBS_WHY = "softmax over the images of a prompt: the spread of absolute l
 const FP32: Record<ParityOutput, Tolerance> = {
   text_embeds_unnormalized: {
     bound: 3e-6,
-    measured: { cpu: 4.3e-7, "webgpu-swiftshader": 7.4e-7, "cpu fused": 4.9e-7, "cpu fused-no-mha": 5.8e-7, "webgpu-swiftshader fused-no-mha": 7.4e-7 },
+    measured: {
+      cpu: 4.3e-7,
+      "webgpu-swiftshader": 7.4e-7,
+      "cpu fused": 4.9e-7,
+      "cpu fused-no-mha": 5.8e-7,
+      "webgpu-swiftshader fused-no-mha": 7.4e-7,
+    },
     what: "projected text embeddings (text.onnx output)",
   },
   image_embeds_unnormalized: {
     bound: 3e-6,
-    measured: { cpu: 4.3e-7, "webgpu-swiftshader": 2.6e-7, "cpu fused": 2.6e-7, "cpu fused-no-mha": 3.5e-7, "webgpu-swiftshader fused-no-mha": 2.6e-7 },
+    measured: {
+      cpu: 4.3e-7,
+      "webgpu-swiftshader": 2.6e-7,
+      "cpu fused": 2.6e-7,
+      "cpu fused-no-mha": 3.5e-7,
+      "webgpu-swiftshader fused-no-mha": 2.6e-7,
+    },
     what: "projected image embeddings (vision.onnx output)",
   },
   text_embeds: {
     bound: 3e-6,
-    measured: { cpu: 4.7e-7, "webgpu-swiftshader": 9.3e-7, "cpu Scorer": 4.9e-7, "cpu fused": 5.5e-7, "webgpu-swiftshader fused-no-mha": 8.1e-7 },
+    measured: {
+      cpu: 4.7e-7,
+      "webgpu-swiftshader": 9.3e-7,
+      "cpu Scorer": 4.9e-7,
+      "cpu fused": 5.5e-7,
+      "webgpu-swiftshader fused-no-mha": 8.1e-7,
+    },
     what: "L2-normalized text embeddings",
   },
   image_embeds: {
     bound: 3e-6,
-    measured: { cpu: 3.2e-7, "webgpu-swiftshader": 2.5e-7, "cpu Scorer": 3.4e-7, "cpu fused": 2.1e-7, "webgpu-swiftshader fused-no-mha": 2.6e-7 },
+    measured: {
+      cpu: 3.2e-7,
+      "webgpu-swiftshader": 2.5e-7,
+      "cpu Scorer": 3.4e-7,
+      "cpu fused": 2.1e-7,
+      "webgpu-swiftshader fused-no-mha": 2.6e-7,
+    },
     what: "L2-normalized image embeddings",
   },
   logits_per_image: {
     bound: 3e-6,
-    measured: { cpu: 4.8e-7, "webgpu-swiftshader": 6.4e-7, "cpu Scorer": 4.5e-7, "cpu fused": 4.2e-7, "webgpu-swiftshader fused-no-mha": 7.0e-7 },
+    measured: {
+      cpu: 4.8e-7,
+      "webgpu-swiftshader": 6.4e-7,
+      "cpu Scorer": 4.5e-7,
+      "cpu fused": 4.2e-7,
+      "webgpu-swiftshader fused-no-mha": 7.0e-7,
+    },
     what: "scores: exp(logit_scale) · cos",
   },
   probs_over_images_per_prompt: {
     bound: 2e-5,
-    measured: { cpu: 4.6e-6, "webgpu-swiftshader": 3.0e-6, "cpu Scorer": 4.7e-6, "cpu fused": 3.9e-6, "webgpu-swiftshader fused-no-mha": 2.3e-6 },
+    measured: {
+      cpu: 4.6e-6,
+      "webgpu-swiftshader": 3.0e-6,
+      "cpu Scorer": 4.7e-6,
+      "cpu fused": 3.9e-6,
+      "webgpu-swiftshader fused-no-mha": 2.3e-6,
+    },
     what: `probabilities; ${PROBS_WHY}`,
   },
 };

@@ -135,7 +135,13 @@ describe.runIf(icd || required)(title + why, { timeout: SWIFTSHADER_TIMEOUT_MS }
     for (const file of ["vision.fused.onnx", "text.fused.onnx"]) {
       const { stderr } = await promisify(execFile)(
         process.execPath,
-        ["--conditions=development", "--import", "tsx", path.join(import.meta.dirname, "ort-placement-child.ts"), path.join(tmp, "fp32", file)],
+        [
+          "--conditions=development",
+          "--import",
+          "tsx",
+          path.join(import.meta.dirname, "ort-placement-child.ts"),
+          path.join(tmp, "fp32", file),
+        ],
         { env: process.env, maxBuffer: 64 << 20 },
       );
       // "Node(s) placed on [WebGpuExecutionProvider]. Number of nodes: 35", then "  MultiHeadAttention (name)" lines.

@@ -115,7 +115,10 @@ function describeError(e: unknown): string {
 let failed = 0;
 type Graph = "auto" | "standard" | "fused" | "fused-no-mha";
 const graphs = (values.graphs ?? "auto").split(",").filter(Boolean) as Graph[];
-for (const [device, graph] of (values.devices ?? "").split(",").filter(Boolean).flatMap((d) => graphs.map((g) => [d as DeviceRequest, g] as const))) {
+for (const [device, graph] of (values.devices ?? "")
+  .split(",")
+  .filter(Boolean)
+  .flatMap((d) => graphs.map((g) => [d as DeviceRequest, g] as const))) {
   const t0 = performance.now();
   try {
     const scorer = await Scorer.create({ model: values.model, device, preprocessWorkers: 0, graph });
@@ -127,7 +130,9 @@ for (const [device, graph] of (values.devices ?? "").split(",").filter(Boolean).
         `probe ${what}: OK — ${scorer.describeDevice()}; ready in ${ready.toFixed(0)} ms; scores ${scores.map((s) => s.score.toFixed(4)).join(", ")}`,
       );
       if (reference) {
-        console.log(`parity ${what} (${values.model}) vs cpu fp32 (${values.against}): ${parity(await scoreSet(scorer, parityImages), reference)}`);
+        console.log(
+          `parity ${what} (${values.model}) vs cpu fp32 (${values.against}): ${parity(await scoreSet(scorer, parityImages), reference)}`,
+        );
       }
     } finally {
       await scorer.dispose();

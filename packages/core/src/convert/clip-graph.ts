@@ -270,7 +270,10 @@ function emitFusedMlp(ctx: Ctx, x: string, prefix: string, spec: EncoderSpec): U
     spec.act === "gelu"
       ? g.node("BiasGelu", [h, b1], { domain: MS_DOMAIN, name: `${name}/bias_gelu` })
       : emitActivation(ctx, g.node("Add", [h, b1], { name: `${name}/fc1/add` }), spec.act, `${name}/act`);
-  return { y: emitMatMul(ctx, a, `${prefix}.fc2`, spec.inner, spec.width), bias: ctx.weight(`${prefix}.fc2.bias`, { shape: [spec.width] }) };
+  return {
+    y: emitMatMul(ctx, a, `${prefix}.fc2`, spec.inner, spec.width),
+    bias: ctx.weight(`${prefix}.fc2.bias`, { shape: [spec.width] }),
+  };
 }
 
 /**
@@ -294,7 +297,10 @@ function emitFusedEncoder(ctx: Ctx, x: string, prefixOf: (l: number) => string, 
   for (let l = 0; l < layers; l++) {
     const p = prefixOf(l);
     const attn = { width: spec.width, heads: spec.heads, ...(spec.mask ? { mask: spec.mask } : {}) };
-    const a = ctx.opts.variant === "fused-no-mha" ? emitUnbiasedAttention(ctx, h, `${p}.self_attn`, attn) : emitFusedAttention(ctx, h, `${p}.self_attn`, attn);
+    const a =
+      ctx.opts.variant === "fused-no-mha"
+        ? emitUnbiasedAttention(ctx, h, `${p}.self_attn`, attn)
+        : emitFusedAttention(ctx, h, `${p}.self_attn`, attn);
     const n2 = norm(a, x, `${p}.layer_norm2`);
     const m = emitFusedMlp(ctx, n2.normed, `${p}.mlp`, spec);
     if (l + 1 < layers) {

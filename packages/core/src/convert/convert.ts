@@ -405,7 +405,11 @@ function convertVariants(dtype: GraphDtype, asked: GraphVariant[] | undefined): 
     throw invalidParameter("variants", `a list of ${GRAPH_VARIANTS.map((v) => `"${v}"`).join(", ")}`, asked);
   }
   if (dtype === "int8" && wanted.some((v) => v !== "standard")) {
-    throw invalidParameter("variants", 'only "standard" with dtype "int8" (its DynamicQuantizeMatMul kernels are the CPU provider\'s)', asked);
+    throw invalidParameter(
+      "variants",
+      'only "standard" with dtype "int8" (its DynamicQuantizeMatMul kernels are the CPU provider\'s)',
+      asked,
+    );
   }
   return ["standard", ...GRAPH_VARIANTS.filter((v) => v !== "standard" && wanted.includes(v))];
 }

@@ -36,7 +36,7 @@ export function quantizePerChannel(w: Float32Array, rows: number, cols: number):
     scales[r] = scale;
     for (let c = 0; c < cols; c++) {
       const q = rint(w[base + c]! / scale);
-      valuesT[c * rows + r] = q > 127 ? 127 : q < -127 ? -127 : q;
+      valuesT[c * rows + r] = Math.min(127, Math.max(-127, q));
     }
   }
   return { valuesT, scales };

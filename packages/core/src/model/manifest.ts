@@ -48,7 +48,10 @@ export const ManifestSchema = z.object({
   tokenizer: z.object({ dir: relPath }),
   graphs: z.object({ text: relPath, vision: relPath }),
   variants: z
-    .object({ fused: z.object({ text: relPath, vision: relPath }).optional(), "fused-no-mha": z.object({ text: relPath, vision: relPath }).optional() })
+    .object({
+      fused: z.object({ text: relPath, vision: relPath }).optional(),
+      "fused-no-mha": z.object({ text: relPath, vision: relPath }).optional(),
+    })
     .optional(),
   createdAt: z.string(),
   converter: z.string(),
@@ -169,9 +172,13 @@ export function graphsForDevice(
   if (request !== "auto") {
     const g = m.variants?.[request];
     if (!g) {
-      throw new PickrankError("BAD_INPUT", `Expected a model converted with the ${request} graph variant for --graph ${request} but this one has none`, {
-        details: { option: "--graph", variants: Object.keys(m.variants ?? {}) },
-      });
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected a model converted with the ${request} graph variant for --graph ${request} but this one has none`,
+        {
+          details: { option: "--graph", variants: Object.keys(m.variants ?? {}) },
+        },
+      );
     }
     return { variant: request, ...g };
   }

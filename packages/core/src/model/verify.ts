@@ -112,7 +112,11 @@ export function compareEmbeddings(reference: EmbeddingSet, candidate: EmbeddingS
     images: I,
     textCosine: stats(reference.text.map((t, p) => dot(t, candidate.text[p]!))),
     imageCosine: stats(reference.images.map((im, i) => dot(im, candidate.images[i]!))),
-    scoreError: { maxAbs: Math.max(...errs), meanAbs: errs.reduce((a, b) => a + b, 0) / errs.length, relMaxAbs: Math.max(...errs) / maxRef },
+    scoreError: {
+      maxAbs: Math.max(...errs),
+      meanAbs: errs.reduce((a, b) => a + b, 0) / errs.length,
+      relMaxAbs: Math.max(...errs) / maxRef,
+    },
     probError: { maxAbs: Math.max(...probErrs) },
     kendallTau: stats(taus),
     sameBest: lr.filter((row, p) => best(row) === best(lc[p]!)).length,

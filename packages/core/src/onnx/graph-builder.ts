@@ -125,7 +125,13 @@ export class GraphBuilder {
     const eps = { epsilon: { type: "float" as const, value: spec.epsilon } };
     if (spec.fused) {
       const ins = [input, skip, spec.gamma, spec.beta, ...(spec.bias ? [spec.bias] : [])];
-      const out = this.nodeN("SkipLayerNormalization", ins, { domain: MS_DOMAIN, attrs: eps, name: spec.name, outputs: 4, skipOutputs: [1, 2] });
+      const out = this.nodeN("SkipLayerNormalization", ins, {
+        domain: MS_DOMAIN,
+        attrs: eps,
+        name: spec.name,
+        outputs: 4,
+        skipOutputs: [1, 2],
+      });
       return { normed: out[0]!, sum: out[3]! };
     }
     const biased = spec.bias ? this.node("Add", [input, spec.bias], { name: `${spec.name}/bias` }) : input;
