@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerBestOf } from "./commands/best-of.ts";
+import { registerEval } from "./commands/eval.ts";
 import { registerModel } from "./commands/model.ts";
 import { registerPreprocess } from "./commands/preprocess.ts";
 import { registerRank } from "./commands/rank.ts";
@@ -38,6 +39,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRank(program, ctx);
   registerBestOf(program, ctx);
   registerServe(program, ctx);
+  registerEval(program, ctx);
   return program;
 }
 

@@ -73,6 +73,7 @@ export class ProgressBar {
   #lastQuarter = -1;
   #done = 0;
   #total = 0;
+  #detail = "";
   #finished = false;
   readonly #start = Date.now();
 
@@ -83,10 +84,12 @@ export class ProgressBar {
     private readonly quiet = false,
   ) {}
 
-  update(done: number, total: number): void {
+  /** Sets the count (and an optional text after it: rates, ETA) and redraws when it is time. */
+  update(done: number, total: number, detail = ""): void {
     if (this.quiet || this.#finished) return;
     this.#done = done;
     this.#total = total;
+    this.#detail = detail;
     const now = Date.now();
     if (this.io.stderr.isTTY) {
       if (now - this.#last < 100 && done < total) return;
@@ -121,7 +124,7 @@ export class ProgressBar {
       this.unit === "bytes"
         ? `${formatBytes(done)}/${total > 0 ? formatBytes(total) : "?"}${secs > 0 ? ` ${formatBytes(done / secs)}/s` : ""}`
         : `${done}/${total}`;
-    return `${label} ${bar} ${(frac * 100).toFixed(0).padStart(3)}% ${amount}`;
+    return `${label} ${bar} ${(frac * 100).toFixed(0).padStart(3)}% ${amount}${this.#detail ? ` · ${this.#detail}` : ""}`;
   }
 }
 

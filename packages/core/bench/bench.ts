@@ -3,10 +3,15 @@
  *
  *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
  *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3] [--skip-preprocess]
- *              [--graphs auto|standard,fused] [--variants fp32,fp16,int8] [--scoring-models fp32=<dir>,int8=<dir>] [--torch-modes fp32,bf16w] [--scoring-n 1,8,32]
+ *              [--skip-startup] [--startup-rounds 3] [--python /usr/bin/python3]
+ *              [--graphs auto|standard,fused,fused-no-mha] [--variants fp32,fp16,int8]
+ *              [--scoring-models fp32=<dir>,int8=<dir>] [--torch-modes fp32,bf16w] [--scoring-n 1,8,32]
  *
  * 1. Preprocessing, ms per 1024×1024 PNG: pickrank's path (sharp decode + PIL-exact bicubic) against a
  *    simple baseline (sharp's own cubic resize + crop + normalize), one at a time and 8 at once.
+ *    Then the same path on the worker pool against PIL + numpy (../shared/bench/pre_py.py) on gen_pngs.py's
+ *    photo-like PNGs (bench/preprocess-rows.ts).
+ * 1b. With --hf: start-up, sessions ready against PyTorch loading the same weights (bench/startup.ts).
  * 2. Scoring, per device that starts: PNG bytes → scores for N candidates (end to end, as `rank`
  *    runs it), and the vision graph alone on preprocessed tensors.
  * 3. Scoring variants on the CPU (bench/scoring.ts), with --variants or --scoring-models: N = 1, 8, 32 in
@@ -25,6 +30,8 @@ import sharp from "sharp";
 import { CLIP_PREPROCESS, convertModel, preprocessImage, readManifest, Scorer, type DeviceName } from "../src/index.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "../src/preprocess/worker-pool.ts";
 import { benchScoringVariants } from "./scoring.ts";
+import { benchPreprocessVsPil, photoPngs, readPngs } from "./preprocess-rows.ts";
+import { benchStartup } from "./startup.ts";
 
 const { values } = parseArgs({
   options: {
@@ -38,12 +45,15 @@ const { values } = parseArgs({
     "batch-size": { type: "string", default: "8" },
     "skip-preprocess": { type: "boolean", default: false },
     variants: { type: "string" },
-    /** Graph variants for the scoring rows: auto (fused on WebGPU/CUDA, standard on the CPU), standard, fused; comma-separated. */
+    /** Graph variants for the scoring rows, comma-separated: auto (the device's, graphsForDevice), standard, fused, fused-no-mha. */
     graphs: { type: "string", default: "auto" },
     "scoring-models": { type: "string" },
     "torch-modes": { type: "string", default: "fp32,bf16w" },
     "scoring-n": { type: "string", default: "1,8,32" },
     threads: { type: "string", default: String(os.cpus().length) },
+    "skip-startup": { type: "boolean", default: false },
+    "startup-rounds": { type: "string", default: "3" },
+    python: { type: "string", default: "/usr/bin/python3" },
   },
 });
 
@@ -246,7 +256,17 @@ try {
   console.log(`pickrank bench — node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} ×${os.cpus().length}, model ${modelDir}`);
   const pngs = await makePngs(8);
   console.error(`test images: 8 PNGs of ${sizePx}×${sizePx}, ${(pngs.reduce((a, b) => a + b.length, 0) / 8 / 1e6).toFixed(2)} MB each`);
-  if (!values["skip-preprocess"]) await benchPreprocess(pngs);
+  const shared = path.resolve(import.meta.dirname, "../../../../shared/bench");
+  const python = values.python!;
+  if (!values["skip-preprocess"]) {
+    await benchPreprocess(pngs);
+    const files = await photoPngs({ python, shared, dir: path.join(tmp, "photos"), count: 8 });
+    const photos = files ? await readPngs(files) : pngs;
+    await benchPreprocessVsPil({ pngs: photos, pngDir: files ? path.join(tmp, "photos") : undefined, rounds: repeats, python, shared });
+  }
+  if (values.hf && !values["skip-startup"]) {
+    await benchStartup({ hf: values.hf, tmp, rounds: Number(values["startup-rounds"]), python, shared });
+  }
   await benchScoring(modelDir, pngs);
   if (values.variants || values["scoring-models"]) await scoringVariants(pngs);
   console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);

@@ -34,7 +34,7 @@ export interface ScorerOptions {
   preprocessConcurrency?: number;
   /**
    * Worker threads for decoding and resizing images; 0 runs them on the main thread.
-   * Default: one per core beyond the first, at most 8.
+   * Default: one per core, at most 8.
    */
   preprocessWorkers?: number;
   /** CPU provider threads. */
@@ -175,14 +175,7 @@ export class Scorer {
     }
     const { value, report } = await openOnDevice(device, async (d) => {
       const files = graphsForDevice(manifest, d, graph);
-      const text = await openSession(path.join(modelDir, files.text), d, sessionOpts);
-      try {
-        const vision = await openSession(path.join(modelDir, files.vision), d, sessionOpts);
-        return { text, vision, graphVariant: files.variant };
-      } catch (e) {
-        await text.release();
-        throw e;
-      }
+      return { ...(await openBoth(modelDir, files, d, sessionOpts)), graphVariant: files.variant };
     });
     return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize, workers, maxPixels });
   }
@@ -286,7 +279,7 @@ export class Scorer {
       }
       // Keep the decoder busy while the device runs this batch.
       fill(end + this.#concurrency + this.batchSize);
-      const embeds = count > 0 ? await this.#runVision(batch.subarray(0, count * plane), count) : [];
+      const embeds = count > 0 ? await this.#runVision(batch.subarray(0, count * plane), count, signal) : [];
       for (let i = start, k = 0; i < end; i++) result.push(errors.get(i) ?? (embeds[k++] as Float32Array));
       throwIfAborted(signal, "scoring");
       opts.onProgress?.(end, images.length);
@@ -323,15 +316,16 @@ export class Scorer {
           throw invalidParameter(`pixels[${start + i}]`, `Float32Array of length ${plane} ([3,${size},${size}])`, px.length);
         batch.set(px, i * plane);
       });
-      result.push(...(await this.#runVision(batch, chunk.length)));
+      result.push(...(await this.#runVision(batch, chunk.length, opts.signal)));
       opts.onProgress?.(start + chunk.length, pixels.length);
     }
     return result;
   }
 
-  async #runVision(batch: Float32Array, count: number): Promise<Float32Array[]> {
+  async #runVision(batch: Float32Array, count: number, signal: AbortSignal | undefined): Promise<Float32Array[]> {
     const size = this.#preprocess.size;
-    const out = await this.#vision.run({ pixel_values: { type: "float32", data: batch, dims: [count, 3, size, size] } });
+    const feeds = { pixel_values: { type: "float32" as const, data: batch, dims: [count, 3, size, size] } };
+    const out = await this.#vision.run(feeds, { signal });
     const emb = out["image_embeds"];
     if (emb?.type !== "float32") throw new PickrankError("BAD_MODEL", "vision graph returned no float32 image_embeds");
     const dim = this.manifest.dims.projection;
@@ -392,6 +386,36 @@ export class Scorer {
   #assertOpen(): void {
     if (this.#disposed) throw new PickrankError("CLOSED", "This Scorer was disposed; create a new one with Scorer.create()");
   }
+}
+
+/**
+ * Opens the text and vision graphs (`graphs`: the files of the variant chosen for the device) on worker threads. On the CPU each gets a thread of its own and they
+ * load at once (most of a load is single-threaded parsing and weight packing); GPU sessions share the
+ * process's GPU thread, opened one after the other (two WebGPU sessions on two threads crash Dawn). When one
+ * fails, the other is released and the failure thrown (the vision graph's first, the larger one).
+ */
+async function openBoth(
+  modelDir: string,
+  graphs: { text: string; vision: string },
+  device: DeviceName,
+  opts: { threads?: number },
+): Promise<{ text: GraphSession; vision: GraphSession }> {
+  const textFile = path.join(modelDir, graphs.text);
+  const visionFile = path.join(modelDir, graphs.vision);
+  if (device !== "cpu") {
+    // Both on the process's GPU thread (openSession's default for a GPU), one after the other.
+    const vision = await openSession(visionFile, device, opts);
+    try {
+      return { text: await openSession(textFile, device, opts), vision };
+    } catch (e) {
+      await vision.release();
+      throw e;
+    }
+  }
+  const [text, vision] = await Promise.allSettled([openSession(textFile, device, opts), openSession(visionFile, device, opts)]);
+  if (text.status === "fulfilled" && vision.status === "fulfilled") return { text: text.value, vision: vision.value };
+  await Promise.all([text, vision].map((r) => (r.status === "fulfilled" ? r.value.release() : undefined)));
+  throw vision.status === "rejected" ? vision.reason : (text as PromiseRejectedResult).reason;
 }
 
 /** Sorts scored items best first (highest score; ties by lower index) and numbers them rank 1 … n. */

@@ -5,11 +5,11 @@
  * Error metric everywhere: max |ours − ref| / max |ref| over the whole output (relative to the output's
  * scale, so components near zero do not blow up the ratio).
  */
-import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { readFile, mkdtemp, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertModel } from "../src/convert/convert.ts";
+import { CONVERT_EXTERNAL_DATA_THRESHOLD, convertModel } from "../src/convert/convert.ts";
 import { openSession } from "../src/runtime/ort.ts";
 import { readManifest } from "../src/model/manifest.ts";
 import { tinyClipDir } from "../../../test/helpers/paths.ts";
@@ -98,6 +98,24 @@ describe("convertModel parity with the transformers reference (tiny CLIP, ORT CP
       await text.release();
       await vision.release();
     }
+  });
+
+  it("external data for every graph (threshold 0) gives the same outputs, bit for bit, as inline graphs", async () => {
+    const { dir } = await convertModel(tinyClipDir, { out: path.join(tmp, "external"), externalDataThreshold: 0 });
+    for (const g of ["text", "vision"]) {
+      expect((await stat(path.join(dir, `${g}.onnx.data`))).size, g).toBeGreaterThan(0);
+      // The graph file keeps the structure only: smaller than its weights.
+      expect((await stat(path.join(dir, `${g}.onnx`))).size, g).toBeLessThan((await stat(path.join(dir, `${g}.onnx.data`))).size);
+    }
+    const ext = await runTiny(dir, ref);
+    expect(ext).toEqual(outputs.fp32);
+  });
+
+  it("keeps a small graph in one file by default, and puts PickScore-sized weights in external data", async () => {
+    await expect(stat(path.join(tmp, "fp32", "text.onnx.data"))).rejects.toMatchObject({ code: "ENOENT" });
+    // PickScore_v1's text graph holds 1.4 GB of weights, its vision graph 2.5 GB; the tiny one ≈1 MB.
+    expect(CONVERT_EXTERNAL_DATA_THRESHOLD).toBeLessThan(1.4e9);
+    expect(CONVERT_EXTERNAL_DATA_THRESHOLD).toBeGreaterThan((await stat(path.join(tmp, "fp32", "text.onnx"))).size);
   });
 
   it("copies the tokenizer files into the model folder", async () => {

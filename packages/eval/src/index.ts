@@ -3,6 +3,49 @@
  * win rates, Bradley–Terry, agreement with human labels) and its report.
  */
 export type { CandidateRow, EvalPrompt, PairRow } from "./records.ts";
+export { candidateKey, EvalStore, STORE_FILE, type CandidateKey, type CandidateRecord, type StoredCandidate } from "./store.ts";
+export {
+  BUILTIN_PROMPT_SETS,
+  DATA_DIR,
+  HPSV2_STYLES,
+  loadPromptSet,
+  parseHpsv2Json,
+  parsePartiTsv,
+  parsePromptLines,
+  type BuiltinPromptSet,
+  type PromptSet,
+  type PromptSetOptions,
+} from "./prompt-sets.ts";
+export {
+  candidateImagePath,
+  evalRun,
+  SEED_SPACE,
+  seedsFor,
+  type EvalConfig,
+  type EvalEvent,
+  type EvalFailure,
+  type EvalRunOptions,
+  type EvalRunReport,
+  type EvalScorer,
+} from "./run.ts";
+export {
+  collectHpsv2Folders,
+  readImageManifest,
+  scoreImages,
+  type ImageItem,
+  type ScoreImagesOptions,
+  type ScoreImagesReport,
+} from "./images.ts";
+export {
+  readJsonlPairs,
+  readParquetPairs,
+  scorePairs,
+  type PairInput,
+  type PairsSource,
+  type ScorePairsOptions,
+  type ScorePairsReport,
+} from "./pairs.ts";
+export { CANDIDATE_CSV_COLUMNS, candidatesCsv, OUTPUT_FILES, writeOutput } from "./outputs.ts";
 export { type BootstrapOptions, type BootstrapResult, bootstrap, DEFAULT_BOOTSTRAP, quantileSorted } from "./stats/bootstrap.ts";
 export { type BradleyTerryFit, type BradleyTerryOptions, bradleyTerry } from "./stats/bradley-terry.ts";
 export { RUN_METHODS } from "./stats/methods.ts";

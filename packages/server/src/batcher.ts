@@ -117,9 +117,9 @@ export class Batcher {
     this.#running = true;
     void this.#execute(batch).finally(() => {
       this.#running = false;
-      // A full batch runs now; a partial one gets the idle device's window. That window matters:
-      // onnxruntime-node runs a graph on the main thread, so during a run no request is read and no
-      // preprocessed image arrives; they reach the queue only once the event loop turns again.
+      // A full batch runs now; a partial one gets the idle device's window. The graph runs on the
+      // session's own thread, so while it runs requests are read and preprocessed images queue here:
+      // what queued during a run goes into the next one together.
       this.#schedule();
     });
   }

@@ -17,7 +17,7 @@ import { invalidParameter, PickrankError } from "@pickrank/contract";
 import { type ModelManifest, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, parseManifest } from "../model/manifest.ts";
 import { bfloat16ToFloat32Array, float16ToFloat32Array, float32ToFloat16Array } from "../onnx/float16.ts";
 import type { GraphBuilder } from "../onnx/graph-builder.ts";
-import { DEFAULT_EXTERNAL_DATA_THRESHOLD, writeOnnxModel } from "../onnx/model-writer.ts";
+import { writeOnnxModel } from "../onnx/model-writer.ts";
 import { DataType, type GraphDef, type ModelDef, type TensorSource } from "../onnx/onnx-types.ts";
 import { defaultTokenizerDir } from "../tokenizer/clip-tokenizer.ts";
 import { readClipConfig, type ClipConfig } from "./clip-config.ts";
@@ -64,6 +64,15 @@ export interface ConvertProgress {
 }
 
 /**
+ * Weights above which the converter writes a graph's initializers to `<graph>.onnx.data` (64 MiB).
+ * ONNX Runtime parses an inline graph as one protobuf message, copying every weight out of it, and
+ * maps page-aligned external data instead: PickScore's 1.4 GB text graph was ready in 5.2 s inline and
+ * 1.2 s external (docs/benchmarks.md, "Start-up"). Small graphs (the test fixtures) stay one file.
+ * Models converted before, with an inline text graph, still load.
+ */
+export const CONVERT_EXTERNAL_DATA_THRESHOLD = 64 * 2 ** 20;
+
+/**
  * Options of convertModel: the output folder, the tokenizer folder, the weight dtype of the graphs
  * (default "fp32"), provenance for the manifest, a progress callback and the external-data threshold (bytes).
  */
@@ -80,7 +89,10 @@ export interface ConvertOptions {
   /** Provenance for the manifest; when `files` lists model.safetensors with a sha256 (the hub verified it), hashing is skipped. */
   source?: ModelManifest["source"];
   onProgress?: (p: ConvertProgress) => void;
-  /** Bytes of initializers above which a graph's weights go to `<graph>.onnx.data` (default ≈ 2 GB; 0 forces it). */
+  /**
+   * Bytes of initializers above which a graph's weights go to `<graph>.onnx.data` (default
+   * CONVERT_EXTERNAL_DATA_THRESHOLD, 64 MiB: both PickScore graphs; 0 forces it).
+   */
   externalDataThreshold?: number;
   /** Graph options (fp16 layer norms); dtype comes from `dtype`, the variant from `variants`. */
   graph?: Partial<Omit<ClipGraphOptions, "dtype" | "variant">>;
@@ -457,7 +469,7 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
   const dtype = opts.dtype ?? "fp32";
   if (!CONVERT_DTYPES.includes(dtype)) throw invalidParameter("dtype", '"fp32", "fp16" or "int8"', dtype);
   const variants = convertVariants(dtype, opts.variants);
-  const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD;
+  const threshold = opts.externalDataThreshold ?? CONVERT_EXTERNAL_DATA_THRESHOLD;
   if (!Number.isFinite(threshold) || threshold < 0)
     throw invalidParameter("externalDataThreshold", "a non-negative number of bytes", threshold);
   if (os.endianness() !== "LE")

@@ -46,10 +46,14 @@ function workerEntry(): { url: URL; execArgv: string[] } {
   return { url: new URL("./worker-dev.js", import.meta.url), execArgv };
 }
 
-/** Workers worth starting here: one per core beyond the main thread, at most 8. */
+/**
+ * Workers worth starting here: one per core, at most 8. The main thread only moves tensors: the ONNX
+ * Runtime sessions run on threads of their own (runtime/session-thread.ts), and each worker's decode runs
+ * on libuv's threads while its JavaScript resamples the image before (two jobs in flight per worker).
+ */
 export function defaultPreprocessWorkers(): number {
   const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
-  return Math.max(0, Math.min(8, cores - 1));
+  return Math.max(1, Math.min(8, cores));
 }
 
 export class PreprocessPool {

@@ -7,7 +7,8 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import type * as ort from "onnxruntime-node";
-import { PickrankError } from "@pickrank/contract";
+import { PickrankError, throwIfAborted } from "@pickrank/contract";
+import { gpuSessionThread, openWorkerSession, type SessionThread } from "./session-thread.ts";
 
 /** An ONNX Runtime execution provider pickrank can run the graphs on. */
 export type DeviceName = "cpu" | "webgpu" | "cuda";
@@ -19,7 +20,8 @@ export type TensorData =
   | { type: "float32"; data: Float32Array; dims: readonly number[] }
   | { type: "int64"; data: BigInt64Array; dims: readonly number[] };
 
-export interface SessionOptions {
+/** How one session is created inside the thread that owns it. */
+export interface LocalSessionOptions {
   /** Threads for the CPU provider (intra-op). Default: onnxruntime's choice (all cores). */
   threads?: number;
   /**
@@ -29,11 +31,36 @@ export interface SessionOptions {
   optimizedModelFile?: string;
 }
 
+/** Options of openSession: the CPU provider's threads, and which thread owns the session. */
+export interface SessionOptions extends LocalSessionOptions {
+  /**
+   * "worker" (the default): the session lives on a worker thread of its own (session-thread.ts), so its
+   * load and its runs leave this thread's event loop free, and several sessions load at once. "main":
+   * on the calling thread, which onnxruntime-node blocks while it loads the graph and while it runs it.
+   */
+  thread?: "worker" | "main";
+  /**
+   * With thread "worker": the SessionThread to open it on. Default: for the CPU a new thread of its own;
+   * for a GPU provider the process's one GPU thread (gpuSessionThread).
+   */
+  host?: SessionThread | undefined;
+}
+
+/** Per-run options: a signal that rejects the run with ABORTED (the graph itself finishes, unseen). */
+export interface RunOptions {
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * One loaded ONNX graph. `run` takes and returns named tensors (INFERENCE_FAILED when onnxruntime fails,
+ * ABORTED when `signal` fires first, INTERNAL after release); `release` frees it, after the runs already
+ * asked for (idempotent).
+ */
 export interface GraphSession {
   readonly device: DeviceName;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>>;
+  run(feeds: Record<string, TensorData>, opts?: RunOptions): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
 }
 
@@ -159,7 +186,26 @@ export function shortOrtMessage(e: unknown): string {
   return (m?.[1] ?? line.replace(/^\/onnxruntime_src\/\S+\s+/, "")).trim();
 }
 
+/**
+ * Opens an ONNX graph on a device, by default on a worker thread of its own (`opts.thread`). Throws
+ * BAD_MODEL (a missing or unreadable graph, naming the file), DEVICE_UNAVAILABLE (the provider cannot
+ * start: what is missing and what to install), INTERNAL (the worker thread failed).
+ */
 export async function openSession(file: string, device: DeviceName, opts: SessionOptions = {}): Promise<GraphSession> {
+  const { thread = "worker", host, ...local } = opts;
+  if (thread === "main") return openLocalSession(file, device, local);
+  // Checked here too, so these errors need no thread.
+  if (!existsSync(file)) {
+    throw new PickrankError("BAD_MODEL", `Expected an ONNX graph at ${file} but the file does not exist`);
+  }
+  return openWorkerSession(file, device, local, host ?? (device === "cpu" ? undefined : gpuSessionThread()));
+}
+
+/**
+ * Opens an ONNX graph on a device on the calling thread (which onnxruntime-node blocks while it loads
+ * and while it runs). Same errors as openSession, INTERNAL excepted.
+ */
+export async function openLocalSession(file: string, device: DeviceName, opts: LocalSessionOptions = {}): Promise<GraphSession> {
   if (!existsSync(file)) {
     throw new PickrankError("BAD_MODEL", `Expected an ONNX graph at ${file} but the file does not exist`);
   }
@@ -205,7 +251,8 @@ function wrap(rt: typeof ort, session: ort.InferenceSession, device: DeviceName,
     device,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
-    async run(feeds) {
+    async run(feeds, opts = {}) {
+      throwIfAborted(opts.signal, "scoring");
       if (released) throw new PickrankError("INTERNAL", `Session for ${path.basename(file)} was already released`);
       const ortFeeds: Record<string, ort.Tensor> = {};
       for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new rt.Tensor(t.type, t.data, t.dims);

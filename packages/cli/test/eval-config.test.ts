@@ -1,0 +1,97 @@
+/**
+ * `eval run`'s configurations (--configs file, --config flags) and its progress line.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PickrankError } from "@pickrank/contract";
+import { loadConfigs, parseConfigFlag, readConfigFile } from "../src/eval-config.ts";
+import { EvalProgress, formatDuration } from "../src/eval-progress.ts";
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-eval-config-"));
+});
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+describe("eval configurations", () => {
+  it("a --configs file: paths relative to it, url lists as pools, defaults per backend", async () => {
+    const f = path.join(tmp, "configs.json");
+    await writeFile(
+      f,
+      JSON.stringify({
+        configs: [
+          { name: "sd15", workflow: "wf/api.json", checkpoint: "sd15.safetensors", params: { steps: 25, cfgScale: 7 } },
+          { name: "xl", backend: "a1111", url: ["http://h1:7860", "http://h2:7860"], negativePrompt: "blurry, low quality" },
+        ],
+      }),
+    );
+    const [a, b] = await readConfigFile(f);
+    expect(a).toEqual({
+      name: "sd15",
+      backend: "comfyui",
+      urls: ["http://127.0.0.1:8188"],
+      workflow: path.join(tmp, "wf/api.json"),
+      params: { steps: 25, cfgScale: 7, checkpoint: "sd15.safetensors" },
+    });
+    expect(b).toMatchObject({ backend: "a1111", urls: ["http://h1:7860", "http://h2:7860"], negativePrompt: "blurry, low quality" });
+  });
+
+  it("--config key=value pairs map to the same fields", () => {
+    expect(
+      parseConfigFlag("name=x,backend=a1111,url=http://a:1,url=http://b:2,steps=20,cfg=6.5,width=512,sampler=Euler a,concurrency=3"),
+    ).toEqual({
+      name: "x",
+      backend: "a1111",
+      urls: ["http://a:1", "http://b:2"],
+      params: { steps: 20, cfgScale: 6.5, width: 512, sampler: "Euler a" },
+      concurrency: 3,
+    });
+  });
+
+  it("EXPECTED FAILURE - a wrong field names the configuration and the field", async () => {
+    const f = path.join(tmp, "bad.json");
+    await writeFile(f, JSON.stringify([{ name: "ok" }, { name: "second", params: { steps: 2.5 } }]));
+    const e = (await readConfigFile(f).catch((x) => x)) as PickrankError;
+    expect(e.code).toBe("BAD_INPUT");
+    expect(e.message).toMatch(/^Expected params\.steps of configuration second in --configs .*bad\.json: /);
+    await writeFile(f, JSON.stringify({ configs: [{ name: "w", url: 3 }] }));
+    expect(((await readConfigFile(f).catch((x) => x)) as PickrankError).message).toMatch(/^Expected url of configuration w in --configs/);
+    expect(() => parseConfigFlag("name=x,steps=many")).toThrow(/Expected a number for steps= in --config but received "many"/);
+    expect(() => parseConfigFlag("name=a b")).toThrow(/Expected name .*letters, digits/);
+    expect(() => parseConfigFlag("name=x,backend=a1111,workflow=w.json")).toThrow(/workflow only with backend comfyui/);
+  });
+
+  it("EXPECTED FAILURE - none, or two with one name", async () => {
+    await expect(loadConfigs(undefined, [])).rejects.toThrow(/at least one configuration/);
+    await expect(loadConfigs(undefined, ["name=a", "name=a"])).rejects.toThrow(/unique configuration names but a appears twice/);
+  });
+});
+
+describe("eval progress", () => {
+  it("rate, ETA and per-server throughput from the engine's events (this run's work only)", () => {
+    let text = "";
+    const stderr = new Writable({
+      write: (c, _e, cb) => {
+        text += String(c);
+        cb();
+      },
+    });
+    let now = 0;
+    const p = new EvalProgress({ stdout: stderr, stderr }, false, () => now);
+    p.on({ type: "start", total: 10, done: 2 });
+    now = 4000;
+    for (const backend of ["comfyui@a", "comfyui@a", "a1111@b", "a1111@b"]) {
+      p.on({ type: "rendered", config: "c", promptId: "p", seedIndex: 0, backend, reused: false });
+      p.on({ type: "scored", config: "c", promptId: "p", seedIndex: 0 });
+    }
+    p.on({ type: "rendered", config: "c", promptId: "p", seedIndex: 0, backend: "a1111@b", reused: true });
+    // 4 scored in 4 s: 1/s, 4 left: ETA 4s; each server 2 renders in 4 s (the replayed one does not count).
+    expect(p.detail()).toBe("1.00 img/s · ETA 4s · comfyui@a 0.50/s, a1111@b 0.50/s");
+    expect(text).toContain("eval ");
+    expect(formatDuration(3725)).toBe("1h02m");
+    expect(formatDuration(185)).toBe("3m05s");
+  });
+});
