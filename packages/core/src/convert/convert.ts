@@ -397,10 +397,11 @@ function shareStored(graph: GraphDef, placed: PlacedTensors): GraphDef {
 }
 
 /**
- * When the fused variant is written too, the standard graphs put their weights in external data files
- * past this many bytes (instead of DEFAULT_EXTERNAL_DATA_THRESHOLD), so the fused graphs reference the
- * same bytes instead of a copy: PickScore's fp16 text graph (0.7 GB) would otherwise be on disk twice.
- * The tiny test model (6 MB) stays inline.
+ * When the fused variants are written too, the standard graphs put their weights in external data files
+ * past at most this many bytes, so the fused graphs reference the same bytes instead of a copy (PickScore's
+ * fp16 text graph, 0.7 GB, would otherwise be on disk three times). The default threshold,
+ * CONVERT_EXTERNAL_DATA_THRESHOLD, is the same; this holds when a caller passes a larger one. The tiny
+ * test model (6 MB) stays inline.
  */
 export const SHARED_WEIGHTS_THRESHOLD = 64 << 20;
 
