@@ -76,7 +76,7 @@ def _opener(url):
     return urllib.request.build_opener()
 
 
-def _multipart(prompt, images, width, height, channels):
+def _multipart(prompt, images, width, height, channels, clean_prompt):
     boundary = "pickrank-" + uuid.uuid4().hex
     chunks = []
 
@@ -88,6 +88,7 @@ def _multipart(prompt, images, width, height, channels):
         )
 
     field("prompt", prompt)
+    field("cleanPrompt", "true" if clean_prompt else "false")
     field("width", str(width))
     field("height", str(height))
     field("channels", str(channels))
@@ -171,15 +172,18 @@ def softmax(scores):
     return [x / total for x in e]
 
 
-def rank(prompt, images, width, height, channels=3, url=None, token=None):
+def rank(prompt, images, width, height, channels=3, url=None, token=None, clean_prompt=False):
     """Ranks raw 8-bit images for one prompt with pickrank serve's POST /v1/rank.
 
     images: a list of `bytes`, each width*height*channels bytes, row-major, interleaved RGB (3) or RGBA
     (4; the alpha is dropped, as PickScore does). url: default server_url(); token: default env
-    PICKRANK_TOKEN. Returns a list with one dict per image, best first (ties: the earlier image first):
-    {"index", "score", "prob", "rank"}; `score` is PickScore (exp(logit_scale) * cos), `prob` the softmax
-    over all the images given, `rank` 1 = best. Raises PickrankServerError (code UNREACHABLE when no
-    server answers, else the server's error code).
+    PICKRANK_TOKEN. clean_prompt: the server scores the prompt without its A1111 / ComfyUI syntax, as
+    `pickrank rank` does by default (the same code: the server's cleanPrompt). Returns
+    {"results", "scored_prompt", "warnings"}: results has one dict per image, best first (ties: the
+    earlier image first): {"index", "score", "prob", "rank"}; `score` is PickScore (exp(logit_scale) *
+    cos), `prob` the softmax over all the images given, `rank` 1 = best; scored_prompt is the text the
+    server scored, warnings its warnings (e.g. longer than CLIP's 75 tokens). Raises PickrankServerError
+    (code UNREACHABLE when no server answers, else the server's error code).
     """
     url = (url or server_url()).rstrip("/")
     parts_of_url = urllib.parse.urlsplit(url)
@@ -190,9 +194,12 @@ def rank(prompt, images, width, height, channels=3, url=None, token=None):
     token = token if token is not None else (os.environ.get("PICKRANK_TOKEN") or "").strip() or None
     parts = _chunks(len(images), width * height * channels)
     scored = []
+    scored_prompt, warnings = prompt, []
     for part in parts:
-        body, content_type = _multipart(prompt, [images[i] for i in part], width, height, channels)
+        body, content_type = _multipart(prompt, [images[i] for i in part], width, height, channels, clean_prompt)
         answer = _post(url, body, content_type, token)
+        scored_prompt = answer.get("scoredPrompt", prompt)
+        warnings = [w for w in answer.get("warnings", []) if isinstance(w, str)]
         results = answer.get("results")
         if not isinstance(results, list) or len(results) != len(part):
             raise PickrankServerError(
@@ -207,4 +214,4 @@ def rank(prompt, images, width, height, channels=3, url=None, token=None):
     scored.sort(key=lambda s: (-s["score"], s["index"]))
     for i, s in enumerate(scored):
         s["rank"] = i + 1
-    return scored
+    return {"results": scored, "scored_prompt": scored_prompt, "warnings": warnings}

@@ -17,7 +17,6 @@ import torch
 
 from . import client
 from .pixels import batch_to_raw
-from .prompt_syntax import scoring_prompt
 
 CATEGORY = "image/PickScore"
 MIN_SCORE_OFF = -100.0
@@ -81,26 +80,20 @@ def _take_mask(mask, order, batch):
     return mask.index_select(0, torch.tensor(order, dtype=torch.long, device=mask.device))
 
 
-def _scored_text(prompt, raw):
-    """The text sent for scoring, and a note for the node when it is not the prompt as written."""
+def _score(images, prompt, raw, latent, mask):
+    """Checks the inputs (the latent and mask batch sizes before any request), then ranks the images.
+    The server removes the prompt's syntax unless `raw` (its cleanPrompt: the code `pickrank rank`
+    runs). Returns (ranked, notes for the node, the text scored)."""
     if not isinstance(prompt, str) or prompt.strip() == "":
         raise ValueError("Expected a prompt (the text the images were generated for) but received an empty one")
-    if raw:
-        return prompt, ""
-    text = scoring_prompt(prompt)
-    if text == "":
-        return prompt, "The prompt is nothing but weights and tags, so it is scored as written."
-    return text, ("" if text == prompt else f"scored as: {text}")
-
-
-def _score(images, prompt, raw, latent, mask):
-    """Checks the inputs (the latent and mask batch sizes before any request), then ranks the images."""
-    text, note = _scored_text(prompt, raw)
     pixels, width, height, channels = batch_to_raw(images)
     identity = list(range(images.shape[0]))
     _take_latent(latent, identity, len(identity))
     _take_mask(mask, identity, len(identity))
-    return client.rank(text, pixels, width, height, channels), note, text
+    answer = client.rank(prompt, pixels, width, height, channels, clean_prompt=not raw)
+    text = answer["scored_prompt"]
+    notes = ([] if text == prompt else [f"scored as: {text}"]) + answer["warnings"]
+    return answer["results"], notes, text
 
 
 def _summary(ranked, kept, notes):
@@ -165,8 +158,8 @@ class PickScoreRank:
         }
 
     def rank(self, images, prompt, latent=None, mask=None, score_raw_prompt=False):
-        ranked, note, scored = _score(images, prompt, score_raw_prompt, latent, mask)
-        return _outputs(images, latent, mask, ranked, ranked, [note], scored)
+        ranked, notes, scored = _score(images, prompt, score_raw_prompt, latent, mask)
+        return _outputs(images, latent, mask, ranked, ranked, notes, scored)
 
 
 class PickScoreSelect:
@@ -219,7 +212,7 @@ class PickScoreSelect:
     def select(self, images, prompt, k, latent=None, mask=None, min_score=MIN_SCORE_OFF, score_raw_prompt=False):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"Expected k, the number of images to keep, to be an integer >= 1 but received {k!r}")
-        ranked, prompt_note, scored = _score(images, prompt, score_raw_prompt, latent, mask)
+        ranked, prompt_notes, scored = _score(images, prompt, score_raw_prompt, latent, mask)
         threshold = min_score is not None and min_score > MIN_SCORE_OFF
         kept = [r for r in ranked[:k] if not threshold or r["score"] >= min_score]
         note = ""
@@ -231,4 +224,4 @@ class PickScoreSelect:
                 f"(image {best['index']}, score {best['score']:.3f})."
             )
             log.warning("PickScoreSelect: %s", note)
-        return _outputs(images, latent, mask, ranked, kept, [note, prompt_note], scored)
+        return _outputs(images, latent, mask, ranked, kept, [note, *prompt_notes], scored)

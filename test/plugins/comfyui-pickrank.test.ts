@@ -16,7 +16,6 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scoringPrompt } from "@pickrank/selector";
 import { startServer, type PickrankServer } from "@pickrank/server";
 import { coreObjectInfo } from "../fakes/comfyui-object-info.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -241,83 +240,5 @@ describe("comfyui-pickrank web extension (web/pickrank.js)", () => {
     const other = { prototype: {} as Record<string, unknown> };
     await extension.beforeRegisterNodeDef(other, { name: "KSampler" });
     expect(other.prototype["onExecuted"]).toBeUndefined();
-  });
-});
-
-describe.skipIf(spawnSync(PYTHON, ["--version"]).status !== 0)("comfyui-pickrank prompt_syntax.py, the port of scoringPrompt", () => {
-  const PIECES = [
-    "(",
-    ")",
-    "[",
-    "]",
-    "{",
-    "}",
-    ":",
-    "|",
-    "\\",
-    "<lora:x:0.5>",
-    "<",
-    ">",
-    "embedding:foo",
-    "e",
-    "AND",
-    "BREAK",
-    " ",
-    ",",
-    "1.2",
-    "0.5",
-    "2$$",
-    "1-3$$ and $$",
-    "__colors/warm_tone__",
-    "cat",
-    "red",
-    "-",
-    ".",
-    "!",
-    "\u00a0",
-    "\n",
-    "é",
-    "🦊",
-    "::",
-    "x",
-    "\\(",
-  ];
-
-  /** Seeded PRNG (mulberry32): the same prompts on every run. */
-  function random(seed: number): () => number {
-    let a = seed;
-    return () => {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
-  it("gives scoringPrompt's text on 3,000 random prompts made of syntax pieces", async () => {
-    const rnd = random(7);
-    const prompts = Array.from({ length: 3000 }, () =>
-      Array.from({ length: 1 + Math.floor(rnd() * 14) }, () => PIECES[Math.floor(rnd() * PIECES.length)]).join(""),
-    );
-    const dir = await mkdtemp(path.join(os.tmpdir(), "pickrank-prompt-syntax-"));
-    try {
-      const file = path.join(dir, "prompts.json");
-      await writeFile(file, JSON.stringify(prompts));
-      const module = path.join(repoRoot, "plugins/comfyui-pickrank/prompt_syntax.py");
-      const script = [
-        "import importlib.util, json, sys",
-        `spec = importlib.util.spec_from_file_location("prompt_syntax", ${JSON.stringify(module)})`,
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)",
-        "sys.stdout.write(json.dumps([m.scoring_prompt(p) for p in json.load(open(sys.argv[1], encoding='utf-8'))]))",
-      ].join("\n");
-      const res = await runPython(["-c", script, file], { PYTHONIOENCODING: "utf-8" });
-      expect(res.code, res.stderr).toBe(0);
-      const python = JSON.parse(res.stdout) as string[];
-      const differ = prompts.filter((p, i) => python[i] !== scoringPrompt(p));
-      expect(differ.slice(0, 3).map((p) => ({ prompt: p, ts: scoringPrompt(p), python: python[prompts.indexOf(p)] }))).toEqual([]);
-      expect(python).toHaveLength(3000);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 });

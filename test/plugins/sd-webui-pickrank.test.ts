@@ -7,13 +7,12 @@
  * .ci/run installs): skipped, saying so, without one, and failing in CI.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Scorer } from "@pickrank/core";
-import { formatProb, formatScore, scoringPrompt } from "@pickrank/selector";
+import { formatProb, formatScore } from "@pickrank/selector";
 import { startServer, type PickrankServer } from "@pickrank/server";
 import { runCli } from "../helpers/cli.ts";
 import { referenceDir, repoRoot } from "../helpers/paths.ts";
@@ -153,11 +152,7 @@ describe.skipIf(!python && !process.env["CI"])(`sd-webui-pickrank in A1111's pro
     expect(checked).toBe(8 + 4 + 2);
   }, 300_000);
 
-  it("the Python ports print what scoringPrompt, formatScore and formatProb print", async () => {
-    const table = JSON.parse(readFileSync(path.join(repoRoot, "packages/selector/test/data/prompt-syntax-cases.json"), "utf8")) as {
-      cases: { prompt: string }[];
-    };
-    const prompts = [...table.cases.map((c) => c.prompt), ...generatedPrompts(3000)];
+  it("the Python port prints what formatScore and formatProb print", async () => {
     const numbers = [
       0.0625,
       21.0625,
@@ -173,13 +168,9 @@ describe.skipIf(!python && !process.env["CI"])(`sd-webui-pickrank in A1111's pro
       123.4565,
       ...randomNumbers(2000),
     ];
-    const res = await run(python!, [path.join(pluginDir, "tests", "parity.py")], { input: JSON.stringify({ prompts, numbers }) });
+    const res = await run(python!, [path.join(pluginDir, "tests", "parity.py")], { input: JSON.stringify({ numbers }) });
     expect(res.code, res.stderr).toBe(0);
-    const got = JSON.parse(res.stdout) as { scoring: string[]; scores: string[]; probs: string[] };
-    const mismatches = prompts.flatMap((p, i) =>
-      got.scoring[i] === scoringPrompt(p) ? [] : [{ p, py: got.scoring[i], ts: scoringPrompt(p) }],
-    );
-    expect(mismatches.slice(0, 5)).toEqual([]);
+    const got = JSON.parse(res.stdout) as { scores: string[]; probs: string[] };
     expect(got.scores).toEqual(numbers.map(formatScore));
     expect(got.probs).toEqual(numbers.map(formatProb));
   }, 120_000);
@@ -194,67 +185,6 @@ function mulberry32(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Prompts built from the syntax's pieces in every arrangement a run of 1–14 of them makes. */
-function generatedPrompts(n: number): string[] {
-  const pieces = [
-    "a",
-    "cat",
-    " ",
-    ", ",
-    "(",
-    ")",
-    "[",
-    "]",
-    "{",
-    "}",
-    ":",
-    "|",
-    "\\",
-    "\\(",
-    ":1.2",
-    ":0.5",
-    "1.2",
-    "::",
-    "<lora:x:0.8>",
-    "<hypernet:h:1>",
-    "<",
-    ">",
-    "BREAK",
-    " AND ",
-    "AND",
-    "e",
-    "embedding:foo",
-    "__colors__",
-    "__a/b_c__",
-    "2$$",
-    "1-3$$ and $$",
-    "$$",
-    ".",
-    " .",
-    "!",
-    "\n",
-    "\t",
-    "\u00a0",
-    "\u3000",
-    "\ufeff",
-    "\u0085",
-    "\u001c",
-    "猫",
-    "😀",
-    "_",
-    "-",
-    "0.3::",
-    "12",
-    " :1.1",
-    "x AND y :0.5",
-  ];
-  const rnd = mulberry32(9);
-  return Array.from({ length: n }, () => {
-    const len = 1 + Math.floor(rnd() * 14);
-    return Array.from({ length: len }, () => pieces[Math.floor(rnd() * pieces.length)]!).join("");
-  });
 }
 
 /** Scores and probabilities as the server sends them (float32 values as doubles), ties of 3 and 4 decimals included. */

@@ -13,6 +13,7 @@ import { registerPreprocess } from "./commands/preprocess.ts";
 import { registerRank } from "./commands/rank.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerTokenize } from "./commands/tokenize.ts";
+import { registerWorker } from "./commands/worker.ts";
 import { processIo, reportError, type Io } from "./ui.ts";
 
 /** What a command's action needs from the program: where to print, and where to leave its exit code. */
@@ -40,6 +41,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerBestOf(program, ctx);
   registerServe(program, ctx);
   registerEval(program, ctx);
+  registerWorker(program, ctx);
   return program;
 }
 

@@ -128,6 +128,14 @@ export type { VerifyOptions, FidelityReport, EmbeddingSet } from "./model/verify
  */
 export { ClipTokenizer, defaultTokenizerDir } from "./tokenizer/clip-tokenizer.ts";
 /**
+ * `scoringPrompt(prompt)` → the prompt with A1111 / ComfyUI / dynamic-prompts syntax removed (weights,
+ * `<lora:…>`, prompt editing, BREAK/AND …): what PickScore reads by default. `resolveScorePrompt(req)` →
+ * `{text, source, tokens?, warnings}`: that text, the caller's, or the raw prompt, with the warning
+ * that CLIP reads 75 content tokens (`CLIP_CONTENT_TOKENS`). Throws BAD_INPUT.
+ */
+export { scoringPrompt } from "./prompt/prompt-syntax.ts";
+export { CLIP_CONTENT_TOKENS, resolveScorePrompt, type ScorePrompt, type ScorePromptRequest } from "./prompt/score-prompt.ts";
+/**
  * `preprocessImage(image, settings?)` → Float32Array [3, 224, 224] CHW: transformers'
  * CLIPImageProcessor (RGB, shortest edge 224 by the uint8 antialiased bicubic, center crop, ×1/255,
  * CLIP mean/std), bit-exact on the reference images. `CLIP_PREPROCESS`: those settings. Throws

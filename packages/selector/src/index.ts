@@ -19,6 +19,6 @@ export { spearman, kendall, averageRanks } from "./rank-stats.ts";
 export { readPngText, readPngChunks, encodePngChunks, setPngText, textChunk, isPng, type PngChunk } from "./png-text.ts";
 export { OutputDir, infotext, pickrankChunk, renderSettings, toPngWithMetadata, RESULT_FILE, JOURNAL_DIR, JOURNAL_FILE } from "./output.ts";
 export { formatScore, formatProb } from "./format.ts";
-export { scoringPrompt } from "./prompt-syntax.ts";
-export { resolveScorePrompt, CLIP_CONTENT_TOKENS, type ScorePrompt, type ScorePromptRequest } from "./score-prompt.ts";
+// The scoring prompt lives in core (one implementation for the CLI, the selector and the server).
+export { CLIP_CONTENT_TOKENS, resolveScorePrompt, scoringPrompt, type ScorePrompt, type ScorePromptRequest } from "@pickrank/core";
 export type * from "./types.ts";

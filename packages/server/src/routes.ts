@@ -2,8 +2,8 @@
  * The scoring routes: request bodies (JSON or multipart) → the Engine → responses. Validation is the
  * zod schemas of ./schemas.ts; limits (images per request, bytes) are checked before any work.
  */
-import { PickrankError, toPickrankError } from "@pickrank/contract";
-import type { ImageInput } from "@pickrank/core";
+import { invalidParameter, PickrankError, toPickrankError } from "@pickrank/contract";
+import { resolveScorePrompt, type ImageInput, type ScorePrompt } from "@pickrank/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Engine, ScoreJob } from "./engine.ts";
 import { zodError } from "./http-errors.ts";
@@ -72,11 +72,19 @@ function requireBody(req: FastifyRequest): unknown {
   return req.body;
 }
 
-/** /v1/rank's body → prompt, Scorer inputs and the multipart file names (for `file` in the results). */
+/** A multipart text field that holds a boolean ("true"/"false", "1"/"0"); absent is false. */
+function booleanField(fields: ReadonlyMap<string, string>, name: string): boolean {
+  const v = fields.get(name);
+  if (v === undefined || v === "false" || v === "0") return false;
+  if (v === "true" || v === "1") return true;
+  throw invalidParameter(name, '"true" or "false"', v);
+}
+
+/** /v1/rank's body → prompt, cleanPrompt, Scorer inputs and the multipart file names (for `file` in the results). */
 async function rankInputs(
   req: FastifyRequest,
   o: ResolvedOptions,
-): Promise<{ prompt: string; images: ImageInput[]; names: (string | undefined)[] }> {
+): Promise<{ prompt: string; clean: boolean; images: ImageInput[]; names: (string | undefined)[] }> {
   if (req.isMultipart()) {
     const { fields, files } = await readMultipart(req, o.maxBodyBytes);
     const prompt = fields.get("prompt");
@@ -87,7 +95,8 @@ async function rankInputs(
     if (files.length === 0)
       throw new PickrankError("BAD_INPUT", "Expected at least one image file part but there is none", { details: { parameter: "images" } });
     const dims = rawDimsFromFields(fields);
-    return { prompt, images: files.map((f, i) => partInput(f, dims, `images[${i}]`, o.maxPixels)), names: files.map((f) => f.filename) };
+    const images = files.map((f, i) => partInput(f, dims, `images[${i}]`, o.maxPixels));
+    return { prompt, clean: booleanField(fields, "cleanPrompt"), images, names: files.map((f) => f.filename) };
   }
   const body = requireBody(req) as { images?: unknown };
   if (Array.isArray(body.images) && body.images.length > o.maxImages) throw tooMany(body.images.length, o.maxImages, "images");
@@ -95,11 +104,14 @@ async function rankInputs(
   if (!parsed.success)
     throw zodError(parsed.error, 'a JSON body {"prompt": string, "images": [base64 image or {raw,width,height,channels}, …]}');
   const images = parsed.data.images.map((ref, i) => resolveImageRef(ref, `images[${i}]`, o.maxPixels));
-  return { prompt: parsed.data.prompt, images, names: [] };
+  return { prompt: parsed.data.prompt, clean: parsed.data.cleanPrompt === true, images, names: [] };
 }
 
-/** /v1/score's body → jobs (a bad image reference fails only its item); BAD_INPUT for a group with two prompts. */
-async function scoreJobs(req: FastifyRequest, o: ResolvedOptions): Promise<ScoreJob[]> {
+/**
+ * /v1/score's body → jobs (a bad image reference fails only its item) and cleanPrompt; BAD_INPUT for a
+ * group with two prompts (compared as sent).
+ */
+async function scoreJobs(req: FastifyRequest, o: ResolvedOptions): Promise<{ jobs: ScoreJob[]; clean: boolean }> {
   let body: unknown;
   let parts: Map<string, FilePart> | undefined;
   if (req.isMultipart()) {
@@ -111,7 +123,7 @@ async function scoreJobs(req: FastifyRequest, o: ResolvedOptions): Promise<Score
         details: { parameter: "items" },
       });
     try {
-      body = { items: JSON.parse(items) as unknown };
+      body = { items: JSON.parse(items) as unknown, cleanPrompt: booleanField(mp.fields, "cleanPrompt") };
     } catch (e) {
       throw new PickrankError("BAD_INPUT", `Expected the items field to be a JSON array but it does not parse: ${(e as Error).message}`, {
         cause: e,
@@ -126,11 +138,12 @@ async function scoreJobs(req: FastifyRequest, o: ResolvedOptions): Promise<Score
   const shape = 'a JSON body {"items": [{"prompt": string, "image": …, "group"?: string|number}, …]}';
   if (!parsed.success) throw zodError(parsed.error, shape);
   checkGroups(parsed.data.items);
-  return parsed.data.items.map((it, i) => ({
+  const jobs = parsed.data.items.map((it, i) => ({
     prompt: it.prompt,
     group: it.group,
     image: resolveOrError(it.image, `items[${i}].image`, o, parts),
   }));
+  return { jobs, clean: parsed.data.cleanPrompt === true };
 }
 
 function resolveOrError(
@@ -176,15 +189,26 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/**
+ * The text scored for a prompt: core's resolveScorePrompt, the same as `pickrank rank` (the prompt
+ * without its syntax when `clean`, else as sent; its warnings, e.g. longer than CLIP's 75 tokens).
+ */
+function scoredPrompt(engine: Engine, prompt: string, clean: boolean): ScorePrompt {
+  return resolveScorePrompt({ prompt, raw: !clean, countTokens: (t) => engine.scorer.countTokens(t) });
+}
+
 /** Registers POST /v1/rank and POST /v1/score. */
 export function registerScoringRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { engine, options } = deps;
   app.post("/v1/rank", async (req) => {
     const ctx = deps.context(req);
-    const { prompt, images, names } = await rankInputs(req, options);
-    const { results, timings } = await untilAborted(engine.rank(prompt, images, ctx.signal, ctx.t0), ctx.signal);
+    const { prompt, clean, images, names } = await rankInputs(req, options);
+    const scored = scoredPrompt(engine, prompt, clean);
+    const { results, timings } = await untilAborted(engine.rank(scored.text, images, ctx.signal, ctx.t0), ctx.signal);
     return {
       prompt,
+      scoredPrompt: scored.text,
+      warnings: scored.warnings,
       model: deps.modelId,
       device: engine.scorer.device,
       results: results.map((r) =>
@@ -195,9 +219,14 @@ export function registerScoringRoutes(app: FastifyInstance, deps: RouteDeps): vo
   });
   app.post("/v1/score", async (req) => {
     const ctx = deps.context(req);
-    const jobs = await scoreJobs(req, options);
-    const { results, timings } = await untilAborted(engine.score(jobs, ctx.signal, ctx.t0), ctx.signal);
-    const out = results.map((r) => ("error" in r ? { ...r, error: r.error.toJSON() } : r));
+    const { jobs, clean } = await scoreJobs(req, options);
+    // One cleaning per distinct prompt; the scored text rides on each scored item when asked for.
+    const texts = new Map(clean ? jobs.map((j) => [j.prompt, scoredPrompt(engine, j.prompt, true).text] as const) : []);
+    const scoredJobs = clean ? jobs.map((j) => ({ ...j, prompt: texts.get(j.prompt) ?? j.prompt })) : jobs;
+    const { results, timings } = await untilAborted(engine.score(scoredJobs, ctx.signal, ctx.t0), ctx.signal);
+    const out = results.map((r) =>
+      "error" in r ? { ...r, error: r.error.toJSON() } : clean ? { ...r, scoredPrompt: scoredJobs[r.index]?.prompt ?? "" } : r,
+    );
     return { model: deps.modelId, device: engine.scorer.device, results: out, failed: out.filter((r) => "error" in r).length, timings };
   });
 }

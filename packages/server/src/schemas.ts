@@ -49,6 +49,16 @@ export type ImageRef = z.infer<typeof ImageRefSchema>;
 
 const PromptSchema = z.string().min(1).max(10_000).meta({ description: "the prompt the image(s) were generated for" });
 
+/** `cleanPrompt`: score the prompt without its A1111 / ComfyUI syntax (core's scoringPrompt), as `pickrank rank` does by default. */
+const CleanPromptSchema = z
+  .boolean()
+  .optional()
+  .meta({
+    description:
+      "true: score the prompt with its A1111 / ComfyUI syntax removed ((word:1.2), <lora:…>, BREAK …), as `pickrank rank` " +
+      "does by default; false or absent: score it exactly as sent",
+  });
+
 /**
  * Body of POST /v1/rank: one prompt (1 to 10,000 characters) and at least one image. Unknown fields are
  * refused; a body that does not parse is BAD_INPUT (400).
@@ -57,6 +67,7 @@ export const RankRequestSchema = z
   .object({
     prompt: PromptSchema,
     images: z.array(ImageRefSchema).min(1),
+    cleanPrompt: CleanPromptSchema,
   })
   .strict()
   .meta({ id: "RankRequest" });
@@ -81,7 +92,7 @@ export const ScoreItemSchema = z
  * one group share a softmax and must share one prompt, else BAD_INPUT).
  */
 export const ScoreRequestSchema = z
-  .object({ items: z.array(ScoreItemSchema).min(1) })
+  .object({ items: z.array(ScoreItemSchema).min(1), cleanPrompt: CleanPromptSchema })
   .strict()
   .meta({ id: "ScoreRequest" });
 /** A parsed POST /v1/score body (see ScoreRequestSchema). */
@@ -130,6 +141,8 @@ export const RankedSchema = z
 export const RankResponseSchema = z
   .object({
     prompt: z.string(),
+    scoredPrompt: z.string().meta({ description: "the text PickScore compared the images with (see cleanPrompt)" }),
+    warnings: z.array(z.string()).meta({ description: "e.g. a scored text longer than the 75 tokens CLIP reads" }),
     model: z.string(),
     device: z.string(),
     results: z.array(RankedSchema).meta({ description: "best first" }),
@@ -145,6 +158,7 @@ export const ScoreResultSchema = z
       group: GroupSchema.optional(),
       prob: z.number().optional().meta({ description: "softmax within the item's group (grouped items only)" }),
       rank: z.number().int().optional().meta({ description: "1 = best within the item's group (grouped items only)" }),
+      scoredPrompt: z.string().optional().meta({ description: "the text scored, when the request set cleanPrompt" }),
     }),
     z.object({ index: z.number().int(), group: GroupSchema.optional(), error: ErrorBodySchema }),
   ])

@@ -100,6 +100,42 @@ describe("POST /v1/rank", () => {
     expect(body.results[0]!.score).toBeCloseTo(expected!.score, 5);
   });
 
+  it("cleanPrompt: scores the prompt without its A1111 syntax, as pickrank rank does by default; absent: as sent", async () => {
+    const prompt = "(a red fox:1.2), <lora:fur:0.8>, BREAK [snow|ice]";
+    const cleaned = "a red fox, snow ice";
+    const images = await Promise.all(IMAGE_NAMES.slice(0, 3).map(async (n) => (await imageBytes(n)).toString("base64")));
+    const expected = await scorer.rank(cleaned, IMAGE_NAMES.slice(0, 3).map(imagePath));
+    const clean = await postJson(`${url}/v1/rank`, { prompt, images, cleanPrompt: true });
+    expect(clean.status).toBe(200);
+    expect(clean.body).toMatchObject({ prompt, scoredPrompt: cleaned, warnings: [] });
+    expect(clean.body.results.map((r: { score: number }) => r.score)).toEqual(expected.map((r) => r.score));
+    const raw = await postJson(`${url}/v1/rank`, { prompt, images });
+    expect(raw.body.scoredPrompt).toBe(prompt);
+    const literal = await scorer.rank(prompt, IMAGE_NAMES.slice(0, 3).map(imagePath));
+    expect(raw.body.results.map((r: { score: number }) => r.score)).toEqual(literal.map((r) => r.score));
+    // Multipart: a text field "true"/"false"; anything else is refused with the field named.
+    const form = new FormData();
+    form.set("prompt", prompt);
+    form.set("cleanPrompt", "true");
+    form.append("images", blobOf(await imageBytes(IMAGE_NAMES[0]), "image/png"), "a.png");
+    const mp = (await (await fetch(`${url}/v1/rank`, { method: "POST", body: form })).json()) as { scoredPrompt: string };
+    expect(mp.scoredPrompt).toBe(cleaned);
+    form.set("cleanPrompt", "yes");
+    const bad = await fetch(`${url}/v1/rank`, { method: "POST", body: form });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toBe(
+      'Expected "true" or "false" for cleanPrompt but received "yes" of type string',
+    );
+  });
+
+  it("warns when the scored text is longer than the 75 tokens CLIP reads", async () => {
+    const prompt = Array.from({ length: 90 }, (_, i) => `word${i}`).join(" ");
+    const res = await postJson(`${url}/v1/rank`, { prompt, images: [(await imageBytes(IMAGE_NAMES[0])).toString("base64")] });
+    expect(res.status).toBe(200);
+    expect(res.body.warnings).toHaveLength(1);
+    expect(res.body.warnings[0]).toMatch(/PickScore reads 75/);
+  });
+
   it("concurrent requests share vision runs and each gets its own numbers", async () => {
     // A batch runs when it is full (12) or after maxWaitMs, here far longer than the test: the 24
     // images of 6 requests run as exactly two full batches, whatever the machine's speed.

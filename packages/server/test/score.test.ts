@@ -99,6 +99,29 @@ describe("POST /v1/score", () => {
     expect(ok.map((r: { rank: number }) => r.rank).sort()).toEqual([1, 2]);
   });
 
+  it("cleanPrompt: each distinct prompt scored without its syntax, the scored text on each scored item", async () => {
+    const res = await postJson(`${url}/v1/score`, {
+      cleanPrompt: true,
+      items: [
+        { prompt: "(a cat:1.3), <lora:x:1>", image: b64[0]!, group: 1 },
+        { prompt: "(a cat:1.3), <lora:x:1>", image: b64[1]!, group: 1 },
+        { prompt: "a dog", image: b64[2]! },
+        { prompt: "a dog", image: "not an image" },
+      ],
+    });
+    expect(res.status).toBe(200);
+    const cat = await scorer.rank("a cat", [await imageBytes(IMAGE_NAMES[0]), await imageBytes(IMAGE_NAMES[1])]);
+    const byIndex = new Map(cat.map((r) => [r.index, r]));
+    expect(res.body.results.slice(0, 2).map((r: { score: number; scoredPrompt: string }) => [r.score, r.scoredPrompt])).toEqual([
+      [byIndex.get(0)!.score, "a cat"],
+      [byIndex.get(1)!.score, "a cat"],
+    ]);
+    expect(res.body.results[2].scoredPrompt).toBe("a dog");
+    expect(res.body.results[3].error.code).toBe("BAD_IMAGE");
+    const plain = await postJson(`${url}/v1/score`, { items: [{ prompt: "(a cat:1.3)", image: b64[0]! }] });
+    expect(plain.body.results[0].scoredPrompt).toBeUndefined();
+  });
+
   it("BAD CALL - a group with two prompts is refused whole (scores compare one prompt's images only)", async () => {
     const res = await postJson(`${url}/v1/score`, {
       items: [

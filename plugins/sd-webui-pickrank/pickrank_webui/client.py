@@ -86,12 +86,14 @@ def _error_of(e):
     return ServerError(err.get("code", f"HTTP_{e.code}"), err.get("message", str(e)), e.code)
 
 
-def score_raw(items, url=None, token=None, timeout=120.0, retries=3):
+def score_raw(items, url=None, token=None, timeout=120.0, retries=3, clean_prompt=True):
     """POST /v1/score with raw RGB images; returns the answer's dict ({model, device, results, failed, timings}).
 
     items: [{"prompt": str, "group": int|str, "rgb": bytes (height×width×3, row-major), "width": int,
     "height": int}]. results come back in the same order, each {index, score, prob, rank, group} or
-    {index, group, error}. token: a Bearer token (default env PICKRANK_TOKEN). A 429 (BUSY) is retried
+    {index, group, error}; with clean_prompt (the server's cleanPrompt) the server scores each prompt
+    without its A1111 syntax, with the code `pickrank rank` runs, and each scored result carries the
+    text it scored as scoredPrompt. token: a Bearer token (default env PICKRANK_TOKEN). A 429 (BUSY) is retried
     after the server's Retry-After (at most 10 s) `retries` times. Raises ServerError.
     """
     base = server_url(url)
@@ -103,7 +105,8 @@ def score_raw(items, url=None, token=None, timeout=120.0, retries=3):
         files.append((part, f"{part}.rgb", it["rgb"]))
         image = {"part": part, "width": int(it["width"]), "height": int(it["height"]), "channels": 3}
         described.append({"prompt": it["prompt"], "image": image, "group": it["group"]})
-    body, content_type = _multipart([("items", json.dumps(described))], files)
+    fields = [("items", json.dumps(described)), ("cleanPrompt", "true" if clean_prompt else "false")]
+    body, content_type = _multipart(fields, files)
     headers = {"Content-Type": content_type, "Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"

@@ -18,7 +18,6 @@ import sys
 import numpy as np
 
 from . import client, ranking
-from .prompt_syntax import score_text
 
 STATE_ATTR = "pickrank_state"
 """Attribute of p that holds the job's JobState (absent or None: the extension is off for the job)."""
@@ -214,7 +213,7 @@ def _score(st, p, images, prompts, batch_number):
     groups = ranking.group_ids(prompts)
     for i, x in enumerate(images):
         rgb = np.ascontiguousarray(saved_pixels(p, x, i))
-        items.append({"prompt": score_text(prompts[i]), "group": groups[i], "rgb": rgb.tobytes(), "width": rgb.shape[1], "height": rgb.shape[0]})
+        items.append({"prompt": prompts[i], "group": groups[i], "rgb": rgb.tobytes(), "width": rgb.shape[1], "height": rgb.shape[0]})
     url = client.server_url(st.settings.url)
     try:
         answer = client.score_raw(items, url=url)
@@ -244,7 +243,11 @@ def _records(results, groups, model, prompts):
     for r, g in zip(results, groups):
         if r is not None:
             of[g] = of.get(g, 0) + 1
-    return [Record(r, of[g], model, prompts[i], score_text(prompts[i])) if r is not None else None for i, (r, g) in enumerate(zip(results, groups))]
+    # The server removed the prompt's syntax (cleanPrompt) and says what it scored.
+    return [
+        Record(r, of[g], model, prompts[i], r.get("scoredPrompt", prompts[i])) if r is not None else None
+        for i, (r, g) in enumerate(zip(results, groups))
+    ]
 
 
 def _apply_order(st, p, pp, batch_number, order, dropped):

@@ -8,7 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { Backend } from "@pickrank/adapters";
-import { PickrankError, toPickrankError, type GenerationParams } from "@pickrank/contract";
+import { fsError, PickrankError, toPickrankError, type GenerationParams } from "@pickrank/contract";
 import type { Scorer } from "@pickrank/core";
 import type { BestOfBatchResult, BestOfOptions, BestOfResult } from "@pickrank/selector";
 import { InvalidArgumentError, Option, type Command } from "commander";
@@ -62,6 +62,11 @@ export interface BestOfCliOptions extends NodeFlagOptions {
   scorePrompt?: string;
   scoreRawPrompt?: boolean;
   maxPixels?: number;
+  /** --queue: render on the workers of a BullMQ queue in Redis instead of on --url. */
+  queue?: string;
+  queueCa?: string;
+  queueName?: string;
+  sharedDir?: string;
 }
 
 function parseNonNegativeInt(v: string): number {
@@ -228,7 +233,7 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
     parse: parseNumber,
     api: ["diverse", "diverse.threshold"],
   },
-  // The scoring prompt: what PickScore compares the images with (selector/score-prompt.ts).
+  // The scoring prompt: what PickScore compares the images with (core/src/prompt/score-prompt.ts).
   {
     flags: "--score-prompt <text>",
     description: "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
@@ -240,6 +245,18 @@ export const BEST_OF_FLAGS: readonly FlagSpec[] = [
     api: ["scoreRawPrompt"],
   },
   { flags: MAX_PIXELS_FLAGS, description: MAX_PIXELS_HELP, parse: parseMaxPixels, api: ["maxPixels"] },
+  {
+    flags: "--queue <redis-url>",
+    description:
+      "render on the workers of a queue in Redis (redis://[:password@]host:6379, rediss:// for TLS) instead of on --url: " +
+      "start them with pickrank worker; the servers, their credentials and --workflow belong to the workers",
+  },
+  { flags: "--queue-ca <file>", description: "with a rediss:// --queue: the PEM certificate authority to trust (default: the system's)" },
+  { flags: "--queue-name <name>", description: "with --queue: the queue the workers were started with (default pickrank)" },
+  {
+    flags: "--shared-dir <dir>",
+    description: "with --queue: the folder this machine shares with the workers (as mounted here), for images passed by reference",
+  },
   { flags: "--json", description: "print the result object as JSON on stdout (what the bestOf API returns, without image bytes)" },
   { flags: "--quiet", description: "no progress on stderr (warnings and errors still print)" },
 ];
@@ -316,7 +333,8 @@ export async function readPromptsFile(file: string): Promise<string[]> {
   return prompts;
 }
 
-async function readWorkflow(file: string): Promise<unknown> {
+/** Reads a ComfyUI workflow (API format JSON) named by --workflow; NOT_FOUND / BAD_INPUT name the flag. */
+export async function readWorkflow(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -402,8 +420,14 @@ async function loadPackages() {
 }
 type Packages = Awaited<ReturnType<typeof loadPackages>>;
 
-/** The backend for the flags: one server, or a pool over every --url (it spreads the candidates and retries a failed one elsewhere). */
-async function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow: unknown, p: Packages): Promise<Backend> {
+/**
+ * The backend for the flags (best-of, and pickrank worker): one server, or a pool over every --url (it spreads the candidates and retries a failed one elsewhere). */
+export async function backendFromFlags(
+  opts: Pick<BestOfCliOptions, "backend" | "auth" | "authFile" | "stallTimeout"> & NodeFlagOptions,
+  urls: string[],
+  workflow: unknown,
+  p: Pick<Packages, "adapters">,
+): Promise<Backend> {
   const { createBackend, resolveAuth } = p.adapters;
   const nodes = nodeOverridesFromFlags(opts, opts.backend);
   // --auth, else --auth-file, else PICKRANK_AUTH: the last two stay out of ps and shell history.
@@ -428,7 +452,8 @@ async function backendFromFlags(opts: BestOfCliOptions, urls: string[], workflow
 async function prepare(
   opts: BestOfCliOptions,
   p: Packages,
-): Promise<{ settings: Omit<BestOfOptions, "backend" | "scorer">; backend: Backend; urls: string[] }> {
+): Promise<{ settings: Omit<BestOfOptions, "backend" | "scorer">; backend: Backend | undefined; urls: string[] }> {
+  if (opts.queue !== undefined) return prepareQueued(opts, p);
   if (opts.workflow !== undefined && opts.backend !== "comfyui") {
     throw new PickrankError("BAD_INPUT", `Expected --workflow only with --backend comfyui but the backend is ${opts.backend}`, {
       details: { parameter: "--workflow" },
@@ -454,6 +479,80 @@ async function prepare(
     throw e;
   }
   return { settings, backend, urls };
+}
+
+/** The PEM text of --queue-ca (undefined without it); NOT_FOUND / FILESYSTEM name the flag. */
+export async function readQueueCa(file: string | undefined): Promise<{ ca: string } | undefined> {
+  if (file === undefined) return undefined;
+  try {
+    return { ca: await readFile(file, "utf8") };
+  } catch (e) {
+    throw fsError(e, { path: file, option: "--queue-ca", action: "read the certificate authority" });
+  }
+}
+
+/** Flags that configure generation servers: with --queue they belong on the workers (pickrank worker). */
+const WORKER_SIDE_FLAGS: [keyof BestOfCliOptions, string][] = [
+  ["auth", "--auth"],
+  ["authFile", "--auth-file"],
+  ["stallTimeout", "--stall-timeout"],
+  ["workflow", "--workflow"],
+  ["promptNode", "--prompt-node"],
+  ["negativeNode", "--negative-node"],
+  ["seedNode", "--seed-node"],
+  ["batchNode", "--batch-node"],
+  ["outputNode", "--output-node"],
+  ["samplerNode", "--sampler-node"],
+];
+
+/** --queue: the settings only; the queue backend is made once the model is loaded (its jobs name the model). */
+async function prepareQueued(
+  opts: BestOfCliOptions,
+  p: Packages,
+): Promise<{ settings: Omit<BestOfOptions, "backend" | "scorer">; backend: undefined; urls: string[] }> {
+  const { redisConnection } = await import("@pickrank/queue");
+  redisConnection(opts.queue!, "--queue", await readQueueCa(opts.queueCa));
+  const workerSide = [
+    ...(opts.url.length > 0 ? ["--url"] : []),
+    ...WORKER_SIDE_FLAGS.filter(([k]) => opts[k] !== undefined).map(([, f]) => f),
+  ];
+  if (workerSide.length > 0)
+    throw new PickrankError(
+      "BAD_INPUT",
+      `Expected ${workerSide.join(", ")} on the workers (pickrank worker) with --queue: they configure the generation servers, ` +
+        "which the workers own; the coordinator only enqueues",
+      { details: { parameter: workerSide[0] } },
+    );
+  const prompts = opts.prompts === undefined ? undefined : opts.prompt === undefined ? await readPromptsFile(opts.prompts) : [opts.prompts];
+  const settings = settingsFromFlags(opts, prompts);
+  p.selector.checkSettings(settings, CLI_OPTION_NAMES);
+  p.selector.checkSettings({ ...settings, backend: { maxSeed: 2 ** 32 - 1 } as Backend }, CLI_OPTION_NAMES);
+  return { settings, backend: undefined, urls: [] };
+}
+
+/** The queue backend of --queue, for the loaded model: its jobs name the model, its plan is the run's prompts. */
+async function queueBackend(opts: BestOfCliOptions, scorer: Scorer, settings: Omit<BestOfOptions, "backend" | "scorer">) {
+  const { QueueBackend, modelKey, redisConnection } = await import("@pickrank/queue");
+  return new QueueBackend({
+    connection: redisConnection(opts.queue!, "--queue", await readQueueCa(opts.queueCa)),
+    ...(opts.queueName !== undefined ? { queueName: opts.queueName } : {}),
+    ...(opts.sharedDir !== undefined ? { sharedDir: opts.sharedDir } : {}),
+    model: modelKey(scorer.manifest),
+    dims: scorer.manifest.dims.projection,
+    plan: { prompts: settings.prompts ?? [settings.prompt!], n: settings.n, params: firstPassParams(settings) },
+  });
+}
+
+/** The settings of a run's first pass: the drafts' with draft-then-refine (as the selector derives them), else the run's. */
+function firstPassParams(settings: Omit<BestOfOptions, "backend" | "scorer">): GenerationParams {
+  const params: GenerationParams = { ...(settings.params ?? {}) };
+  const d = settings.refine?.draft;
+  if (!d) return params;
+  const draft: GenerationParams = { ...params, ...(d.params ?? {}) };
+  if (d.steps !== undefined) draft.steps = d.steps;
+  if (d.width !== undefined) draft.width = d.width;
+  if (d.height !== undefined) draft.height = d.height;
+  return draft;
 }
 
 /** Reachability before the model loads, so a stopped server is a 1-second message, not a 10-second one. */
@@ -509,13 +608,15 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
   const { Scorer } = p.core;
   const { bestOf, serializeResult } = p.selector;
   const { BestOfProgress, printBestOfResult, reportOutcome } = p.ui;
-  const { settings, backend, urls } = await prepare(opts, p).catch((e: unknown) => {
+  const prepared = await prepare(opts, p).catch((e: unknown) => {
     throw cliError(e, opts);
   });
+  const { settings, urls } = prepared;
+  let backend = prepared.backend;
   const interrupt = interruptOnSignals(io, { quiet: Boolean(opts.quiet), what: "best-of" });
   let scorer: Scorer | undefined;
   try {
-    await checkServer(backend, opts, urls, interrupt.signal, p);
+    if (backend) await checkServer(backend, opts, urls, interrupt.signal, p);
     const model = await resolveModel(io, opts.model, Boolean(opts.quiet));
     scorer = await Scorer.create({
       model,
@@ -524,10 +625,17 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
       ...(opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {}),
     });
     if (!opts.quiet) io.stderr.write(deviceLine(scorer));
+    let selectorScorer: Scorer = scorer;
+    if (!backend) {
+      const q = await queueBackend(opts, scorer, settings);
+      backend = q;
+      await checkQueue(q, io, Boolean(opts.quiet), interrupt.signal);
+      selectorScorer = (await import("@pickrank/queue")).withWorkerEmbeddings(scorer, q.embeddings);
+    }
     const progress = new BestOfProgress(io, settings.prompts?.length ?? 1, Boolean(opts.quiet), withFlagNames);
     let result: BestOfResult | BestOfBatchResult;
     try {
-      result = await bestOf({ ...settings, backend, scorer, signal: interrupt.signal, onEvent: (e) => progress.on(e) });
+      result = await bestOf({ ...settings, backend, scorer: selectorScorer, signal: interrupt.signal, onEvent: (e) => progress.on(e) });
     } finally {
       progress.stop();
     }
@@ -541,7 +649,21 @@ async function runBestOf(ctx: CommandContext, opts: BestOfCliOptions): Promise<v
     throw cliError(e, opts);
   } finally {
     await scorer?.dispose();
-    await backend.close();
+    await backend?.close();
     interrupt.dispose();
   }
+}
+
+/** Redis must answer; the line on stderr names the queue (the URL without its password) and its jobs. */
+async function checkQueue(q: Backend, io: CommandContext["io"], quiet: boolean, signal: AbortSignal): Promise<void> {
+  const h = await q.check(signal);
+  if (!h.ok)
+    throw new PickrankError(
+      "BACKEND_UNREACHABLE",
+      `Could not reach the queue ${q.id}: ${h.error?.message ?? "no answer"}; expected Redis running`,
+      {
+        details: { backend: q.id },
+      },
+    );
+  if (!quiet) io.stderr.write(`pickrank: queue ${q.id} (${h.queue?.running ?? 0} running, ${h.queue?.pending ?? 0} waiting)\n`);
 }

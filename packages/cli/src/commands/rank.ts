@@ -101,7 +101,7 @@ export function registerRank(program: Command, ctx: CommandContext): void {
           import("@pickrank/core"),
           import("@pickrank/selector"),
         ]);
-        // The scoring prompt (selector/score-prompt.ts): checked before the model loads, its length after.
+        // The scoring prompt (core/src/prompt/score-prompt.ts): checked before the model loads, its length after.
         const scoring = { prompt: opts.prompt, scorePrompt: opts.scorePrompt, raw: opts.scoreRawPrompt };
         resolveScorePrompt(scoring);
         const images = await expandImageArgs(args);

@@ -7,8 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { PickrankError } from "@pickrank/contract";
-import { ClipTokenizer, defaultTokenizerDir } from "@pickrank/core";
-import { CLIP_CONTENT_TOKENS, resolveScorePrompt, scoringPrompt } from "@pickrank/selector";
+import { CLIP_CONTENT_TOKENS, ClipTokenizer, defaultTokenizerDir, resolveScorePrompt, scoringPrompt } from "@pickrank/core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const table = JSON.parse(readFileSync(path.join(here, "data", "prompt-syntax-cases.json"), "utf8")) as {
