@@ -20,10 +20,16 @@ if (!out) {
 
 /** Needed only by onnxruntime-node's install script (CUDA download), never at run time. */
 const SKIP = new Set(["adm-zip", "global-agent"]);
-/** Every workspace package (contract, core, adapters, selector, cli, server, eval, and any added later). */
+/**
+ * Packages whose dependencies the GPU run never loads and the 64 MiB carry cannot hold: eval (DuckDB's
+ * native build, 70 MB, and ECharts, 62 MB) and queue (BullMQ, Redis clients). The CLI imports them
+ * lazily, for `pickrank eval` and the queue commands only. KIT_ALL=1 collects them too.
+ */
+const NOT_ON_DEVICE = process.env.KIT_ALL === "1" ? new Set() : new Set(["packages/eval", "packages/queue"]);
+/** Every other workspace package (contract, core, adapters, selector, cli, server, and any added later). */
 const ROOTS = readdirSync(path.join(repo, "packages"))
   .map((d) => `packages/${d}`)
-  .filter((d) => existsSync(path.join(repo, d, "package.json")))
+  .filter((d) => existsSync(path.join(repo, d, "package.json")) && !NOT_ON_DEVICE.has(d))
   .sort();
 
 const readJson = (f) => JSON.parse(readFileSync(f, "utf8"));
