@@ -3,6 +3,9 @@ import { A1111Backend, type A1111Options, type Generated } from "@pickrank/adapt
 import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../../../test/fakes/a1111-server.ts";
 import { collect, pickrankRejection } from "../../../test/helpers/async.ts";
 
+/** vi.waitFor's bound: its 1 s default is short on a loaded 2-core machine (an upper bound, not a measurement). */
+const WAIT = { timeout: 15_000 };
+
 const FAST: A1111Options = { timeoutMs: 5000, retries: 1, retryDelayMs: 20, progressIntervalMs: 0, generationTimeoutMs: 20_000 };
 
 const fakes: FakeA1111[] = [];
@@ -85,7 +88,7 @@ describe("A1111Backend: one request at a time, seeds, extra, close", () => {
     const run = (async () => {
       for await (const g of b.generate({ prompt: "x", n: 3, seed: 1, params: { steps: 50 } })) got.push(g);
     })();
-    await vi.waitFor(() => expect(f.requests).toHaveLength(1));
+    await vi.waitFor(() => expect(f.requests).toHaveLength(1), WAIT);
     await b.close();
     expect((await pickrankRejection(run)).code).toBe("CLOSED");
     expect(f.interrupts).toBe(1);

@@ -4,6 +4,9 @@ import { readFakeImageInfo, startFakeComfyUI, type FakeComfyUI, type FakeComfyUI
 import { SD15 } from "./workflows.ts";
 import { collect, pickrankRejection } from "../../../test/helpers/async.ts";
 
+/** vi.waitFor's bound: its 1 s default is short on a loaded 2-core machine (an upper bound, not a measurement). */
+const WAIT = { timeout: 15_000 };
+
 /** Short limits: the stall limit is far below the foreign job's length, so only liveness by answers can pass. */
 const FAST: ComfyUIOptions = {
   timeoutMs: 5000,
@@ -56,7 +59,7 @@ describe("ComfyUIBackend liveness", () => {
     );
     expect(!failed.ok && failed.error.details).toMatchObject({ backend: b.id, stallMs: 1000, promptId: f.prompts[1]!.id });
     expect(f.interrupts.map((i) => i.promptId)).toEqual([f.prompts[1]!.id]);
-    await vi.waitFor(() => expect(f.finished).toContain(f.prompts[1]!.id));
+    await vi.waitFor(() => expect(f.finished).toContain(f.prompts[1]!.id), WAIT);
   });
 
   it("stalls when the server stops answering: socket silent and /queue hanging", async () => {
@@ -85,14 +88,14 @@ describe("ComfyUIBackend liveness", () => {
     const ac = new AbortController();
     const b = new ComfyUIBackend(f.url, FAST);
     const run = collect(b.generate({ prompt: "x", n: 8, seed: 1, signal: ac.signal, params: { steps: 50 } }));
-    await vi.waitFor(() => expect(f.prompts).toHaveLength(2));
+    await vi.waitFor(() => expect(f.prompts).toHaveLength(2), WAIT);
     ac.abort();
     expect((await pickrankRejection(run)).code).toBe("ABORTED");
     expect(f.prompts).toHaveLength(2);
     // Each of ours was deleted from the queue, or interrupted if it had started (a loaded machine decides which).
     for (const p of f.prompts) expect(f.deleted.includes(p.id) || f.interrupts.some((i) => i.promptId === p.id)).toBe(true);
     expect(f.interrupts.every((i) => i.promptId === i.running)).toBe(true);
-    await vi.waitFor(() => expect(f.finished.length + f.deleted.filter((id) => !f.finished.includes(id)).length).toBe(2));
+    await vi.waitFor(() => expect(f.finished.length + f.deleted.filter((id) => !f.finished.includes(id)).length).toBe(2), WAIT);
   });
 });
 

@@ -5,6 +5,9 @@ import { startFakeA1111, type FakeA1111 } from "../../../test/fakes/a1111-server
 import { SD15 } from "./workflows.ts";
 import { collect, pickrankRejection } from "../../../test/helpers/async.ts";
 
+/** vi.waitFor's bound: its 1 s default is short on a loaded 2-core machine (an upper bound, not a measurement). */
+const WAIT = { timeout: 15_000 };
+
 const COMFY = {
   timeoutMs: 5000,
   retries: 1,
@@ -108,7 +111,7 @@ describe("PoolBackend limits", () => {
     await vi.waitFor(() => expect(events.some((e) => e.type === "progress")).toBe(true), { timeout: 10_000 });
     await pool.close();
     expect((await pickrankRejection(run)).code).toBe("CLOSED");
-    await vi.waitFor(() => expect(a.fake.interrupts.length).toBe(1));
+    await vi.waitFor(() => expect(a.fake.interrupts.length).toBe(1), WAIT);
     expect((await pickrankRejection(collect(pool.generate({ prompt: "x", n: 1 })))).code).toBe("CLOSED");
   });
 });

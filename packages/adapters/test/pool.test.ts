@@ -5,6 +5,9 @@ import { startFakeA1111, type FakeA1111, type FakeA1111Options } from "../../../
 import { SD15 } from "./workflows.ts";
 import { collect } from "../../../test/helpers/async.ts";
 
+/** vi.waitFor's bound: its 1 s default is short on a loaded 2-core machine (an upper bound, not a measurement). */
+const WAIT = { timeout: 15_000 };
+
 const COMFY = {
   timeoutMs: 5000,
   retries: 1,
@@ -136,7 +139,7 @@ describe("PoolBackend", () => {
     expect(err).toMatchObject({ code: "ABORTED" });
     // Each server had a running prompt of ours; both were interrupted before generate returned.
     expect(a.fake.interrupts.length + b.fake.interrupts.length).toBeGreaterThanOrEqual(1);
-    await vi.waitFor(() => expect(a.fake.finished.length + b.fake.finished.length).toBeLessThan(8));
+    await vi.waitFor(() => expect(a.fake.finished.length + b.fake.finished.length).toBeLessThan(8), WAIT);
     expect(a.fake.prompts.length + b.fake.prompts.length).toBeLessThanOrEqual(5);
   });
 

@@ -139,7 +139,10 @@ async function buildApp(o: ResolvedOptions, admission: Admission, metrics: Serve
   const app = Fastify({
     logger: o.logger ? { level: "info", stream: process.stderr } : false,
     bodyLimit: o.maxBodyBytes,
-    requestTimeout: o.requestTimeoutMs,
+    // Our own timer (admission.ts) answers a request past requestTimeoutMs with 504 TIMEOUT and the
+    // error body; Node's requestTimeout is only the backstop behind it (a bare 408). Both equal, the two
+    // raced and a loaded machine got Node's 408: the backstop waits twice as long.
+    requestTimeout: 2 * o.requestTimeoutMs,
     // Node checks request timeouts on this interval (default 30 s): keep it well under the timeout.
     http: { connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(o.requestTimeoutMs / 4))) },
     return503OnClosing: false,

@@ -24,6 +24,11 @@ export type TensorData =
 export interface LocalSessionOptions {
   /** Threads for the CPU provider (intra-op). Default: onnxruntime's choice (all cores). */
   threads?: number;
+  /**
+   * Where onnxruntime writes the graph as it runs it, after its optimizations and fusions (session option
+   * optimizedModelFilePath), for inspection: the tests count its op types. Every provider honours it.
+   */
+  optimizedModelFile?: string;
 }
 
 /** Options of openSession: the CPU provider's threads, and which thread owns the session. */
@@ -213,6 +218,7 @@ export async function openLocalSession(file: string, device: DeviceName, opts: L
     logSeverityLevel: 3,
   };
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
+  if (opts.optimizedModelFile !== undefined) options.optimizedModelFilePath = opts.optimizedModelFile;
   const rt = await loadOrt();
   let session: ort.InferenceSession;
   try {
