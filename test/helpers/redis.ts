@@ -59,6 +59,12 @@ export async function startRedis(o: { appendonly?: boolean; password?: string; t
   const start = async (): Promise<void> => {
     const p = spawn(REDIS_SERVER, args, { stdio: ["ignore", "pipe", "pipe"] });
     proc = p;
+    // A test process that ends without stop() (a timed-out hook) must not leave its server behind.
+    const reap = (): void => {
+      p.kill("SIGKILL");
+    };
+    process.once("exit", reap);
+    p.once("exit", () => process.off("exit", reap));
     let out = "";
     await new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer): void => {
