@@ -24,6 +24,13 @@ export type TensorData =
 export interface LocalSessionOptions {
   /** Threads for the CPU provider (intra-op). Default: onnxruntime's choice (all cores). */
   threads?: number;
+  /**
+   * CPU provider: false sets onnxruntime's `session.disable_prepacking`, so MLAS packs the MatMul
+   * weights as each run needs them instead of all at load. Measured on the PickScore-sized model
+   * (docs/benchmarks.md): sessions ready in 1.9 s instead of 32.4 s (loaded machine), the first score
+   * sooner (29.6 s against 56.2 s), but each later run ≈1.36× longer. Default true (packed at load).
+   */
+  prepackWeights?: boolean;
 }
 
 /** Options of openSession: the CPU provider's threads, and which thread owns the session. */
@@ -213,6 +220,7 @@ export async function openLocalSession(file: string, device: DeviceName, opts: L
     logSeverityLevel: 3,
   };
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
+  if (opts.prepackWeights === false && device === "cpu") options.extra = { session: { disable_prepacking: "1" } };
   const rt = await loadOrt();
   let session: ort.InferenceSession;
   try {
