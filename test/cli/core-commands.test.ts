@@ -121,10 +121,10 @@ describe("pickrank model convert", () => {
     await stat(path.join(out, "vision.onnx"));
   });
 
-  it("--dtype other than fp32/fp16 is a usage error", async () => {
-    const r = await runCli(["model", "convert", tinyClipDir, "--out", path.join(tmp, "x"), "--dtype", "int8"]);
+  it("--dtype other than fp32/fp16/int8 is a usage error", async () => {
+    const r = await runCli(["model", "convert", tinyClipDir, "--out", path.join(tmp, "x"), "--dtype", "bf16"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/Expected fp32 or fp16 but received "int8"/);
+    expect(r.stderr).toMatch(/Expected fp32, fp16 or int8 but received "bf16"/);
   });
 
   it("a folder without config.json fails with BAD_MODEL", async () => {

@@ -11,7 +11,7 @@ import { tinyClipDir } from "./paths.ts";
 const cache = new Map<string, Promise<string>>();
 const dirs: string[] = [];
 
-export function tinyModel(dtype: "fp32" | "fp16" = "fp32"): Promise<string> {
+export function tinyModel(dtype: "fp32" | "fp16" | "int8" = "fp32"): Promise<string> {
   let p = cache.get(dtype);
   if (!p) {
     p = (async () => {

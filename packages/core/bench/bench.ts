@@ -4,6 +4,8 @@
  *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
  *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3] [--skip-preprocess]
  *              [--skip-startup] [--startup-rounds 3] [--python /usr/bin/python3]
+ *              [--graphs auto|standard,fused,fused-no-mha] [--variants fp32,fp16,int8]
+ *              [--scoring-models fp32=<dir>,int8=<dir>] [--torch-modes fp32,bf16w] [--scoring-n 1,8,32]
  *
  * 1. Preprocessing, ms per 1024×1024 PNG: pickrank's path (sharp decode + PIL-exact bicubic) against a
  *    simple baseline (sharp's own cubic resize + crop + normalize), one at a time and 8 at once.
@@ -12,6 +14,11 @@
  * 1b. With --hf: start-up, sessions ready against PyTorch loading the same weights (bench/startup.ts).
  * 2. Scoring, per device that starts: PNG bytes → scores for N candidates (end to end, as `rank`
  *    runs it), and the vision graph alone on preprocessed tensors.
+ * 3. Scoring variants on the CPU (bench/scoring.ts), with --variants or --scoring-models: N = 1, 8, 32 in
+ *    fp32, fp32 fused, fp16 and int8 against torch fp32 and bf16 on the same checkpoint (--hf) and pixels,
+ *    as ratios, each configuration in its own process for its peak RSS. Folders missing from
+ *    --scoring-models are converted from --hf (int8 takes minutes for PickScore). Torch on OpenBLAS:
+ *    PICKRANK_BENCH_BLAS=<dir with libblas.so.3> (../shared/bench/README.md).
  * Default model: the tiny CLIP of the test fixtures (a plumbing check, not a speed figure). For real
  * figures pass --hf with a PickScore-sized folder (bench/make-random-clip.ts --size pickscore writes one).
  */
@@ -22,6 +29,7 @@ import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { CLIP_PREPROCESS, convertModel, preprocessImage, readManifest, Scorer, type DeviceName } from "../src/index.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "../src/preprocess/worker-pool.ts";
+import { benchScoringVariants } from "./scoring.ts";
 import { benchPreprocessVsPil, photoPngs, readPngs } from "./preprocess-rows.ts";
 import { benchStartup } from "./startup.ts";
 
@@ -36,6 +44,13 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "3" },
     "batch-size": { type: "string", default: "8" },
     "skip-preprocess": { type: "boolean", default: false },
+    variants: { type: "string" },
+    /** Graph variants for the scoring rows, comma-separated: auto (the device's, graphsForDevice), standard, fused, fused-no-mha. */
+    graphs: { type: "string", default: "auto" },
+    "scoring-models": { type: "string" },
+    "torch-modes": { type: "string", default: "fp32,bf16w" },
+    "scoring-n": { type: "string", default: "1,8,32" },
+    threads: { type: "string", default: String(os.cpus().length) },
     "skip-startup": { type: "boolean", default: false },
     "startup-rounds": { type: "string", default: "3" },
     python: { type: "string", default: "/usr/bin/python3" },
@@ -168,16 +183,18 @@ async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
     ["device", "N", "PNG bytes → scores ms", "vision graph only ms", "images/s end to end", "note"],
   );
   const wanted = (values.devices ?? "").split(",").filter(Boolean) as DeviceName[];
-  for (const device of wanted) {
+  const graphs = (values.graphs ?? "auto").split(",").filter(Boolean) as ("auto" | "standard" | "fused")[];
+  for (const [device, graph] of wanted.flatMap((d) => graphs.map((g) => [d, g] as const))) {
     let scorer: Scorer;
     try {
-      const [ms, s] = await time(() => Scorer.create({ model: modelDir, device, batchSize }));
+      const [ms, s] = await time(() => Scorer.create({ model: modelDir, device, batchSize, graph }));
       scorer = s;
-      console.error(`${device}: sessions ready in ${ms.toFixed(0)} ms`);
+      console.error(`${device} (${s.graphVariant} graphs): sessions ready in ${ms.toFixed(0)} ms`);
     } catch (e) {
       row([device, "—", "—", "—", "—", `unavailable: ${(e as Error).message.slice(0, 90)}`]);
       continue;
     }
+    const label = graphs.length > 1 || graph !== "auto" ? `${device} ${scorer.graphVariant}` : device;
     try {
       for (const n of ns) {
         const images = Array.from({ length: n }, (_, i) => pngs[i % pngs.length]!);
@@ -189,7 +206,7 @@ async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
         const modelOnly: number[] = [];
         for (let r = 0; r < repeats; r++) modelOnly.push((await time(() => visionOnly(scorer, tensors)))[0]);
         const t = median(e2e);
-        row([device, n, t, median(modelOnly), (n / t) * 1000, ""]);
+        row([label, n, t, median(modelOnly), (n / t) * 1000, ""]);
       }
     } finally {
       await scorer.dispose();
@@ -199,6 +216,32 @@ async function benchScoring(modelDir: string, pngs: Buffer[]): Promise<void> {
 
 async function visionOnly(scorer: Scorer, tensors: Float32Array[]): Promise<void> {
   await scorer.embedPixels(tensors);
+}
+
+/** Section 3: model folders from --scoring-models, the rest of --variants converted from --hf. */
+async function scoringVariants(pngs: Buffer[]): Promise<void> {
+  const models: Partial<Record<"fp32" | "fp16" | "int8", string>> = {};
+  for (const kv of (values["scoring-models"] ?? "").split(",").filter(Boolean)) {
+    const [k, v] = kv.split("=");
+    if ((k === "fp32" || k === "fp16" || k === "int8") && v) models[k] = v;
+  }
+  for (const d of (values.variants ?? "").split(",").filter(Boolean)) {
+    if ((d !== "fp32" && d !== "fp16" && d !== "int8") || models[d] || !values.hf) continue;
+    const out = path.join(tmp, `scoring-${d}`);
+    const [ms] = await time(() => convertModel(values.hf!, { out, dtype: d }));
+    console.error(`converted ${values.hf} (${d}) in ${(ms / 1000).toFixed(1)} s`);
+    models[d] = out;
+  }
+  await benchScoringVariants({
+    models,
+    ...(values.hf ? { hf: values.hf } : {}),
+    pngs,
+    ns: (values["scoring-n"] ?? "1,8,32").split(",").map(Number),
+    repeats,
+    tmp,
+    torchModes: (values["torch-modes"] ?? "").split(",").filter(Boolean),
+    threads: Number(values.threads),
+  });
 }
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), "pickrank-bench-"));
@@ -225,6 +268,7 @@ try {
     await benchStartup({ hf: values.hf, tmp, rounds: Number(values["startup-rounds"]), python, shared });
   }
   await benchScoring(modelDir, pngs);
+  if (values.variants || values["scoring-models"]) await scoringVariants(pngs);
   console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 } finally {
   await rm(tmp, { recursive: true, force: true });

@@ -98,7 +98,26 @@ export type { ConvertOptions, ConvertProgress, ConvertResult } from "./convert/c
 /** `readManifest(dir)` → ModelManifest: a converted folder's pickrank.json, validated. Throws BAD_MODEL naming the field. */
 export { readManifest } from "./model/manifest.ts";
 /** pickrank.json: source repo/revision/file hashes, dtype, logit_scale, dims, preprocessing, tokenizer and graph files. */
-export type { ModelManifest } from "./model/manifest.ts";
+export type { ModelManifest, GraphVariantRequest } from "./model/manifest.ts";
+/**
+ * `graphsForDevice(manifest, device, request?)` → `{ variant, text, vision }`: the graphs a device runs (the
+ * fused variant on WebGPU and CUDA when the model has it, the standard graphs on the CPU). Throws BAD_INPUT
+ * for "fused" on a model without it. `CONVERT_DTYPES`, `GRAPH_VARIANTS`: what convertModel writes.
+ */
+export { graphsForDevice, FUSED_BY_DEVICE } from "./model/manifest.ts";
+export { CONVERT_DTYPES } from "./convert/convert.ts";
+export { GRAPH_VARIANTS } from "./convert/clip-graph.ts";
+/** Graph dtypes ("fp32" | "fp16" | "int8") and variants ("standard" | "fused"). */
+export type { GraphDtype, GraphVariant } from "./convert/clip-graph.ts";
+/**
+ * `verifyModel({ model, reference, prompts, images, device? })` → FidelityReport: both models' embeddings
+ * of the same prompts and images compared (cosines, PickScore score error, probability error, Kendall τ of
+ * each prompt's image ranking, same best image). `compareEmbeddings(ref, cand)` on embeddings already
+ * computed; `kendallTau(a, b)` (τ-b). Throws what Scorer.create / embedImages throw, BAD_INPUT.
+ */
+export { verifyModel, compareEmbeddings, kendallTau } from "./model/verify.ts";
+/** verifyModel's options and report; the embeddings compareEmbeddings takes. */
+export type { VerifyOptions, FidelityReport, EmbeddingSet } from "./model/verify.ts";
 
 // ── Tokenizer and preprocessing (the reference's, exactly)
 /**

@@ -8,7 +8,7 @@
  */
 import path from "node:path";
 import { PickrankError, invalidParameter, throwIfAborted, toPickrankError } from "@pickrank/contract";
-import { readManifest, type ModelManifest } from "./model/manifest.ts";
+import { graphsForDevice, readManifest, type GraphVariantRequest, type ModelManifest } from "./model/manifest.ts";
 import { preprocessImage, type ImageInput, type PreprocessSettings } from "./preprocess/image.ts";
 import { defaultPreprocessWorkers, PreprocessPool } from "./preprocess/worker-pool.ts";
 import { describeDeviceReport, openOnDevice, parseDeviceRequest, type DeviceReport } from "./runtime/device.ts";
@@ -45,6 +45,11 @@ export interface ScorerOptions {
    * one-shot ranking of a few images). See LocalSessionOptions.prepackWeights for the figures.
    */
   prepackWeights?: boolean;
+  /**
+   * Graph variant: "auto" (default) runs the fused graphs on CUDA and WebGPU when the model has them and the
+   * standard ones on the CPU (graphsForDevice, FUSED_BY_DEVICE); a variant's name forces it (BAD_INPUT when absent).
+   */
+  graph?: GraphVariantRequest;
   /** Prompts whose text embedding is kept. Default 1024. */
   textCacheSize?: number;
   /**
@@ -111,6 +116,8 @@ export class Scorer {
   /** Raw logit scale as stored in the weights; scores use exp(logitScale). */
   readonly logitScale: number;
   readonly batchSize: number;
+  /** The graph variant the sessions run ("fused" on WebGPU/CUDA when the model has it, see ScorerOptions.graph). */
+  readonly graphVariant: "standard" | "fused" | "fused-no-mha";
 
   readonly #text: GraphSession;
   readonly #vision: GraphSession;
@@ -128,6 +135,7 @@ export class Scorer {
     tokenizer: ClipTokenizer;
     text: GraphSession;
     vision: GraphSession;
+    graphVariant: "standard" | "fused" | "fused-no-mha";
     report: DeviceReport;
     batchSize: number;
     concurrency: number;
@@ -141,6 +149,7 @@ export class Scorer {
     this.#tokenizer = init.tokenizer;
     this.#text = init.text;
     this.#vision = init.vision;
+    this.graphVariant = init.graphVariant;
     this.deviceReport = init.report;
     this.device = init.report.chosen;
     this.batchSize = init.batchSize;
@@ -169,7 +178,14 @@ export class Scorer {
       ...(opts.threads === undefined ? {} : { threads: opts.threads }),
       ...(opts.prepackWeights === undefined ? {} : { prepackWeights: opts.prepackWeights }),
     };
-    const { value, report } = await openOnDevice(device, (d) => openBoth(modelDir, manifest, d, sessionOpts));
+    const graph = opts.graph ?? "auto";
+    if (!["auto", "standard", "fused", "fused-no-mha"].includes(graph)) {
+      throw invalidParameter("graph", '"auto", "standard", "fused" or "fused-no-mha"', graph);
+    }
+    const { value, report } = await openOnDevice(device, async (d) => {
+      const files = graphsForDevice(manifest, d, graph);
+      return { ...(await openBoth(modelDir, files, d, sessionOpts)), graphVariant: files.variant };
+    });
     return new Scorer({ modelDir, manifest, tokenizer, ...value, report, batchSize, concurrency, textCacheSize, workers, maxPixels });
   }
 
@@ -382,19 +398,19 @@ export class Scorer {
 }
 
 /**
- * Opens the text and vision graphs on worker threads. On the CPU each gets a thread of its own and they
+ * Opens the text and vision graphs (`graphs`: the files of the variant chosen for the device) on worker threads. On the CPU each gets a thread of its own and they
  * load at once (most of a load is single-threaded parsing and weight packing); GPU sessions share the
  * process's GPU thread, opened one after the other (two WebGPU sessions on two threads crash Dawn). When one
  * fails, the other is released and the failure thrown (the vision graph's first, the larger one).
  */
 async function openBoth(
   modelDir: string,
-  manifest: ModelManifest,
+  graphs: { text: string; vision: string },
   device: DeviceName,
   opts: { threads?: number; prepackWeights?: boolean },
 ): Promise<{ text: GraphSession; vision: GraphSession }> {
-  const textFile = path.join(modelDir, manifest.graphs.text);
-  const visionFile = path.join(modelDir, manifest.graphs.vision);
+  const textFile = path.join(modelDir, graphs.text);
+  const visionFile = path.join(modelDir, graphs.vision);
   if (device !== "cpu") {
     // Both on the process's GPU thread (openSession's default for a GPU), one after the other.
     const vision = await openSession(visionFile, device, opts);

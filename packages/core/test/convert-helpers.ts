@@ -44,13 +44,18 @@ export interface TinyOutputs {
 }
 
 /**
- * Runs text.onnx on all reference prompts and vision.onnx on all reference images, one batch each,
- * through the runtime's own sessions on the given device.
+ * Runs text.onnx on all reference prompts and vision.onnx on all reference images (or the graphs
+ * `files` names), one batch each, through the runtime's own sessions on the given device.
  */
-export async function runTiny(dir: string, ref: Reference, device: DeviceName = "cpu"): Promise<TinyOutputs> {
-  const text = await openSession(path.join(dir, "text.onnx"), device);
+export async function runTiny(
+  dir: string,
+  ref: Reference,
+  device: DeviceName = "cpu",
+  files: { text: string; vision: string } = { text: "text.onnx", vision: "vision.onnx" },
+): Promise<TinyOutputs> {
+  const text = await openSession(path.join(dir, files.text), device);
   try {
-    const vision = await openSession(path.join(dir, "vision.onnx"), device);
+    const vision = await openSession(path.join(dir, files.vision), device);
     try {
       const ids = BigInt64Array.from(ref.input_ids.flat().map(BigInt));
       const t = await text.run({ input_ids: { type: "int64", data: ids, dims: [ref.input_ids.length, 77] } });

@@ -78,7 +78,7 @@ function textEmbedErrors(o: { text: Float32Array; image: Float32Array }) {
 describe("convertModel options and sources", () => {
   it("writes external data when forced (externalDataThreshold: 0), and ORT loads it with the same results", async () => {
     const out = path.join(tmp, "external");
-    await convertModel(tinyClipDir, { out, externalDataThreshold: 0 });
+    await convertModel(tinyClipDir, { out, externalDataThreshold: 0, variants: ["standard"] });
     const files = (await readdir(out)).sort();
     expect(files).toEqual(["pickrank.json", "text.onnx", "text.onnx.data", "tokenizer", "vision.onnx", "vision.onnx.data"]);
     // The graph files keep only the structure and small constants.
@@ -88,7 +88,7 @@ describe("convertModel options and sources", () => {
     expect(e.text).toBeLessThan(parityBound("fp32", "text_embeds_unnormalized"));
     expect(e.image).toBeLessThan(parityBound("fp32", "image_embeds_unnormalized"));
     // Converting again without external data removes the stale .data files.
-    await convertModel(tinyClipDir, { out });
+    await convertModel(tinyClipDir, { out, variants: ["standard"] });
     expect((await readdir(out)).sort()).toEqual(["pickrank.json", "text.onnx", "tokenizer", "vision.onnx"]);
   });
 
@@ -380,9 +380,9 @@ describe("convertModel bad inputs", () => {
   });
 
   it("convertModel: bad options are BAD_INPUT", async () => {
-    await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x14"), dtype: "int8" as "fp16" })).rejects.toMatchObject({
+    await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x14"), dtype: "int4" as "fp16" })).rejects.toMatchObject({
       code: "BAD_INPUT",
-      message: 'Expected "fp32" or "fp16" for dtype but received "int8" of type string',
+      message: 'Expected "fp32", "fp16" or "int8" for dtype but received "int4" of type string',
     });
     await expect(convertModel(tinyClipDir, { out: "" })).rejects.toMatchObject({ code: "BAD_INPUT" });
     await expect(convertModel(tinyClipDir, { out: path.join(tmp, "x15"), tokenizerDir: tmp })).rejects.toMatchObject({
@@ -414,7 +414,7 @@ describe("readManifest", () => {
     const m = JSON.parse(await readFile(path.join(out, "pickrank.json"), "utf8")) as Record<string, unknown>;
     await writeFile(
       path.join(out, "pickrank.json"),
-      JSON.stringify({ ...m, dtype: "int8", graphs: { text: "../x.onnx", vision: "vision.onnx" } }),
+      JSON.stringify({ ...m, dtype: "int4", graphs: { text: "../x.onnx", vision: "vision.onnx" } }),
     );
     await expectBadModel(readManifest(out), /dtype/, /graphs\.text: expected a path relative to the model folder/);
   });

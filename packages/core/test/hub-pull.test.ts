@@ -316,7 +316,7 @@ describe("pullModel", () => {
   it("rejects bad options with BAD_INPUT naming the option", async () => {
     const e1 = await errorOf(pullModel({ cacheDir: cacheIn(), dtype: "fp8" as "fp32" }));
     expect(e1.code).toBe("BAD_INPUT");
-    expect(e1.message).toBe('Expected "fp32" or "fp16" for dtype but received "fp8" of type string');
+    expect(e1.message).toBe('Expected "fp32", "fp16" or "int8" for dtype but received "fp8" of type string');
     const e2 = await errorOf(pullModel({ cacheDir: cacheIn(), repo: "../etc/passwd" }));
     expect(e2.code).toBe("BAD_INPUT");
     expect(e2.message).toContain("for repo but received");

@@ -13,6 +13,7 @@ import { writeOnnxModel } from "../src/onnx/model-writer.ts";
 import { attr, DataType, type ModelDef, type TensorSource } from "../src/onnx/onnx-types.ts";
 import { lenFieldSize, ProtoEncoder, varintSize } from "../src/onnx/protobuf.ts";
 import { openSession } from "../src/runtime/ort.ts";
+import { decode, str } from "./onnx-decode.ts";
 
 let tmp: string;
 beforeAll(async () => {
@@ -21,44 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-
-/** field number → values (varints as bigint, length-delimited as bytes, fixed32 as number). */
-type Fields = Map<number, (bigint | Uint8Array | number)[]>;
-function decode(buf: Uint8Array): Fields {
-  const out: Fields = new Map();
-  let pos = 0;
-  const varint = (): bigint => {
-    let r = 0n;
-    let shift = 0n;
-    for (;;) {
-      const b = buf[pos++]!;
-      r |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return r;
-      shift += 7n;
-    }
-  };
-  while (pos < buf.length) {
-    const key = Number(varint());
-    const field = key >>> 3;
-    const wire = key & 7;
-    let v: bigint | Uint8Array | number;
-    if (wire === 0) v = varint();
-    else if (wire === 2) {
-      const len = Number(varint());
-      v = buf.subarray(pos, pos + len);
-      pos += len;
-    } else if (wire === 5) {
-      v = new DataView(buf.buffer, buf.byteOffset + pos, 4).getFloat32(0, true);
-      pos += 4;
-    } else throw new Error(`unexpected wire type ${wire}`);
-    if (pos > buf.length) throw new Error("message overruns its buffer");
-    const list = out.get(field) ?? [];
-    list.push(v);
-    out.set(field, list);
-  }
-  return out;
-}
-const str = (v: unknown) => new TextDecoder().decode(v as Uint8Array);
 
 /** A tensor whose bytes arrive in several chunks, like a streamed weight. */
 function chunkedTensor(name: string, values: Float32Array, dims: number[], chunk = 3): TensorSource {

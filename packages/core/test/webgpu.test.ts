@@ -8,9 +8,11 @@
  * The ICD: $PICKRANK_TEST_VK_ICD, else chromium's SwiftShader manifest. Without one the tests are
  * skipped, saying why, unless $PICKRANK_REQUIRE_WEBGPU is set (.ci/run sets it), where that fails.
  */
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
@@ -109,6 +111,56 @@ describe.runIf(icd || required)(title + why, { timeout: SWIFTSHADER_TIMEOUT_MS }
     // The same bound as the CPU provider's fp16 run (convert.test.ts), no wider.
     for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(parityBound("fp16", k));
     expect(bestImagePerPrompt(s.logitsPerImage, ref)).toEqual(bestImagePerPrompt(ref.logits_per_image.flat(), ref));
+  });
+
+  it("fused-no-mha fp32 graphs (SkipLayerNormalization, BiasGelu) on WebGPU hold the fp32 bounds of tolerances.ts", async () => {
+    const files = { text: "text.fused-no-mha.onnx", vision: "vision.fused-no-mha.onnx" };
+    const errors = referenceErrors(await runTiny(path.join(tmp, "fp32"), ref, "webgpu", files), ref);
+    console.log("webgpu fused-no-mha fp32 max relative error per output:", JSON.stringify(errors));
+    for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(parityBound("fp32", k));
+  });
+
+  it("KNOWN FAULT - WebGPU's MultiHeadAttention misses the reference (why auto gives WebGPU fused-no-mha, see FUSED_BY_DEVICE)", async () => {
+    // onnxruntime-node 1.30 on SwiftShader: the fused graphs' text embeddings are off by 0.36 relative (77 tokens),
+    // the image embeddings by 2.4e-3 (257 tokens); the same graphs on the CPU provider hold the fp32 bounds
+    // (graph-variants.test.ts), and so do SkipLayerNormalization and BiasGelu here (test above). When this
+    // fails, the kernel was fixed: give WebGPU the "fused" variant in FUSED_BY_DEVICE and replace this test.
+    const files = { text: "text.fused.onnx", vision: "vision.fused.onnx" };
+    const errors = referenceErrors(await runTiny(path.join(tmp, "fp32"), ref, "webgpu", files), ref);
+    console.log("webgpu fused (MultiHeadAttention) fp32 max relative error per output:", JSON.stringify(errors));
+    expect(errors.text_embeds_unnormalized).toBeGreaterThan(1e-2);
+  });
+
+  it("the WebGPU provider takes every com.microsoft node of the fused graphs (none falls back to the CPU): the ops exist there", async () => {
+    for (const file of ["vision.fused.onnx", "text.fused.onnx"]) {
+      const { stderr } = await promisify(execFile)(
+        process.execPath,
+        [
+          "--conditions=development",
+          "--import",
+          "tsx",
+          path.join(import.meta.dirname, "ort-placement-child.ts"),
+          path.join(tmp, "fp32", file),
+        ],
+        { env: process.env, maxBuffer: 64 << 20 },
+      );
+      // "Node(s) placed on [WebGpuExecutionProvider]. Number of nodes: 35", then "  MultiHeadAttention (name)" lines.
+      const placement = new Map<string, Set<string>>();
+      let ep = "";
+      for (const line of stderr.split("\n")) {
+        const head = /Node\(s\) placed on \[(\w+)\]/.exec(line);
+        if (head) ep = head[1]!;
+        else if (ep && /VerifyEachNodeIsAssignedToAnEp\]\s{3}\w+ \(/.test(line)) {
+          const op = /\]\s{3}(\w+) \(/.exec(line)![1]!;
+          placement.set(op, (placement.get(op) ?? new Set()).add(ep));
+        } else if (!/VerifyEachNodeIsAssignedToAnEp/.test(line)) ep = "";
+      }
+      const where = Object.fromEntries([...placement].map(([op, eps]) => [op, [...eps].join(",")]));
+      console.log(`${file} node placement on webgpu:`, JSON.stringify(where));
+      for (const op of ["MultiHeadAttention", "SkipLayerNormalization", "BiasGelu"]) {
+        expect(where[op], `${file} ${op}`).toBe("WebGpuExecutionProvider");
+      }
+    }
   });
 
   it("the Scorer runs on webgpu when asked, with the CPU's scores; auto leaves a software-only driver for the CPU", async () => {

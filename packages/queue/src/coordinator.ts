@@ -59,6 +59,8 @@ export interface QueueBackendOptions {
    * (the refined best k) are enqueued when they come.
    */
   plan?: { prompts: readonly string[]; n: number; params?: GenerationParams };
+  /** Where to keep the workers' image embeddings (default: a map of its own); several queue backends may share one. */
+  embeddings?: WeakMap<Buffer, Float32Array>;
   /** Largest seed (default 2^32 − 1, what every backend accepts). */
   maxSeed?: number;
   /** Tries per job before it fails (default 5, exponential backoff from 1 s). */
@@ -78,7 +80,7 @@ export class QueueBackend implements Backend {
   readonly maxSeed: number;
   readonly queueName: string;
   /** Image embeddings computed by the workers, by the candidate's image buffer (see withWorkerEmbeddings). */
-  readonly embeddings = new WeakMap<Buffer, Float32Array>();
+  readonly embeddings: WeakMap<Buffer, Float32Array>;
   readonly #o: QueueBackendOptions;
   readonly #queue: Queue<RenderJobData, RenderJobResult>;
   readonly #flows: FlowProducer;
@@ -92,6 +94,7 @@ export class QueueBackend implements Backend {
   /** Connects lazily: nothing is sent to Redis before check() or generate(). */
   constructor(o: QueueBackendOptions) {
     this.#o = o;
+    this.embeddings = o.embeddings ?? new WeakMap();
     this.queueName = o.queueName ?? DEFAULT_QUEUE_NAME;
     this.maxSeed = o.maxSeed ?? 2 ** 32 - 1;
     this.id = `queue@${redactRedisUrl(o.connection.url)}#${this.queueName}`;

@@ -16,6 +16,7 @@ import { writePairsOutputs, writeRunOutputs } from "../eval-outputs.ts";
 import { EvalProgress } from "../eval-progress.ts";
 import { interruptOnSignals } from "../interrupt.ts";
 import { ProgressBar } from "../ui.ts";
+import { readQueueCa } from "./best-of.ts";
 
 interface CommonOpts {
   out: string;
@@ -38,6 +39,41 @@ export interface EvalRunFlags extends CommonOpts {
   seed: number;
   config: string[];
   configs?: string;
+  queue?: string;
+  queueName: string;
+  queueCa?: string;
+  sharedDir?: string;
+}
+
+/**
+ * --queue: every configuration renders on the workers of queue `<queue-name>-<name>`; the selector's
+ * scorer takes the image embeddings the workers computed (one map for all configurations).
+ * @throws BAD_INPUT for a configuration with a workflow or credentials (they belong on its workers).
+ */
+async function queueBackends(opts: EvalRunFlags, specs: EvalConfigSpec[], scorer: Scorer) {
+  const q = await import("@pickrank/queue");
+  for (const s of specs)
+    if (s.workflow !== undefined || s.authFile !== undefined)
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected configuration ${s.name} without workflow and authFile with --queue: they belong on its workers ` +
+          `(pickrank worker --queue-name ${opts.queueName}-${s.name} --workflow … --auth-file …)`,
+        { details: { parameter: "--queue" } },
+      );
+  const connection = q.redisConnection(opts.queue!, "--queue", await readQueueCa(opts.queueCa));
+  const embeddings = new WeakMap<Buffer, Float32Array>();
+  const backends = specs.map(
+    (s) =>
+      new q.QueueBackend({
+        connection,
+        queueName: `${opts.queueName}-${s.name}`,
+        model: q.modelKey(scorer.manifest),
+        dims: scorer.manifest.dims.projection,
+        embeddings,
+        ...(opts.sharedDir !== undefined ? { sharedDir: opts.sharedDir } : {}),
+      }),
+  );
+  return { backends, scorer: q.withWorkerEmbeddings(scorer, embeddings) };
 }
 
 /** Builds one configuration's backend: one server, or a pool over its URLs. */
@@ -102,18 +138,27 @@ export async function runEvalRun(ctx: CommandContext, opts: EvalRunFlags): Promi
   let store: EvalStore | undefined;
   let models: { scorer: Scorer; judge?: Scorer; modelDir: string } | undefined;
   try {
-    for (const s of specs) {
-      const backend = await buildBackend(s);
-      configs.push({
-        name: s.name,
-        backend,
-        params: s.params,
-        concurrency: s.concurrency ?? 2 * s.urls.length,
-        ...(s.negativePrompt ? { negativePrompt: s.negativePrompt } : {}),
-      });
+    if (opts.queue !== undefined) (await import("@pickrank/queue")).redisConnection(opts.queue, "--queue");
+    const config = (s: EvalConfigSpec, backend: Backend, concurrency: number): EvalConfig => ({
+      name: s.name,
+      backend,
+      params: s.params,
+      concurrency: s.concurrency ?? concurrency,
+      ...(s.negativePrompt ? { negativePrompt: s.negativePrompt } : {}),
+    });
+    if (opts.queue === undefined) {
+      for (const s of specs) configs.push(config(s, await buildBackend(s), 2 * s.urls.length));
+      await checkServers(configs, interrupt.signal);
     }
-    await checkServers(configs, interrupt.signal);
     models = await loadModels(ctx.io, opts);
+    let scorer: Scorer = models.scorer;
+    if (opts.queue !== undefined) {
+      // Prompts in flight per configuration: enough jobs in Redis to keep many workers busy.
+      const q = await queueBackends(opts, specs, models.scorer);
+      specs.forEach((s, i) => configs.push(config(s, q.backends[i]!, 16)));
+      scorer = q.scorer;
+      await checkServers(configs, interrupt.signal);
+    }
     const settings = {
       command: "run",
       n: opts.n,
@@ -132,7 +177,7 @@ export async function runEvalRun(ctx: CommandContext, opts: EvalRunFlags): Promi
       n: opts.n,
       seedBase: opts.seed,
       configs,
-      scorer: models.scorer,
+      scorer,
       ...(models.judge ? { judge: models.judge } : {}),
       batchSize: opts.batchSize,
       signal: interrupt.signal,

@@ -70,7 +70,15 @@ export function registerEval(program: Command, ctx: CommandContext): void {
     .addOption(new Option("-n, --n <count>", "seeds (candidates) per prompt and configuration").argParser(parsePositiveInt).default(4))
     .addOption(new Option("--seed <base>", "base of every prompt's seeds").argParser(parseSeed).default(0))
     .option("--config <spec>", "a configuration as key=value pairs (repeat for several)", collect, [])
-    .option("--configs <file>", "configurations from a JSON file");
+    .option("--configs <file>", "configurations from a JSON file")
+    .option(
+      "--queue <redis-url>",
+      "render on workers instead of the configurations' servers: configuration <name> on the workers started with " +
+        "pickrank worker --queue-name <queue-name>-<name> (their url, workflow and credentials stay with them)",
+    )
+    .option("--queue-name <prefix>", "with --queue: the prefix of the configurations' queue names", "pickrank")
+    .option("--queue-ca <file>", "with a rediss:// --queue: the PEM certificate authority to trust")
+    .option("--shared-dir <dir>", "with --queue: the folder shared with the workers, for images passed by reference");
   addCommon(run, true)
     .addHelpText("after", RUN_HELP)
     .action(action(ctx, (opts) => runEvalRun(ctx, opts)));

@@ -2,15 +2,20 @@ import { InvalidArgumentError, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { DEFAULT_REPO, pullWithProgress } from "../resolve-model.ts";
 import { formatBytes, renderTable, StepProgress, writeJson } from "../ui.ts";
+import { registerVerify } from "./model-verify.ts";
 
-type Dtype = "fp32" | "fp16";
+type Dtype = "fp32" | "fp16" | "int8";
 
 function parseDtype(v: string): Dtype {
-  if (v !== "fp32" && v !== "fp16") {
-    throw new InvalidArgumentError(`Expected fp32 or fp16 but received ${JSON.stringify(v)}.`);
+  if (v !== "fp32" && v !== "fp16" && v !== "int8") {
+    throw new InvalidArgumentError(`Expected fp32, fp16 or int8 but received ${JSON.stringify(v)}.`);
   }
   return v;
 }
+
+const DTYPE_HELP =
+  "fp32; fp16 (half the size, for GPUs); int8 (CPU only: encoder weights int8 per output channel, " +
+  "about a quarter of fp32's size; check its rankings on your images with `pickrank model verify`)";
 
 export function registerModel(program: Command, ctx: CommandContext): void {
   const model = program.command("model").description("Download, convert and list PickScore models");
@@ -24,15 +29,21 @@ export function registerModel(program: Command, ctx: CommandContext): void {
       "--tokenizer <dir>",
       "tokenizer files to copy into the model folder (default: the HF folder's, else the bundled CLIP tokenizer)",
     )
-    .option("--dtype <dtype>", "weights and compute precision: fp32 or fp16 (inputs and outputs stay fp32)", parseDtype, "fp32")
+    .option("--dtype <dtype>", `weights and compute precision (inputs and outputs stay fp32): ${DTYPE_HELP}`, parseDtype, "fp32")
+    .option(
+      "--no-fused",
+      "skip the fused graph variants (com.microsoft MultiHeadAttention, SkipLayerNormalization, BiasGelu) that CUDA and WebGPU run; " +
+        "int8 never has them",
+    )
     .option("--json", "print the manifest as JSON")
     .action(
-      action(ctx, async (hfDir: string, opts: { out: string; tokenizer?: string; dtype: Dtype; json?: boolean }) => {
+      action(ctx, async (hfDir: string, opts: { out: string; tokenizer?: string; dtype: Dtype; fused: boolean; json?: boolean }) => {
         const { convertModel } = await import("@pickrank/core");
         const progress = new StepProgress(ctx.io, Boolean(opts.json));
         const res = await convertModel(hfDir, {
           out: opts.out,
           dtype: opts.dtype,
+          ...(opts.fused ? {} : { variants: ["standard" as const] }),
           ...(opts.tokenizer ? { tokenizerDir: opts.tokenizer } : {}),
           onProgress: (p) => progress.update(`convert ${p.stage}`, p.total > 1 ? "bytes" : "items", p.done, p.total),
         }).finally(() => progress.finish());
@@ -49,12 +60,7 @@ export function registerModel(program: Command, ctx: CommandContext): void {
     .option("--repo <repo>", "model repository", DEFAULT_REPO)
     .option("--revision <rev>", "branch, tag or commit to pin", "main")
     .option("--tokenizer-repo <repo>", "repository of the tokenizer files", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
-    .option(
-      "--dtype <dtype>",
-      "fp32 or fp16 (half the size, for GPUs; on the CPU fp32 is as fast and needs less memory)",
-      parseDtype,
-      "fp32",
-    )
+    .option("--dtype <dtype>", `${DTYPE_HELP}; on the CPU fp32 is as fast as fp16 and needs less memory`, parseDtype, "fp32")
     .option("--refresh", "check the hub for a newer commit of the revision even when a converted copy is cached")
     .option("--json", "print {dir, cached, manifest} as JSON")
     .action(
@@ -82,6 +88,8 @@ export function registerModel(program: Command, ctx: CommandContext): void {
         },
       ),
     );
+
+  registerVerify(model, ctx);
 
   model
     .command("list")

@@ -43,7 +43,7 @@ echo "== node_modules (from node_modules/.pnpm)"
 node "$here/collect-modules.mjs" "$stage/node_modules" >"$stage/modules.txt"
 # Same versions as the lock file: collect-modules copies pnpm's store, so this only guards against
 # a store that is out of date with pnpm-lock.yaml.
-while read -r spec; do
+while read -r spec _; do # "name@version" or "name@version (under parent)"
   grep -qF -- "$spec" "$repo/pnpm-lock.yaml" || { echo "prepare.sh: $spec is not in pnpm-lock.yaml; run pnpm install" >&2; exit 1; }
 done <"$stage/modules.txt"
 sed 's/^/   /' "$stage/modules.txt"

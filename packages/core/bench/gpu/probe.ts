@@ -10,7 +10,7 @@
  * weights in fp16 on a GPU against fp32 on the CPU: the error fp16 kernels add (no pass/fail here; the
  * tests hold the bounds).
  *
- *   node --import tsx packages/core/bench/gpu/probe.ts --model <converted dir> [--devices webgpu,auto]
+ *   node --import tsx packages/core/bench/gpu/probe.ts --model <converted dir> [--devices webgpu,auto] [--graphs auto,fused]
  *        [--against <fp32 converted dir> --images 8]
  */
 import { parseArgs } from "node:util";
@@ -20,6 +20,8 @@ const { values } = parseArgs({
   options: {
     model: { type: "string" },
     devices: { type: "string", default: "webgpu,auto" },
+    /** Graph variants to probe on each device (auto: the device's default; fused: MultiHeadAttention too). */
+    graphs: { type: "string", default: "auto" },
     against: { type: "string" },
     images: { type: "string", default: "8" },
   },
@@ -111,19 +113,25 @@ function describeError(e: unknown): string {
 }
 
 let failed = 0;
-for (const device of (values.devices ?? "").split(",").filter(Boolean) as DeviceRequest[]) {
+type Graph = "auto" | "standard" | "fused" | "fused-no-mha";
+const graphs = (values.graphs ?? "auto").split(",").filter(Boolean) as Graph[];
+for (const [device, graph] of (values.devices ?? "")
+  .split(",")
+  .filter(Boolean)
+  .flatMap((d) => graphs.map((g) => [d as DeviceRequest, g] as const))) {
   const t0 = performance.now();
   try {
-    const scorer = await Scorer.create({ model: values.model, device, preprocessWorkers: 0 });
+    const scorer = await Scorer.create({ model: values.model, device, preprocessWorkers: 0, graph });
     try {
       const ready = performance.now() - t0;
       const scores = await scorer.score("a probe", [image(1), image(2)]);
+      const what = `${device} ${scorer.graphVariant}`;
       console.log(
-        `probe ${device}: OK — ${scorer.describeDevice()}; ready in ${ready.toFixed(0)} ms; scores ${scores.map((s) => s.score.toFixed(4)).join(", ")}`,
+        `probe ${what}: OK — ${scorer.describeDevice()}; ready in ${ready.toFixed(0)} ms; scores ${scores.map((s) => s.score.toFixed(4)).join(", ")}`,
       );
       if (reference) {
         console.log(
-          `parity ${device} (${values.model}) vs cpu fp32 (${values.against}): ${parity(await scoreSet(scorer, parityImages), reference)}`,
+          `parity ${what} (${values.model}) vs cpu fp32 (${values.against}): ${parity(await scoreSet(scorer, parityImages), reference)}`,
         );
       }
     } finally {
@@ -131,7 +139,7 @@ for (const device of (values.devices ?? "").split(",").filter(Boolean) as Device
     }
   } catch (e) {
     failed++;
-    console.log(`probe ${device}: FAILED after ${(performance.now() - t0).toFixed(0)} ms\n    ${describeError(e)}`);
+    console.log(`probe ${device} ${graph}: FAILED after ${(performance.now() - t0).toFixed(0)} ms\n    ${describeError(e)}`);
   }
 }
 process.exitCode = failed > 0 ? 3 : 0;

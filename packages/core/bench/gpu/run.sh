@@ -15,7 +15,9 @@
 #   CARRY     the carry folder (default .gpu-carry at the repo root)
 #
 # Files in $OUT (the device returns at most 8): run.log (everything), summary.md (step table and all
-# tables), env.txt, bench-fp16-webgpu.md, bench-fp32-webgpu.md, bench-fp32-cpu.md, ref-timing.txt.
+# tables), env.txt, bench-fp16-webgpu.md (fused vs standard, N 8 and 32), bench-fp16-webgpu-b64.md
+# (vision batch 64), bench-fp32-webgpu.md, bench-fp32-cpu.md, ref-timing.txt (torch fp16: vision batch
+# 8 and 64, then ref_timing.py end to end N 8 and 32).
 # Every step's exit code is reported; a failed step does not stop the next one.
 set -u -o pipefail
 
@@ -94,11 +96,15 @@ setup() {
   fi
   rm -rf node_modules
   "${unxz[@]}" "$CARRY/node_modules.tar.xz" | tar -x -f - || return 1
-  mkdir -p node_modules/@pickrank
-  ln -sfn ../../packages/core node_modules/@pickrank/core
-  ln -sfn ../../packages/adapters node_modules/@pickrank/adapters
-  ln -sfn ../../packages/selector node_modules/@pickrank/selector
-  ln -sfn ../packages/cli node_modules/pickrank
+  # Every workspace package under its package.json name (@pickrank/contract, …, pickrank for the CLI).
+  local pj name
+  for pj in packages/*/package.json; do
+    name="$(sed -n 's/^  "name": "\(.*\)",$/\1/p' "$pj" | head -n 1)"
+    [[ -n "$name" ]] || { echo "no name in $pj"; return 1; }
+    mkdir -p "node_modules/$(dirname "$name")"
+    ln -sfn "$repo/$(dirname "$pj")" "node_modules/$name"
+    echo "linked $name -> $(dirname "$pj")"
+  done
   export PATH="$WORK/node/bin:$PATH"
   hash -r
   echo "node: $(command -v node) $(node -v)"
@@ -159,7 +165,7 @@ made=0 have_fp32=0 have_fp16=0 probe_made=0 probe_ok=0
 # ---- 2. the model: random weights of PickScore's size, converted by the CLI -------------------------
 rm -rf "$hf" "$fp32" "$fp16"
 when $node_ok "node did not start" make-random-clip 150 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size "$SIZE" --out "$hf" && made=1
-when $made "no checkpoint" "convert fp32" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp32" && have_fp32=1
+# fp16 (with its fused variant) first: the WebGPU figures need it; fp32 is converted later, for the last steps.
 when $made "no checkpoint" "convert fp16" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp16" --dtype fp16 && have_fp16=1
 du -sh "$hf" "$fp32" "$fp16" 2>/dev/null
 # ---- 3. can WebGPU start? (a small model: seconds, and the whole error if not) ---------------------
@@ -167,30 +173,40 @@ probe="$WORK/onnx-probe"
 rm -rf "$WORK/hf-probe" "$probe" "$probe-fp16"
 when $node_ok "node did not start" "probe model" 60 - "${ts[@]}" "$repo/packages/core/bench/make-random-clip.ts" --size small --out "$WORK/hf-probe" && probe_made=1
 when $probe_made "no probe checkpoint" "probe convert" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe" && probe_ok=1
-when $probe_ok "no probe model" "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto --against "$probe"
+when $probe_ok "no probe model" "probe webgpu" 90 - "${ts[@]}" "$here/probe.ts" --model "$probe" --devices webgpu,auto --graphs auto,fused --against "$probe"
 # fp16 kernels on the GPU against fp32 on the CPU, same weights: numbers the CPU machines cannot give.
 when $probe_made "no probe checkpoint" "probe convert fp16" 60 - node packages/cli/bin/pickrank.js model convert "$WORK/hf-probe" --out "$probe-fp16" --dtype fp16 &&
-  when $probe_ok "no probe model" "parity fp16 webgpu (small)" 60 - "${ts[@]}" "$here/probe.ts" --model "$probe-fp16" --devices webgpu --against "$probe"
-# ---- 4. benchmarks: WebGPU first (the figures that are missing), the slow CPU last and short -------
-when $have_fp16 "no fp16 model" "bench fp16 webgpu" 180 "$OUT/bench-fp16-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp16" --devices webgpu --n 8,32 --repeats 3
-# The reference needs the GPU's python, not node: it runs even when node could not start.
+  when $probe_ok "no probe model" "parity fp16 webgpu (small)" 60 - "${ts[@]}" "$here/probe.ts" --model "$probe-fp16" --devices webgpu --graphs auto,fused,standard --against "$probe"
+# ---- 4. benchmarks: WebGPU fp16 first (the figures that are missing), the slow CPU last and short ---
+# Fused (fused-no-mha: what auto runs on WebGPU; fused: with MultiHeadAttention, which misses the reference on
+# SwiftShader, see the parity probes above) against standard graphs in the same process (bench.ts --graphs):
+# end to end (PNG bytes → scores) and the vision graph alone, N = 8 and 32; then the vision tower at batch 64.
+when $have_fp16 "no fp16 model" "bench fp16 webgpu fused vs standard" 200 "$OUT/bench-fp16-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts \
+  --model "$fp16" --devices webgpu --graphs fused-no-mha,fused,standard --n 8,32 --repeats 3 --skip-preprocess
+when $have_fp16 "no fp16 model" "vision batch 64 fp16 webgpu" 150 "$OUT/bench-fp16-webgpu-b64.md" "${ts[@]}" packages/core/bench/bench.ts \
+  --model "$fp16" --devices webgpu --graphs fused-no-mha,fused,standard --n 64 --batch-size 64 --repeats 3 --skip-preprocess
+# The references need the GPU's python, not node: they run even when node could not start.
 ref=""
 for c in "$repo/../shared/fixtures/pickscore-reference/generator/ref_timing.py" \
   "$repo/shared/fixtures/pickscore-reference/generator/ref_timing.py" "$CARRY/ref_timing.py"; do
   [[ -f "$c" ]] && { ref="$c"; break; }
 done
-if [[ -z "$ref" ]]; then
-  record ref_timing.py "skipped" 0 "not found in ../shared, shared/ or the carry"
-elif ! why="$(python3 -c 'import torch, transformers, PIL, numpy; assert torch.cuda.is_available(), "torch sees no CUDA device"' 2>&1)"; then
-  echo "ref_timing.py skipped: $(echo "$why" | tail -n 1)" | tee "$OUT/ref-timing.txt"
-  record ref_timing.py "skipped" 0 "python3 lacks torch+CUDA/transformers: $(echo "$why" | tail -n 1)"
+if ! why="$(python3 -c 'import torch, transformers, PIL, numpy; assert torch.cuda.is_available(), "torch sees no CUDA device"' 2>&1)"; then
+  echo "ref_timing.py and torch_vision.py skipped: $(echo "$why" | tail -n 1)" | tee "$OUT/ref-timing.txt"
+  record "torch references" "skipped" 0 "python3 lacks torch+CUDA/transformers: $(echo "$why" | tail -n 1)"
 else
-  step ref_timing.py 150 "$OUT/ref-timing.txt" python3 "$ref"
+  # torch fp16, vision tower alone at batch 8 and 64: the throughput goal's baseline (same file as ref_timing's lines).
+  step "torch_vision.py" 90 "$WORK/torch-vision.txt" python3 "$here/torch_vision.py" --batches 8,64
+  if [[ -z "$ref" ]]; then record ref_timing.py "skipped" 0 "not found in ../shared, shared/ or the carry"; else
+    step ref_timing.py 150 "$WORK/ref-e2e.txt" python3 "$ref"
+  fi
+  cat "$WORK/torch-vision.txt" "$WORK/ref-e2e.txt" >"$OUT/ref-timing.txt" 2>/dev/null
 fi
-when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --n 8,32 --repeats 3 --skip-preprocess
+when $made "no checkpoint" "convert fp32" 150 - node packages/cli/bin/pickrank.js model convert "$hf" --out "$fp32" && have_fp32=1
+when $have_fp32 "no fp32 model" "bench fp32 webgpu" 180 "$OUT/bench-fp32-webgpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices webgpu --graphs fused-no-mha,fused,standard --n 8,32 --repeats 3 --skip-preprocess
 # The full-depth fp16 error (32 vision layers): last, as it loads the fp32 model on the CPU too.
 both=$((have_fp16 && have_fp32))
-when $both "no fp16 or fp32 model" "parity fp16 webgpu (pickscore size)" 150 - "${ts[@]}" "$here/probe.ts" --model "$fp16" --devices webgpu --against "$fp32" --images 4
+when $both "no fp16 or fp32 model" "parity fp16 webgpu (pickscore size)" 150 - "${ts[@]}" "$here/probe.ts" --model "$fp16" --devices webgpu --graphs auto,fused --against "$fp32" --images 4
 when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "${ts[@]}" packages/core/bench/bench.ts --model "$fp32" --devices cpu --n 8 --repeats 1 --skip-preprocess
 
 # ---- 5. summary ---------------------------------------------------------------------------------
@@ -202,7 +218,7 @@ when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "$
   echo "| step | result | s | note |"
   echo "| --- | --- | --- | --- |"
   printf '%s\n' "${STEPS[@]}"
-  for f in bench-fp16-webgpu bench-fp32-webgpu bench-fp32-cpu; do
+  for f in bench-fp16-webgpu bench-fp16-webgpu-b64 bench-fp32-webgpu bench-fp32-cpu; do
     [[ -s "$OUT/$f.md" ]] || continue
     echo
     echo "## $f"
@@ -217,7 +233,7 @@ when $have_fp32 "no fp32 model" "bench fp32 cpu" 150 "$OUT/bench-fp32-cpu.md" "$
   fi
   if [[ -s "$OUT/ref-timing.txt" ]]; then
     echo
-    echo "## ref_timing.py (PyTorch fp16 reference, same machine)"
+    echo "## torch_vision.py and ref_timing.py (PyTorch fp16, same machine)"
     echo '```'
     cat "$OUT/ref-timing.txt"
     echo '```'

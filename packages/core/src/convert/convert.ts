@@ -25,10 +25,14 @@ import {
   buildTextGraph,
   buildVisionGraph,
   DEFAULT_GRAPH_OPTIONS,
+  GRAPH_VARIANTS,
   type ClipGraphOptions,
+  type GraphDtype,
+  type GraphVariant,
   type WeightFn,
   type WeightRequest,
 } from "./clip-graph.ts";
+import { quantizedWeightSource } from "./quantize.ts";
 import { SafetensorsFile, type SafetensorsEntry } from "./safetensors.ts";
 import { pathExists as exists, fsError, makeDir, writeFileAtomic } from "@pickrank/contract";
 
@@ -38,6 +42,11 @@ export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 export const TEXT_GRAPH_FILE = "text.onnx";
 export const VISION_GRAPH_FILE = "vision.onnx";
+/** The fused variants' graphs, beside the standard ones (their large weights stored once, in the standard graphs' data files). */
+export const FUSED_TEXT_GRAPH_FILE = "text.fused.onnx";
+export const FUSED_VISION_GRAPH_FILE = "vision.fused.onnx";
+/** The dtypes convertModel writes. */
+export const CONVERT_DTYPES: readonly GraphDtype[] = ["fp32", "fp16", "int8"];
 const TOKENIZER_DIR = "tokenizer";
 /** Files copied into the model's tokenizer folder when present. */
 const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
@@ -70,7 +79,13 @@ export const CONVERT_EXTERNAL_DATA_THRESHOLD = 64 * 2 ** 20;
 export interface ConvertOptions {
   out: string;
   tokenizerDir?: string;
-  dtype?: "fp32" | "fp16";
+  /** "fp32" (default), "fp16", or "int8" (CPU: encoder MatMul weights int8 per output channel, see clip-graph.ts). */
+  dtype?: GraphDtype;
+  /**
+   * Graph variants to write: "standard" always; "fused" and "fused-no-mha" (com.microsoft kernels for CUDA
+   * and WebGPU) by default for fp32 and fp16, never for int8 (whose kernels are the CPU's).
+   */
+  variants?: GraphVariant[];
   /** Provenance for the manifest; when `files` lists model.safetensors with a sha256 (the hub verified it), hashing is skipped. */
   source?: ModelManifest["source"];
   onProgress?: (p: ConvertProgress) => void;
@@ -79,8 +94,8 @@ export interface ConvertOptions {
    * CONVERT_EXTERNAL_DATA_THRESHOLD, 64 MiB: both PickScore graphs; 0 forces it).
    */
   externalDataThreshold?: number;
-  /** Graph variants (fp16 layer norms); dtype comes from `dtype`. */
-  graph?: Partial<Omit<ClipGraphOptions, "dtype">>;
+  /** Graph options (fp16 layer norms); dtype comes from `dtype`, the variant from `variants`. */
+  graph?: Partial<Omit<ClipGraphOptions, "dtype" | "variant">>;
 }
 
 /** The converted model folder and the manifest written to its pickrank.json. */
@@ -175,6 +190,7 @@ function weightSource(st: SafetensorsFile, e: SafetensorsEntry, dst: DataType, r
     dataType: dst,
     dims,
     byteLength: numel * dstSize,
+    sourceOffset: e.offset,
     async write(sink) {
       if (req.transpose) {
         // One whole matrix in memory (PickScore's largest: 5120×1280 f32 = 26 MB).
@@ -191,24 +207,53 @@ function weightSource(st: SafetensorsFile, e: SafetensorsEntry, dst: DataType, r
   };
 }
 
+/** The checkpoint entry `name` when it has a float dtype and shape `shape`; else records the problem. */
+function checkedEntry(st: SafetensorsFile, name: string, shape: number[], problems: string[]): SafetensorsEntry | undefined {
+  const e = st.get(name);
+  const expected = `[${shape.join(", ")}]`;
+  if (!e) {
+    problems.push(`missing weight ${name} (expected ${expected})`);
+    return undefined;
+  }
+  if (!FLOAT_SOURCES.includes(e.dtype)) {
+    problems.push(`weight ${name} has dtype ${e.dtype}; expected F32, F16 or BF16`);
+    return undefined;
+  }
+  if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) {
+    problems.push(`weight ${name} has shape [${e.shape.join(", ")}]; expected ${expected}`);
+    return undefined;
+  }
+  return e;
+}
+
+/** 1-D tensors concatenated into one initializer `as` (MultiHeadAttention's [q | k | v] bias). */
+function concatSource(st: SafetensorsFile, entries: SafetensorsEntry[], dst: DataType, as: string): TensorSource {
+  const parts = entries.map((e) => weightSource(st, e, dst, { shape: e.shape }));
+  const length = entries.reduce((a, e) => a + e.shape[0]!, 0);
+  return {
+    name: as,
+    dataType: dst,
+    dims: [length],
+    byteLength: parts.reduce((a, p) => a + p.byteLength, 0),
+    sourceOffset: entries[0]!.offset,
+    async write(sink) {
+      for (const p of parts) await p.write(sink);
+    },
+  };
+}
+
 /** The WeightFn the graph builders call: validates each request against the checkpoint, records problems. */
-function weightProvider(st: SafetensorsFile, dtype: "fp32" | "fp16", problems: string[]): WeightFn {
+function weightProvider(st: SafetensorsFile, dtype: GraphDtype, problems: string[]): WeightFn {
   return (g: GraphBuilder, name: string, req: WeightRequest) => {
-    const e = st.get(name);
-    const expected = `[${req.shape.join(", ")}]`;
-    if (!e) {
-      problems.push(`missing weight ${name} (expected ${expected})`);
-      return name;
-    }
-    if (!FLOAT_SOURCES.includes(e.dtype)) {
-      problems.push(`weight ${name} has dtype ${e.dtype}; expected F32, F16 or BF16`);
-      return name;
-    }
-    if (e.shape.length !== req.shape.length || e.shape.some((d, i) => d !== req.shape[i])) {
-      problems.push(`weight ${name} has shape [${e.shape.join(", ")}]; expected ${expected}`);
-      return name;
-    }
+    const e = checkedEntry(st, name, req.shape, problems);
+    const more = (req.concat?.names ?? []).map((n) => checkedEntry(st, n, req.shape, problems));
+    if (!e || more.some((m) => m === undefined)) return req.concat?.as ?? name;
     const dst = dtype === "fp16" && req.precision !== "fp32" ? DataType.FLOAT16 : DataType.FLOAT;
+    if (req.concat) return g.initializer(concatSource(st, [e, ...(more as SafetensorsEntry[])], dst, req.concat.as));
+    if (req.int8) {
+      const read = async () => new Float32Array(convertFloats(await st.read(e), e.dtype as FloatSrc, DataType.FLOAT).buffer);
+      return g.initializer(quantizedWeightSource(name, [e.shape[0]!, e.shape[1]!], req.int8, e.offset, read));
+    }
     return g.initializer(weightSource(st, e, dst, req));
   };
 }
@@ -318,21 +363,98 @@ async function preprocessSettings(hfDir: string, cfg: ClipConfig): Promise<Model
   return { size, mean: p.data.image_mean ?? base.mean, std: p.data.image_std ?? base.std };
 }
 
-function modelDef(graph: GraphDef, dtype: string): ModelDef {
+function modelDef(graph: GraphDef, dtype: string, variant: GraphVariant): ModelDef {
   return {
     irVersion: ONNX_IR_VERSION,
-    opsets: [{ domain: "", version: ONNX_OPSET }],
+    opsets: graph.opsetImports ?? [{ domain: "", version: ONNX_OPSET }],
     producerName: CONVERTER_NAME,
     producerVersion: CONVERTER_VERSION,
-    docString: `PickScore/CLIP ${graph.name} (${dtype}), written by pickrank`,
+    docString: `PickScore/CLIP ${graph.name} (${dtype}, ${variant} operators), written by pickrank`,
     graph,
   };
 }
 
 /** Orders initializers by their position in the safetensors file so reads (and the hash) run sequentially. */
 function sortBySource(graph: GraphDef, st: SafetensorsFile): GraphDef {
-  const pos = (t: TensorSource) => st.get(t.name)?.offset ?? -1;
+  const pos = (t: TensorSource) => t.sourceOffset ?? st.get(t.name)?.offset ?? -1;
   return { ...graph, initializers: [...graph.initializers].sort((a, b) => pos(a) - pos(b)) };
+}
+
+/** Where the standard graph put each external tensor, with the type and dims it was written with. */
+type PlacedTensors = Map<string, { location: string; offset: number; length: number; dataType: number; dims: string }>;
+
+/**
+ * A fused graph's initializers, each one that the standard graph already wrote to its data file (same
+ * name, type, dims and length: the same bytes) turned into a reference to it, so the weights are on disk once.
+ */
+function shareStored(graph: GraphDef, placed: PlacedTensors): GraphDef {
+  const initializers = graph.initializers.map((t) => {
+    const p = placed.get(t.name);
+    if (!p || p.dataType !== t.dataType || p.dims !== t.dims.join(",") || p.length !== t.byteLength) return t;
+    return { ...t, stored: { location: p.location, offset: p.offset, length: p.length } };
+  });
+  return { ...graph, initializers };
+}
+
+/**
+ * When the fused variants are written too, the standard graphs put their weights in external data files
+ * past at most this many bytes, so the fused graphs reference the same bytes instead of a copy (PickScore's
+ * fp16 text graph, 0.7 GB, would otherwise be on disk three times). The default threshold,
+ * CONVERT_EXTERNAL_DATA_THRESHOLD, is the same; this holds when a caller passes a larger one. The tiny
+ * test model (6 MB) stays inline.
+ */
+export const SHARED_WEIGHTS_THRESHOLD = 64 << 20;
+
+const GRAPH_FILES: Record<GraphVariant, { text: string; vision: string }> = {
+  standard: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
+  fused: { text: FUSED_TEXT_GRAPH_FILE, vision: FUSED_VISION_GRAPH_FILE },
+  "fused-no-mha": { text: "text.fused-no-mha.onnx", vision: "vision.fused-no-mha.onnx" },
+};
+
+/** The variants to write: "standard" first (the fused graphs reference its data files), validated. */
+function convertVariants(dtype: GraphDtype, asked: GraphVariant[] | undefined): GraphVariant[] {
+  const wanted = asked ?? (dtype === "int8" ? ["standard"] : GRAPH_VARIANTS);
+  if (!Array.isArray(wanted) || wanted.some((v) => !GRAPH_VARIANTS.includes(v))) {
+    throw invalidParameter("variants", `a list of ${GRAPH_VARIANTS.map((v) => `"${v}"`).join(", ")}`, asked);
+  }
+  if (dtype === "int8" && wanted.some((v) => v !== "standard")) {
+    throw invalidParameter(
+      "variants",
+      'only "standard" with dtype "int8" (its DynamicQuantizeMatMul kernels are the CPU provider\'s)',
+      asked,
+    );
+  }
+  return ["standard", ...GRAPH_VARIANTS.filter((v) => v !== "standard" && wanted.includes(v))];
+}
+
+/**
+ * Writes one graph (progress in bytes of weights); with `record` (the standard graphs), where its external
+ * tensors went goes into `placed`, for the variants to reference (only the standard graphs' files are shared).
+ */
+async function writeGraph(
+  out: string,
+  file: string,
+  model: ModelDef,
+  o: { stage: string; threshold: number; placed: PlacedTensors; record: boolean; onProgress?: (p: ConvertProgress) => void },
+): Promise<void> {
+  const inits = model.graph.initializers;
+  const total = inits.reduce((a, t) => a + (t.stored ? 0 : t.byteLength), 0);
+  const sizes = new Map(inits.map((t) => [t.name, t.stored ? 0 : t.byteLength]));
+  let done = 0;
+  o.onProgress?.({ stage: o.stage, done, total });
+  const res = await writeOnnxModel(path.join(out, file), model, {
+    externalDataThreshold: o.threshold,
+    onTensor: (_i, _n, name) => {
+      done += sizes.get(name) ?? 0;
+      o.onProgress?.({ stage: o.stage, done, total });
+    },
+  });
+  if (!o.record) return;
+  const location = res.externalData ? path.basename(res.externalData.file) : undefined;
+  for (const [name, at] of res.externalData?.placed ?? []) {
+    const t = inits.find((i) => i.name === name)!;
+    o.placed.set(name, { location: location!, ...at, dataType: t.dataType, dims: t.dims.join(",") });
+  }
 }
 
 /**
@@ -346,7 +468,8 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
   if (typeof hfDir !== "string" || hfDir === "") throw invalidParameter("hfDir", "a path to a Hugging Face model folder", hfDir);
   if (!opts || typeof opts.out !== "string" || opts.out === "") throw invalidParameter("out", "a path for the model folder", opts?.out);
   const dtype = opts.dtype ?? "fp32";
-  if (dtype !== "fp32" && dtype !== "fp16") throw invalidParameter("dtype", '"fp32" or "fp16"', dtype);
+  if (!CONVERT_DTYPES.includes(dtype)) throw invalidParameter("dtype", '"fp32", "fp16" or "int8"', dtype);
+  const variants = convertVariants(dtype, opts.variants);
   const threshold = opts.externalDataThreshold ?? CONVERT_EXTERNAL_DATA_THRESHOLD;
   if (!Number.isFinite(threshold) || threshold < 0)
     throw invalidParameter("externalDataThreshold", "a non-negative number of bytes", threshold);
@@ -380,13 +503,18 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
 
     const problems: string[] = [];
     const weight = weightProvider(st, dtype, problems);
-    const text = buildTextGraph(cfg, weight, graphOpts);
-    const vision = buildVisionGraph(cfg, weight, graphOpts);
+    const graphsOf = (variant: GraphVariant) => ({
+      variant,
+      text: sortBySource(buildTextGraph(cfg, weight, { ...graphOpts, variant }), st),
+      vision: sortBySource(buildVisionGraph(cfg, weight, { ...graphOpts, variant }), st),
+    });
+    const built = variants.map(graphsOf);
     for (const [name, what] of Object.entries(UNSUPPORTED_TENSORS)) {
       if (st.get(name)) problems.push(`${name} is present: ${what} is not supported (CLIP projections have no bias)`);
     }
     if (problems.length) {
-      throw badModel(`${weightsFile} does not match ${configFile}: ${problems.join("; ")}`, { file: weightsFile, problems });
+      const unique = [...new Set(problems)];
+      throw badModel(`${weightsFile} does not match ${configFile}: ${unique.join("; ")}`, { file: weightsFile, problems: unique });
     }
 
     const out = path.resolve(opts.out);
@@ -401,24 +529,26 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
     // Whatever was here is no longer a complete model until the new manifest lands.
     await rm(path.join(out, MANIFEST_FILE), { force: true });
 
-    const graphs = [
-      { stage: "text", file: TEXT_GRAPH_FILE, graph: sortBySource(text, st) },
-      { stage: "vision", file: VISION_GRAPH_FILE, graph: sortBySource(vision, st) },
-    ];
-    for (const { stage, file, graph } of graphs) {
-      const total = graph.initializers.reduce((a, t) => a + t.byteLength, 0);
-      const sizes = new Map(graph.initializers.map((t) => [t.name, t.byteLength]));
-      let done = 0;
-      opts.onProgress?.({ stage, done, total });
-      await writeOnnxModel(path.join(out, file), modelDef(graph, dtype), {
-        externalDataThreshold: threshold,
-        onTensor: (_i, _n, name) => {
-          done += sizes.get(name) ?? 0;
-          opts.onProgress?.({ stage, done, total });
-        },
-      });
+    const placed: PlacedTensors = new Map();
+    // With a second variant to share them, large weights go to data files at a lower threshold.
+    const standardThreshold = variants.length > 1 ? Math.min(threshold, SHARED_WEIGHTS_THRESHOLD) : threshold;
+    for (const b of built) {
+      for (const tower of ["text", "vision"] as const) {
+        const graph = b.variant === "standard" ? b[tower] : shareStored(b[tower], placed);
+        await writeGraph(out, GRAPH_FILES[b.variant][tower], modelDef(graph, dtype, b.variant), {
+          stage: b.variant === "standard" ? tower : `${tower} (${b.variant})`,
+          threshold: b.variant === "standard" ? standardThreshold : threshold,
+          placed,
+          record: b.variant === "standard",
+          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        });
+      }
     }
 
+    for (const v of GRAPH_VARIANTS.filter((v) => !variants.includes(v))) {
+      // A variant left by an earlier conversion would be stale (and may reference replaced data files).
+      for (const f of Object.values(GRAPH_FILES[v])) for (const g of [f, `${f}.data`]) await rm(path.join(out, g), { force: true });
+    }
     opts.onProgress?.({ stage: "tokenizer", done: 0, total: 1 });
     await copyTokenizer(hfDir, out, opts.tokenizerDir);
     opts.onProgress?.({ stage: "tokenizer", done: 1, total: 1 });
@@ -454,9 +584,12 @@ export async function convertModel(hfDir: string, opts: ConvertOptions): Promise
         },
         preprocess: await preprocessSettings(hfDir, cfg),
         tokenizer: { dir: TOKENIZER_DIR },
-        graphs: { text: TEXT_GRAPH_FILE, vision: VISION_GRAPH_FILE },
+        graphs: GRAPH_FILES.standard,
+        ...(variants.length > 1
+          ? { variants: Object.fromEntries(variants.filter((v) => v !== "standard").map((v) => [v, GRAPH_FILES[v]])) }
+          : {}),
         createdAt: new Date().toISOString(),
-        converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, standard ops)`,
+        converter: `${CONVERTER_NAME}/${CONVERTER_VERSION} (onnx opset ${ONNX_OPSET}, ${variants.join(" + ")} ops)`,
       } satisfies ModelManifest,
       MANIFEST_FILE,
     );

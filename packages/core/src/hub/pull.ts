@@ -56,7 +56,8 @@ export interface PullOptions {
   revision?: string;
   tokenizerRepo?: string;
   tokenizerRevision?: string;
-  dtype?: "fp32" | "fp16";
+  /** Graph dtype (default "fp32"); "int8" is for the CPU (see convertModel). */
+  dtype?: "fp32" | "fp16" | "int8";
   /** Hub URL; default $HF_ENDPOINT, else https://huggingface.co. */
   endpoint?: string;
   /**
@@ -113,7 +114,7 @@ interface Resolved {
   revision: string;
   tokenizerRepo: string;
   tokenizerRevision: string;
-  dtype: "fp32" | "fp16";
+  dtype: "fp32" | "fp16" | "int8";
   cacheDir: string;
   /** The huggingface_hub cache to reuse, or undefined for none. */
   hfCache: string | undefined;
@@ -121,7 +122,7 @@ interface Resolved {
 
 function resolveOptions(opts: PullOptions): Resolved {
   const dtype = opts.dtype ?? "fp32";
-  if (dtype !== "fp32" && dtype !== "fp16") throw invalidParameter("dtype", '"fp32" or "fp16"', dtype);
+  if (dtype !== "fp32" && dtype !== "fp16" && dtype !== "int8") throw invalidParameter("dtype", '"fp32", "fp16" or "int8"', dtype);
   if (opts.cacheDir !== undefined && (typeof opts.cacheDir !== "string" || opts.cacheDir === "")) {
     throw invalidParameter("cacheDir", "a non-empty path", opts.cacheDir);
   }

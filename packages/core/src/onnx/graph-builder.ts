@@ -10,6 +10,7 @@ import {
   type AttributeValue,
   type GraphDef,
   type NodeDef,
+  type OpsetId,
   type TensorSource,
   type ValueInfo,
 } from "./onnx-types.ts";
@@ -21,6 +22,23 @@ export interface NodeOptions {
   name?: string;
   /** Number of outputs (default 1). */
   outputs?: number;
+  /** Indices of optional outputs left unnamed ("" in the node: ONNX's way to skip an optional output). */
+  skipOutputs?: number[];
+}
+
+/** ONNX Runtime's contrib operator domain (MultiHeadAttention, SkipLayerNormalization, BiasGelu, DynamicQuantizeMatMul). */
+export const MS_DOMAIN = "com.microsoft";
+
+/** Operand of {@link GraphBuilder.residualNorm}: LayerNormalization's scale and bias, its epsilon and the norm's name. */
+export interface ResidualNormSpec {
+  gamma: string;
+  beta: string;
+  epsilon: number;
+  /** Added to `input` before the residual sum (a linear layer's bias left out of its MatMul). */
+  bias?: string;
+  /** SkipLayerNormalization (com.microsoft) instead of Add + LayerNormalization. */
+  fused: boolean;
+  name: string;
 }
 
 export class GraphBuilder {
@@ -29,6 +47,8 @@ export class GraphBuilder {
   readonly inputs: ValueInfo[] = [];
   readonly outputs: ValueInfo[] = [];
   private readonly used = new Set<string>();
+  /** Operator set versions this graph needs, by domain ("" = ai.onnx); contrib domains are added as nodes use them. */
+  private readonly opsets = new Map<string, number>();
 
   /** `floatType` is the compute precision: the type of `scalar()` / `floats()` constants. */
   constructor(
@@ -63,9 +83,13 @@ export class GraphBuilder {
   nodeN(opType: string, inputs: string[], opts: NodeOptions = {}): string[] {
     const base = opts.name ?? opType.toLowerCase();
     const count = opts.outputs ?? 1;
-    const outputs = Array.from({ length: count }, (_, i) => this.unique(count === 1 ? base : `${base}_out${i}`));
-    const node: NodeDef = { opType, inputs, outputs, name: outputs[0]! };
-    if (opts.domain) node.domain = opts.domain;
+    const skip = new Set(opts.skipOutputs ?? []);
+    const outputs = Array.from({ length: count }, (_, i) => (skip.has(i) ? "" : this.unique(count === 1 ? base : `${base}_out${i}`)));
+    const node: NodeDef = { opType, inputs, outputs, name: outputs.find((o) => o !== "") ?? this.unique(base) };
+    if (opts.domain) {
+      node.domain = opts.domain;
+      this.useOpset(opts.domain, 1);
+    }
     if (opts.attrs) node.attributes = opts.attrs;
     this.nodes.push(node);
     return outputs;
@@ -74,6 +98,46 @@ export class GraphBuilder {
   /** Adds a single-output node and returns the output name. */
   node(opType: string, inputs: string[], opts: NodeOptions = {}): string {
     return this.nodeN(opType, inputs, { ...opts, outputs: 1 })[0]!;
+  }
+
+  /**
+   * Records that the graph needs operator set `version` (at least) of `domain`; nodeN calls it for every
+   * node outside the default domain, so a graph with a com.microsoft node imports com.microsoft.
+   */
+  useOpset(domain: string, version: number): void {
+    this.opsets.set(domain, Math.max(version, this.opsets.get(domain) ?? 0));
+  }
+
+  /** The model's opset_import: ai.onnx at `onnxVersion`, then every other domain the nodes use. */
+  opsetImports(onnxVersion: number): OpsetId[] {
+    const others = [...this.opsets].filter(([d]) => d !== "").map(([domain, version]) => ({ domain, version }));
+    return [{ domain: "", version: Math.max(onnxVersion, this.opsets.get("") ?? 0) }, ...others];
+  }
+
+  /**
+   * A residual sum followed by the next layer norm, the pair every pre-LN transformer layer ends with:
+   * `sum = input (+ bias) + skip`, `normed = LayerNormalization(sum)` over the last axis. Fused, it is one
+   * com.microsoft SkipLayerNormalization node (outputs 0 = normed and 3 = input_skip_bias_sum; mean and
+   * inv_std_var skipped); unfused, Add (+ Add) and LayerNormalization, the same arithmetic.
+   * Returns the names of both values.
+   */
+  residualNorm(input: string, skip: string, spec: ResidualNormSpec): { sum: string; normed: string } {
+    const eps = { epsilon: { type: "float" as const, value: spec.epsilon } };
+    if (spec.fused) {
+      const ins = [input, skip, spec.gamma, spec.beta, ...(spec.bias ? [spec.bias] : [])];
+      const out = this.nodeN("SkipLayerNormalization", ins, {
+        domain: MS_DOMAIN,
+        attrs: eps,
+        name: spec.name,
+        outputs: 4,
+        skipOutputs: [1, 2],
+      });
+      return { normed: out[0]!, sum: out[3]! };
+    }
+    const biased = spec.bias ? this.node("Add", [input, spec.bias], { name: `${spec.name}/bias` }) : input;
+    const sum = this.node("Add", [skip, biased], { name: `${spec.name}/residual` });
+    const axis = { axis: { type: "int" as const, value: -1 } };
+    return { sum, normed: this.node("LayerNormalization", [sum, spec.gamma, spec.beta], { attrs: { ...axis, ...eps }, name: spec.name }) };
   }
 
   initializer(t: TensorSource): string {
@@ -112,7 +176,9 @@ export class GraphBuilder {
     return this.floats(name, [value], []);
   }
 
-  build(): GraphDef {
-    return { name: this.name, nodes: this.nodes, inputs: this.inputs, outputs: this.outputs, initializers: this.initializers };
+  /** The graph, with the opset imports its nodes need at ai.onnx version `onnxVersion` (default 17). */
+  build(onnxVersion = 17): GraphDef {
+    const { name, nodes, inputs, outputs, initializers } = this;
+    return { name, nodes, inputs, outputs, initializers, opsetImports: this.opsetImports(onnxVersion) };
   }
 }

@@ -51,7 +51,8 @@ export interface WriteOnnxOptions {
 export interface WriteOnnxResult {
   file: string;
   bytes: number;
-  externalData?: { file: string; bytes: number; tensors: number };
+  /** `tensors`: how many went to the data file; `placed`: where each one sits (name → byte offset and length). */
+  externalData?: { file: string; bytes: number; tensors: number; placed: Map<string, { offset: number; length: number }> };
 }
 
 function encodeAttribute(e: ProtoEncoder, name: string, a: AttributeValue): void {
@@ -167,6 +168,16 @@ class BufferedFile {
   }
 }
 
+function externalSummary(
+  file: string,
+  bytes: number,
+  inits: { t: TensorSource; external: { offset: number } | undefined }[],
+): NonNullable<WriteOnnxResult["externalData"]> {
+  const placed = new Map<string, { offset: number; length: number }>();
+  for (const i of inits) if (i.external) placed.set(i.t.name, { offset: i.external.offset, length: i.t.byteLength });
+  return { file, bytes, tensors: placed.size, placed };
+}
+
 function tmpName(file: string): string {
   return `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
@@ -183,23 +194,29 @@ export async function writeOnnxModel(file: string, model: ModelDef, opts: WriteO
     if (names.has(t.name)) throw new PickrankError("INTERNAL", `Duplicate initializer ${t.name} in graph ${g.name}`);
     names.add(t.name);
   }
-  const totalInit = g.initializers.reduce((a, t) => a + t.byteLength, 0);
-  const external = totalInit > threshold;
+  // Tensors stored in another graph's data file are references here: they count toward no threshold.
+  const totalInit = g.initializers.reduce((a, t) => a + (t.stored ? 0 : t.byteLength), 0);
+  const external = totalInit > threshold && g.initializers.some((t) => !t.stored && t.byteLength >= minBytes);
   const dataFile = `${file}.data`;
   const dataLocation = path.basename(dataFile);
 
   // Layout pass: every length is known before a byte is written.
   let dataOffset = 0;
   const inits = g.initializers.map((t) => {
+    if (t.stored) {
+      // Already in another graph's data file (a graph variant sharing weights): a reference, no payload.
+      return { t, header: encodeTensorHeader(t, t.stored), external: undefined, msgLen: 0, stored: true };
+    }
     if (external && t.byteLength >= minBytes) {
       const offset = Math.ceil(dataOffset / align) * align;
       dataOffset = offset + t.byteLength;
       const header = encodeTensorHeader(t, { location: dataLocation, offset, length: t.byteLength });
-      return { t, header, external: { offset }, msgLen: header.length };
+      return { t, header, external: { offset }, msgLen: header.length, stored: false };
     }
     const header = encodeTensorHeader(t);
-    return { t, header, external: undefined, msgLen: header.length + lenFieldSize(TENSOR.rawData, t.byteLength) };
+    return { t, header, external: undefined, msgLen: header.length + lenFieldSize(TENSOR.rawData, t.byteLength), stored: false };
   });
+  for (const i of inits) if (i.stored) i.msgLen = i.header.length;
   const nodes = g.nodes.map(encodeNode);
   const inputs = g.inputs.map(encodeValueInfo);
   const outputs = g.outputs.map(encodeValueInfo);
@@ -254,6 +271,10 @@ export async function writeOnnxModel(file: string, model: ModelDef, opts: WriteO
     for (const i of inits) {
       await out.write(new ProtoEncoder(16).tag(GRAPH.initializer, WIRE_LEN).rawVarint(i.msgLen).finish());
       await out.write(i.header);
+      if (i.stored) {
+        opts.onTensor?.(++done, inits.length, i.t.name);
+        continue;
+      }
       let target: BufferedFile;
       if (i.external && dataOut) {
         await dataOut.zeros(i.external.offset - dataOut.written);
@@ -295,6 +316,6 @@ export async function writeOnnxModel(file: string, model: ModelDef, opts: WriteO
   return {
     file,
     bytes: expectedTotal,
-    ...(external ? { externalData: { file: dataFile, bytes: dataOffset, tensors: inits.filter((i) => i.external).length } } : {}),
+    ...(external ? { externalData: externalSummary(dataFile, dataOffset, inits) } : {}),
   };
 }

@@ -88,6 +88,10 @@ export interface TensorSource {
   dataType: DataType;
   dims: number[];
   byteLength: number;
+  /** Position of the tensor's source in the checkpoint, to write tensors in reading order (default: by name). */
+  sourceOffset?: number;
+  /** Already stored in an external data file beside the graph: referenced there, no bytes written again. */
+  stored?: { location: string; offset: number; length: number };
   write(sink: (chunk: Uint8Array) => Promise<void>): Promise<void>;
 }
 
@@ -97,6 +101,8 @@ export interface GraphDef {
   inputs: ValueInfo[];
   outputs: ValueInfo[];
   initializers: TensorSource[];
+  /** The opset imports the graph's nodes need (GraphBuilder.build fills it); the model writer takes ModelDef.opsets. */
+  opsetImports?: OpsetId[];
 }
 
 export interface OpsetId {

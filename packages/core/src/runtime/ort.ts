@@ -31,6 +31,11 @@ export interface LocalSessionOptions {
    * sooner (29.6 s against 56.2 s), but each later run ≈1.36× longer. Default true (packed at load).
    */
   prepackWeights?: boolean;
+  /**
+   * Where onnxruntime writes the graph as it runs it, after its optimizations and fusions (session option
+   * optimizedModelFilePath), for inspection: the tests count its op types. Every provider honours it.
+   */
+  optimizedModelFile?: string;
 }
 
 /** Options of openSession: the CPU provider's threads, and which thread owns the session. */
@@ -221,6 +226,7 @@ export async function openLocalSession(file: string, device: DeviceName, opts: L
   };
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
   if (opts.prepackWeights === false && device === "cpu") options.extra = { session: { disable_prepacking: "1" } };
+  if (opts.optimizedModelFile !== undefined) options.optimizedModelFilePath = opts.optimizedModelFile;
   const rt = await loadOrt();
   let session: ort.InferenceSession;
   try {
