@@ -6,50 +6,35 @@
  *   tsx --conditions=development startup-child.ts <model dir> <mode>
  *   mode: main-serial   both sessions on the main thread, one after the other (pickrank before)
  *         worker-concurrent   each on its own worker thread, both at once (pickrank now)
- *         ort-no-prepack  worker-concurrent in spirit, but onnxruntime directly with session.disable_prepacking
+ *         worker-no-prepack   worker-concurrent with prepackWeights false (session.disable_prepacking):
+ *                             what `pickrank rank` does for a few images
  */
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { openSession, type GraphSession } from "../src/runtime/ort.ts";
 
 const [dir, mode] = process.argv.slice(2) as [string, string];
 const px = new Float32Array(3 * 224 * 224).fill(0.1);
 const ids = BigInt64Array.from({ length: 77 }, (_, i) => BigInt(i === 0 ? 49406 : i === 1 ? 49407 : 0));
 
-async function openAll(): Promise<{ text: GraphSession | ort.InferenceSession; vision: GraphSession | ort.InferenceSession }> {
+async function openAll(): Promise<{ text: GraphSession; vision: GraphSession }> {
   const text = path.join(dir, "text.onnx");
   const vision = path.join(dir, "vision.onnx");
   if (mode === "main-serial") {
     const t = await openSession(text, "cpu", { thread: "main" });
     return { text: t, vision: await openSession(vision, "cpu", { thread: "main" }) };
   }
-  if (mode === "worker-concurrent") {
-    const [t, v] = await Promise.all([openSession(text, "cpu"), openSession(vision, "cpu")]);
-    return { text: t, vision: v };
-  }
-  const opts: ort.InferenceSession.SessionOptions = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: "all",
-    logSeverityLevel: 3,
-    extra: { session: { disable_prepacking: "1" } },
-  };
-  return { text: await ort.InferenceSession.create(text, opts), vision: await ort.InferenceSession.create(vision, opts) };
+  const opts = mode === "worker-no-prepack" ? { prepackWeights: false } : {};
+  const [t, v] = await Promise.all([openSession(text, "cpu", opts), openSession(vision, "cpu", opts)]);
+  return { text: t, vision: v };
 }
 
 const t0 = performance.now();
 const { text, vision } = await openAll();
 const ready = performance.now() - t0;
-if (mode === "ort-no-prepack") {
-  const o = text as ort.InferenceSession;
-  const v = vision as ort.InferenceSession;
-  await o.run({ input_ids: new ort.Tensor("int64", ids, [1, 77]) });
-  await v.run({ pixel_values: new ort.Tensor("float32", px, [1, 3, 224, 224]) });
-} else {
-  await Promise.all([
-    (text as GraphSession).run({ input_ids: { type: "int64", data: ids, dims: [1, 77] } }),
-    (vision as GraphSession).run({ pixel_values: { type: "float32", data: px, dims: [1, 3, 224, 224] } }),
-  ]);
-}
+await Promise.all([
+  text.run({ input_ids: { type: "int64", data: ids, dims: [1, 77] } }),
+  vision.run({ pixel_values: { type: "float32", data: px, dims: [1, 3, 224, 224] } }),
+]);
 const first = performance.now() - t0;
 console.log(JSON.stringify({ readyS: ready / 1000, firstScoreS: first / 1000, peakRssMb: process.resourceUsage().maxRSS / 1024 }));
 process.exit(0);

@@ -71,7 +71,7 @@ export async function benchStartup(opts: { hf: string; tmp: string; rounds: numb
     { name: "worker threads, both at once, text inline", mode: "worker-concurrent", dir: inline, note: "" },
     { name: "main thread, one after the other, external data", mode: "main-serial", dir: external, note: "" },
     { name: "worker threads, both at once, external data", mode: "worker-concurrent", dir: external, note: "pickrank now" },
-    { name: "same + session.disable_prepacking", mode: "ort-no-prepack", dir: external, note: "not adopted: slower runs" },
+    { name: "same, prepackWeights false (rank of < 17 images)", mode: "worker-no-prepack", dir: external, note: "slower runs" },
   ];
   for (const d of [inline, external, opts.hf]) await warm(d);
   const load0 = os.loadavg()[0]!;

@@ -30,33 +30,49 @@ afterAll(async () => {
   await removeTinyModels();
 });
 
+/** Max relative error of each output of `s` against the reference (tolerances.ts measures them whole). */
+async function parityErrors(s: Scorer): Promise<Record<string, number>> {
+  const pixels = await Promise.all(ref.images.map(pixelValues));
+  const imageEmbeds = await s.embedPixels(pixels);
+  const texts = await Promise.all(ref.prompts.map((p) => s.embedText(p)));
+  // Each output compared whole, as tolerances.ts measures: logits [image][prompt], probs [prompt][image].
+  const scored = texts.map((t) => s.scoreEmbeddings(t, imageEmbeds));
+  return {
+    image_embeds: maxRelErr(
+      imageEmbeds.flatMap((e) => [...e]),
+      ref.image_embeds.flat(),
+    ),
+    text_embeds: maxRelErr(
+      texts.flatMap((e) => [...e]),
+      ref.text_embeds.flat(),
+    ),
+    logits_per_image: maxRelErr(
+      ref.images.flatMap((_, i) => scored.map((x) => x[i]!.score)),
+      ref.logits_per_image.flat(),
+    ),
+    probs_over_images_per_prompt: maxRelErr(
+      scored.flatMap((x) => x.map((y) => y.prob)),
+      ref.probs_over_images_per_prompt.flat(),
+    ),
+  };
+}
+
 describe("Scorer against the Python reference (fp32, cpu)", () => {
   it("text and image embeddings, scores and probabilities within the fp32 bounds of tolerances.ts", async () => {
-    const pixels = await Promise.all(ref.images.map(pixelValues));
-    const imageEmbeds = await scorer.embedPixels(pixels);
-    const texts = await Promise.all(ref.prompts.map((p) => scorer.embedText(p)));
-    // Each output compared whole, as tolerances.ts measures: logits [image][prompt], probs [prompt][image].
-    const scored = texts.map((t) => scorer.scoreEmbeddings(t, imageEmbeds));
-    const errors = {
-      image_embeds: maxRelErr(
-        imageEmbeds.flatMap((e) => [...e]),
-        ref.image_embeds.flat(),
-      ),
-      text_embeds: maxRelErr(
-        texts.flatMap((e) => [...e]),
-        ref.text_embeds.flat(),
-      ),
-      logits_per_image: maxRelErr(
-        ref.images.flatMap((_, i) => scored.map((s) => s[i]!.score)),
-        ref.logits_per_image.flat(),
-      ),
-      probs_over_images_per_prompt: maxRelErr(
-        scored.flatMap((s) => s.map((x) => x.prob)),
-        ref.probs_over_images_per_prompt.flat(),
-      ),
-    };
+    const errors = await parityErrors(scorer);
     console.log("Scorer (cpu, fp32) max relative error per output:", JSON.stringify(errors));
     for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(parityBound("fp32", k));
+  });
+
+  it("prepackWeights false (weights packed per run, as `rank` of a few images does): the same fp32 bounds", async () => {
+    const unpacked = await Scorer.create({ model: await tinyModel(), device: "cpu", batchSize: 4, prepackWeights: false });
+    try {
+      const errors = await parityErrors(unpacked);
+      console.log("Scorer (cpu, fp32, prepackWeights false) max relative error per output:", JSON.stringify(errors));
+      for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(parityBound("fp32", k));
+    } finally {
+      await unpacked.dispose();
+    }
   });
 
   it("rank from image files gives the reference's order, scores and probabilities (bit-exact preprocessing)", async () => {

@@ -182,7 +182,7 @@ export const ModelInfoSchema = z
   .object({
     id: z.string(),
     dir: z.string(),
-    dtype: z.enum(["fp32", "fp16"]),
+    dtype: z.enum(["fp32", "fp16", "int8"]),
     repo: z.string().optional(),
     revision: z.string().optional(),
     projectionDim: z.number().int(),

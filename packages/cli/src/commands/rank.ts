@@ -71,7 +71,15 @@ interface RankOptions {
   json?: boolean;
   scorePrompt?: string;
   scoreRawPrompt?: boolean;
+  prepackWeights?: boolean;
 }
+
+/**
+ * Up to this many images, `rank` leaves the CPU's weight packing to the runs (Scorer's prepackWeights
+ * false): packing all weights at load costs ≈30 s on the PickScore-sized model on a loaded 2-core
+ * machine (≈4 s quiet), each unpacked run ≈1.36× its packed time (docs/benchmarks.md, start-up).
+ */
+export const RANK_PREPACK_FROM_IMAGES = 17;
 
 export function registerRank(program: Command, ctx: CommandContext): void {
   program
@@ -88,6 +96,14 @@ export function registerRank(program: Command, ctx: CommandContext): void {
       "score against this text instead of the prompt (default: the prompt without weights, <lora:…> tags, BREAK …)",
     )
     .option("--score-raw-prompt", "score against the prompt exactly as written, weights and tags included")
+    .option(
+      "--prepack-weights",
+      `CPU: pack the model's weights at load (slower start, faster runs; the default from ${RANK_PREPACK_FROM_IMAGES} images on)`,
+    )
+    .option(
+      "--no-prepack-weights",
+      `CPU: pack weights as the runs need them (starts in seconds; the default below ${RANK_PREPACK_FROM_IMAGES} images)`,
+    )
     .option("--json", 'print {"prompt","scorePrompt","device","results":[{file,score,prob,rank}],"failed":[{file,error}]} best first')
     .addHelpText(
       "after",
@@ -110,6 +126,7 @@ export function registerRank(program: Command, ctx: CommandContext): void {
           model,
           device: opts.device,
           batchSize: opts.batchSize,
+          prepackWeights: opts.prepackWeights ?? images.length >= RANK_PREPACK_FROM_IMAGES,
           ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
         });
         try {

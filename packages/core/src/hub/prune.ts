@@ -15,6 +15,7 @@ import path from "node:path";
 import { invalidParameter } from "@pickrank/contract";
 import { cacheRoot, downloadDir, isCommitSha, listModels, lockPath, modelDirName, modelsDir, repoDirName } from "./cache.ts";
 import { pidAlive, withLock } from "@pickrank/contract";
+import { CONVERT_DTYPES } from "../convert/convert.ts";
 
 /** Options of pruneCache: the cache folder (default: pickrank's cache root) and a dry run that removes nothing. */
 export interface PruneOptions {
@@ -61,8 +62,6 @@ export async function diskUsage(p: string): Promise<number> {
   return total;
 }
 
-const DTYPES = ["fp32", "fp16"] as const;
-
 /**
  * Removes the checkpoint downloads that have a converted model and leftovers of interrupted
  * conversions, holding each checkpoint's pull locks so a pull in progress is waited for.
@@ -101,7 +100,7 @@ export async function pruneCache(opts: PruneOptions = {}): Promise<PruneResult> 
     // The locks a pull takes to download this commit and to convert it: wait for any holder to finish.
     const locks = [
       lockPath(cacheDir, `download--${repoDirName(repo)}--${commit}`),
-      ...DTYPES.map((d) => lockPath(cacheDir, `model--${modelDirName(repo, commit, d)}`)),
+      ...CONVERT_DTYPES.map((d) => lockPath(cacheDir, `model--${modelDirName(repo, commit, d)}`)),
     ];
     const run = locks.reduceRight<() => Promise<void>>((inner, file) => () => withLock(file, opts.signal, inner), take);
     await run();

@@ -25,6 +25,13 @@ export interface LocalSessionOptions {
   /** Threads for the CPU provider (intra-op). Default: onnxruntime's choice (all cores). */
   threads?: number;
   /**
+   * CPU provider: false sets onnxruntime's `session.disable_prepacking`, so MLAS packs the MatMul
+   * weights as each run needs them instead of all at load. Measured on the PickScore-sized model
+   * (docs/benchmarks.md): sessions ready in 1.9 s instead of 32.4 s (loaded machine), the first score
+   * sooner (29.6 s against 56.2 s), but each later run ≈1.36× longer. Default true (packed at load).
+   */
+  prepackWeights?: boolean;
+  /**
    * Where onnxruntime writes the graph as it runs it, after its optimizations and fusions (session option
    * optimizedModelFilePath), for inspection: the tests count its op types. Every provider honours it.
    */
@@ -218,6 +225,7 @@ export async function openLocalSession(file: string, device: DeviceName, opts: L
     logSeverityLevel: 3,
   };
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
+  if (opts.prepackWeights === false && device === "cpu") options.extra = { session: { disable_prepacking: "1" } };
   if (opts.optimizedModelFile !== undefined) options.optimizedModelFilePath = opts.optimizedModelFile;
   const rt = await loadOrt();
   let session: ort.InferenceSession;
