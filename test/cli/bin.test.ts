@@ -38,6 +38,15 @@ describe("the bin", () => {
     for (const c of ["tokenize", "preprocess", "model", "rank", "best-of"]) expect(r.stdout).toContain(c);
   });
 
+  it("a reader that closes the pipe first (`pickrank --help | head`) ends the command quietly, exit 0, no EPIPE", async () => {
+    const p = spawnCli(["--help"]);
+    // The reading end goes away before the bin writes: every write of its meets a closed pipe.
+    p.proc.stdout!.destroy();
+    const r = await p.done;
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled|Error/);
+    expect(r.code).toBe(0);
+  });
+
   it("a bad argument exits 2 naming what was expected, before loading anything heavy", async () => {
     const r = await spawnCli(["rank", "--prompt", "x", "--device", "tpu", image], forbidHeavy).done;
     expect(r.code).toBe(2);

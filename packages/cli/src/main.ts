@@ -59,11 +59,26 @@ export function action<A extends unknown[]>(ctx: CommandContext, fn: (...args: A
 }
 
 /**
+ * `pickrank … | head`: the reader may close the pipe before the command is done. What it did not read is
+ * dropped and the command runs to its end (its files, journal and exit code as without the pipe),
+ * instead of dying on an unhandled EPIPE. Other stdout errors still throw.
+ */
+let pipeClosedTolerated = false;
+function toleratePipeClosed(): void {
+  if (pipeClosedTolerated) return;
+  pipeClosedTolerated = true;
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+  });
+}
+
+/**
  * Runs the command line `argv` (as process.argv: node, script, then the arguments) and returns the exit
  * code: 0 on success (and for --help, --version), 2 for bad arguments, 130 when interrupted, 1 for other
  * errors (see ui.ts exitCodeFor). Never throws; errors are printed to `io` (and as JSON with --json).
  */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  if (io === processIo) toleratePipeClosed();
   const ctx: CommandContext = { io, exitCode: 0 };
   const program = buildProgram(ctx);
   try {
