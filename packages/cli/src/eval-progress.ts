@@ -62,21 +62,29 @@ export class EvalProgress {
 
   /** "1.8 img/s · ETA 3m05s · comfyui@host:8188 0.9/s, a1111@host:7860 0.9/s" (what follows the count). */
   detail(): string {
+    return this.#parts(true).join(" · ");
+  }
+
+  /** The parts of detail(), with or without the ETA. */
+  #parts(withEta: boolean): string[] {
     const secs = Math.max(1e-3, (this.now() - this.#start) / 1000);
     const newDone = this.#done - this.#doneAtStart;
     const rate = newDone / secs;
     const left = this.#total - this.#done - this.#failed;
     const eta = rate > 0 ? `ETA ${formatDuration(left / rate)}` : "ETA ?";
     const servers = [...this.#perServer].map(([b, n]) => `${b} ${(n / secs).toFixed(2)}/s`).join(", ");
-    return [`${rate.toFixed(2)} img/s`, eta, ...(this.#failed > 0 ? [`${this.#failed} failed`] : []), ...(servers ? [servers] : [])].join(
-      " · ",
-    );
+    return [
+      `${rate.toFixed(2)} img/s`,
+      ...(withEta ? [eta] : []),
+      ...(this.#failed > 0 ? [`${this.#failed} failed`] : []),
+      ...(servers ? [servers] : []),
+    ];
   }
 
   /** Ends the bar with a one-line summary. */
   finish(): void {
     const secs = (this.now() - this.#start) / 1000;
-    const rates = this.detail().replace(/ · ETA [^·]+/, "");
+    const rates = this.#parts(false).join(" · ");
     this.#bar.finish(this.quiet ? undefined : `eval: ${this.#done}/${this.#total} scored in ${formatDuration(secs)} · ${rates}`);
   }
 }

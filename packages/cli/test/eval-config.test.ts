@@ -91,6 +91,9 @@ describe("eval progress", () => {
     // 4 scored in 4 s: 1/s, 4 left: ETA 4s; each server 2 renders in 4 s (the replayed one does not count).
     expect(p.detail()).toBe("1.00 img/s · ETA 4s · comfyui@a 0.50/s, a1111@b 0.50/s");
     expect(text).toContain("eval ");
+    // The closing line: the same rates without the ETA, each part separated by " · ".
+    p.finish();
+    expect(text.trim().split("\n").at(-1)).toBe("eval: 6/10 scored in 4s · 1.00 img/s · comfyui@a 0.50/s, a1111@b 0.50/s");
     expect(formatDuration(3725)).toBe("1h02m");
     expect(formatDuration(185)).toBe("3m05s");
   });
