@@ -77,10 +77,6 @@ function issueMessage(e: z.ZodError, where: string, names?: readonly string[]): 
 function toSpec(c: z.infer<typeof ConfigSchema>, base: string): EvalConfigSpec {
   const params: GenerationParams = { ...c.params, ...(c.checkpoint !== undefined ? { checkpoint: c.checkpoint } : {}) };
   const urls = c.url === undefined ? [EVAL_DEFAULT_URLS[c.backend]].filter((u): u is string => u !== undefined) : [c.url].flat();
-  if (urls.length === 0)
-    throw new PickrankError("BAD_INPUT", `Expected url for configuration ${c.name} (no default URL for backend ${c.backend})`, {
-      details: { parameter: "--config" },
-    });
   if (c.workflow !== undefined && c.backend !== "comfyui")
     throw new PickrankError(
       "BAD_INPUT",
@@ -101,7 +97,7 @@ function toSpec(c: z.infer<typeof ConfigSchema>, base: string): EvalConfigSpec {
 
 /**
  * Reads `--configs <file>`: a JSON array of configurations or `{"configs": [...]}`; relative paths
- * (workflow, authFile) are relative to the file.
+ * (workflow, authFile) are relative to the file. The backend kind and URLs are checked by loadConfigs.
  * @throws NOT_FOUND for a missing file; BAD_INPUT naming the configuration and field that is wrong.
  */
 export async function readConfigFile(file: string): Promise<EvalConfigSpec[]> {
@@ -150,6 +146,7 @@ const FLAG_KEYS: Record<string, { field: string; kind: "string" | "number" | "in
 /**
  * Parses one `--config` value: comma-separated key=value pairs (keys: FLAG_KEYS; `url` may repeat for a
  * pool); values may not contain commas — use --configs for those. Relative paths are the caller's (cwd).
+ * The backend kind and the URLs (empty for a kind without a default URL) are checked by loadConfigs.
  * @throws BAD_INPUT naming the key that is unknown, missing a value, or not a number.
  */
 export function parseConfigFlag(value: string): EvalConfigSpec {
@@ -188,8 +185,19 @@ export function parseConfigFlag(value: string): EvalConfigSpec {
 }
 
 /**
- * The configurations of a run: the file's, then the flags'. At least one; names unique.
- * @throws BAD_INPUT when none is given or two share a name.
+ * The backend kinds a configuration may name: the registered ones (builtins and plugins) except "pool",
+ * which a configuration gets by listing several URLs.
+ */
+async function configBackends(): Promise<string[]> {
+  const { backendKinds } = await import("@pickrank/adapters");
+  return backendKinds().filter((k) => k !== "pool");
+}
+
+/**
+ * The configurations of a run: the file's, then the flags'. At least one; names unique; each backend a
+ * registered kind (not "pool": several URLs make a pool).
+ * @throws BAD_INPUT when none is given, two share a name, a backend is unknown (naming the
+ *   configuration, the `backend` key and the kinds a configuration may use) or has no default URL and none is given.
  */
 export async function loadConfigs(file: string | undefined, flags: readonly string[]): Promise<EvalConfigSpec[]> {
   const all = [...(file !== undefined ? await readConfigFile(file) : []), ...flags.map(parseConfigFlag)];
@@ -201,8 +209,20 @@ export async function loadConfigs(file: string | undefined, flags: readonly stri
         details: { parameter: "--config" },
       },
     );
+  const kinds = await configBackends();
   const seen = new Set<string>();
   for (const c of all) {
+    if (!kinds.includes(c.backend))
+      throw new PickrankError(
+        "BAD_INPUT",
+        `Expected backend of configuration ${c.name} to be one of ${kinds.map((k) => JSON.stringify(k)).join(", ")} ` +
+          `but received ${JSON.stringify(c.backend)}`,
+        { details: { parameter: "--config", field: "backend", known: kinds } },
+      );
+    if (c.urls.length === 0)
+      throw new PickrankError("BAD_INPUT", `Expected url for configuration ${c.name} (no default URL for backend ${c.backend})`, {
+        details: { parameter: "--config", field: "url" },
+      });
     if (seen.has(c.name))
       throw new PickrankError("BAD_INPUT", `Expected unique configuration names but ${c.name} appears twice`, {
         details: { parameter: "--config" },

@@ -64,9 +64,13 @@ describe("eval configurations", () => {
     expect(() => parseConfigFlag("name=x,backend=a1111,workflow=w.json")).toThrow(/workflow only with backend comfyui/);
   });
 
-  it("EXPECTED FAILURE - none, or two with one name", async () => {
+  it("EXPECTED FAILURE - none, two with one name, or an unknown backend", async () => {
     await expect(loadConfigs(undefined, [])).rejects.toThrow(/at least one configuration/);
     await expect(loadConfigs(undefined, ["name=a", "name=a"])).rejects.toThrow(/unique configuration names but a appears twice/);
+    // The user's key (backend), the configuration, and only the kinds a configuration may use (not "pool").
+    const e = (await loadConfigs(undefined, ["name=sd15,backend=comfy"]).catch((x) => x)) as PickrankError;
+    expect(e.code).toBe("BAD_INPUT");
+    expect(e.message).toBe('Expected backend of configuration sd15 to be one of "a1111", "comfyui" but received "comfy"');
   });
 });
 
