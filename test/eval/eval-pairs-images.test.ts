@@ -3,6 +3,7 @@
  * Parquet (the dataset's own format: image bytes in jpg_0/jpg_1), and `pickrank eval images` on the
  * HPSv2 benchmark layout and on a manifest. Scores stored are the scorer's own for those bytes.
  */
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -129,12 +130,39 @@ describe("pickrank eval pairs", () => {
     expect(again.json<{ counts: unknown }>().counts).toEqual({ stored: 15, failed: 0 });
   });
 
-  it("EXPECTED FAILURE - a label that is not Pick-a-Pic's: BAD_INPUT naming the line", async () => {
+  it("EXPECTED FAILURE - a label that is not Pick-a-Pic's: BAD_INPUT naming the line, before the folder is made", async () => {
     const f = path.join(tmp, "bad.jsonl");
     await writeFile(f, JSON.stringify({ caption: "x", jpg_0: "a.png", jpg_1: "b.png", label_0: 1, label_1: 1 }) + "\n");
-    const r = await runCli(["eval", "pairs", f, "--model", model, "--device", "cpu", "--out", path.join(tmp, "bad-out"), "--quiet"]);
+    const out = path.join(tmp, "bad-out");
+    const r = await runCli(["eval", "pairs", f, "--model", model, "--device", "cpu", "--out", out, "--quiet"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${f}:1: expected label_0, label_1 of (1, 0), (0, 1) or (0.5, 0.5) but received (1, 1) [BAD_INPUT]`);
+    expect(existsSync(path.join(out, STORE_FILE))).toBe(false);
+  });
+
+  it("EXPECTED FAILURE - a missing file, or neither --validation nor --tie-threshold: refused before the store; the fix then runs", {
+    timeout: 300_000,
+  }, async () => {
+    const dir = path.join(tmp, "fix");
+    const test = await writePairs(dir, "test.jsonl", 0, 2);
+    const out = path.join(tmp, "fix-out");
+    const common = ["--model", model, "--device", "cpu", "--out", out, "--quiet", "--bootstrap", "50"];
+    const missing = await runCli(["eval", "pairs", path.join(dir, "tset.jsonl"), "--tie-threshold", "0.1", ...common]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/tset\.jsonl.*\[NOT_FOUND\]/);
+    expect(existsSync(path.join(out, STORE_FILE))).toBe(false);
+    const noThreshold = await runCli(["eval", "pairs", test, ...common]);
+    expect(noThreshold.code).toBe(2);
+    expect(noThreshold.stderr).toBe(
+      "pickrank: Expected --validation <file> (validation pairs that choose the tie threshold) or --tie-threshold <t> " +
+        "but received neither [BAD_INPUT]\n",
+    );
+    expect(existsSync(path.join(out, STORE_FILE))).toBe(false);
+    // The corrected command runs in the same --out without --resume; its last line names the report.
+    const fixed = await runCli(["eval", "pairs", test, "--tie-threshold", "0.1", ...common]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.stdout.trim().split("\n").at(-1)).toMatch(/^2 pairs scored; summary\.json and report\.html in /);
+    expect(existsSync(path.join(out, "report.html"))).toBe(true);
   });
 });
 
@@ -200,5 +228,20 @@ describe("pickrank eval images", () => {
     expect(m.code, m.stderr).toBe(3);
     expect(m.stderr).toMatch(/1 × BAD_IMAGE, e\.g\. .*not-an-image\.jpg/);
     expect(m.json<{ counts: unknown }>().counts).toEqual({ asked: 3, stored: 2, scored: 2, failed: 1 });
+
+    // A manifest whose only file is missing scores nothing: a failure (exit 1) naming the first failure, not a partial run;
+    // the corrected manifest then runs in the same --out without --resume (the failed run stored no row).
+    const lone = path.join(root, "lone.jsonl");
+    await writeFile(lone, JSON.stringify({ prompt: "a cat", file: "modelA/anime/missing.jpg", config: "A" }) + "\n");
+    const loneOut = path.join(tmp, "lone-out");
+    const loneArgs = ["eval", "images", "--manifest", lone, "--model", model, "--device", "cpu", "--out", loneOut, "--quiet"];
+    const none = await runCli(loneArgs);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^pickrank: failed: none of 1 scored; the first failure: .*missing\.jpg: .*\[NOT_FOUND\]\n/);
+    expect(none.stderr).not.toContain("partial");
+    await writeFile(lone, JSON.stringify({ prompt: "a cat", file: "modelA/anime/00000.jpg", config: "A" }) + "\n");
+    const again = await runCli([...loneArgs, "--json"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json<{ counts: unknown }>().counts).toEqual({ asked: 1, stored: 1, scored: 1, failed: 0 });
   });
 });

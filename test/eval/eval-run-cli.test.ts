@@ -123,9 +123,23 @@ describe("pickrank eval run", () => {
     const base = ["eval", "run", "--prompts", "parti", "--limit", "1", "--model", model, "--device", "cpu", "--out", out, "--quiet"];
     const cfg = ["--config", `name=c,backend=a1111,url=${a1111.url},steps=2`];
     expect((await runCli([...base, ...cfg, "-n", "2"])).code).toBe(0);
+    const again = await runCli([...base, ...cfg, "-n", "2"]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(
+      `pickrank: Expected an empty evaluation folder for --out ${out} but it holds an earlier evaluation (pickrank eval run): ` +
+        "pass --resume to continue it, or choose another --out [CONFLICT]\n",
+    );
     const r = await runCli([...base, ...cfg, "-n", "3", "--resume"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/but n differs \(stored 2, now 3\).*\[CONFLICT\]/);
+    expect(r.stderr).toMatch(/but n differs: 2 → 3 \(stored → now\); for new settings choose another --out, or delete .*\[CONFLICT\]/);
+    // A changed configuration: its name, the field and both values, in one short line (not the settings' JSON).
+    const ckpt = ["--config", `name=c,backend=a1111,url=${a1111.url},steps=2,checkpoint=sd15.safetensors`];
+    const c = await runCli([...base, ...ckpt, "-n", "2", "--resume"]);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toBe(
+      `pickrank: Expected --resume to ask for what the stored run in ${out} was made with, but configuration "c" differs: ` +
+        `checkpoint (none) → sd15.safetensors (stored → now); for new settings choose another --out, or delete ${out} [CONFLICT]\n`,
+    );
     const down = await runCli([...base, "--config", "name=gone,backend=a1111,url=http://127.0.0.1:9", "--out", path.join(tmp, "down")]);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/Configuration gone: .*\[BACKEND_UNREACHABLE\]/);

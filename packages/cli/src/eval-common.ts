@@ -1,7 +1,7 @@
 /**
  * What the three `pickrank eval` commands share: the evaluation folder and its store (with the check
  * that a resumed run asks for what the stored rows were made with), the scorer and judge models, and
- * the failure summary that decides exit code 3.
+ * the failure summary that decides exit codes 3 (part scored) and 1 (nothing scored).
  */
 import { readdir } from "node:fs/promises";
 import path from "node:path";
@@ -16,39 +16,94 @@ import type { DeviceOption } from "./options.ts";
 export const RUN_META = "run";
 
 /**
- * Opens `<out>/eval.duckdb`. Without `resume`, a folder whose store already holds a run is refused
+ * Opens `<out>/eval.duckdb`. Without `resume`, a folder whose store already holds a run's rows is refused
  * (CONFLICT, the message says --resume); with it, the recorded settings must equal `settings`
- * (CONFLICT naming the first that differs). The settings are then recorded.
+ * (CONFLICT naming the first field that differs, see settingsDifference). A store whose earlier run
+ * stored no row (it failed before anything was scored) counts as empty. The settings are then recorded.
+ * Call it once the arguments and inputs are checked: it creates the folder and the store.
  * @throws CONFLICT as above, or when another process has the store open; FILESYSTEM for the folder.
  */
 export async function openEvalDir(out: string, settings: Record<string, unknown>, resume: boolean): Promise<EvalStore> {
   const { EvalStore, STORE_FILE } = await import("@pickrank/eval");
   const store = await EvalStore.open(path.join(out, STORE_FILE));
   try {
-    const before = await store.getMeta<Record<string, unknown>>(RUN_META);
+    const recorded = await store.getMeta<Record<string, unknown>>(RUN_META);
+    const rows = await store.query("select (select count(*) from candidates) + (select count(*) from pairs) as n");
+    const before = Number(rows[0]?.["n"] ?? 0) > 0 ? recorded : undefined;
     if (before !== undefined && !resume)
       throw new PickrankError(
         "CONFLICT",
-        `Expected an empty evaluation folder for --out ${out} but it holds an earlier ${String(before["command"] ?? "")} run: ` +
-          "pass --resume to continue it, or choose another --out",
+        `Expected an empty evaluation folder for --out ${out} but it holds an earlier evaluation ` +
+          `(pickrank eval ${String(before["command"] ?? "?")}): pass --resume to continue it, or choose another --out`,
         { details: { dir: out } },
       );
-    if (before !== undefined) {
-      const diff = Object.keys({ ...before, ...settings }).find((k) => JSON.stringify(before[k]) !== JSON.stringify(settings[k]));
-      if (diff !== undefined)
-        throw new PickrankError(
-          "CONFLICT",
-          `Expected --resume to ask for what the stored run in ${out} was made with, but ${diff} differs ` +
-            `(stored ${JSON.stringify(before[diff])}, now ${JSON.stringify(settings[diff])}); use another --out for new settings`,
-          { details: { dir: out, setting: diff } },
-        );
-    }
+    const diff = before !== undefined ? settingsDifference(before, settings) : undefined;
+    if (diff !== undefined)
+      throw new PickrankError(
+        "CONFLICT",
+        `Expected --resume to ask for what the stored run in ${out} was made with, but ${diff.text} (stored → now); ` +
+          `for new settings choose another --out, or delete ${out}`,
+        { details: { dir: out, setting: diff.setting } },
+      );
     await store.setMeta(RUN_META, settings);
     return store;
   } catch (e) {
     await store.close();
     throw e;
   }
+}
+
+/** A value in a CONFLICT message: strings bare, the rest as JSON, at most 60 characters. */
+function brief(v: unknown): string {
+  const s = v === undefined ? "(none)" : typeof v === "string" ? v : JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 59)}…` : s;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+
+/** The first leaf (by key order, depth first) where `a` and `b` differ, as a path; undefined when they are equal. */
+function firstDifference(a: unknown, b: unknown, at: string[] = []): { path: string[]; a: unknown; b: unknown } | undefined {
+  if (JSON.stringify(a) === JSON.stringify(b)) return undefined;
+  if (isRecord(a) && isRecord(b) && Array.isArray(a) === Array.isArray(b) && !(Array.isArray(a) && a.length !== (b as []).length))
+    for (const k of Object.keys({ ...a, ...b })) {
+      const d = firstDifference(a[k], b[k], [...at, k]);
+      if (d) return d;
+    }
+  return { path: at, a, b };
+}
+
+/** "checkpoint nope.safetensors → sd15.safetensors": a difference's field (params.* by its own name) and values. */
+function change(d: { path: string[]; a: unknown; b: unknown }): string {
+  const field = (d.path[0] === "params" ? d.path.slice(1) : d.path).join(".");
+  return `${field || "it"} ${brief(d.a)} → ${brief(d.b)}`;
+}
+
+/**
+ * The first difference between recorded and asked settings, in a line: the setting and its two values;
+ * for `configs`, the configuration (by name) and its field, e.g.
+ * `configuration "sd15" differs: checkpoint nope.safetensors → sd15.safetensors`. Undefined when equal.
+ */
+export function settingsDifference(
+  before: Record<string, unknown>,
+  now: Record<string, unknown>,
+): { setting: string; text: string } | undefined {
+  const setting = Object.keys({ ...before, ...now }).find((k) => JSON.stringify(before[k]) !== JSON.stringify(now[k]));
+  if (setting === undefined) return undefined;
+  const [was, is] = [before[setting], now[setting]];
+  if (setting === "configs" && Array.isArray(was) && Array.isArray(is)) {
+    const name = (c: unknown) => String(isRecord(c) ? c["name"] : c);
+    for (const c of is) {
+      const old = was.find((o) => name(o) === name(c));
+      if (old === undefined) return { setting, text: `configuration "${name(c)}" is new` };
+      const d = firstDifference(old, c);
+      if (d) return { setting, text: `configuration "${name(c)}" differs: ${change(d)}` };
+    }
+    const gone = was.find((o) => !is.some((c) => name(c) === name(o)));
+    if (gone !== undefined) return { setting, text: `configuration "${name(gone)}" is no longer asked for` };
+    return { setting, text: `the configurations' order differs: ${brief(was.map(name))} → ${brief(is.map(name))}` };
+  }
+  const d = firstDifference(was, is, [setting])!;
+  return { setting, text: `${d.path.join(".")} differs: ${brief(d.a)} → ${brief(d.b)}` };
 }
 
 /** Whether `dir` holds anything (an --out that is not new). */
@@ -103,12 +158,19 @@ export function groupByCode(
 }
 
 /**
- * Exit code of an evaluation that ran to its end: 0 when everything asked was scored, else 3 (PARTIAL)
- * with one line per cause on stderr.
+ * Exit code of an evaluation that ran to its end: 0 when everything asked was scored; 1 (FAILURE) when
+ * something was asked and nothing was scored, the stderr line naming the first failure's code and message;
+ * else 3 (PARTIAL). Then one line per cause on stderr.
  */
 export function outcomeExit(io: Io, asked: number, scored: number, failures: readonly { error: PickrankError; what: string }[]): number {
   if (scored >= asked && failures.length === 0) return EXIT.OK;
-  io.stderr.write(`pickrank: partial: ${scored} of ${asked} scored [PARTIAL]\n`);
+  const first = failures[0];
+  if (scored === 0 && asked > 0)
+    io.stderr.write(
+      `pickrank: failed: none of ${asked} scored` +
+        (first ? `; the first failure: ${first.what}: ${first.error.message} [${first.error.code}]\n` : "\n"),
+    );
+  else io.stderr.write(`pickrank: partial: ${scored} of ${asked} scored [PARTIAL]\n`);
   for (const g of groupByCode(failures)) io.stderr.write(`  ${g.count} × ${g.code}, e.g. ${g.example}\n`);
-  return EXIT.PARTIAL;
+  return scored === 0 && asked > 0 ? EXIT.FAILURE : EXIT.PARTIAL;
 }

@@ -83,7 +83,8 @@ function printRunTable(io: Io, counts: { asked: number; scored: number }, metric
   });
   const head = ["config", "prompts", "random pick", "best of k", "judge: random → pick of k"];
   if (rows.length > 0) io.stdout.write(renderTable(head, rows, ["left", "right", "right", "right", "right"]));
-  io.stdout.write(`${counts.scored}/${counts.asked} scored; summary, CSV and report in ${shortPath(path.resolve(out))}\n`);
+  const files = metrics ? "summary.json, candidates.csv and report.html" : "summary.json and candidates.csv";
+  io.stdout.write(`${counts.scored}/${counts.asked} scored; ${files} in ${shortPath(path.resolve(out))}\n`);
 }
 
 /** What a pairs evaluation hands to writePairsOutputs. */
@@ -92,7 +93,10 @@ export interface PairsOutputInput {
   failures: readonly { error: PickrankError; what: string }[];
 }
 
-/** Writes summary.json (summarizePairs over every stored pair) and prints the accuracies. */
+/**
+ * Writes summary.json (summarizePairs over every stored pair) and, when a pair is stored, report.html;
+ * prints the accuracies and a last line naming the files written.
+ */
 export async function writePairsOutputs(io: Io, store: EvalStore, f: OutputFlags, input: PairsOutputInput): Promise<void> {
   const ev = await import("@pickrank/eval");
   const rows = await store.pairs();
@@ -122,5 +126,6 @@ export async function writePairsOutputs(io: Io, store: EvalStore, f: OutputFlags
     io.stdout.write(`accuracy, tie protocol (t = ${t.threshold}, ${t.thresholdFrom}): ${interval(t.accuracy, 100, 1)} %\n`);
     io.stdout.write(`accuracy, ties dropped (${metrics.tiesDropped.pairs} pairs): ${interval(metrics.tiesDropped.accuracy, 100, 1)} %\n`);
   }
-  io.stdout.write(`${rows.length} pairs scored; summary in ${shortPath(path.resolve(f.out))}\n`);
+  const files = metrics ? "summary.json and report.html" : "summary.json";
+  io.stdout.write(`${rows.length} pairs scored; ${files} in ${shortPath(path.resolve(f.out))}\n`);
 }

@@ -8,6 +8,7 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PickrankError } from "@pickrank/contract";
 import { loadConfigs, parseConfigFlag, readConfigFile } from "../src/eval-config.ts";
+import { settingsDifference } from "../src/eval-common.ts";
 import { EvalProgress, formatDuration } from "../src/eval-progress.ts";
 
 let tmp: string;
@@ -71,6 +72,24 @@ describe("eval configurations", () => {
     const e = (await loadConfigs(undefined, ["name=sd15,backend=comfy"]).catch((x) => x)) as PickrankError;
     expect(e.code).toBe("BAD_INPUT");
     expect(e.message).toBe('Expected backend of configuration sd15 to be one of "a1111", "comfyui" but received "comfy"');
+  });
+});
+
+describe("eval resume check", () => {
+  it("names the configuration and the field that differ, with short values, never the whole workflow", () => {
+    const workflow = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [String(i), { class_type: "Node", inputs: { i } }]));
+    const cfg = (ckpt: string, name = "sd15") => ({ name, backend: "comfyui", params: { checkpoint: ckpt }, fingerprint: { workflow } });
+    const before = { command: "run", n: 4, configs: [cfg("nope.safetensors")] };
+    expect(settingsDifference(before, { ...before, configs: [cfg("sd15.safetensors")] })).toEqual({
+      setting: "configs",
+      text: 'configuration "sd15" differs: checkpoint nope.safetensors → sd15.safetensors',
+    });
+    const long = { ...workflow, "7": { class_type: "Node", inputs: { text: "x".repeat(500) } } };
+    const text = settingsDifference(before, { ...before, configs: [{ ...cfg("nope.safetensors"), fingerprint: { workflow: long } }] })!.text;
+    expect(text).toBe(`configuration "sd15" differs: fingerprint.workflow.7.inputs.i 7 → (none)`);
+    expect(settingsDifference(before, { ...before, configs: [cfg("nope.safetensors", "xl")] })!.text).toBe('configuration "xl" is new');
+    expect(settingsDifference(before, { ...before, model: "/m/" + "a".repeat(100) })!.text).toBe(`model differs: (none) → /m/${"a".repeat(56)}…`);
+    expect(settingsDifference(before, before)).toBeUndefined();
   });
 });
 

@@ -37,6 +37,7 @@ export {
   type ScoreImagesReport,
 } from "./images.ts";
 export {
+  checkPairsSources,
   readJsonlPairs,
   readParquetPairs,
   scorePairs,

@@ -5,7 +5,7 @@
  * `{"caption", "jpg_0", "jpg_1", "label_0", "label_1"}` object a line where jpg_0/jpg_1 are image files
  * relative to the JSONL file (optional "id" and "split"). Labels are (1, 0), (0, 1) or (0.5, 0.5) for a tie.
  */
-import { readFile } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { PickrankError, abortedError, fsError, toPickrankError } from "@pickrank/contract";
 import { scoringPrompt } from "@pickrank/selector";
@@ -43,18 +43,30 @@ function checkLabels(l0: unknown, l1: unknown, where: string): [number, number] 
   return [a, b];
 }
 
-/**
- * Yields the pairs of a JSONL file, reading each row's two image files.
- * @throws NOT_FOUND for a missing file or image; BAD_INPUT naming the line of a malformed row.
- */
-export async function* readJsonlPairs(src: PairsSource): AsyncGenerator<PairInput> {
-  let text: string;
+/** A JSONL row's fields, checked: caption, image files (relative to the JSONL file), labels, split, id. */
+interface JsonlRow {
+  id: string;
+  caption: string;
+  jpg0: string;
+  jpg1: string;
+  label0: number;
+  label1: number;
+  split: PairRow["split"];
+  /** `file:line`, for messages. */
+  where: string;
+}
+
+/** Reads a pairs file's text. @throws NOT_FOUND / FILESYSTEM naming the file (and `option` when given). */
+async function readPairsText(file: string, option?: string): Promise<string> {
   try {
-    text = await readFile(src.file, "utf8");
+    return await readFile(file, "utf8");
   } catch (e) {
-    throw fsError(e, { action: "read the pairs file", path: src.file });
+    throw fsError(e, { action: "read the pairs file", path: file, ...(option !== undefined ? { option } : {}) });
   }
-  const base = path.dirname(path.resolve(src.file));
+}
+
+/** The rows of a JSONL pairs file's text, checked (images not read). @throws BAD_INPUT naming the line. */
+function* jsonlRows(text: string, src: PairsSource): Generator<JsonlRow> {
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!.trim();
@@ -73,18 +85,62 @@ export async function* readJsonlPairs(src: PairsSource): AsyncGenerator<PairInpu
           `${where}: expected a string for ${k} (the caption, or an image file relative to the JSONL file)`,
         );
     const [label0, label1] = checkLabels(row["label_0"], row["label_1"], where);
-    const img = async (k: string): Promise<Buffer> => {
-      const f = path.resolve(base, row[k] as string);
+    const split = row["split"] === "validation" || row["split"] === "test" ? row["split"] : src.split;
+    const id = typeof row["id"] === "string" || typeof row["id"] === "number" ? String(row["id"]) : `${path.basename(src.file)}:${i + 1}`;
+    yield { id, caption: row["caption"] as string, jpg0: row["jpg_0"] as string, jpg1: row["jpg_1"] as string, label0, label1, split, where };
+  }
+}
+
+/**
+ * Yields the pairs of a JSONL file, reading each row's two image files.
+ * @throws NOT_FOUND for a missing file or image; BAD_INPUT naming the line of a malformed row.
+ */
+export async function* readJsonlPairs(src: PairsSource): AsyncGenerator<PairInput> {
+  const base = path.dirname(path.resolve(src.file));
+  for (const r of jsonlRows(await readPairsText(src.file), src)) {
+    const img = async (rel: string, k: string): Promise<Buffer> => {
+      const f = path.resolve(base, rel);
       try {
         return await readFile(f);
       } catch (e) {
-        throw fsError(e, { action: `read ${k} of ${where}`, path: f });
+        throw fsError(e, { action: `read ${k} of ${r.where}`, path: f });
       }
     };
-    const split = row["split"] === "validation" || row["split"] === "test" ? row["split"] : src.split;
-    const id = typeof row["id"] === "string" || typeof row["id"] === "number" ? String(row["id"]) : `${path.basename(src.file)}:${i + 1}`;
-    yield { id, caption: row["caption"] as string, split, label0, label1, image0: await img("jpg_0"), image1: await img("jpg_1") };
+    const { id, caption, split, label0, label1 } = r;
+    yield { id, caption, split, label0, label1, image0: await img(r.jpg0, "jpg_0"), image1: await img(r.jpg1, "jpg_1") };
   }
+}
+
+/**
+ * Checks pairs files before anything is stored: each file readable, a `.parquet` one starting with
+ * Parquet's magic bytes, every JSONL row well-formed (its images are read when scored). `option` names
+ * the flag of a validation file (`--validation`); test files are the command's arguments.
+ * @returns whether any validation pair is given (a validation file, or a JSONL row with split "validation").
+ * @throws NOT_FOUND / FILESYSTEM naming the file; BAD_INPUT for a file that is not Parquet or a malformed row.
+ */
+export async function checkPairsSources(sources: readonly PairsSource[]): Promise<{ validation: boolean }> {
+  let validation = false;
+  for (const src of sources) {
+    const option = src.split === "validation" ? "--validation" : undefined;
+    if (/\.parquet$/i.test(src.file)) {
+      let head: Buffer;
+      try {
+        const fh = await open(src.file, "r");
+        head = Buffer.alloc(4);
+        await fh.read(head, 0, 4, 0).finally(() => fh.close());
+      } catch (e) {
+        throw fsError(e, { action: "read the pairs file", path: src.file, ...(option !== undefined ? { option } : {}) });
+      }
+      if (head.toString("latin1") !== "PAR1")
+        throw new PickrankError("BAD_INPUT", `Expected a Parquet file (Pick-a-Pic's own format) in ${src.file} but it does not start with PAR1`, {
+          details: { file: src.file },
+        });
+      validation ||= src.split === "validation";
+      continue;
+    }
+    for (const r of jsonlRows(await readPairsText(src.file, option), src)) validation ||= r.split === "validation";
+  }
+  return { validation };
 }
 
 const PARQUET_COLUMNS = ["caption", "jpg_0", "jpg_1", "label_0", "label_1"];

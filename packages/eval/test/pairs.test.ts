@@ -89,7 +89,10 @@ describe("summarizePairs", () => {
     expect(() => summarizePairs([{ ...test[0]!, label0: 0.7, label1: 0.3 }], { tieThreshold: 0.1 })).toThrow(
       /Expected \(1, 0\), \(0, 1\) or \(0.5, 0.5\) for labels of pair t1 but received "\(0.7, 0.3\)"/,
     );
-    expect(() => summarizePairs(test)).toThrow(/validation pairs to choose the tie threshold on/);
+    expect(() => summarizePairs(test)).toThrow(
+      'Expected pairs of split "validation" to choose the tie threshold on (pickrank eval pairs --validation <file>), ' +
+        "or a fixed tieThreshold (--tie-threshold <t>), but none of the pairs is a validation pair",
+    );
     expect(() => summarizePairs(test, { tieThreshold: 2 })).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
   });
 });

@@ -285,7 +285,7 @@ export interface EvalPairsFlags extends CommonOpts {
 
 /** `pickrank eval pairs`. */
 export async function runEvalPairs(ctx: CommandContext, files: string[], opts: EvalPairsFlags): Promise<void> {
-  const { scorePairs } = await import("@pickrank/eval");
+  const { checkPairsSources, scorePairs } = await import("@pickrank/eval");
   if (opts.tieThreshold !== undefined && !(opts.tieThreshold >= 0 && opts.tieThreshold <= 1))
     throw new PickrankError("BAD_INPUT", `Expected a number from 0 to 1 for --tie-threshold but received ${String(opts.tieThreshold)}`, {
       details: { parameter: "--tie-threshold" },
@@ -294,6 +294,13 @@ export async function runEvalPairs(ctx: CommandContext, files: string[], opts: E
     ...opts.validation.map((file) => ({ file, split: "validation" as const })),
     ...files.map((file) => ({ file, split: "test" as const })),
   ];
+  const given = await checkPairsSources(sources);
+  if (opts.tieThreshold === undefined && !given.validation)
+    throw new PickrankError(
+      "BAD_INPUT",
+      "Expected --validation <file> (validation pairs that choose the tie threshold) or --tie-threshold <t> but received neither",
+      { details: { parameter: "--validation" } },
+    );
   const interrupt = interruptOnSignals(ctx.io, { quiet: Boolean(opts.quiet), what: "eval pairs" });
   let store: EvalStore | undefined;
   let models: { scorer: Scorer; modelDir: string } | undefined;

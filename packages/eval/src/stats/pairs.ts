@@ -20,7 +20,7 @@
  * 2. Ties dropped: pairs labelled as ties are removed; the scorer never predicts a tie (the higher
  *    score wins; equal scores count ½). The number most other reports give.
  */
-import { invalidParameter } from "@pickrank/contract";
+import { PickrankError, invalidParameter } from "@pickrank/contract";
 import type { PairRow } from "../records.ts";
 import { type BootstrapOptions, bootstrap, bootstrapOptions, columnMeans } from "./bootstrap.ts";
 import type { Interval } from "./types.ts";
@@ -136,7 +136,13 @@ export function summarizePairs(rows: readonly PairRow[], opts: SummarizePairsOpt
   let sweep: { threshold: number; accuracy: number }[] = [];
   if (opts.tieThreshold !== undefined) threshold = opts.tieThreshold;
   else {
-    if (val.length === 0) throw invalidParameter("pairs", "validation pairs to choose the tie threshold on, or a fixed tieThreshold", 0);
+    if (val.length === 0)
+      throw new PickrankError(
+        "BAD_INPUT",
+        'Expected pairs of split "validation" to choose the tie threshold on (pickrank eval pairs --validation <file>), ' +
+          "or a fixed tieThreshold (--tie-threshold <t>), but none of the pairs is a validation pair",
+        { details: { parameter: "tieThreshold" } },
+      );
     if (grid.length === 0) throw invalidParameter("thresholds", "at least one threshold", grid);
     sweep = grid.map((t) => ({ threshold: t, accuracy: accuracyAt(val, valLabels, t) }));
     threshold = sweep.reduce((best, s) => (s.accuracy > best.accuracy ? s : best)).threshold;
