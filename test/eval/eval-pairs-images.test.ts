@@ -166,6 +166,19 @@ describe("pickrank eval pairs", () => {
   });
 });
 
+describe("pickrank eval --help", () => {
+  it("each subcommand's --out says what it writes: pairs no candidates.csv or images/, images no images/", async () => {
+    const out = async (cmd: string) => {
+      const r = await runCli(["eval", cmd, "--help"]);
+      expect(r.code).toBe(0);
+      return /--out <dir>\s+(.*?)\s+--resume/s.exec(r.stdout)![1]!.replace(/\s+/g, " ");
+    };
+    expect(await out("pairs")).toBe("evaluation folder: eval.duckdb, summary.json, report.html");
+    expect(await out("images")).toBe("evaluation folder: eval.duckdb, summary.json, candidates.csv, report.html (the images are not copied)");
+    expect(await out("run")).toBe("evaluation folder: eval.duckdb, images/ (the candidates), summary.json, candidates.csv, report.html");
+  });
+});
+
 describe("pickrank eval images", () => {
   it("HPSv2 benchmark folders (one per configuration) and a manifest: every image scored by the scorer", { timeout: 300_000 }, async () => {
     const root = path.join(tmp, "hps");

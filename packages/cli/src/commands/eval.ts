@@ -1,8 +1,8 @@
 /**
  * `pickrank eval`: measure what selection gains, compare configurations, check PickScore against
- * human labels. Three subcommands share one evaluation folder layout (`--out`): `eval.duckdb` (every
- * candidate, score and label, written as it arrives), `images/`, `summary.json`, `candidates.csv`
- * and `report.html`.
+ * human labels. Each subcommand writes one evaluation folder (`--out`): `eval.duckdb` (every candidate,
+ * score and label, written as it arrives), `summary.json` and (once something is scored) `report.html`;
+ * `eval run` adds `images/` and `candidates.csv`, `eval images` adds `candidates.csv` (see OUT_HELP).
  * - `eval run`: a prompt set × N seeds × named configurations, rendered on the servers and scored;
  * - `eval images`: images made elsewhere (HPSv2 benchmark folders or a manifest), scored;
  * - `eval pairs`: Pick-a-Pic-format pairs (Parquet or JSONL + images), scored against the labels.
@@ -29,10 +29,17 @@ function parseSeed(v: string): number {
   return n;
 }
 
-/** The flags every eval subcommand has: folder, resume, models, device, output mode. */
-function addCommon(cmd: Command, judge: boolean): Command {
+/** What each subcommand writes in --out (its help text, and the README's table). */
+export const OUT_HELP = {
+  run: "evaluation folder: eval.duckdb, images/ (the candidates), summary.json, candidates.csv, report.html",
+  images: "evaluation folder: eval.duckdb, summary.json, candidates.csv, report.html (the images are not copied)",
+  pairs: "evaluation folder: eval.duckdb, summary.json, report.html",
+} as const;
+
+/** The flags every eval subcommand has: folder (`out` says what it holds), resume, models, device, output mode. */
+function addCommon(cmd: Command, judge: boolean, out: string): Command {
   cmd
-    .requiredOption("--out <dir>", "evaluation folder: eval.duckdb, summary.json, candidates.csv, report.html (and images/)")
+    .requiredOption("--out <dir>", out)
     .option("--resume", "continue the run stored in --out (nothing stored is rendered or scored again)")
     .option("--model <dir>", "converted PickScore model folder (default: the cached one, pulled on first use)");
   if (judge) cmd.option("--judge <dir>", "a second converted CLIP model folder that scores every image too (gains under a judge)");
@@ -56,7 +63,7 @@ Seeds: prompt p gets seeds s0 … s0+N-1, s0 = (--seed + FNV-1a(prompt id)) mod 
 Prompt sets: parti (PartiPrompts, --categories e.g. Animals,Vehicles), hpsv2 (--categories anime,photo …), or a
   .tsv (PartiPrompts columns), .json (HPSv2 format) or text file (one prompt a line).
 Exit codes: 0 all scored; 3 partial (candidates failed; listed on stderr and in summary.json); 2 bad arguments;
-  1 failure; 130 interrupted (run it again with --resume).`;
+  1 failure (nothing scored, a server down …); 130 interrupted (run it again with --resume).`;
 
 /** Registers `pickrank eval` and its subcommands. */
 export function registerEval(program: Command, ctx: CommandContext): void {
@@ -79,7 +86,7 @@ export function registerEval(program: Command, ctx: CommandContext): void {
     .option("--queue-name <prefix>", "with --queue: the prefix of the configurations' queue names", "pickrank")
     .option("--queue-ca <file>", "with a rediss:// --queue: the PEM certificate authority to trust")
     .option("--shared-dir <dir>", "with --queue: the folder shared with the workers, for images passed by reference");
-  addCommon(run, true)
+  addCommon(run, true, OUT_HELP.run)
     .addHelpText("after", RUN_HELP)
     .action(action(ctx, (opts) => runEvalRun(ctx, opts)));
 
@@ -88,7 +95,7 @@ export function registerEval(program: Command, ctx: CommandContext): void {
     .description("Score images made elsewhere: HPSv2 benchmark folders (<folder>/<style>/<index>.jpg, one per configuration) or a manifest")
     .argument("[folders...]", "folders in the HPSv2 benchmark layout; each folder's name is its configuration")
     .option("--manifest <file>", "a .jsonl ({prompt, file, config} a line) or .csv (prompt,file,config) of images");
-  addCommon(images, true).action(action(ctx, (folders: string[], opts) => runEvalImages(ctx, folders, opts)));
+  addCommon(images, true, OUT_HELP.images).action(action(ctx, (folders: string[], opts) => runEvalImages(ctx, folders, opts)));
 
   const pairs = ev
     .command("pairs")
@@ -96,5 +103,5 @@ export function registerEval(program: Command, ctx: CommandContext): void {
     .argument("<files...>", "test pairs: Pick-a-Pic Parquet files, or JSONL ({caption, jpg_0, jpg_1, label_0, label_1} with image files)")
     .option("--validation <file>", "validation pairs that choose the tie threshold (repeat for several)", collect, [])
     .option("--tie-threshold <t>", "a fixed tie threshold on |p0 − p1| instead of choosing it on --validation", Number);
-  addCommon(pairs, false).action(action(ctx, (files: string[], opts) => runEvalPairs(ctx, files, opts)));
+  addCommon(pairs, false, OUT_HELP.pairs).action(action(ctx, (files: string[], opts) => runEvalPairs(ctx, files, opts)));
 }
