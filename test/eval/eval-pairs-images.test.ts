@@ -174,7 +174,9 @@ describe("pickrank eval --help", () => {
       return /--out <dir>\s+(.*?)\s+--resume/s.exec(r.stdout)![1]!.replace(/\s+/g, " ");
     };
     expect(await out("pairs")).toBe("evaluation folder: eval.duckdb, summary.json, report.html");
-    expect(await out("images")).toBe("evaluation folder: eval.duckdb, summary.json, candidates.csv, report.html (the images are not copied)");
+    expect(await out("images")).toBe(
+      "evaluation folder: eval.duckdb, summary.json, candidates.csv, report.html (the images are not copied)",
+    );
     expect(await out("run")).toBe("evaluation folder: eval.duckdb, images/ (the candidates), summary.json, candidates.csv, report.html");
   });
 });

@@ -64,7 +64,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 /** The first leaf (by key order, depth first) where `a` and `b` differ, as a path; undefined when they are equal. */
 function firstDifference(a: unknown, b: unknown, at: string[] = []): { path: string[]; a: unknown; b: unknown } | undefined {
   if (JSON.stringify(a) === JSON.stringify(b)) return undefined;
-  if (isRecord(a) && isRecord(b) && Array.isArray(a) === Array.isArray(b) && !(Array.isArray(a) && a.length !== (b as []).length))
+  const sameShape = Array.isArray(a) ? Array.isArray(b) && a.length === b.length : !Array.isArray(b);
+  if (isRecord(a) && isRecord(b) && sameShape)
     for (const k of Object.keys({ ...a, ...b })) {
       const d = firstDifference(a[k], b[k], [...at, k]);
       if (d) return d;

@@ -85,10 +85,15 @@ describe("eval resume check", () => {
       text: 'configuration "sd15" differs: checkpoint nope.safetensors → sd15.safetensors',
     });
     const long = { ...workflow, "7": { class_type: "Node", inputs: { text: "x".repeat(500) } } };
-    const text = settingsDifference(before, { ...before, configs: [{ ...cfg("nope.safetensors"), fingerprint: { workflow: long } }] })!.text;
+    const text = settingsDifference(before, {
+      ...before,
+      configs: [{ ...cfg("nope.safetensors"), fingerprint: { workflow: long } }],
+    })!.text;
     expect(text).toBe(`configuration "sd15" differs: fingerprint.workflow.7.inputs.i 7 → (none)`);
     expect(settingsDifference(before, { ...before, configs: [cfg("nope.safetensors", "xl")] })!.text).toBe('configuration "xl" is new');
-    expect(settingsDifference(before, { ...before, model: "/m/" + "a".repeat(100) })!.text).toBe(`model differs: (none) → /m/${"a".repeat(56)}…`);
+    expect(settingsDifference(before, { ...before, model: "/m/" + "a".repeat(100) })!.text).toBe(
+      `model differs: (none) → /m/${"a".repeat(56)}…`,
+    );
     expect(settingsDifference(before, before)).toBeUndefined();
   });
 });

@@ -87,7 +87,16 @@ function* jsonlRows(text: string, src: PairsSource): Generator<JsonlRow> {
     const [label0, label1] = checkLabels(row["label_0"], row["label_1"], where);
     const split = row["split"] === "validation" || row["split"] === "test" ? row["split"] : src.split;
     const id = typeof row["id"] === "string" || typeof row["id"] === "number" ? String(row["id"]) : `${path.basename(src.file)}:${i + 1}`;
-    yield { id, caption: row["caption"] as string, jpg0: row["jpg_0"] as string, jpg1: row["jpg_1"] as string, label0, label1, split, where };
+    yield {
+      id,
+      caption: row["caption"] as string,
+      jpg0: row["jpg_0"] as string,
+      jpg1: row["jpg_1"] as string,
+      label0,
+      label1,
+      split,
+      where,
+    };
   }
 }
 
@@ -132,9 +141,13 @@ export async function checkPairsSources(sources: readonly PairsSource[]): Promis
         throw fsError(e, { action: "read the pairs file", path: src.file, ...(option !== undefined ? { option } : {}) });
       }
       if (head.toString("latin1") !== "PAR1")
-        throw new PickrankError("BAD_INPUT", `Expected a Parquet file (Pick-a-Pic's own format) in ${src.file} but it does not start with PAR1`, {
-          details: { file: src.file },
-        });
+        throw new PickrankError(
+          "BAD_INPUT",
+          `Expected a Parquet file (Pick-a-Pic's own format) in ${src.file} but it does not start with PAR1`,
+          {
+            details: { file: src.file },
+          },
+        );
       validation ||= src.split === "validation";
       continue;
     }
