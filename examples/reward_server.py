@@ -27,10 +27,11 @@ DEFAULT_URL = os.environ.get("PICKRANK_URL", "http://127.0.0.1:7865")
 
 
 class PickrankError(Exception):
-    """An error answer of the server: code (BAD_INPUT, BUSY, ...), HTTP status, message."""
+    """An error answer of the server: code (BAD_INPUT, BUSY, ...), HTTP status, message; status None and
+    code UNREACHABLE when no server answered."""
 
     def __init__(self, status, code, message):
-        super().__init__(f"{code} ({status}): {message}")
+        super().__init__(f"{code} ({status}): {message}" if status is not None else f"{code}: {message}")
         self.status = status
         self.code = code
 
@@ -72,6 +73,13 @@ def score_items(items, url=DEFAULT_URL, token=None, timeout=120.0, retries=5):
                 time.sleep(float(e.headers.get("Retry-After", "1")))
                 continue
             raise PickrankError(e.code, err.get("code", "HTTP_ERROR"), err.get("message", str(e))) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise PickrankError(
+                None,
+                "UNREACHABLE",
+                f"no answer from pickrank serve at {url} ({reason}); start it with `pickrank serve` (or set PICKRANK_URL)",
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -107,9 +115,13 @@ def main(argv=None):
     for path in args.images:
         with open(path, "rb") as f:
             blobs.append(f.read())
-    results = pickscore_rewards(
-        [args.prompt] * len(blobs), blobs, group_size=len(blobs) if args.group else None, url=args.url, return_results=True
-    )
+    try:
+        results = pickscore_rewards(
+            [args.prompt] * len(blobs), blobs, group_size=len(blobs) if args.group else None, url=args.url, return_results=True
+        )
+    except PickrankError as e:
+        sys.stderr.write(f"reward_server: {e}\n")
+        return 1
     json.dump({"prompt": args.prompt, "results": [{"file": p, **r} for p, r in zip(args.images, results)]}, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if all("score" in r for r in results) else 3

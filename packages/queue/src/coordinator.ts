@@ -90,6 +90,7 @@ export class QueueBackend implements Backend {
   readonly #prefetched = new Set<string>();
   #serial: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #workersChecked = false;
 
   /** Connects lazily: nothing is sent to Redis before check() or generate(). */
   constructor(o: QueueBackendOptions) {
@@ -141,6 +142,25 @@ export class QueueBackend implements Backend {
   }
 
   /**
+   * Once per backend: a warning event when no worker listens on the queue, since its jobs then wait
+   * until one starts (a configuration with no worker looked like a hang). Workers are counted by
+   * BullMQ's client names (CLIENT LIST); where Redis refuses that command, nothing is said.
+   */
+  async #warnWithoutWorkers(req: GenerateRequest): Promise<void> {
+    if (this.#workersChecked) return;
+    this.#workersChecked = true;
+    const workers = await this.#queue.getWorkersCount().catch(() => undefined);
+    if (workers !== 0) return;
+    req.onEvent?.({
+      type: "warning",
+      backend: this.id,
+      message:
+        `no worker listens on queue "${this.queueName}" yet: its jobs wait until one starts ` +
+        `(pickrank worker --queue <redis url> --queue-name ${this.queueName} …)`,
+    });
+  }
+
+  /**
    * Enqueues the request's candidates (those not already queued or done) and yields each as a worker
    * finishes it; a job that failed all its tries is yielded as a FailedCandidate with the worker's error.
    * @throws ABORTED when the signal fires (the jobs stay queued: a resumed run collects them).
@@ -151,6 +171,7 @@ export class QueueBackend implements Backend {
     const params = req.params ?? {};
     const items = seeds.map((seed, i) => this.#item(req.prompt, req.negativePrompt, seed, params, keys[i]!));
     await this.#enqueue(req.prompt, items, true);
+    await this.#warnWithoutWorkers(req);
     await this.#prefetch(req, seeds, keys, params).catch((e: unknown) =>
       req.onEvent?.({
         type: "warning",

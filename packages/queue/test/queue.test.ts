@@ -269,6 +269,31 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
     expect(() => redisConnection("redis://h:6379", "--queue", { ca: "x" })).toThrow(/rediss:\/\//);
   });
 
+  it("a queue no worker listens on: a warning names it and how to start one; the jobs wait (no error)", async () => {
+    const q = new QueueBackend({ connection: redisConnection(redis.url), queueName: "lonely", model: "m", dims: DIMS, pollMs: 200 });
+    closers.push(() => q.close());
+    const ac = new AbortController();
+    const warnings: string[] = [];
+    const run = collect(
+      q.generate({
+        prompt: "a cat",
+        n: 1,
+        seed: 1,
+        signal: ac.signal,
+        onEvent: (e) => {
+          if (e.type === "warning") {
+            warnings.push(e.message);
+            ac.abort();
+          }
+        },
+      }),
+    );
+    await expect(run).rejects.toMatchObject({ code: "ABORTED" });
+    expect(warnings).toEqual([
+      'no worker listens on queue "lonely" yet: its jobs wait until one starts (pickrank worker --queue <redis url> --queue-name lonely …)',
+    ]);
+  });
+
   it("EXPECTED FAILURE - a Redis that does not answer is a failed check (BACKEND_UNREACHABLE), not a hang", async () => {
     const q = new QueueBackend({ connection: redisConnection("redis://127.0.0.1:9"), model: "m", dims: DIMS });
     closers.push(() => q.close());

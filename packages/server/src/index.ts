@@ -6,6 +6,8 @@
 export { createServer, startServer, SERVER_VERSION, type PickrankServer } from "./server.ts";
 export { DEFAULTS, isLoopback, readTokenFile, resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.ts";
 export { openApiDocument } from "./openapi.ts";
+/** `checkListenAddress(host, port)`: rejects with CONFLICT (port in use) or BAD_INPUT before a model load. */
+export { checkListenAddress, listenError } from "./listen.ts";
 export { Batcher, type BatcherOptions, type RunBatch, type RunInfo } from "./batcher.ts";
 export type { Engine, ScoreJob, ScoreOutcome, Timings } from "./engine.ts";
 export {

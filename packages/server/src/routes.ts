@@ -194,7 +194,7 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
  * without its syntax when `clean`, else as sent; its warnings, e.g. longer than CLIP's 75 tokens).
  */
 function scoredPrompt(engine: Engine, prompt: string, clean: boolean): ScorePrompt {
-  return resolveScorePrompt({ prompt, raw: !clean, countTokens: (t) => engine.scorer.countTokens(t) });
+  return resolveScorePrompt({ prompt, raw: !clean, countTokens: (t) => engine.scorer.countTokens(t), scorePromptOption: null });
 }
 
 /** Registers POST /v1/rank and POST /v1/score. */

@@ -14,6 +14,7 @@ import { Scorer } from "@pickrank/core";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Admission } from "./admission.ts";
 import { Engine } from "./engine.ts";
+import { listenError } from "./listen.ts";
 import { normalizeError, sendError } from "./http-errors.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -123,7 +124,9 @@ async function build(o: ResolvedOptions, scorer: Scorer, ownScorer: boolean): Pr
       return admission.inFlight;
     },
     async listen() {
-      await app.listen({ host: o.host, port: o.port });
+      await app.listen({ host: o.host, port: o.port }).catch((e: unknown) => {
+        throw listenError(e, o.host, o.port);
+      });
       const addr = app.server.address();
       const port = typeof addr === "object" && addr ? addr.port : o.port;
       url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import sharp from "sharp";
 import type { Scorer } from "@pickrank/core";
 import { runCli, spawnCli } from "../../../test/helpers/cli.ts";
+import { closedPort } from "../../../test/helpers/net.ts";
 import { repoRoot } from "../../../test/helpers/paths.ts";
 import { removeTinyModels, tinyModel } from "../../../test/helpers/tiny-model.ts";
 import type { PickrankServer } from "../src/index.ts";
@@ -82,6 +83,18 @@ describe.skipIf(!hasPython)("examples/reward_server.py (Python standard library)
       .toBuffer();
     expect(rewards[0]).toBeCloseTo((await scorer.score("raw a", [png]))[0]!.score, 5);
     expect(rewards[2]).toBeCloseTo((await scorer.score("raw c", [await imageBytes(IMAGE_NAMES[0])]))[0]!.score, 5);
+  });
+});
+
+describe.skipIf(!hasPython)("examples/reward_server.py with no server", () => {
+  it("BAD CALL - a server that is not running: one line saying so and how to start it, exit 1, no traceback", async () => {
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    const res = await run("python3", ["examples/reward_server.py", "--url", down, "--prompt", "x", imagePath(IMAGE_NAMES[0])]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).not.toContain("Traceback");
+    expect(res.stderr).toMatch(
+      new RegExp(`^reward_server: UNREACHABLE: no answer from pickrank serve at ${down} \\(.*\\); start it with \`pickrank serve\``),
+    );
   });
 });
 

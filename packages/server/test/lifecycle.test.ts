@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Scorer } from "@pickrank/core";
 import { removeTinyModels } from "../../../test/helpers/tiny-model.ts";
-import { createServer, isLoopback, resolveOptions } from "../src/index.ts";
+import { checkListenAddress, createServer, isLoopback, resolveOptions, startServer } from "../src/index.ts";
 import { IMAGE_NAMES, gatedScorer, getJson, imageBytes, postJson, serve, tinyScorer, until } from "./helpers.ts";
 
 const TOKEN = "s3cret-token-of-enough-length";
@@ -45,6 +45,24 @@ describe("token", () => {
     expect(() => resolveOptions({ token: "short" }, {})).toThrow(/at least 16 characters/);
     expect(["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"].every(isLoopback)).toBe(true);
     expect(["0.0.0.0", "192.168.1.2", "::", "example.com"].some(isLoopback)).toBe(false);
+  });
+});
+
+describe("address", () => {
+  it("BAD CALL - a port in use: CONFLICT naming it and --port, before a model load (check) and at listen", async () => {
+    const { server, url } = await serve(scorer);
+    const port = Number(new URL(url).port);
+    try {
+      const expected = {
+        code: "CONFLICT",
+        message: `Expected 127.0.0.1:${port} to be free but another process listens there (another pickrank serve?); stop it or choose another --port`,
+      };
+      await expect(checkListenAddress("127.0.0.1", port)).rejects.toMatchObject(expected);
+      await expect(startServer({ scorer, host: "127.0.0.1", port })).rejects.toMatchObject(expected);
+    } finally {
+      await server.close();
+    }
+    await expect(checkListenAddress("127.0.0.1", port)).resolves.toBeUndefined();
   });
 });
 

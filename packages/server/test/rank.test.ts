@@ -133,7 +133,7 @@ describe("POST /v1/rank", () => {
     const res = await postJson(`${url}/v1/rank`, { prompt, images: [(await imageBytes(IMAGE_NAMES[0])).toString("base64")] });
     expect(res.status).toBe(200);
     expect(res.body.warnings).toHaveLength(1);
-    expect(res.body.warnings[0]).toMatch(/PickScore reads 75/);
+    expect(res.body.warnings[0]).toMatch(/PickScore reads 75 .*; shorten it$/);
   });
 
   it("concurrent requests share vision runs and each gets its own numbers", async () => {

@@ -80,7 +80,7 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     )
     .action(
       action(ctx, async (opts: ServeOptions) => {
-        const { readTokenFile, resolveOptions, startServer } = await import("@pickrank/server");
+        const { checkListenAddress, readTokenFile, resolveOptions, startServer } = await import("@pickrank/server");
         const token = opts.tokenFile ? await readTokenFile(opts.tokenFile) : undefined;
         const serverOptions = {
           host: opts.host,
@@ -97,8 +97,9 @@ export function registerServe(program: Command, ctx: CommandContext): void {
           ...(opts.cors ? { cors: opts.cors } : {}),
           logger: Boolean(opts.log),
         };
-        // Refuse a bad host/token combination before loading a model.
-        resolveOptions(serverOptions);
+        // Refuse a bad host/token combination, or an address in use, before loading a model.
+        const resolved = resolveOptions(serverOptions);
+        await checkListenAddress(resolved.host, resolved.port);
         const model = await resolveModel(ctx.io, opts.model, Boolean(opts.json));
         const server = await startServer({ ...serverOptions, model, device: opts.device });
         const signal = nextSignal();

@@ -22,6 +22,11 @@ export interface ScorePromptRequest {
   raw?: boolean | undefined;
   /** Token counter of the scorer's CLIP tokenizer (without start/end ids); no length check without it. */
   countTokens?: ((text: string) => number) | undefined;
+  /**
+   * The option that sets the scored text, named in the warnings' advice (default `--score-prompt`, the
+   * CLI's); null where the caller has none (the server), so the advice is only to change the prompt.
+   */
+  scorePromptOption?: string | null | undefined;
 }
 
 /**
@@ -52,6 +57,7 @@ export function resolveScorePrompt(req: ScorePromptRequest): ScorePrompt {
   if (req.scorePrompt !== undefined && (typeof req.scorePrompt !== "string" || req.scorePrompt.trim() === "")) {
     throw invalidParameter("--score-prompt", "a non-empty text", req.scorePrompt);
   }
+  const option = req.scorePromptOption === undefined ? "--score-prompt" : req.scorePromptOption;
   const warnings: string[] = [];
   let text: string;
   let source: ScorePrompt["source"];
@@ -62,7 +68,7 @@ export function resolveScorePrompt(req: ScorePromptRequest): ScorePrompt {
     if (text === "") {
       warnings.push(
         `the prompt ${JSON.stringify(req.prompt)} is nothing but weights and tags, so it is scored as written; ` +
-          "set --score-prompt to describe the image",
+          (option ? `set ${option} to describe the image` : "describe the image in words"),
       );
       [text, source] = [req.prompt, "raw"];
     }
@@ -70,13 +76,13 @@ export function resolveScorePrompt(req: ScorePromptRequest): ScorePrompt {
   const out: ScorePrompt = { text, source, warnings };
   if (req.countTokens) {
     out.tokens = req.countTokens(text);
-    if (out.tokens > CLIP_CONTENT_TOKENS) warnings.push(tooLongWarning(text, out.tokens, req.countTokens));
+    if (out.tokens > CLIP_CONTENT_TOKENS) warnings.push(tooLongWarning(text, out.tokens, req.countTokens, option));
   }
   return out;
 }
 
 /** Says how many tokens are cut and from which word on (words never share a CLIP token, so prefixes add up). */
-function tooLongWarning(text: string, tokens: number, count: (t: string) => number): string {
+function tooLongWarning(text: string, tokens: number, count: (t: string) => number, option: string | null): string {
   const words = text.trim().split(/\s+/);
   // Largest k whose first k words fit: binary search, counts grow with k.
   let lo = 0;
@@ -90,6 +96,6 @@ function tooLongWarning(text: string, tokens: number, count: (t: string) => numb
   const shown = cut.length > 40 ? `${cut.slice(0, 37)}...` : cut;
   return (
     `the scoring prompt is ${tokens} CLIP tokens but PickScore reads ${CLIP_CONTENT_TOKENS} (77 with start and end): ` +
-    `${tokens - CLIP_CONTENT_TOKENS} are cut, from ${JSON.stringify(shown)} on; shorten it or set --score-prompt`
+    `${tokens - CLIP_CONTENT_TOKENS} are cut, from ${JSON.stringify(shown)} on; ${option ? `shorten it or set ${option}` : "shorten it"}`
   );
 }
