@@ -133,6 +133,12 @@ export { ClipTokenizer, defaultTokenizerDir } from "./tokenizer/clip-tokenizer.t
  * `{text, source, tokens?, warnings}`: that text, the caller's, or the raw prompt, with the warning
  * that CLIP reads 75 content tokens (`CLIP_CONTENT_TOKENS`). Throws BAD_INPUT.
  */
+/**
+ * Rank correlations with ties handled: `spearman(a, b)` (average ranks), `kendall(a, b)` (τ-b), both
+ * null where undefined (fewer than 2 items, a constant list); `averageRanks(xs)`. BAD_INPUT for lists
+ * of different lengths.
+ */
+export { averageRanks, kendall, spearman } from "./stats/rank-stats.ts";
 export { scoringPrompt } from "./prompt/prompt-syntax.ts";
 export { CLIP_CONTENT_TOKENS, resolveScorePrompt, type ScorePrompt, type ScorePromptRequest } from "./prompt/score-prompt.ts";
 /**

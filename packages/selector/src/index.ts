@@ -15,7 +15,8 @@ export {
 export { consumeAndEmbed, type Embedded, type ScoreConsumerOptions, type ScoreConsumerReport } from "./score-consumer.ts";
 export { runPass, type PassContext, type PassInput, type PassOutput } from "./pass.ts";
 export { selectDiverse, DEFAULT_DIVERSE_THRESHOLD, type DiverseSkip } from "./diverse.ts";
-export { spearman, kendall, averageRanks } from "./rank-stats.ts";
+// Rank correlations live in core (model verify uses Kendall τ-b too).
+export { averageRanks, kendall, spearman } from "@pickrank/core";
 export { readPngText, readPngChunks, encodePngChunks, setPngText, textChunk, isPng, type PngChunk } from "./png-text.ts";
 export { OutputDir, infotext, pickrankChunk, renderSettings, toPngWithMetadata, RESULT_FILE, JOURNAL_DIR, JOURNAL_FILE } from "./output.ts";
 export { formatScore, formatProb } from "./format.ts";

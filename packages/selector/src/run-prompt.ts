@@ -8,7 +8,7 @@ import type { Namer } from "./options.ts";
 import { checkSurvivors, describeFailures, groupFailures } from "./outcome.ts";
 import { runPass, type PassContext, type PassOutput } from "./pass.ts";
 import { rankCandidates, selectTop } from "./rank.ts";
-import { kendall, spearman } from "./rank-stats.ts";
+import { kendall, spearman } from "@pickrank/core";
 import { scorePromptFor, type ScorePromptOptions } from "./score-prompt.ts";
 import type { BestOfResult, FailedCandidate, ModelInfo, RankedCandidate, RefineReport, RunTimings } from "./types.ts";
 

@@ -4,6 +4,7 @@
  * reference graph (fp32). What `pickrank model verify` prints, so a user with the real weights can see on
  * their own images whether int8 keeps their rankings.
  */
+import { kendall } from "../stats/rank-stats.ts";
 import { invalidParameter } from "@pickrank/contract";
 import type { ImageInput } from "../preprocess/image.ts";
 import { Scorer } from "../scorer.ts";
@@ -45,29 +46,11 @@ function stats(xs: number[]): { min: number; mean: number } {
 }
 
 /**
- * Kendall's τ-b of two score lists over the same items (ties counted as neither concordant nor
- * discordant, with the tie correction of τ-b); 1 when every pair is ordered alike. 1 for fewer than 2
- * items or when either list is constant (nothing to disagree on). BAD_INPUT when the lengths differ.
+ * Kendall's τ-b of two score lists over the same items (rank-stats.ts `kendall`); 1 where τ is undefined
+ * (fewer than 2 items, or a constant list: nothing to disagree on). BAD_INPUT when the lengths differ.
  */
 export function kendallTau(a: readonly number[], b: readonly number[]): number {
-  if (a.length !== b.length) throw invalidParameter("b", `a list of ${a.length} scores`, b.length);
-  let concordant = 0;
-  let discordant = 0;
-  let tiesA = 0;
-  let tiesB = 0;
-  for (let i = 0; i < a.length; i++) {
-    for (let j = i + 1; j < a.length; j++) {
-      const da = Math.sign(a[i]! - a[j]!);
-      const db = Math.sign(b[i]! - b[j]!);
-      if (da === 0 && db === 0) continue;
-      if (da === 0) tiesA++;
-      else if (db === 0) tiesB++;
-      else if (da === db) concordant++;
-      else discordant++;
-    }
-  }
-  const denom = Math.sqrt((concordant + discordant + tiesA) * (concordant + discordant + tiesB));
-  return denom === 0 ? 1 : (concordant - discordant) / denom;
+  return kendall(a, b) ?? 1;
 }
 
 function softmax(xs: number[]): number[] {
