@@ -17,6 +17,15 @@ export function parsePositiveInt(v: string): number {
   return n;
 }
 
+/** A non-negative integer flag (`--port 0`, `--max-wait-ms 0`, `--seed 0`): 0 up to 2^53 − 1. */
+export function parseNonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
+  }
+  return n;
+}
+
 /**
  * `--max-pixels <n>`: the largest width × height an image may have to be decoded (a positive integer).
  * Passed to `Scorer.create({ maxPixels })` / `preprocessImage(…, { maxPixels })`; the default is core's

@@ -14,7 +14,15 @@ import type { BestOfBatchResult, BestOfOptions, BestOfResult } from "@pickrank/s
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { addNodeFlags, nodeOverridesFromFlags, type NodeFlagOptions } from "../node-flags.ts";
-import { MAX_PIXELS_FLAGS, MAX_PIXELS_HELP, parseDevice, parseMaxPixels, parsePositiveInt, type DeviceOption } from "../options.ts";
+import {
+  MAX_PIXELS_FLAGS,
+  MAX_PIXELS_HELP,
+  parseDevice,
+  parseMaxPixels,
+  parseNonNegativeInt,
+  parsePositiveInt,
+  type DeviceOption,
+} from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
 import { interruptOnSignals } from "../interrupt.ts";
 import { deviceLine, writeJson } from "../ui.ts";
@@ -67,13 +75,6 @@ export interface BestOfCliOptions extends NodeFlagOptions {
   queueCa?: string;
   queueName?: string;
   sharedDir?: string;
-}
-
-function parseNonNegativeInt(v: string): number {
-  const n = Number(v);
-  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n))
-    throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
-  return n;
 }
 
 function parsePositiveNumber(v: string): number {

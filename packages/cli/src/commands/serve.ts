@@ -2,9 +2,9 @@
  * `pickrank serve`: one warm PickScore model behind HTTP for the ComfyUI and A1111 plugins and for
  * reward loops. The server lives in @pickrank/server, imported only when this command runs.
  */
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
-import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
+import { parseDevice, parseNonNegativeInt, parsePositiveInt, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
 import { deviceLine, writeJson } from "../ui.ts";
 
@@ -25,13 +25,6 @@ interface ServeOptions {
   cors?: string[];
   log?: boolean;
   json?: boolean;
-}
-
-function parseNonNegativeInt(v: string): number {
-  const n = Number(v);
-  if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n))
-    throw new InvalidArgumentError(`Expected a non-negative integer but received ${JSON.stringify(v)}.`);
-  return n;
 }
 
 function collect(v: string, prev: string[] | undefined): string[] {
