@@ -220,8 +220,10 @@ export function registerScoringRoutes(app: FastifyInstance, deps: RouteDeps): vo
   app.post("/v1/score", async (req) => {
     const ctx = deps.context(req);
     const { jobs, clean } = await scoreJobs(req, options);
-    // One cleaning per distinct prompt; the scored text rides on each scored item when asked for.
-    const texts = new Map(clean ? jobs.map((j) => [j.prompt, scoredPrompt(engine, j.prompt, true).text] as const) : []);
+    // One cleaning per distinct prompt (no token count: /v1/score answers no warnings); the scored text
+    // rides on each scored item when asked for.
+    const distinct = clean ? [...new Set(jobs.map((j) => j.prompt))] : [];
+    const texts = new Map(distinct.map((p) => [p, resolveScorePrompt({ prompt: p }).text] as const));
     const scoredJobs = clean ? jobs.map((j) => ({ ...j, prompt: texts.get(j.prompt) ?? j.prompt })) : jobs;
     const { results, timings } = await untilAborted(engine.score(scoredJobs, ctx.signal, ctx.t0), ctx.signal);
     const out = results.map((r) =>
