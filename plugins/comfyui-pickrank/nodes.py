@@ -129,6 +129,12 @@ def _outputs(images, latent, mask, ranked, kept, notes, scored):
     return {"ui": ui, "result": result}
 
 
+# Both nodes' outputs, paired by position (saved workflows link to them by index: append only).
+_RETURN_TYPES = ("IMAGE", "FLOAT", "LATENT", "MASK", "INT")
+_RETURN_NAMES = ("images", "scores", "latent", "mask", "indices")
+_OUTPUT_IS_LIST = (False, True, False, False, True)
+
+
 class PickScoreRank:
     """Sorts an IMAGE batch best first by PickScore (pickrank serve), with its LATENT and MASK."""
 
@@ -139,9 +145,9 @@ class PickScoreRank:
     )
     CATEGORY = CATEGORY
     FUNCTION = "rank"
-    RETURN_TYPES = ("IMAGE", "FLOAT", "LATENT", "MASK", "INT")
-    RETURN_NAMES = ("images", "scores", "latent", "mask", "indices")
-    OUTPUT_IS_LIST = (False, True, False, False, True)
+    RETURN_TYPES = _RETURN_TYPES
+    RETURN_NAMES = _RETURN_NAMES
+    OUTPUT_IS_LIST = _OUTPUT_IS_LIST
     OUTPUT_TOOLTIPS = (
         "The images, best first.",
         "PickScore of each output image, in the same order.",
@@ -173,9 +179,9 @@ class PickScoreSelect:
     )
     CATEGORY = CATEGORY
     FUNCTION = "select"
-    RETURN_TYPES = ("IMAGE", "FLOAT", "LATENT", "MASK", "INT")
-    RETURN_NAMES = ("images", "scores", "latent", "mask", "indices")
-    OUTPUT_IS_LIST = (False, True, False, False, True)
+    RETURN_TYPES = _RETURN_TYPES
+    RETURN_NAMES = _RETURN_NAMES
+    OUTPUT_IS_LIST = _OUTPUT_IS_LIST
     OUTPUT_TOOLTIPS = (
         "The k best images (fewer when min_score rejects some; never none), best first.",
         "PickScore of each output image, in the same order.",
