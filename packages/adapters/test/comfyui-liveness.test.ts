@@ -48,6 +48,32 @@ describe("ComfyUIBackend liveness", () => {
     );
   });
 
+  it("does not count as the server's silence the time pickrank itself was held up (a blocked event loop)", async () => {
+    const f = await fake();
+    const foreign = f.queueForeign({ holdMs: 1500 });
+    const b = new ComfyUIBackend(f.url, { ...FAST, stallTimeoutMs: 400 });
+    // The third poll of /queue is sent, then this process is blocked for twice the stall limit before it can read
+    // the answer: when it wakes, the timer's tick runs before the socket's data, so the answer is still unread.
+    const realFetch = globalThis.fetch;
+    let polls = 0;
+    const spy = vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+      const answer = realFetch(input, init);
+      if (String(input).includes("/queue") && ++polls === 3) {
+        const until = Date.now() + 800;
+        while (Date.now() < until) {}
+      }
+      return answer;
+    });
+    try {
+      const got = await collect(b.generate({ prompt: "a fox", n: 2, seed: 5, params: { steps: 2 } }));
+      expect(polls).toBeGreaterThanOrEqual(3);
+      expect(got.map((g) => (g.ok ? g.seed : g.error.message))).toEqual([5, 6]);
+      expect(f.finished[0]).toBe(foreign);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it("stalls (BACKEND_STALLED) when our running prompt stops progressing, and interrupts it", async () => {
     const f = await fake({ faults: { freezeSeeds: [11] } });
     const b = new ComfyUIBackend(f.url, { ...FAST, stallTimeoutMs: 1000 });

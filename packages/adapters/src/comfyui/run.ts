@@ -59,7 +59,7 @@ export interface RunContext {
 type Input =
   | { type: "message"; m: ComfyMessage; at: number }
   | { type: "image"; f: ImageFrame; at: number }
-  | { type: "tick" | "reconnected" | "lost" | "wake" };
+  | { type: "tick" | "late-tick" | "reconnected" | "lost" | "wake" };
 
 /** Failures that say the server itself is gone, not just one prompt. */
 const SERVER_LEVEL = new Set(["BACKEND_UNREACHABLE", "BACKEND_AUTH", "BACKEND_STALLED", "TIMEOUT"]);
@@ -83,6 +83,14 @@ export class ComfyRun {
   private polling = false;
   /** When the last poll was sent (ms; 0 before any). */
   private lastAskedAt = 0;
+  /** When the tick timer last fired (ms; 0 before it first does). */
+  private lastTimerAt = 0;
+  /**
+   * Spans (ms, [from, to]) in which this process could not listen: the tick timer fired late by more than
+   * its period (a blocked event loop, a starved CPU). They do not count as the server's silence, or an
+   * answer that sat in the socket while we could not read it would read as a stall.
+   */
+  private deaf: Array<[number, number]> = [];
 
   constructor(
     private readonly ctx: RunContext,
@@ -102,7 +110,14 @@ export class ComfyRun {
   /** Opens the socket and queues the first prompt; throws when nothing can be done (no server, rejected workflow). */
   async start(): Promise<void> {
     await this.transport.connect();
-    this.timer = setInterval(() => this.inbox.push({ type: "tick" }), Math.max(10, this.ctx.limits.pollIntervalMs));
+    const period = Math.max(10, this.ctx.limits.pollIntervalMs);
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      const late = this.lastTimerAt > 0 && now - this.lastTimerAt > 2 * period;
+      if (late) this.deaf.push([this.lastTimerAt + period, now]);
+      this.lastTimerAt = now;
+      this.inbox.push({ type: late ? "late-tick" : "tick" });
+    }, period);
     this.timer.unref();
     const first = this.jobs[this.next++]!;
     await this.submit(first);
@@ -218,11 +233,15 @@ export class ComfyRun {
     else if (a.kind === "failed") this.failJob(job, a.error);
   }
 
-  private onTick(kind: "tick" | "reconnected" | "lost"): void {
+  /**
+   * A late tick (the process was held up) judges nothing: what the server sent meanwhile may still sit
+   * unread in the socket, so the stall checks wait for the next tick.
+   */
+  private onTick(kind: "tick" | "late-tick" | "reconnected" | "lost"): void {
     const now = Date.now();
-    if (this.checkStall(now)) return;
+    if (kind !== "late-tick" && this.checkStall(now)) return;
     const silent = !this.transport.open || now - this.transport.lastMessageAt > this.ctx.limits.watchdogMs;
-    if ((kind !== "tick" || silent) && !this.polling) {
+    if ((kind === "reconnected" || kind === "lost" || silent) && !this.polling) {
       // Detached, so a server that is slow to answer does not hold up the stall check.
       this.polling = true;
       this.lastAskedAt = now;
@@ -234,9 +253,12 @@ export class ComfyRun {
   private checkStall(now: number): boolean {
     const limit = this.ctx.limits.stallTimeoutMs;
     const heard = Math.max(this.startedAt, this.ctx.client.http.lastAnswerAt, this.transport.lastMessageAt);
-    // The server is silent only if we asked it something since it last spoke.
-    if (this.lastAskedAt > heard && now - heard > limit) {
-      this.failAll(stalled(this.ctx.who, limit, `has answered nothing, on the socket or over HTTP, for ${seconds(now - heard)}`));
+    // The server is silent only if we asked it something since it last spoke, and only while we could listen.
+    this.deaf = this.deaf.filter(([, to]) => to > heard);
+    const deafMs = this.deaf.reduce((t, [from, to]) => t + to - Math.max(from, heard), 0);
+    if (this.lastAskedAt > heard && now - heard - deafMs > limit) {
+      const what = `has answered nothing, on the socket or over HTTP, for ${seconds(now - heard - deafMs)}`;
+      this.failAll(stalled(this.ctx.who, limit, deafMs > 0 ? `${what} (${seconds(deafMs)} more while pickrank itself was held up)` : what));
       return true;
     }
     // Without a socket progress is invisible: then a running prompt counts as alive while /queue lists it.
