@@ -1,4 +1,4 @@
-export { abortedError, sleep, throwIfAborted } from "./abort.ts";
+export { abortedError, nap, sleep, throwIfAborted } from "./abort.ts";
 export type {
   Backend,
   BackendEvent,
