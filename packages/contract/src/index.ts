@@ -34,3 +34,4 @@ export {
 export { type FsErrorContext, fsError, makeDir, pathExists, tempSibling, writeFileAtomic } from "./fs.ts";
 export { acquireLock, type HeldLock, type LockHolder, type LockOptions, pidAlive, readLockHolder, withLock } from "./lock.ts";
 export { retry, type RetryOptions } from "./retry.ts";
+export { SilenceTimer } from "./silence.ts";
