@@ -49,6 +49,8 @@ export class SilenceTimer {
   #arm(generation: number, ms: number): void {
     this.#due = performance.now() + ms;
     this.#timer = setTimeout(() => this.#tick(generation), ms);
+    // Like AbortSignal.timeout's: the wait itself (a socket, a request) keeps the process alive, not its timeout.
+    this.#timer.unref();
   }
 
   #tick(generation: number): void {
