@@ -9,8 +9,8 @@
  *
  * Memory: one instance per thread whose memory grows as an image needs, up to `keepBytes` (64 MiB by
  * default); an image that needs more runs on a fresh instance dropped afterwards, so one huge image
- * does not pin its memory in every worker. Where that memory cannot be had (or would pass wasm32's
- * 4 GiB), the image runs through the JavaScript passes instead.
+ * does not pin its memory in every worker. Where that memory cannot be had (or would pass 2 GiB), the
+ * image runs through the JavaScript passes instead.
  */
 import type { Coeffs, ResizeCropPlan } from "./resample.ts";
 import { copyCropColumns } from "./resample.ts";
@@ -36,7 +36,8 @@ interface Instance {
 const PAGE = 65536;
 /** Memory an instance keeps between images (bytes); larger images run on a fresh instance. */
 export const WASM_KEEP_BYTES = 64 * 1024 * 1024;
-const WASM32_MAX_BYTES = 65536 * PAGE - PAGE;
+// The kernels' offsets are int32 products: 2 GiB keeps every one positive (the pixel cap needs < 1 GiB).
+const WASM_MAX_BYTES = 2 ** 31 - PAGE;
 const PAD = 64; // bytes after each buffer: padded taps and 16-byte stores stay inside memory
 
 /**
@@ -68,7 +69,8 @@ interface Layout {
   end: number;
 }
 
-const align16 = (n: number): number => (n + 15) & ~15;
+// Arithmetic, not `& ~15`: layouts of huge images pass 2^31, where JavaScript's bitwise operators wrap.
+const align16 = (n: number): number => Math.ceil(n / 16) * 16;
 
 /** Taps stored per output index: int16 pairs packed in one int32 (torch) or one int32 per tap (pil). */
 function slots(co: Coeffs | undefined, pil: boolean): number {
@@ -196,7 +198,7 @@ export class WasmResampler {
   /** The kept instance grown to fit the plan, a fresh one past keepBytes, or undefined when memory cannot be had. */
   private instanceFor(p: ResizeCropPlan): Instance | undefined {
     const need = layout(p, 0).end + PAGE; // heapBase (1 KiB for this binary, checked by a test) below one page
-    if (need > WASM32_MAX_BYTES) return undefined;
+    if (need > WASM_MAX_BYTES) return undefined;
     const pages = Math.ceil(need / PAGE);
     try {
       if (need > this.keepBytes) {
