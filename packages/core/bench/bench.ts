@@ -3,7 +3,7 @@
  *
  *   pnpm bench [--model <converted dir> | --hf <HF CLIPModel dir>] [--dtype fp32|fp16]
  *              [--devices cpu,webgpu,cuda] [--n 8,32] [--size 1024] [--repeats 3] [--skip-preprocess]
- *              [--skip-startup] [--startup-rounds 3] [--python /usr/bin/python3]
+ *              [--skip-startup] [--skip-scoring] [--startup-rounds 3] [--python /usr/bin/python3]
  *              [--graphs auto|standard,fused,fused-no-mha] [--variants fp32,fp16,int8]
  *              [--scoring-models fp32=<dir>,int8=<dir>] [--torch-modes fp32,bf16w] [--scoring-n 1,8,32]
  *
@@ -52,6 +52,7 @@ const { values } = parseArgs({
     "scoring-n": { type: "string", default: "1,8,32" },
     threads: { type: "string", default: String(os.cpus().length) },
     "skip-startup": { type: "boolean", default: false },
+    "skip-scoring": { type: "boolean", default: false },
     "startup-rounds": { type: "string", default: "3" },
     python: { type: "string", default: "/usr/bin/python3" },
   },
@@ -267,7 +268,7 @@ try {
   if (values.hf && !values["skip-startup"]) {
     await benchStartup({ hf: values.hf, tmp, rounds: Number(values["startup-rounds"]), python, shared });
   }
-  await benchScoring(modelDir, pngs);
+  if (!values["skip-scoring"]) await benchScoring(modelDir, pngs);
   if (values.variants || values["scoring-models"]) await scoringVariants(pngs);
   console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 } finally {
