@@ -61,6 +61,8 @@ export async function writeRunOutputs(io: Io, store: EvalStore, f: OutputFlags, 
   }
   if (f.json) writeJson(io, doc);
   else printRunTable(io, doc.counts, metrics, f.out);
+  // The summary's notes say what a metric left out and why (no shared seeds, missing judge scores …).
+  if (!f.json && !f.quiet) for (const n of metrics?.notes ?? []) io.stderr.write(`note: ${n}\n`);
 }
 
 /** "21.430 [21.200, 21.660]": an estimate with its interval. */

@@ -154,6 +154,16 @@ describe("summarizeRun", () => {
     expect(u.winRates.map((w) => `${w.a}>${w.b}:${w.score}`)).toEqual(["B>A:selector", "A>B:selector"]);
   });
 
+  it("configurations with no (prompt, seed index) in common: no win rate, and a note that says why", () => {
+    const only = summarizeRun(prompts, [...rows("A", { p1: A.p1 }), ...rows("B", { p2: B.p2 })], { bootstrap: { seed: 7, resamples: 50 } });
+    const ab = only.winRates.find((w) => w.a === "A" && w.b === "B")!;
+    expect(ab).toMatchObject({ pairs: 0, rate: null });
+    expect(only.notes).toContain(
+      "no win rate between A and B: they share no (prompt, seed index); win rates compare the candidates of the same prompt and seed index",
+    );
+    expect(s.notes.filter((n) => n.startsWith("no win rate"))).toEqual([]);
+  });
+
   it("BAD CALL - a duplicate row, an unknown prompt or an unlisted configuration is BAD_INPUT", () => {
     const r = rows("A", A);
     expect(() => summarizeRun(prompts, [...r, r[0]!])).toThrow(/one row per \(config, promptId, seedIndex\)/);

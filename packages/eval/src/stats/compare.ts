@@ -103,6 +103,16 @@ export function compareConfigs(
         }
       }
     }
+    if (score === "selector") {
+      for (const w of winRates) {
+        if (w.score === score && w.pairs === 0 && configs.indexOf(w.a) < configs.indexOf(w.b)) {
+          notes.push(
+            `no win rate between ${w.a} and ${w.b}: they share no (prompt, seed index); ` +
+              "win rates compare the candidates of the same prompt and seed index",
+          );
+        }
+      }
+    }
     const alone = configs.filter((_, i) => wins.every((row, j) => row[i] === 0 && wins[i]![j] === 0));
     if (m > 2 && alone.length > 0) notes.push(`no Bradley–Terry ratings (${score}): ${alone.join(", ")} shares no seed with the others`);
     else if (m > 2) bt.push(ratings(configs, [...perPrompt.values()], score, priorTies, boot));
