@@ -1,6 +1,7 @@
 /**
- * `pnpm bench` preprocessing rows: pickrank's path (one decode with sharp, the exact bicubic port,
- * normalize) on the main thread and on its worker pool with every core, against the reference's
+ * `pnpm bench` preprocessing rows: pickrank's path (one decode with sharp, the exact bicubic port in
+ * WebAssembly SIMD, normalize) on the main thread and on its worker pool with every core, the same with the
+ * JavaScript resample (one worker, and the pool), against the reference's
  * PIL + numpy (../shared/bench/pre_py.py, one process, and a process pool over every core), on the
  * same photo-like 1024² PNGs (../shared/bench/gen_pngs.py when Python is there), in the same run.
  * Rounds are interleaved so that the machine's load hits every row alike. Prints a table.
@@ -49,6 +50,11 @@ export async function benchPreprocessVsPil(opts: {
   const cores = os.availableParallelism();
   const workers = defaultPreprocessWorkers();
   const pool = new PreprocessPool(Math.max(1, workers));
+  // The same pool and one worker with the JavaScript resample (the WebAssembly kernels' reference and
+  // fallback): their workers are started under PICKRANK_RESAMPLE=js, which a worker reads from its copy
+  // of the environment, taken when it starts.
+  const jsPool = new PreprocessPool(Math.max(1, workers));
+  const jsOne = new PreprocessPool(1);
   const n = opts.pngs.length;
   const rows: { name: string; fn: () => Promise<number> }[] = [
     {
@@ -67,7 +73,24 @@ export async function benchPreprocessVsPil(opts: {
         return (performance.now() - t) / n;
       },
     },
+    {
+      name: "pickrank, JavaScript resample (PICKRANK_RESAMPLE=js), one worker thread, one at a time",
+      fn: async () => {
+        const t = performance.now();
+        for (const b of opts.pngs) await jsOne.run(b, CLIP_PREPROCESS);
+        return (performance.now() - t) / n;
+      },
+    },
+    {
+      name: `pickrank, JavaScript resample (PICKRANK_RESAMPLE=js), pool of ${Math.max(1, workers)} worker thread(s), all at once`,
+      fn: async () => {
+        const t = performance.now();
+        await Promise.all(opts.pngs.map((b) => jsPool.run(b, CLIP_PREPROCESS)));
+        return (performance.now() - t) / n;
+      },
+    },
   ];
+  const firstPil = rows.length;
   if (opts.pngDir) {
     const dir = opts.pngDir;
     rows.push(
@@ -77,11 +100,17 @@ export async function benchPreprocessVsPil(opts: {
   }
   try {
     await Promise.all(opts.pngs.map((b) => pool.run(b, CLIP_PREPROCESS))); // warm-up: workers started, code compiled
+    const env = process.env.PICKRANK_RESAMPLE;
+    process.env.PICKRANK_RESAMPLE = "js";
+    const jsWarm = Promise.all([...opts.pngs.map((b) => jsPool.run(b, CLIP_PREPROCESS)), jsOne.run(opts.pngs[0]!, CLIP_PREPROCESS)]);
+    if (env === undefined) delete process.env.PICKRANK_RESAMPLE;
+    else process.env.PICKRANK_RESAMPLE = env;
+    await jsWarm;
     await preprocessImage(opts.pngs[0]!);
     const load0 = os.loadavg()[0]!;
     const samples = rows.map(() => [] as number[]);
     for (let r = 0; r < opts.rounds; r++) for (const [i, row] of rows.entries()) samples[i]!.push(await row.fn());
-    const pilSerial = opts.pngDir ? median(samples[2]!) : undefined;
+    const pilSerial = opts.pngDir ? median(samples[firstPil]!) : undefined;
     console.log(
       `\nPreprocessing, ${n} × 1024² PNG → [3,224,224] float32, wall ms per image (median of ${opts.rounds} interleaved rounds; ` +
         `${cores} cores, load average ${load0.toFixed(1)} → ${os.loadavg()[0]!.toFixed(1)})`,
@@ -93,7 +122,7 @@ export async function benchPreprocessVsPil(opts: {
       console.log(`| ${row.name} | ${ms.toFixed(1)} | ${pilSerial === undefined ? "—" : `${(pilSerial / ms).toFixed(2)}×`} |`);
     }
   } finally {
-    await pool.close();
+    await Promise.all([pool.close(), jsPool.close(), jsOne.close()]);
   }
 }
 

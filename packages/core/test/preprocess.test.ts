@@ -15,6 +15,7 @@ import {
   preprocessImage,
   type RawImage,
 } from "../src/preprocess/image.ts";
+import { defaultWasmResampler } from "../src/preprocess/resample-wasm.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const fixtures = path.resolve(repoRoot, "../shared/fixtures/pickscore-reference");
@@ -82,6 +83,16 @@ function pattern(width: number, height: number, channels: 1 | 3 | 4): Uint8Array
 }
 const raw = (width: number, height: number, channels: 1 | 3 | 4) => ({ raw: { width, height, channels } });
 
+/** Runs `f` and checks that its resample went through the WebAssembly SIMD kernels (not the JavaScript fallback). */
+async function viaWasm<T>(f: () => Promise<T>): Promise<T> {
+  const wasm = defaultWasmResampler();
+  expect(wasm, "WebAssembly SIMD validates on Node 20: the kernels must be active").toBeDefined();
+  const before = wasm?.stats.runs ?? 0;
+  const got = await f();
+  expect(wasm?.stats.runs).toBe(before + 1);
+  return got;
+}
+
 describe("preprocessImage matches the reference pixel_values (transformers CLIPImageProcessor)", async () => {
   const manifest = JSON.parse(await readFile(path.join(fixtures, "MANIFEST.json"), "utf8")) as {
     images: { file: string; pixel_values: string; size: [number, number] }[];
@@ -92,7 +103,7 @@ describe("preprocessImage matches the reference pixel_values (transformers CLIPI
   for (const im of manifest.images) {
     it(`${im.file}: MAE <= 0.02 and p99 <= 0.1 (bit-exact in practice)`, async () => {
       const ref = new Float32Array((await readFile(path.join(fixtures, im.pixel_values))).buffer.slice(0));
-      const got = await preprocessImage(path.join(fixtures, im.file));
+      const got = await viaWasm(() => preprocessImage(path.join(fixtures, im.file)));
       expect(got).toBeInstanceOf(Float32Array);
       expect(got.length).toBe(3 * PLANE);
       const s = compare(got, ref);
@@ -104,7 +115,8 @@ describe("preprocessImage matches the reference pixel_values (transformers CLIPI
     });
     it(`${im.file}: the PIL flavour (transformers 4 slow path) stays within one uint8 level`, async () => {
       const ref = new Float32Array((await readFile(path.join(fixtures, im.pixel_values))).buffer.slice(0));
-      const got = preprocessDecoded(await decodeImage(path.join(fixtures, im.file)), CLIP_PREPROCESS, "pil");
+      const img = await decodeImage(path.join(fixtures, im.file));
+      const got = await viaWasm(async () => preprocessDecoded(img, CLIP_PREPROCESS, "pil"));
       const s = compare(got, ref);
       expect(s.mae).toBeLessThanOrEqual(0.001);
       expect(s.p99).toBeLessThanOrEqual(1e-6);

@@ -18,6 +18,8 @@
  * values equal a full resize followed by the crop.
  */
 
+import { defaultWasmResampler } from "./resample-wasm.ts";
+
 export type Resampler = "torch" | "pil";
 
 const PIL_PRECISION_BITS = 22;
@@ -140,51 +142,103 @@ export interface ResizeCropOptions {
 }
 
 /**
- * Bicubic antialiased resize to outWidth×outHeight followed by a crop, returning the crop as interleaved
- * uint8 with `channels` channels.
+ * What bicubicResizeCrop computes, before either backend runs it: the weights of both passes and the
+ * source rows the horizontal pass must produce. `horiz`/`vert` are undefined when that axis keeps its size.
  */
-export function bicubicResizeCrop(o: ResizeCropOptions): Uint8Array {
-  const { src, width, height, srcChannels: sc, channels: ch, outWidth, outHeight, cropLeft, cropTop, cropWidth: cw, cropHeight: chh } = o;
-  const resampler = o.resampler ?? "torch";
-  const needH = outWidth !== width;
-  const needV = outHeight !== height;
+export interface ResizeCropPlan {
+  src: Uint8Array;
+  width: number;
+  srcChannels: number;
+  channels: 1 | 3;
+  resampler: Resampler;
+  /** The crop window: its left column (output coordinates), width and height. */
+  cropLeft: number;
+  cropWidth: number;
+  cropHeight: number;
+  /** Source rows [rowFirst, rowFirst + rows) feed the vertical pass (or are the crop's rows). */
+  rowFirst: number;
+  rows: number;
+  horiz: Coeffs | undefined;
+  vert: Coeffs | undefined;
+}
 
+/** The weights and source rows of a resize + crop (see bicubicResizeCrop); throws nothing. */
+export function planResizeCrop(o: ResizeCropOptions): ResizeCropPlan {
+  const { width, height, outWidth, outHeight, cropLeft, cropTop, cropWidth: cw, cropHeight: chh } = o;
+  const resampler = o.resampler ?? "torch";
   // Vertical weights first: they tell which source rows the horizontal pass must produce.
-  const vert = needV ? precomputeCoeffs(height, outHeight, cropTop, chh, resampler) : undefined;
-  let rowFirst: number;
-  let rowLast: number;
+  const vert = outHeight !== height ? precomputeCoeffs(height, outHeight, cropTop, chh, resampler) : undefined;
+  let rowFirst = cropTop;
+  let rowLast = cropTop + chh;
   if (vert) {
     rowFirst = vert.start[0] as number;
     rowLast = (vert.start[chh - 1] as number) + (vert.count[chh - 1] as number);
-  } else {
-    rowFirst = cropTop;
-    rowLast = cropTop + chh;
   }
-  const rows = rowLast - rowFirst;
+  const horiz = outWidth !== width ? precomputeCoeffs(width, outWidth, cropLeft, cw, resampler) : undefined;
+  return {
+    src: o.src,
+    width,
+    srcChannels: o.srcChannels,
+    channels: o.channels,
+    resampler,
+    cropLeft,
+    cropWidth: cw,
+    cropHeight: chh,
+    rowFirst,
+    rows: rowLast - rowFirst,
+    horiz,
+    vert,
+  };
+}
 
+/**
+ * Bicubic antialiased resize to outWidth×outHeight followed by a crop, returning the crop as interleaved
+ * uint8 with `channels` channels (cropHeight × cropWidth × channels bytes). Runs the WebAssembly SIMD
+ * kernels (resample-wasm.ts, bit-exact with the JavaScript) where the runtime validates them, else
+ * bicubicResizeCropJs. Throws nothing for valid options.
+ */
+export function bicubicResizeCrop(o: ResizeCropOptions): Uint8Array {
+  const plan = planResizeCrop(o);
+  return defaultWasmResampler()?.run(plan) ?? runResizeCropJs(plan);
+}
+
+/** bicubicResizeCrop in JavaScript only: the reference of the WebAssembly kernels and their fallback. */
+export function bicubicResizeCropJs(o: ResizeCropOptions): Uint8Array {
+  return runResizeCropJs(planResizeCrop(o));
+}
+
+/** Copies the crop's columns of source rows [rowFirst, rowFirst + rows) into dst (channels bytes per pixel, tight). */
+export function copyCropColumns(p: ResizeCropPlan, dst: Uint8Array | Uint8ClampedArray, dstOffset = 0): void {
+  const { src, width, srcChannels: sc, channels: ch, cropLeft, cropWidth: cw, rowFirst } = p;
+  for (let y = 0; y < p.rows; y++) {
+    let s = ((y + rowFirst) * width + cropLeft) * sc;
+    let t = dstOffset + y * cw * ch;
+    for (let xx = 0; xx < cw; xx++, s += sc) {
+      for (let c = 0; c < ch; c++) dst[t++] = src[s + c] as number;
+    }
+  }
+}
+
+function runResizeCropJs(p: ResizeCropPlan): Uint8Array {
+  const { src, width, srcChannels: sc, channels: ch, cropWidth: cw, rowFirst, rows } = p;
   // Horizontal pass: rows [rowFirst, rowLast) × crop columns → tmp (ch channels, tight).
   // Uint8ClampedArray does the clamp to 0..255 of the shifted sums (they are integers, so no rounding).
   const tmp = new Uint8ClampedArray(rows * cw * ch);
-  if (needH) {
-    const co = precomputeCoeffs(width, outWidth, cropLeft, cw, resampler);
-    if (ch === 3) horizontal3(src, width, sc, rowFirst, rows, cw, co, tmp);
-    else horizontal1(src, width, sc, rowFirst, rows, cw, co, tmp);
+  if (p.horiz) {
+    if (ch === 3) horizontal3(src, width, sc, rowFirst, rows, cw, p.horiz, tmp);
+    else horizontal1(src, width, sc, rowFirst, rows, cw, p.horiz, tmp);
   } else {
-    for (let y = 0; y < rows; y++) {
-      let p = ((y + rowFirst) * width + cropLeft) * sc;
-      let t = y * cw * ch;
-      for (let xx = 0; xx < cw; xx++, p += sc) {
-        for (let c = 0; c < ch; c++) tmp[t++] = src[p + c] as number;
-      }
-    }
+    copyCropColumns(p, tmp);
   }
-  if (!vert) return new Uint8Array(tmp.buffer);
+  if (!p.vert) return new Uint8Array(tmp.buffer);
+  return vertical(tmp, cw * ch, p.cropHeight, rowFirst, p.vert);
+}
 
-  // Vertical pass over tmp (row indices shifted by rowFirst, as Pillow shifts bounds_vert).
-  const out = new Uint8ClampedArray(chh * cw * ch);
+// Vertical pass over tmp (row indices shifted by rowFirst, as Pillow shifts bounds_vert).
+function vertical(tmp: Uint8ClampedArray, stride: number, chh: number, rowFirst: number, vert: Coeffs): Uint8Array {
+  const out = new Uint8ClampedArray(chh * stride);
   const { start, count, weights, ksize, precision } = vert;
   const half = 2 ** (precision - 1);
-  const stride = cw * ch;
   for (let yy = 0; yy < chh; yy++) {
     const base = ((start[yy] as number) - rowFirst) * stride;
     const n = count[yy] as number;
