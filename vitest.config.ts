@@ -10,6 +10,8 @@ export default defineConfig({
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts", "examples/**/*.test.ts"],
     exclude: [...configDefaults.exclude, "**/dist/**"],
+    // Removes the temp folders a test file registered (test/helpers/temp-dirs.ts) after its last test.
+    setupFiles: ["test/helpers/setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Model sessions and sharp both use native threads; two cores here, so keep workers few.

@@ -1,12 +1,14 @@
 /**
- * The tiny CLIP of the fixtures, converted once per test process into a temp folder. Tests that need
- * a real model (scorer, CLI, selector) share it instead of converting again.
+ * The tiny CLIP of the fixtures, converted once per test file into a temp folder. Tests that need
+ * a real model (scorer, CLI, selector) share it instead of converting again; the folder goes after
+ * the file's last test (test/helpers/setup.ts), or earlier with removeTinyModels().
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { convertModel } from "@pickrank/core";
 import { tinyClipDir } from "./paths.ts";
+import { removeAfterFile } from "./temp-dirs.ts";
 
 const cache = new Map<string, Promise<string>>();
 const dirs: string[] = [];
@@ -17,6 +19,7 @@ export function tinyModel(dtype: "fp32" | "fp16" | "int8" = "fp32"): Promise<str
     p = (async () => {
       const root = await mkdtemp(path.join(os.tmpdir(), "pickrank-tiny-"));
       dirs.push(root);
+      removeAfterFile(root);
       const out = path.join(root, `tiny-${dtype}`);
       await convertModel(tinyClipDir, { out, dtype });
       return out;
