@@ -4,11 +4,13 @@
  * bytes, equal seeds across configurations, failures reported not stored, and a second run that
  * renders only what is missing.
  */
+import { getEventListeners } from "node:events";
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Scorer } from "@pickrank/core";
+import type { GenerateRequest, Generated } from "@pickrank/contract";
 import { candidateKey, EvalStore, evalRun, seedsFor, type EvalEvent, type EvalPrompt } from "@pickrank/eval";
 import { MemoryBackend } from "../helpers/memory-backend.ts";
 import { tinyModel } from "../helpers/tiny-model.ts";
@@ -32,6 +34,21 @@ afterAll(async () => {
   await judge?.dispose();
   await rm(tmp, { recursive: true, force: true });
 });
+
+/** A MemoryBackend that renders nothing until `all` generate() calls have come: that many jobs in flight at once. */
+class Gathering extends MemoryBackend {
+  #arrived = 0;
+  #open: () => void = () => {};
+  readonly #gate = new Promise<void>((r) => (this.#open = r));
+  constructor(private readonly all: number) {
+    super();
+  }
+  override async *generate(req: GenerateRequest): AsyncIterable<Generated> {
+    if (++this.#arrived === this.all) this.#open();
+    await this.#gate;
+    yield* super.generate(req);
+  }
+}
 
 describe("evalRun", () => {
   it("stores every candidate with its scores; failures are reported, and a second run renders only those", async () => {
@@ -117,5 +134,34 @@ describe("evalRun", () => {
     expect(again.requests).toHaveLength(0);
     expect((await store.candidates())[1]!.score).toBeCloseTo(before[1]!.score!, 6);
     await store.close();
+  });
+
+  it("twelve jobs in flight on the caller's signal: no MaxListenersExceededWarning, and no listener left after", async () => {
+    const out = path.join(tmp, "many");
+    const store = await EvalStore.open(path.join(out, "eval.duckdb"));
+    const many = Array.from({ length: 12 }, (_, i) => ({ id: `m-${i}`, text: `a cube number ${i}`, category: "Artifacts" }));
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on("warning", onWarning);
+    const ctl = new AbortController();
+    try {
+      const r = await evalRun({
+        store,
+        outDir: out,
+        prompts: many,
+        n: 1,
+        seedBase: 0,
+        scorer,
+        batchSize: 4,
+        signal: ctl.signal,
+        configs: [{ name: "A", backend: new Gathering(12), params: {}, concurrency: 12 }],
+      });
+      expect(r).toMatchObject({ scored: 12, failed: [] });
+    } finally {
+      process.off("warning", onWarning);
+      await store.close();
+    }
+    expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => w.message)).toEqual([]);
+    expect(getEventListeners(ctl.signal, "abort")).toHaveLength(0);
   });
 });

@@ -49,6 +49,11 @@ export interface FakeHubFaults {
   ignoreRange?: boolean;
   /** Send `bytes` body bytes of `file`, then go silent with the socket open (first `times` GETs, default 1). */
   stallAfter?: { file: string; bytes: number; times?: number };
+  /**
+   * Send `bytes` body bytes of `file`, pause `ms` milliseconds, then send the rest (first GET only);
+   * `onPause` is called as the pause begins (a test blocks this process there).
+   */
+  pauseAfter?: { file: string; bytes: number; ms: number; onPause?: () => void };
   /** Never answer the first `count` requests whose path matches (no status line, socket left open). */
   hang?: { count: number; match?: RegExp };
 }
@@ -161,6 +166,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
   let dropsLeft = faults.dropAfter ? (faults.dropAfter.times ?? 1) : 0;
   let stallsLeft = faults.stallAfter ? (faults.stallAfter.times ?? 1) : 0;
   let hangsLeft = faults.hang?.count ?? 0;
+  let pausesLeft = faults.pauseAfter ? 1 : 0;
   let corruptLeft = faults.corrupt ? (faults.corrupt.times ?? Number.POSITIVE_INFINITY) : 0;
   const sockets = new Set<Socket>();
 
@@ -283,6 +289,14 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       stallsLeft--;
       res.write(body.subarray(0, Math.max(0, Math.min(body.length - 1, faults.stallAfter.bytes))));
       return; // never ends; close() destroys the socket
+    }
+    if (faults.pauseAfter?.file === file.name && pausesLeft > 0) {
+      pausesLeft--;
+      const { bytes: k, ms, onPause } = faults.pauseAfter;
+      res.write(body.subarray(0, k));
+      setTimeout(() => res.end(body.subarray(k)), ms);
+      onPause?.();
+      return;
     }
     res.end(body);
   }

@@ -27,6 +27,8 @@ export interface MemoryBackendOptions {
   fingerprint?: Record<string, unknown>;
   /** Largest seed accepted (default Number.MAX_SAFE_INTEGER). */
   maxSeed?: number;
+  /** Renders the candidate at `index` (of each generate() call) only once `until` settles: a test's event, not a time. */
+  holdBefore?: { index: number; until: Promise<unknown> };
   /** Called when generate()'s generator ends (returned, thrown or broken off). */
   onEnd?: () => void;
 }
@@ -79,6 +81,7 @@ export class MemoryBackend implements Backend {
       const seed = seeds[i]!;
       emit({ type: "queued", backend: this.id, key: keys[i]!, seed });
       if (this.o.delayMs) await sleep(this.o.delayMs, req.signal);
+      if (this.o.holdBefore?.index === i) await this.o.holdBefore.until.catch(() => undefined);
       if (this.o.failSeeds?.includes(seed)) {
         const error = new PickrankError("BACKEND_REJECTED", `render of seed ${seed} failed`);
         emit({ type: "candidate-failed", backend: this.id, key: keys[i]!, seed, error });

@@ -73,11 +73,12 @@ describe.skipIf(!haveRedis)("best-of --queue: three workers, one coordinator, re
       `w${i}`,
       "--concurrency",
       "2",
-      // Small locks so a killed worker's jobs are retaken quickly (defaults: 30 s).
+      // Short locks so a killed worker's jobs are retaken within seconds (defaults: 30 s); BullMQ renews a lock every
+      // half its duration, so a live worker held up for up to 3 s on a loaded machine keeps its jobs (at 2 s: 1 s).
       "--lock-duration",
-      "2",
+      "6",
       "--stalled-interval",
-      "1",
+      "2",
     ]);
 
   const coordinator = (out: string): CliProcess =>

@@ -70,9 +70,19 @@ describe("bestOf ranking", () => {
   });
 
   it("scores candidates while the backend is still rendering", async () => {
-    const backend = new MemoryBackend({ delayMs: 15 });
+    // The last candidate is rendered once one was scored (or after 10 s, an upper bound, not a measurement): a scorer
+    // that waited for every render fails the order below, and how fast this machine scores does not matter (with
+    // 15 ms between renders, a loaded machine's first score could come after the last render).
+    let scoredOne!: () => void;
+    const scored = new Promise<void>((r) => (scoredOne = r));
+    const bound = setTimeout(() => scoredOne(), 10_000);
+    const backend = new MemoryBackend({ delayMs: 15, holdBefore: { index: 4, until: scored } });
     const events: BestOfEvent[] = [];
-    await bestOf({ prompt: "p", n: 5, seed: 1, backend, scorer, batchSize: 2, onEvent: (e) => events.push(e) });
+    const onEvent = (e: BestOfEvent): void => {
+      events.push(e);
+      if (e.type === "scored") scoredOne();
+    };
+    await bestOf({ prompt: "p", n: 5, seed: 1, backend, scorer, batchSize: 2, onEvent }).finally(() => clearTimeout(bound));
     const firstScored = events.findIndex((e) => e.type === "scored");
     const lastRendered = events.map((e) => e.type).lastIndexOf("rendered");
     expect(firstScored).toBeGreaterThanOrEqual(0);
@@ -326,17 +336,22 @@ describe("output folder", () => {
     const out = path.join(tmp, "out-locked");
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
+    // The first run renders its last candidate only after the second was refused: it still holds the folder then.
+    let refused!: () => void;
+    const checked = new Promise<void>((r) => (refused = r));
     const first = bestOf({
       prompt: "busy",
       n: 3,
       seed: 1,
-      backend: new MemoryBackend({ delayMs: 20 }),
+      backend: new MemoryBackend({ delayMs: 20, holdBefore: { index: 2, until: checked } }),
       scorer,
       out,
       onEvent: (e) => e.type === "prompt-start" && started(),
     });
     await running;
-    const e = await expectCode(bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend(), scorer, out }), "CONFLICT");
+    const e = await expectCode(bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend(), scorer, out }), "CONFLICT").finally(
+      () => refused(),
+    );
     expect(e.message).toMatch(/in use by another pickrank run \(pid \d+\)/);
     await first;
     const again = await bestOf({ prompt: "busy", n: 3, seed: 1, backend: new MemoryBackend(), scorer, out });

@@ -1,4 +1,4 @@
-import { PickrankError, abortedError, invalidParameter, isPickrankError, retry } from "@pickrank/contract";
+import { PickrankError, SilenceTimer, abortedError, invalidParameter, isPickrankError, retry } from "@pickrank/contract";
 
 /** Where a server lives, with the credentials split off so they never reach ids, logs or errors. */
 export interface Endpoint {
@@ -190,8 +190,12 @@ export class HttpClient {
 
   private async once(method: "GET" | "POST", path: string, o: RequestOptions): Promise<unknown> {
     const timeoutMs = o.timeoutMs ?? this.opts.timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+    // Like AbortSignal.timeout(timeoutMs), but time this process itself was held up (a blocked event loop, a
+    // starved CPU) does not count as the server's: an answer that sat unread meanwhile is not a timeout.
+    const timeout = new AbortController();
+    const timer = new SilenceTimer(timeoutMs, () => timeout.abort(new DOMException("The operation timed out", "TimeoutError")));
+    timer.restart();
+    const signal = o.signal ? AbortSignal.any([o.signal, timeout.signal]) : timeout.signal;
     const route = `${method} ${path}`;
     let res: Response;
     let body: Buffer;
@@ -207,7 +211,9 @@ export class HttpClient {
       body = Buffer.from(await res.arrayBuffer());
       if (res.ok) this.lastAnswerAt = Date.now();
     } catch (e) {
-      throw this.failure(e, route, timeoutMs, timeout.aborted, o.signal);
+      throw this.failure(e, route, timeoutMs, timeout.signal.aborted, o.signal);
+    } finally {
+      timer.clear();
     }
     if (!res.ok) throw this.httpError(res, body.toString("utf8"), route);
     if (o.expect === "bytes") return body;

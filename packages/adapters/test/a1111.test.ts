@@ -193,6 +193,20 @@ describe("A1111Backend.generate", () => {
     expect(f.requests).toHaveLength(2);
   });
 
+  it("does not count as the server's silence the time pickrank itself was held up (a blocked event loop)", async () => {
+    // The render takes about 10 × 20 ms, well under the 400 ms limit; 60 ms in, this process is blocked for 800 ms. On
+    // waking, the request's timer is due before the render's last steps: it must not take the time held up as the server's.
+    const f = await fake({ stepDelayMs: 20 });
+    const b = new A1111Backend(f.url, { ...FAST, generationTimeoutMs: 400 });
+    const run = collect(b.generate({ prompt: "x", n: 1, seed: 3, params: { steps: 10 } }));
+    setTimeout(() => {
+      const until = Date.now() + 800;
+      while (Date.now() < until) {}
+    }, 60);
+    const got = await run;
+    expect(got.map((g) => (g.ok ? g.seed : g.error.message))).toEqual([3]);
+  });
+
   it("times out on a hanging server and reports garbage and unreachable servers", async () => {
     const hang = await fake({ faults: { hang: ["txt2img"] } });
     const e1 = await rejection(collect(new A1111Backend(hang.url, { ...FAST, generationTimeoutMs: 300 }).generate({ prompt: "x", n: 1 })));

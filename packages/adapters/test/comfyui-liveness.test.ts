@@ -130,9 +130,11 @@ describe("ComfyUIBackend.close", () => {
     const f = await fake({ stepDelayMs: 20 });
     const b = new ComfyUIBackend(f.url, FAST);
     const got: Generated[] = [];
+    // 500 steps × 20 ms: the first prompt renders for 10 s, far longer than a loaded machine takes from its first
+    // progress to close() (with 50 steps, 1 s: it could end first, and the interrupt hit the second). close() ends it.
     const events: BackendEvent[] = [];
     const run = (async () => {
-      for await (const g of b.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 }, onEvent: (e) => events.push(e) })) got.push(g);
+      for await (const g of b.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 500 }, onEvent: (e) => events.push(e) })) got.push(g);
     })();
     // Close once our first prompt renders (and the second waits).
     await vi.waitFor(() => expect(events.some((e) => e.type === "progress")).toBe(true), { timeout: 10_000 });

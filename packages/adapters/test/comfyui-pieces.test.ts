@@ -1,6 +1,6 @@
 /** The ComfyUI adapter's pieces without a server: messages, transport, prompt tracker, settings. */
 import { EventEmitter } from "node:events";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { BINARY_EVENT, parseBinaryFrame, parseTextFrame, type ComfyMessage } from "../src/comfyui/messages.ts";
 import { ComfyTransport, type SocketLike } from "../src/comfyui/transport.ts";
 import { PromptTracker } from "../src/comfyui/prompt-tracker.ts";
@@ -8,6 +8,9 @@ import { settingsFromWorkflow } from "../src/comfyui/settings.ts";
 import { applyWorkflow, detectWorkflow, DEFAULT_TXT2IMG_WORKFLOW } from "@pickrank/adapters";
 import { PickrankError } from "@pickrank/contract";
 import { FLUX } from "./workflows.ts";
+
+/** vi.waitFor's bound: its 1 s default is short on a loaded 2-core machine (an upper bound, not a measurement). */
+const WAIT = { timeout: 15_000 };
 
 const msg = (type: string, data: unknown): string => JSON.stringify({ type, data });
 
@@ -132,9 +135,7 @@ describe("ComfyTransport", () => {
     expect(t.invalidFrames).toBe(1);
     first.emit("close");
     expect(t.state).toBe("reconnecting");
-    await new Promise<void>((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 20));
-    expect(t.state).toBe("open");
+    await vi.waitFor(() => expect(t.state).toBe("open"), WAIT);
     expect(seen.reconnected).toBe(1);
     first.emit("message", Buffer.from(msg("execution_start", { prompt_id: "old" })), false); // the old socket is ignored
     second.emit("message", Buffer.from(msg("executing", { node: null, prompt_id: "p" })), false);
@@ -149,8 +150,8 @@ describe("ComfyTransport", () => {
     const { t, seen } = transportWith([async () => only]);
     await t.connect();
     only.emit("close");
-    await new Promise((r) => setTimeout(r, 50));
-    expect(t.state).toBe("lost");
+    // Waits for the state, not a time: after a 50 ms wait a loaded machine could still be between the two attempts.
+    await vi.waitFor(() => expect(t.state).toBe("lost"), WAIT);
     expect(seen.lost).toBe(1);
 
     const refused = transportWith([() => Promise.reject(new PickrankError("BACKEND_REJECTED", "HTTP 404"))]);

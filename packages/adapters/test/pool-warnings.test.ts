@@ -104,10 +104,11 @@ describe("PoolBackend limits", () => {
     const got: Generated[] = [];
     const events: BackendEvent[] = [];
     const run = (async () => {
-      for await (const g of pool.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 50 }, onEvent: (e) => events.push(e) }))
+      for await (const g of pool.generate({ prompt: "x", n: 4, seed: 1, params: { steps: 500 }, onEvent: (e) => events.push(e) }))
         got.push(g);
     })();
-    // Close once a prompt renders.
+    // Close once a prompt renders: 500 steps × 20 ms, so it still renders when close() comes however slow the machine
+    // (with 50 steps, 1 s, it could end first, and close() find nothing of ours running to interrupt). close() ends it.
     await vi.waitFor(() => expect(events.some((e) => e.type === "progress")).toBe(true), { timeout: 10_000 });
     await pool.close();
     expect((await pickrankRejection(run)).code).toBe("CLOSED");

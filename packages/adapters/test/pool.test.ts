@@ -126,8 +126,11 @@ describe("PoolBackend", () => {
   });
 
   it("cancellation reaches every server", async () => {
-    const a = await comfy({ stepDelayMs: 10 });
-    const b = await comfy({ stepDelayMs: 10 });
+    // b's prompts run until interrupted, so one of ours still runs there when the cancellation comes, however slow the
+    // machine (with 60 ms renders on both, a late cancellation could find nothing of ours running on either); a's
+    // 300 ms renders give b time to queue its first prompt before a's first candidate.
+    const a = await comfy({ stepDelayMs: 50 });
+    const b = await comfy({ stepDelayMs: 10, faults: { freezeSeeds: [1, 2, 3, 4, 5, 6, 7, 8] } });
     const ac = new AbortController();
     const pool = new PoolBackend([a.backend, b.backend], { concurrency: 2 });
     const err = await (async () => {

@@ -31,3 +31,24 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     throw e;
   }
 }
+
+/**
+ * Waits until `wake` settles, `ms` milliseconds pass or the signal fires, whichever comes first; never
+ * rejects (a loop that naps checks its signal itself). Unlike racing `wake` against sleep(ms, signal),
+ * nothing is left behind when `wake` wins: the timer is cleared and the listener on `signal` removed, so
+ * a loop that naps many times holds at most one listener on the signal (racing sleep left one per nap
+ * until its timer ran out, and Node warned of a leak past ten).
+ */
+export function nap(ms: number, wake: Promise<unknown>, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    wake.then(done, done);
+  });
+}

@@ -1,4 +1,4 @@
-export { abortedError, sleep, throwIfAborted } from "./abort.ts";
+export { abortedError, nap, sleep, throwIfAborted } from "./abort.ts";
 export type {
   Backend,
   BackendEvent,
@@ -34,3 +34,4 @@ export {
 export { type FsErrorContext, fsError, makeDir, pathExists, tempSibling, writeFileAtomic } from "./fs.ts";
 export { acquireLock, type HeldLock, type LockHolder, type LockOptions, pidAlive, readLockHolder, withLock } from "./lock.ts";
 export { retry, type RetryOptions } from "./retry.ts";
+export { SilenceTimer } from "./silence.ts";

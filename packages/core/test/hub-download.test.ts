@@ -250,6 +250,23 @@ describe("downloadFiles", () => {
     expect(sha256(readFileSync(path.join(dir, "model.safetensors")))).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
   });
 
+  it("does not count as the server's silence the time this process itself was held up (a blocked event loop)", async () => {
+    // The server pauses 100 ms mid-body (well under the 400 ms idle limit); 50 ms into the pause this process is
+    // blocked for 800 ms. On waking, the server's rest and the idle timer are both due: the timer, run first, must not
+    // take the time this process could not listen (nor the in-process server send) as the server's silence.
+    const block = () => {
+      const until = Date.now() + 800;
+      while (Date.now() < until) {}
+    };
+    const h = await start({
+      faults: { pauseAfter: { file: "model.safetensors", bytes: 100_000, ms: 100, onPause: () => setTimeout(block, 50) } },
+    });
+    const { dir } = await download(h, ["model.safetensors"], { idleTimeoutMs: 400 });
+    const gets = h.requests.filter((r) => r.server === "cdn" && r.method === "GET");
+    expect(gets.map((g) => g.range)).toEqual([undefined]);
+    expect(sha256(readFileSync(path.join(dir, "model.safetensors")))).toBe(h.files[PICKSCORE_REPO]!["model.safetensors"]!.sha256);
+  });
+
   it("keeps the .part and says the next pull resumes when the body keeps stalling", async () => {
     const h = await start({
       faults: { dropAfter: { file: "model.safetensors", bytes: 100_000 }, stallAfter: { file: "model.safetensors", bytes: 0, times: 100 } },

@@ -7,6 +7,7 @@
  * exist. A resumed run skips what is scored and replays what is rendered but not yet scored, so
  * nothing is rendered twice. Configurations run side by side, each with its own job concurrency.
  */
+import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import {
@@ -128,18 +129,31 @@ export async function evalRun(o: EvalRunOptions): Promise<EvalRunReport> {
   report.scored = [...done].filter((k) => inThisRun(k) && Number(k.split("\t")[2]) < o.n).length;
   o.onEvent?.({ type: "start", total: report.asked, done: report.scored });
   const texts = new TextCache(o.scorer, o.judge);
-  await Promise.all(
-    o.configs.map(async (config) => {
-      const queue = [...o.prompts];
-      const worker = async (): Promise<void> => {
-        for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
-          if (o.signal?.aborted) throw abortedError("eval run", o.signal.reason);
-          await runJob(o, { config, prompt: p, done, stored, texts, report });
-        }
-      };
-      await Promise.all(Array.from({ length: Math.max(1, config.concurrency) }, worker));
-    }),
-  );
+  // Each job in flight listens on the run's signal (one listener, removed when the job ends): with the queue's 16
+  // jobs per configuration that passes Node's default limit of 10, and Node warned of a leak that is none. So the
+  // jobs listen on this run's own signal, whose limit is the number of jobs that can be in flight.
+  const run = new AbortController();
+  setMaxListeners(10 + o.configs.reduce((t, c) => t + Math.max(1, c.concurrency), 0), run.signal);
+  const onAbort = (): void => run.abort(o.signal?.reason);
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener("abort", onAbort, { once: true });
+  const jobs: EvalRunOptions = { ...o, signal: run.signal };
+  try {
+    await Promise.all(
+      o.configs.map(async (config) => {
+        const queue = [...o.prompts];
+        const worker = async (): Promise<void> => {
+          for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+            if (run.signal.aborted) throw abortedError("eval run", run.signal.reason);
+            await runJob(jobs, { config, prompt: p, done, stored, texts, report });
+          }
+        };
+        await Promise.all(Array.from({ length: Math.max(1, config.concurrency) }, worker));
+      }),
+    );
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+  }
   return report;
 }
 

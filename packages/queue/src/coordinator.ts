@@ -22,6 +22,7 @@ import {
   type HealthReport,
   abortedError,
   fsError,
+  nap,
   PickrankError,
   sleep,
   toPickrankError,
@@ -131,10 +132,12 @@ export class QueueBackend implements Backend {
         const counts = await this.#queue.getJobCounts("active", "waiting");
         return { running: counts["active"] ?? 0, pending: counts["waiting"] ?? 0 };
       })();
-      const timeout = sleep(10_000, signal).then(() => {
+      // The 10 s timer is stopped once Redis answered (it held the process and a listener on the signal).
+      const stop = new AbortController();
+      const timeout = sleep(10_000, signal ? AbortSignal.any([signal, stop.signal]) : stop.signal).then(() => {
         throw new PickrankError("BACKEND_UNREACHABLE", `Expected Redis at ${redactRedisUrl(this.#o.connection.url)} to answer within 10 s`);
       });
-      const queue = await Promise.race([ask, timeout]);
+      const queue = await Promise.race([ask, timeout]).finally(() => stop.abort());
       return { ok: true, ...base, queue };
     } catch (e) {
       return { ok: false, ...base, error: toPickrankError(e, "BACKEND_UNREACHABLE").toJSON() };
@@ -227,7 +230,8 @@ export class QueueBackend implements Backend {
             await this.#enqueue(req.prompt, [it], false); // lost (Redis restarted without persistence): asked again, same id
           }
         }
-        if (!progressed) await Promise.race([woken, sleep(Math.max(1, sweepAt - performance.now()), req.signal).catch(() => {})]);
+        // nap, not a race with sleep(): a sleep that lost the race kept its listener on the caller's signal until the sweep.
+        if (!progressed) await nap(Math.max(1, sweepAt - performance.now()), woken, req.signal);
       }
     } finally {
       for (const it of items) this.#listeners.delete(it.id);

@@ -6,6 +6,7 @@
  * rendered once, failures and a model mismatch reported per candidate with their codes.
  */
 import { createHash } from "node:crypto";
+import { getEventListeners } from "node:events";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -124,7 +125,7 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
 
   function setup(
     queueName: string,
-    o: { backend?: MemoryBackend; workerModel?: string; sharedDir?: string; plan?: string[]; n?: number } = {},
+    o: { backend?: MemoryBackend; workerModel?: string; sharedDir?: string; plan?: string[]; n?: number; pollMs?: number } = {},
   ) {
     const backend = o.backend ?? new MemoryBackend();
     const scorer = stubScorer(o.workerModel ?? "aa");
@@ -144,7 +145,7 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
       model: modelKey(manifest("aa")),
       dims: DIMS,
       attempts: 1,
-      pollMs: 200,
+      pollMs: o.pollMs ?? 200,
       ...(o.sharedDir ? { sharedDir: o.sharedDir } : {}),
       ...(o.plan ? { plan: { prompts: o.plan, n: o.n ?? 2 } } : {}),
     });
@@ -174,6 +175,15 @@ describe.skipIf(!haveRedis)("queue: a worker and a coordinator on a real Redis",
     expect(mine.calls).toEqual([1]);
     expect(scorer.calls.length).toBe(3);
     expect(await readdir(shared)).toEqual([]);
+  });
+
+  it("generate leaves no listener on the caller's signal, however often a finished job woke it", async () => {
+    // Sweeps 5 s apart: the jobs are collected as their events wake the loop, each wake ending a nap.
+    const { q } = setup("naps", { pollMs: 5000 });
+    const ctl = new AbortController();
+    const got = await collect(q.generate({ prompt: "a cat", n: 12, seed: 1, params: {}, signal: ctl.signal }));
+    expect(got.filter((g) => g.ok)).toHaveLength(12);
+    expect(getEventListeners(ctl.signal, "abort")).toHaveLength(0);
   });
 
   it("the plan's later prompts are enqueued ahead, and each (prompt, seed) is rendered once", async () => {

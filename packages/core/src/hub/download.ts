@@ -14,7 +14,7 @@ import { createReadStream } from "node:fs";
 import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { makeDir, PickrankError, retry, writeFileAtomic } from "@pickrank/contract";
+import { makeDir, PickrankError, retry, SilenceTimer, writeFileAtomic } from "@pickrank/contract";
 import { findHfCachedFile, hashFile, linkInto } from "./hf-cache.ts";
 import { type HubClient, abortedError, formatDuration, transientError } from "./http.ts";
 
@@ -220,19 +220,16 @@ async function attemptDownload(
   let lastEmit = 0;
   let lastEmitAt = 0;
   onProgress?.({ stage: "download", file: name, done, total: expected.size });
-  let idle: NodeJS.Timeout | undefined;
-  const armIdle = () => {
-    clearTimeout(idle);
-    idle = setTimeout(() => abort(transientError(`no data for ${formatDuration(client.idleTimeoutMs)}`)), client.idleTimeoutMs);
-  };
+  // Time this process was held up (a blocked event loop, a starved CPU) is not the server's silence.
+  const idle = new SilenceTimer(client.idleTimeoutMs, () => abort(transientError(`no data for ${formatDuration(client.idleTimeoutMs)}`)));
   try {
     if (!res.body) throw transientError("empty body");
     const reader = res.body.getReader();
-    armIdle();
+    idle.restart();
     for (;;) {
       const { done: end, value } = await reader.read();
       if (end) break;
-      armIdle();
+      idle.restart();
       await fh.write(value);
       for (const h of hashers) h.update(value);
       done += value.length;
@@ -245,12 +242,12 @@ async function attemptDownload(
       }
     }
   } catch (e) {
-    clearTimeout(idle);
+    idle.clear();
     await fh.close().catch(() => undefined);
     if (client.signal?.aborted) throw abortedError(client.signal);
     return { kind: "dropped", got, error: e };
   }
-  clearTimeout(idle);
+  idle.clear();
   await fh.sync().catch(() => undefined);
   await fh.close();
   onProgress?.({ stage: "download", file: name, done, total: expected.size });

@@ -5,7 +5,7 @@
  * huggingface_hub's requests session does), and hub errors turned into DOWNLOAD_FAILED messages that
  * say what to do.
  */
-import { PickrankError, retry } from "@pickrank/contract";
+import { PickrankError, retry, SilenceTimer } from "@pickrank/contract";
 import { abortedError as contractAbortedError } from "@pickrank/contract";
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
@@ -191,15 +191,17 @@ export class HubClient {
       };
       if (this.token && this.isEndpointOrigin(current)) headers.Authorization = `Bearer ${this.token}`;
       let timedOut = false;
-      const timer = setTimeout(() => {
+      // Time this process was held up (a blocked event loop, a starved CPU) is not the server's silence.
+      const timer = new SilenceTimer(this.connectTimeoutMs, () => {
         timedOut = true;
         ctl.abort(transientError(`no answer within ${formatDuration(this.connectTimeoutMs)}`));
-      }, this.connectTimeoutMs);
+      });
+      timer.restart();
       let res: Response;
       try {
         res = await fetch(current, { method, headers, redirect: "manual", signal });
       } catch (e) {
-        clearTimeout(timer);
+        timer.clear();
         if (this.signal?.aborted) throw abortedError(this.signal);
         const host = new URL(current).host;
         const reason = timedOut ? `no answer within ${formatDuration(this.connectTimeoutMs)}` : networkReason(e);
@@ -217,7 +219,7 @@ export class HubClient {
           once: !timedOut && (code === "ECONNREFUSED" || code === "ENOTFOUND"),
         });
       }
-      clearTimeout(timer);
+      timer.clear();
       const location = res.headers.get("location");
       const isRedirect = res.status >= 300 && res.status < 400 && location !== null;
       const relative = isRedirect && !/^[a-z][a-z0-9+.-]*:\/\//i.test(location!) && !location!.startsWith("//");

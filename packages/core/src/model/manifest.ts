@@ -150,7 +150,8 @@ export type GraphVariantRequest = "auto" | "standard" | "fused" | "fused-no-mha"
  * kernels hold the fp32 bounds, but its MultiHeadAttention (onnxruntime-node 1.30, measured on SwiftShader)
  * is wrong from 32 tokens on (0.08 absolute at 32 … 257 tokens against the CPU kernel, exact up to 17; the
  * tiny CLIP's text embeddings off by 0.36 relative), so WebGPU keeps unfused attention until a GPU run of
- * bench/gpu shows the kernel right there. The CPU keeps the standard graph: measured fastest there.
+ * bench/gpu shows the kernel right there. The CPU keeps the standard graph: in interleaved runs on the
+ * PickScore-sized model it was as fast as the fused one or 4–7 % faster (docs/benchmarks.md), and int8 has only it.
  */
 export const FUSED_BY_DEVICE: Readonly<Record<string, readonly ("fused" | "fused-no-mha")[]>> = {
   cuda: ["fused", "fused-no-mha"],
