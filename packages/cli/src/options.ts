@@ -17,6 +17,26 @@ export function parsePositiveInt(v: string): number {
   return n;
 }
 
+/** A repeatable flag's parser: each occurrence appended (`--url a --url b` → ["a", "b"]). */
+export const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+function positive(v: string, what: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`Expected ${what} but received ${JSON.stringify(v)}.`);
+  return n;
+}
+
+/** A positive finite number (`--cfg 7.5`). */
+export function parsePositiveNumber(v: string): number {
+  return positive(v, "a positive number");
+}
+
+/** A positive duration in seconds, fractions allowed (`--stall-timeout 0.5`). */
+export function parsePositiveSeconds(v: string): number {
+  return positive(v, "a positive number of seconds");
+}
+
 /** A non-negative integer flag (`--port 0`, `--max-wait-ms 0`, `--seed 0`): 0 up to 2^53 − 1. */
 export function parseNonNegativeInt(v: string): number {
   const n = Number(v);

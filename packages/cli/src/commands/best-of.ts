@@ -20,7 +20,9 @@ import {
   parseDevice,
   parseMaxPixels,
   parseNonNegativeInt,
+  collect,
   parsePositiveInt,
+  parsePositiveNumber,
   type DeviceOption,
 } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
@@ -32,20 +34,24 @@ export const DEFAULT_URLS: Record<string, string> = {
   a1111: "http://127.0.0.1:7860",
 };
 
-/** The parsed flags (commander's camelCase names); the node flags come from node-flags.ts. */
-export interface BestOfCliOptions extends NodeFlagOptions {
-  /** The hidden old spelling of --min. */
-  minSurvivors?: number;
-  prompt?: string;
-  prompts?: string;
-  negative?: string;
-  n: number;
+/** The flags that say which generation servers render, shared by best-of and worker (backendFromFlags reads them). */
+export interface ServerFlagOptions {
   backend: string;
   url: string[];
   auth?: string;
   authFile?: string;
   stallTimeout?: number;
   workflow?: string;
+}
+
+/** The parsed flags (commander's camelCase names); the node flags come from node-flags.ts. */
+export interface BestOfCliOptions extends NodeFlagOptions, ServerFlagOptions {
+  /** The hidden old spelling of --min. */
+  minSurvivors?: number;
+  prompt?: string;
+  prompts?: string;
+  negative?: string;
+  n: number;
   checkpoint?: string;
   seed?: number;
   steps?: number;
@@ -77,13 +83,6 @@ export interface BestOfCliOptions extends NodeFlagOptions {
   sharedDir?: string;
 }
 
-function parsePositiveNumber(v: string): number {
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || n <= 0)
-    throw new InvalidArgumentError(`Expected a positive number but received ${JSON.stringify(v)}.`);
-  return n;
-}
-
 function parseNumber(v: string): number {
   const n = Number(v);
   if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`Expected a number but received ${JSON.stringify(v)}.`);
@@ -98,8 +97,6 @@ function parseSize(v: string): { width: number; height: number } {
     throw new InvalidArgumentError(`Expected WIDTHxHEIGHT (like 512x512) or one number for a square but received ${JSON.stringify(v)}.`);
   return { width: w, height: h };
 }
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** One flag of best-of: commander's spelling, its parser and default, and the bestOf option(s) it sets. */
 export interface FlagSpec {
@@ -424,7 +421,7 @@ type Packages = Awaited<ReturnType<typeof loadPackages>>;
 /**
  * The backend for the flags (best-of, and pickrank worker): one server, or a pool over every --url (it spreads the candidates and retries a failed one elsewhere). */
 export async function backendFromFlags(
-  opts: Pick<BestOfCliOptions, "backend" | "auth" | "authFile" | "stallTimeout"> & NodeFlagOptions,
+  opts: Pick<ServerFlagOptions, "backend" | "auth" | "authFile" | "stallTimeout"> & NodeFlagOptions,
   urls: string[],
   workflow: unknown,
   p: Pick<Packages, "adapters">,

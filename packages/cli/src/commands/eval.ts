@@ -10,10 +10,9 @@
  */
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
-import { parseDevice, parsePositiveInt } from "../options.ts";
+import { collect, parseDevice, parsePositiveInt } from "../options.ts";
 import { runEvalImages, runEvalPairs, runEvalRun } from "./eval-actions.ts";
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 const collectList = (v: string, prev: string[]) => [
   ...prev,
   ...v

@@ -7,26 +7,20 @@
  * second signal quits at once (130) and the unfinished jobs go to other workers once their lock expires.
  */
 import { PickrankError, toPickrankError } from "@pickrank/contract";
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { action, type CommandContext } from "../main.ts";
 import { interruptOnSignals } from "../interrupt.ts";
 import { addNodeFlags, type NodeFlagOptions } from "../node-flags.ts";
-import { parseDevice, parsePositiveInt, type DeviceOption } from "../options.ts";
+import { collect, parseDevice, parsePositiveInt, parsePositiveSeconds, type DeviceOption } from "../options.ts";
 import { resolveModel } from "../resolve-model.ts";
 import { deviceLine } from "../ui.ts";
-import { backendFromFlags, DEFAULT_URLS, readQueueCa, readWorkflow } from "./best-of.ts";
+import { backendFromFlags, DEFAULT_URLS, readQueueCa, readWorkflow, type ServerFlagOptions } from "./best-of.ts";
 
 /** The parsed flags of `pickrank worker`. */
-export interface WorkerCliOptions extends NodeFlagOptions {
+export interface WorkerCliOptions extends NodeFlagOptions, ServerFlagOptions {
   queue: string;
   queueCa?: string;
   queueName?: string;
-  backend: string;
-  url: string[];
-  auth?: string;
-  authFile?: string;
-  stallTimeout?: number;
-  workflow?: string;
   model?: string;
   device: DeviceOption;
   concurrency?: number;
@@ -36,15 +30,6 @@ export interface WorkerCliOptions extends NodeFlagOptions {
   stalledInterval?: number;
   json?: boolean;
   quiet?: boolean;
-}
-
-const collect = (v: string, prev: string[]) => [...prev, v];
-
-function parseSeconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || n <= 0)
-    throw new InvalidArgumentError(`Expected a positive number of seconds but received ${JSON.stringify(v)}.`);
-  return n;
 }
 
 export function registerWorker(program: Command, ctx: CommandContext): void {
@@ -58,15 +43,19 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
     .option("--url <url>", "this machine's server URL (default by --backend); repeat for several (a pool)", collect, [] as string[])
     .option("--auth <user:pass>", "server credentials (prefer --auth-file or PICKRANK_AUTH: they stay out of ps)")
     .option("--auth-file <file>", "read the server credentials from the first line of this file")
-    .option("--stall-timeout <seconds>", "ComfyUI: fail a render whose server stops answering for this long (default 300)", parseSeconds)
+    .option(
+      "--stall-timeout <seconds>",
+      "ComfyUI: fail a render whose server stops answering for this long (default 300)",
+      parsePositiveSeconds,
+    )
     .option("--workflow <file>", "ComfyUI workflow in API format (default: the shipped txt2img workflow)")
     .option("--model <dir>", "converted PickScore model folder; the same model as the coordinator's (default: the cached one)")
     .option("--device <device>", "auto, cpu, webgpu or cuda", parseDevice, "auto")
     .option("--concurrency <n>", "jobs at once (default: 2 per --url)", parsePositiveInt)
     .option("--shared-dir <dir>", "storage shared with the coordinator: images go there by reference instead of through Redis")
     .option("--name <name>", "how this worker names itself in results (default host:pid)")
-    .option("--lock-duration <seconds>", "a job's lock; a dead worker's jobs are retaken after it (default 30)", parseSeconds)
-    .option("--stalled-interval <seconds>", "how often dead workers' jobs are looked for (default 30)", parseSeconds)
+    .option("--lock-duration <seconds>", "a job's lock; a dead worker's jobs are retaken after it (default 30)", parsePositiveSeconds)
+    .option("--stalled-interval <seconds>", "how often dead workers' jobs are looked for (default 30)", parsePositiveSeconds)
     .option("--json", "one JSON line per event on stdout")
     .option("--quiet", "no line per job (start, drain, stop and errors still print)");
   addNodeFlags(cmd);
